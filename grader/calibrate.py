@@ -1,0 +1,104 @@
+"""Train the spec's reference models with several seeds on the full data set.
+
+The test accuracies give each ``M.accuracy`` range (see the spec's
+``[accuracy]`` section); the per-epoch histories and epoch times are kept for
+reports and speed comparisons. Imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.architecture import Architecture
+from grader.data import Dataset, prepare_images
+from grader.spec import ModelSpec, Spec
+
+# Runs the same per-batch steps, in the same order, inside one graph call:
+# the same computation, fewer Python round trips (see the README's speed notes).
+CALIBRATION_STEPS_PER_EXECUTION = 32
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")],
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def train_reference(model_spec: ModelSpec, spec: Spec, dataset: Dataset, seed: int) -> dict[str, Any]:
+    """One seeded run of a reference model: its test accuracy, history and epoch times."""
+    import keras
+
+    from grader.keras_models import build_model
+
+    keras.utils.set_random_seed(seed)
+    x_train = prepare_images(dataset.x_train, spec.data)
+    x_test = prepare_images(dataset.x_test, spec.data)
+    y_train = keras.utils.to_categorical(dataset.y_train, spec.data.classes)
+    y_test = keras.utils.to_categorical(dataset.y_test, spec.data.classes)
+    model = build_model(Architecture(input_shape=x_train.shape[1:], layers=model_spec.layers))
+    optimizer = keras.optimizers.get({"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}})
+    model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=["accuracy"],
+                  steps_per_execution=CALIBRATION_STEPS_PER_EXECUTION)
+    epoch_times: list[float] = []
+    started: list[float] = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_times.append(round(time.perf_counter() - started[-1], 4)),
+    )
+    history = model.fit(x_train, y_train, batch_size=model_spec.batch_size, epochs=model_spec.epochs,
+                        validation_data=(x_test, y_test), verbose=0, callbacks=[timer])
+    predicted = np.argmax(model.predict(x_test, batch_size=1000, verbose=0), axis=1)
+    return {
+        "seed": seed,
+        "test_accuracy": round(float(np.mean(predicted == dataset.y_test)), 6),
+        "history": {key: [round(float(v), 6) for v in values] for key, values in history.history.items()},
+        "epoch_times": epoch_times,
+    }
+
+
+def calibrate(spec: Spec, dataset: Dataset, seeds: list[int],
+              on_run: Callable[[str, int], None] = lambda name, seed: None) -> dict[str, Any]:
+    """Every (model, seed) run; ``on_run`` is told before each starts."""
+    models: dict[str, Any] = {}
+    for model_spec in spec.models:
+        runs = []
+        for seed in seeds:
+            on_run(model_spec.name, seed)
+            runs.append(train_reference(model_spec, spec, dataset, seed))
+        models[model_spec.name] = {"runs": runs}
+    return {
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_fingerprint(),
+        "steps_per_execution": CALIBRATION_STEPS_PER_EXECUTION,
+        "seeds": seeds,
+        "models": models,
+    }
+
+
+def write_calibration(document: dict[str, Any], path: Path) -> None:
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(document, indent=1) + "\n")
+    partial.replace(path)

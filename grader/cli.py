@@ -1,0 +1,142 @@
+"""The command line: parses, delegates to the pipeline, shows progress. Exit
+codes: 0 done (``check``: every check passed), 1 ``check`` found a failing
+check, 2 bad usage, 3 the grader could not run (data, spec, paths)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader import __version__
+from grader.errors import GraderError
+from grader.outputs import write_outputs
+from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
+from grader.results import SubmissionResult
+from grader.spec import DEFAULT_SPEC
+from grader.submission import discover_submissions
+
+EXIT_CHECK_FAILED = 1
+EXIT_GRADER_ERROR = 3
+STATUS_STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+def _reports_grader_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GraderError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False)
+            sys.exit(EXIT_GRADER_ERROR)
+
+    return wrapper
+
+
+def _grading_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--quick/--full", default=False,
+                     help="--quick: every fit runs 1 epoch on a slice; accuracy checks are skipped."),
+        click.option("--data", "data_path", type=click.Path(path_type=Path),
+                     help="The data set's .npz file (else $GRADER_MNIST, Keras' cache, or a download)."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=None,
+                     help="Seconds one notebook may run in all [default: 300 quick, 1800 full]."),
+        click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=DEFAULT_SPEC,
+                     show_default="the MNIST exercise", help="The exercise's TOML spec."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _context(quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path) -> GradingContext:
+    with console.status("Loading the spec and the data set…"):
+        return prepare_context(GradingOptions(quick=quick, timeout=timeout), spec_path, data_path)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="grader")
+def cli() -> None:
+    """Grade Keras exercise notebooks: architecture, training set-up and real test accuracy."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Folder for results.json, gradebook.csv and the HTML reports.")
+@_grading_options
+@_reports_grader_errors
+def grade(paths: tuple[Path, ...], out_dir: Path, quick: bool, data_path: Path | None, timeout: float | None,
+          spec_path: Path) -> None:
+    """Grade every .ipynb in the given folders, and the files named."""
+    notebooks = discover_submissions(list(paths))
+    context = _context(quick, data_path, timeout, spec_path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
+    results: list[SubmissionResult] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("Grading", total=len(notebooks))
+
+        def on_start(path: Path) -> None:
+            progress.update(task, description=f"Grading {path.name}")
+
+        def on_result(result: SubmissionResult) -> None:
+            results.append(result)
+            write_outputs(make_run(context, results), out_dir)
+            progress.console.print(_summary_line(result), highlight=False)
+            progress.advance(task)
+
+        grade_batch(notebooks, context, on_start, on_result)
+    console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
+
+
+def _summary_line(result: SubmissionResult) -> str:
+    failed = [check.id for check in result.checks if check.status in ("fail", "error")]
+    detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
+    return (f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}"
+            f"  ({result.seconds:.0f} s){detail}")
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_grading_options
+@_reports_grader_errors
+def check(notebook: Path, quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path) -> None:
+    """Grade one notebook and show what passes and what to fix (exit 1 if anything fails)."""
+    context = _context(quick, data_path, timeout, spec_path)
+    with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
+        result = grade_notebook(notebook, context)
+    print_result(result)
+    sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
+
+
+def print_result(result: SubmissionResult) -> None:
+    table = Table(title=f"{result.id}: {result.status}", title_justify="left")
+    for column in ("check", "verdict", "points", "what to do"):
+        table.add_column(column, overflow="fold")
+    for item in result.checks:
+        style = STATUS_STYLE[item.status]
+        table.add_row(item.id, f"[{style}]{item.status}[/]", f"{item.points:g}/{item.max_points:g}", item.message)
+    stdout.print(table)
+    if result.error:
+        stdout.print(f"[yellow]{result.error}[/]", highlight=False)
+    for warning in result.warnings:
+        stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
+
+
+def main() -> None:
+    cli(prog_name="grader")

@@ -1,0 +1,214 @@
+"""Read what the instrumentation exported from the kernel, as untrusted data.
+
+Every value is checked for type, size and shape; anything malformed becomes a
+reason attached to the model (or the submission), never a crash of the grader.
+No TensorFlow here: weights stay on disk until the evaluator loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.architecture import Architecture, parse_model_config
+from grader.errors import UntrustedDataError
+from grader.fingerprint import count_matches
+from grader.kernel_hooks import MANIFEST
+
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_FITS = 100
+
+
+@dataclass(frozen=True)
+class CompileFacts:
+    optimizer: str | None
+    learning_rate: float | None
+    loss: str | None
+
+
+@dataclass(frozen=True)
+class FitFacts:
+    batch_size: int | None
+    epochs: int | None
+    initial_epoch: int
+    validation_split: float
+    # Rows of x passed to fit, and how many are training images / test images only.
+    rows: int | None
+    train_rows: int | None
+    test_rows: int | None
+    history: dict[str, list[float]]
+    epoch_times: list[float]
+    completed: bool
+
+    @property
+    def epochs_run(self) -> int | None:
+        return None if self.epochs is None else self.epochs - self.initial_epoch
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    origin: str  # "fit": exported when fit returned; "end": after the last cell
+    architecture: Architecture | None
+    problem: str | None  # why the architecture could not be read
+    compile: CompileFacts | None
+    fits: tuple[FitFacts, ...]
+    weights: tuple[Path, ...]
+    cell: int | None
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    models: dict[str, ModelFacts]
+    environment: dict[str, Any]
+    data_served: bool
+    finished: bool
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DataFingerprints:
+    """Fingerprints of the grader's own training and test images."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+def read_facts(facts_dir: Path, model_names: list[str], fingerprints: DataFingerprints,
+               cells_by_execution_count: dict[int, int]) -> KernelFacts:
+    """Parse ``facts_dir``; models whose record is malformed are reported, not raised."""
+    try:
+        manifest = _read_json(facts_dir / MANIFEST, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        return KernelFacts({}, {}, False, False, ("the grader's instrumentation did not start in this notebook's kernel",))
+    except UntrustedDataError as error:
+        return KernelFacts({}, {}, False, False, (f"the facts exported from the kernel are unreadable: {error}",))
+    models: dict[str, ModelFacts] = {}
+    warnings: list[str] = []
+    records = manifest.get("models") if isinstance(manifest.get("models"), dict) else {}
+    for name in model_names:
+        if name not in records:
+            continue
+        try:
+            models[name] = _model_facts(facts_dir, name, records[name], fingerprints, cells_by_execution_count)
+        except UntrustedDataError as error:
+            warnings.append(f"the record of {name} exported from the kernel is malformed: {error}")
+    environment = manifest.get("environment")
+    return KernelFacts(
+        models=models,
+        environment=environment if isinstance(environment, dict) else {},
+        data_served=bool(manifest.get("data_served")),
+        finished=manifest.get("finished") is True,
+        warnings=tuple(warnings),
+    )
+
+
+def _read_json(path: Path, limit: int) -> Any:
+    if path.is_symlink():
+        raise UntrustedDataError(f"{path.name} is a symbolic link")
+    if path.stat().st_size > limit:
+        raise UntrustedDataError(f"{path.name} is larger than {limit} bytes")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UntrustedDataError(f"{path.name} is not valid JSON ({error})") from None
+
+
+def _inside(facts_dir: Path, relative: Any) -> Path:
+    """A path named by the kernel, refused unless it is a plain file name inside ``facts_dir``."""
+    if not isinstance(relative, str) or not relative or "/" in relative or relative.startswith("."):
+        raise UntrustedDataError(f"invalid file name {relative!r}")
+    path = facts_dir / relative
+    if path.is_symlink():
+        raise UntrustedDataError(f"{relative} is a symbolic link")
+    return path
+
+
+def _number(value: Any, kind: type, what: str, allow_none: bool = True) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise UntrustedDataError(f"{what} is {value!r}, not a {kind.__name__}")
+    if not math.isfinite(value):
+        raise UntrustedDataError(f"{what} is not finite")
+    return kind(value)
+
+
+def _cell(value: Any, cells_by_execution_count: dict[int, int]) -> int | None:
+    return cells_by_execution_count.get(value) if isinstance(value, int) else None
+
+
+def _model_facts(facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints,
+                 cells_by_execution_count: dict[int, int]) -> ModelFacts:
+    if not isinstance(record, dict):
+        raise UntrustedDataError("not a JSON object")
+    snapshot = _inside(facts_dir, record.get("snapshot"))
+    architecture, problem = None, None
+    try:
+        architecture = parse_model_config(_read_json(snapshot / "config.json", MAX_CONFIG_BYTES))
+    except (UntrustedDataError, FileNotFoundError) as error:
+        problem = str(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
+    weights = tuple(sorted(path for path in snapshot.glob("w*.npy") if not path.is_symlink()))
+    fits_raw = record.get("fits") if isinstance(record.get("fits"), list) else []
+    return ModelFacts(
+        name=name,
+        origin="fit" if record.get("origin") == "fit" else "end",
+        architecture=architecture,
+        problem=problem,
+        compile=_compile_facts(record.get("compile")),
+        fits=tuple(_fit_facts(facts_dir, fit, fingerprints) for fit in fits_raw[:MAX_FITS]),
+        weights=weights,
+        cell=_cell(record.get("execution_count"), cells_by_execution_count),
+    )
+
+
+def _compile_facts(raw: Any) -> CompileFacts | None:
+    if not isinstance(raw, dict):
+        return None
+    optimizer, loss = raw.get("optimizer"), raw.get("loss")
+    return CompileFacts(
+        optimizer=optimizer if isinstance(optimizer, str) else None,
+        learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
+        loss=loss if isinstance(loss, str) else None,
+    )
+
+
+def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> FitFacts:
+    if not isinstance(raw, dict):
+        raise UntrustedDataError("a fit record is not a JSON object")
+    shape = raw.get("x_shape")
+    rows = _number(shape[0], int, "the number of training rows") if isinstance(shape, list) and shape else None
+    train_rows = test_rows = None
+    if raw.get("x_fingerprints") is not None and rows is not None:
+        path = _inside(facts_dir, raw["x_fingerprints"])
+        try:
+            marks = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise UntrustedDataError(f"the fingerprints of fit's x are unreadable ({error})") from None
+        if marks.dtype != np.uint64 or marks.shape != (rows,):
+            raise UntrustedDataError(f"the fingerprints of fit's x have shape {marks.shape}, expected ({rows},)")
+        train_rows, test_rows = count_matches(marks, fingerprints.train, fingerprints.test)
+    history = raw.get("history") if isinstance(raw.get("history"), dict) else {}
+    times = raw.get("epoch_times") if isinstance(raw.get("epoch_times"), list) else []
+    return FitFacts(
+        batch_size=_number(raw.get("batch_size"), int, "batch_size"),
+        epochs=_number(raw.get("epochs"), int, "epochs"),
+        initial_epoch=_number(raw.get("initial_epoch", 0), int, "initial_epoch", allow_none=False),
+        validation_split=_number(raw.get("validation_split", 0.0), float, "validation_split", allow_none=False),
+        rows=rows,
+        train_rows=train_rows,
+        test_rows=test_rows,
+        history={
+            str(key): [_number(v, float, f"history[{key!r}]", allow_none=False) for v in values]
+            for key, values in history.items()
+            if isinstance(values, list)
+        },
+        epoch_times=[_number(t, float, "an epoch time", allow_none=False) for t in times],
+        completed=raw.get("completed") is True,
+    )

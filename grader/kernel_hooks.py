@@ -1,0 +1,301 @@
+"""Instrumentation that runs inside the student's kernel, before the first cell.
+
+It serves the grader's data set to ``keras.datasets.<name>.load_data()``,
+wraps ``Model.compile`` and ``Model.fit`` to record what the notebook asked
+for, and exports each model (config as JSON, weights as ``.npy`` arrays) as
+soon as its ``fit`` returns, so that a later crash, hang or dead kernel cannot
+take a trained model away. ``finish()`` runs after the last cell and exports
+models that were never fitted.
+
+Everything written here is untrusted by the grader: the student's code runs
+in this process and could change any of it. The grade comes from the grader
+re-evaluating the exported weights in a process of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.fingerprint import row_fingerprints
+
+MANIFEST = "manifest.json"
+# Keras' own default when fit() gets no batch_size
+KERAS_DEFAULT_BATCH_SIZE = 32
+
+_recorder: _Recorder | None = None
+
+
+def install(settings: dict[str, Any]) -> None:
+    """Set up the instrumentation; called by the grader's preamble cell."""
+    global _recorder
+    _recorder = _Recorder(settings)
+    _recorder.install()
+
+
+def finish() -> None:
+    """Export the models never fitted and note the final state; the grader's last cell."""
+    if _recorder is not None:
+        _recorder.finish()
+
+
+def _user_namespace() -> dict[str, Any]:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
+
+
+def _execution_count() -> int | None:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return int(shell.execution_count) if shell is not None else None
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+def _shape(value: Any) -> list[int] | None:
+    shape = getattr(value, "shape", None)
+    try:
+        return [int(dim) for dim in shape] if shape is not None else None
+    except TypeError:
+        return None
+
+
+def _loss_name(loss: Any) -> str | None:
+    if loss is None or isinstance(loss, str):
+        return loss
+    if inspect.isfunction(loss) or inspect.isbuiltin(loss):
+        return str(loss.__name__)
+    return type(loss).__name__
+
+
+class _Recorder:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.facts_dir = Path(settings["facts_dir"])
+        self.data_path = settings["data_path"]
+        self.dataset = settings["keras_dataset"]
+        self.model_names: list[str] = settings["model_names"]
+        self.quick: bool = settings["quick"]
+        self.quick_train_rows: int = settings["quick_train_rows"]
+        self.quick_validation_rows: int = settings["quick_validation_rows"]
+        # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
+        self.records: dict[int, dict[str, Any]] = {}
+        self.models: dict[int, Any] = {}
+        self.snapshots: dict[int, str] = {}
+        self.snapshot_serial = 0
+        self.manifest: dict[str, Any] = {
+            "format": 1,
+            "environment": {},
+            "data_served": 0,
+            "models": {},
+            "final_configs": {},
+            "export_errors": [],
+            "finished": False,
+        }
+
+    # -- set-up -------------------------------------------------------------
+
+    def install(self) -> None:
+        import keras
+        import tensorflow as tf
+
+        self.manifest["environment"] = {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "devices": [device.name for device in tf.config.list_physical_devices()],
+        }
+        self._serve_dataset()
+        self._wrap_compile(keras.Model)
+        self._wrap_fit(keras.Model, keras.callbacks.Callback)
+        self._write_manifest()
+
+    def _serve_dataset(self) -> None:
+        path = self.data_path
+
+        def load_data(*args: Any, **kwargs: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+            self.manifest["data_served"] += 1
+            with np.load(path, allow_pickle=False) as arrays:
+                return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+        for prefix in ("keras.src.datasets", "keras.datasets", "keras.api.datasets", "keras._tf_keras.keras.datasets"):
+            try:
+                module = importlib.import_module(f"{prefix}.{self.dataset}")
+            except ImportError:
+                continue
+            module.load_data = load_data  # type: ignore[attr-defined]
+
+    def _wrap_compile(self, model_class: Any) -> None:
+        original = model_class.compile
+        signature = inspect.signature(original)
+        recorder = self
+
+        def compile(model: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(model, *args, **kwargs)
+            arguments = signature.bind(model, *args, **kwargs).arguments
+            recorder._record(model)["compile"] = recorder._describe_compile(model, arguments)
+            return result
+
+        compile.__wrapped__ = original  # type: ignore[attr-defined]
+        model_class.compile = compile
+
+    def _describe_compile(self, model: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+        optimizer = getattr(model, "optimizer", None)
+        try:
+            learning_rate: float | None = float(np.asarray(optimizer.learning_rate))
+        except (AttributeError, TypeError, ValueError):
+            learning_rate = None
+        return {
+            "execution_count": _execution_count(),
+            "optimizer": type(optimizer).__name__ if optimizer is not None else None,
+            "learning_rate": learning_rate,
+            "loss": _loss_name(arguments.get("loss")),
+        }
+
+    def _wrap_fit(self, model_class: Any, callback_class: Any) -> None:
+        original = model_class.fit
+        signature = inspect.signature(original)
+        recorder = self
+
+        class EpochTimer(callback_class):  # type: ignore[misc,valid-type]
+            def __init__(self) -> None:
+                super().__init__()
+                self.times: list[float] = []
+                self.started = 0.0
+
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                self.times.append(time.perf_counter() - self.started)
+
+        def fit(model: Any, *args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(model, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+            call = recorder._describe_fit(arguments)
+            recorder._record(model)["fits"].append(call)
+            if recorder.quick:
+                recorder._cut_to_quick(arguments)
+            timer = EpochTimer()
+            arguments["callbacks"] = [*(arguments["callbacks"] or []), timer]
+            history = original(*bound.args, **bound.kwargs)
+            call["epoch_times"] = timer.times
+            call["history"] = _json_safe(getattr(history, "history", {}))
+            call["completed"] = True
+            recorder._snapshot(model)
+            return history
+
+        fit.__wrapped__ = original  # type: ignore[attr-defined]
+        model_class.fit = fit
+
+    def _describe_fit(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        x = arguments["x"]
+        fingerprints = None
+        if isinstance(x, np.ndarray) and x.ndim >= 2:
+            fingerprints = f"fit-{len(self._all_fits())}-x.npy"
+            np.save(self.facts_dir / fingerprints, row_fingerprints(x), allow_pickle=False)
+        batch_size = arguments["batch_size"]
+        return {
+            "execution_count": _execution_count(),
+            "batch_size": KERAS_DEFAULT_BATCH_SIZE if batch_size is None else _json_safe(batch_size),
+            "epochs": _json_safe(arguments["epochs"]),
+            "initial_epoch": _json_safe(arguments["initial_epoch"]),
+            "validation_split": _json_safe(arguments["validation_split"]),
+            "has_validation_data": arguments["validation_data"] is not None,
+            "x_shape": _shape(x),
+            "x_fingerprints": fingerprints,
+            "epoch_times": [],
+            "history": {},
+            "completed": False,
+        }
+
+    def _cut_to_quick(self, arguments: dict[str, Any]) -> None:
+        """Quick mode: one epoch on a small slice; the record keeps what was asked."""
+        arguments["epochs"] = int(arguments["initial_epoch"] or 0) + 1
+        for key in ("x", "y", "sample_weight"):
+            if isinstance(arguments[key], np.ndarray):
+                arguments[key] = arguments[key][: self.quick_train_rows]
+        validation = arguments["validation_data"]
+        if isinstance(validation, (tuple, list)):
+            arguments["validation_data"] = tuple(
+                part[: self.quick_validation_rows] if isinstance(part, np.ndarray) else part for part in validation
+            )
+
+    # -- records and export ---------------------------------------------------
+
+    def _record(self, model: Any) -> dict[str, Any]:
+        self.models[id(model)] = model
+        return self.records.setdefault(id(model), {"compile": None, "fits": []})
+
+    def _all_fits(self) -> list[dict[str, Any]]:
+        return [call for record in self.records.values() for call in record["fits"]]
+
+    def _snapshot(self, model: Any) -> None:
+        """Export config and weights now, and bind the spec names that refer to this model."""
+        try:
+            self.snapshots[id(model)] = self._export(model, origin="fit")
+            for name in self._names_bound_to(model):
+                self._bind(name, model, self.snapshots[id(model)], origin="fit")
+        except Exception as error:  # never break the student's fit because of an export
+            self.manifest["export_errors"].append(f"{type(error).__name__}: {error}")
+        self._write_manifest()
+
+    def _names_bound_to(self, model: Any) -> list[str]:
+        namespace = _user_namespace()
+        return [name for name in self.model_names if namespace.get(name) is model]
+
+    def _export(self, model: Any, origin: str) -> str:
+        self.snapshot_serial += 1
+        folder = f"snapshot-{self.snapshot_serial}-{origin}"
+        (self.facts_dir / folder).mkdir()
+        config = _json_safe(model.get_config())
+        (self.facts_dir / folder / "config.json").write_text(json.dumps(config))
+        for index, weights in enumerate(model.get_weights()):
+            np.save(self.facts_dir / folder / f"w{index:03d}.npy", np.asarray(weights), allow_pickle=False)
+        return folder
+
+    def _bind(self, name: str, model: Any, snapshot: str, origin: str) -> None:
+        record = self._record(model)
+        self.manifest["models"][name] = {
+            "snapshot": snapshot,
+            "origin": origin,
+            "class": type(model).__name__,
+            "execution_count": _execution_count(),
+            "compile": record["compile"],
+            "fits": record["fits"],
+        }
+
+    def finish(self) -> None:
+        import keras
+
+        namespace = _user_namespace()
+        for name in self.model_names:
+            model = namespace.get(name)
+            if not isinstance(model, keras.Model):
+                continue
+            try:
+                if id(model) in self.snapshots:
+                    self._bind(name, model, self.snapshots[id(model)], origin="fit")
+                    self.manifest["final_configs"][name] = _json_safe(model.get_config())
+                elif name not in self.manifest["models"]:
+                    self._bind(name, model, self._export(model, origin="end"), origin="end")
+            except Exception as error:
+                self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")
+        self.manifest["finished"] = True
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        partial = self.facts_dir / (MANIFEST + ".part")
+        partial.write_text(json.dumps(self.manifest, default=repr))
+        os.replace(partial, self.facts_dir / MANIFEST)

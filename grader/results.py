@@ -1,0 +1,76 @@
+"""Results: one per submission, and the run that holds them. Plain data that
+serialises to the JSON schema of ``results.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from grader.checks import CheckResult
+
+SubmissionStatus = Literal["graded", "error", "timeout", "invalid"]
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    id: str
+    path: str
+    status: SubmissionStatus
+    score: float
+    max_score: float
+    checks: tuple[CheckResult, ...]
+    warnings: tuple[str, ...] = ()
+    epoch_times: dict[str, list[float]] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_passed(self) -> bool:
+        """Every check passed or was skipped, and grading itself went through."""
+        return self.status == "graded" and all(check.status in ("pass", "skipped") for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "status": self.status,
+            "score": self.score,
+            "max_score": self.max_score,
+            "checks": [check.to_dict() for check in self.checks],
+            "warnings": list(self.warnings),
+            "epoch_times": self.epoch_times,
+            "error": self.error,
+            "seconds": self.seconds,
+            "environment": self.environment,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        return cls(**{
+            **data,
+            "checks": tuple(CheckResult(**check) for check in data["checks"]),
+            "warnings": tuple(data.get("warnings", ())),
+        })
+
+
+def score(checks: list[CheckResult]) -> tuple[float, float]:
+    """Points earned and points available; skipped checks count in neither."""
+    counted = [check for check in checks if check.status != "skipped"]
+    return sum(check.points for check in counted), sum(check.max_points for check in counted)
+
+
+@dataclass(frozen=True)
+class GradeRun:
+    grader_version: str
+    mode: Literal["quick", "full"]
+    spec: str
+    submissions: tuple[SubmissionResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grader_version": self.grader_version,
+            "mode": self.mode,
+            "spec": self.spec,
+            "submissions": [result.to_dict() for result in self.submissions],
+        }
