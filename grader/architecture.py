@@ -235,7 +235,7 @@ def _activation_name(value: Any) -> str:
         if isinstance(inner, str):
             return inner
         if isinstance(value.get("class_name"), str):
-            return value["class_name"]
+            return str(value["class_name"])
     raise UntrustedDataError(f"unrecognised activation {value!r}")
 
 

@@ -58,17 +58,30 @@ def train_reference(model_spec: ModelSpec, spec: Spec, dataset: Dataset, seed: i
     y_train = keras.utils.to_categorical(dataset.y_train, spec.data.classes)
     y_test = keras.utils.to_categorical(dataset.y_test, spec.data.classes)
     model = build_model(Architecture(input_shape=x_train.shape[1:], layers=model_spec.layers))
-    optimizer = keras.optimizers.get({"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}})
-    model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=["accuracy"],
-                  steps_per_execution=CALIBRATION_STEPS_PER_EXECUTION)
+    optimizer = keras.optimizers.get(
+        {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=model_spec.loss,
+        metrics=["accuracy"],
+        steps_per_execution=CALIBRATION_STEPS_PER_EXECUTION,
+    )
     epoch_times: list[float] = []
     started: list[float] = []
     timer = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
         on_epoch_end=lambda epoch, logs: epoch_times.append(round(time.perf_counter() - started[-1], 4)),
     )
-    history = model.fit(x_train, y_train, batch_size=model_spec.batch_size, epochs=model_spec.epochs,
-                        validation_data=(x_test, y_test), verbose=0, callbacks=[timer])
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=model_spec.batch_size,
+        epochs=model_spec.epochs,
+        validation_data=(x_test, y_test),
+        verbose=0,
+        callbacks=[timer],
+    )
     predicted = np.argmax(model.predict(x_test, batch_size=1000, verbose=0), axis=1)
     return {
         "seed": seed,
@@ -78,15 +91,16 @@ def train_reference(model_spec: ModelSpec, spec: Spec, dataset: Dataset, seed: i
     }
 
 
-def calibrate(spec: Spec, dataset: Dataset, seeds: list[int],
-              on_run: Callable[[str, int], None] = lambda name, seed: None) -> dict[str, Any]:
-    """Every (model, seed) run; ``on_run`` is told before each starts."""
+def calibrate(
+    spec: Spec, dataset: Dataset, seeds: list[int], on_run: Callable[[str, dict[str, Any]], None] = lambda n, r: None
+) -> dict[str, Any]:
+    """Every (model, seed) run; ``on_run`` gets each run as it finishes."""
     models: dict[str, Any] = {}
     for model_spec in spec.models:
         runs = []
         for seed in seeds:
-            on_run(model_spec.name, seed)
             runs.append(train_reference(model_spec, spec, dataset, seed))
+            on_run(model_spec.name, runs[-1])
         models[model_spec.name] = {"runs": runs}
     return {
         "format": 1,

@@ -57,8 +57,9 @@ def run_checks(
             "training": check_training(model_spec, facts, spec.data.train_samples),
             "accuracy": check_accuracy(model_spec, facts, evaluations.get(model_spec.name), quick),
         }
-        results.extend(_scored(model_spec, kind, *verdict) for kind, verdict in verdicts.items()
-                       if kind in model_spec.points)
+        results.extend(
+            _scored(model_spec, kind, *verdict) for kind, verdict in verdicts.items() if kind in model_spec.points
+        )
     return results
 
 
@@ -87,9 +88,13 @@ def _missing_model(model_spec: ModelSpec, hint: str) -> list[CheckResult]:
 
 
 def _unreadable(facts: ModelFacts) -> Verdict:
-    return ("error", None, None,
-            f"{facts.name} could not be read: {facts.problem}. Build it with keras.Sequential or the Functional API "
-            "from Dense, Dropout and Activation layers.")
+    return (
+        "error",
+        None,
+        None,
+        f"{facts.name} could not be read: {facts.problem}. Build it with keras.Sequential or the Functional API "
+        "from Dense, Dropout and Activation layers.",
+    )
 
 
 def check_architecture(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
@@ -109,14 +114,14 @@ def layer_differences(expected: tuple[Layer, ...], actual: tuple[Layer, ...]) ->
     """Every position where the layers differ, then what is missing or extra at the end."""
     problems = [
         f"layer {position} should be {want.describe()} but is {have.describe()}"
-        for position, (want, have) in enumerate(zip(expected, actual), start=1)
+        for position, (want, have) in enumerate(zip(expected, actual, strict=False), start=1)
         if not have.matches(want)
     ]
     if len(actual) < len(expected):
-        missing = ", ".join(layer.describe() for layer in expected[len(actual):])
+        missing = ", ".join(layer.describe() for layer in expected[len(actual) :])
         problems.append(f"{missing} missing at the end ({len(actual)} layers, {len(expected)} expected)")
     if len(actual) > len(expected):
-        extra = ", ".join(layer.describe() for layer in actual[len(expected):])
+        extra = ", ".join(layer.describe() for layer in actual[len(expected) :])
         problems.append(f"{extra} extra at the end ({len(actual)} layers, {len(expected)} expected)")
     return problems
 
@@ -126,14 +131,22 @@ def check_params(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
         return _unreadable(facts)
     count = facts.architecture.param_count()
     if count is None:
-        return ("fail", model_spec.params, None,
-                f"{facts.name} has no input shape, so its size is unknown. Give the first layer input_shape=... "
-                "or start the model with keras.Input(shape=...).")
+        return (
+            "fail",
+            model_spec.params,
+            None,
+            f"{facts.name} has no input shape, so its size is unknown. Give the first layer input_shape=... "
+            "or start the model with keras.Input(shape=...).",
+        )
     if count == model_spec.params:
         return "pass", model_spec.params, count, f"{count:,} parameters, as expected."
-    return ("fail", model_spec.params, count,
-            f"{facts.name} has {count:,} parameters, {model_spec.params:,} are expected. Check the number of units in "
-            "each Dense layer and the input shape (the images flattened to one vector).")
+    return (
+        "fail",
+        model_spec.params,
+        count,
+        f"{facts.name} has {count:,} parameters, {model_spec.params:,} are expected. Check the number of units in "
+        "each Dense layer and the input shape (the images flattened to one vector).",
+    )
 
 
 def _loss_key(name: str | None) -> str:
@@ -152,7 +165,9 @@ def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
     problems = []
     if (compiled.optimizer or "").lower() != model_spec.optimizer.lower():
         problems.append(f"the optimizer is {compiled.optimizer}, expected {model_spec.optimizer}")
-    if compiled.learning_rate is None or not math.isclose(compiled.learning_rate, model_spec.learning_rate, rel_tol=1e-5):
+    if compiled.learning_rate is None or not math.isclose(
+        compiled.learning_rate, model_spec.learning_rate, rel_tol=1e-5
+    ):
         problems.append(f"the learning rate is {compiled.learning_rate}, expected {model_spec.learning_rate:g}")
     if _loss_key(compiled.loss) != _loss_key(model_spec.loss):
         problems.append(f"the loss is {compiled.loss}, expected {model_spec.loss}")
@@ -169,7 +184,12 @@ def _training_rows(fit: FitFacts) -> int | None:
 def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int) -> Verdict:
     expected = {"batch_size": model_spec.batch_size, "epochs": model_spec.epochs, "train_samples": train_samples}
     if not facts.fits:
-        return "fail", expected, None, f"{facts.name} was never trained. Call {facts.name}.fit(...) on the training set."
+        return (
+            "fail",
+            expected,
+            None,
+            f"{facts.name} was never trained. Call {facts.name}.fit(...) on the training set.",
+        )
     batch_sizes = sorted({fit.batch_size for fit in facts.fits}, key=str)
     epochs = sum(fit.epochs_run or 0 for fit in facts.fits)
     rows = [_training_rows(fit) for fit in facts.fits]
@@ -182,11 +202,15 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int)
     }
     problems = []
     if any(fit.test_rows is not None and fit.rows and fit.test_rows > TEST_SET_SHARE * fit.rows for fit in facts.fits):
-        problems.append(f"it was trained on {test_rows:,} test images; train on the training set only and keep the "
-                        "test set for validation")
+        problems.append(
+            f"it was trained on {test_rows:,} test images; train on the training set only and keep the "
+            "test set for validation"
+        )
     elif any(fit.rows is None for fit in facts.fits):
-        problems.append("fit was not given the training images as an array, so the grader cannot tell what it was "
-                        "trained on; pass x_train and y_train to fit")
+        problems.append(
+            "fit was not given the training images as an array, so the grader cannot tell what it was "
+            "trained on; pass x_train and y_train to fit"
+        )
     elif any(row != train_samples for row in rows):
         problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
     if batch_sizes != [model_spec.batch_size]:
@@ -202,7 +226,12 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     bounds = model_spec.accuracy
     expected = {"min": bounds.min, "max": bounds.max} if bounds else None
     if quick:
-        return "skipped", expected, None, "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run."
+        return (
+            "skipped",
+            expected,
+            None,
+            "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run.",
+        )
     if facts.architecture is None:
         return _unreadable(facts)
     if evaluation is None or evaluation.accuracy is None:
@@ -211,13 +240,24 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     accuracy = evaluation.accuracy
     assert bounds is not None  # the pipeline requires ranges for full grading
     if bounds.contains(accuracy):
-        return "pass", expected, accuracy, f"Test accuracy {accuracy:.4f}, measured by the grader, is in the expected range."
+        return (
+            "pass",
+            expected,
+            accuracy,
+            f"Test accuracy {accuracy:.4f}, measured by the grader, is in the expected range.",
+        )
     if not facts.fits:
         advice = f"{facts.name} was never trained."
     elif accuracy < bounds.min:
-        advice = "Check the preprocessing (flatten, divide by 255, one-hot labels), the layers and the number of epochs."
+        advice = (
+            "Check the preprocessing (flatten, divide by 255, one-hot labels), the layers and the number of epochs."
+        )
     else:
         advice = "That is above what the reference reaches: train as the exercise asks, on the training set only."
-    return ("fail", expected, accuracy,
-            f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is outside the expected range "
-            f"{bounds.min:.4f} to {bounds.max:.4f}. {advice}")
+    return (
+        "fail",
+        expected,
+        accuracy,
+        f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is outside the expected range "
+        f"{bounds.min:.4f} to {bounds.max:.4f}. {advice}",
+    )

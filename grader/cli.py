@@ -16,11 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grader import __version__
+from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
 from grader.outputs import write_outputs
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
 from grader.results import SubmissionResult
-from grader.spec import DEFAULT_SPEC
+from grader.spec import DEFAULT_SPEC, load_spec
 from grader.submission import discover_submissions
 
 EXIT_CHECK_FAILED = 1
@@ -37,22 +38,43 @@ def _reports_grader_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except GraderError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False)
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             sys.exit(EXIT_GRADER_ERROR)
 
     return wrapper
 
 
+DATA_OPTION = click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="The data set's .npz file (else $GRADER_MNIST, Keras' cache, or a download).",
+)
+SPEC_OPTION = click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SPEC,
+    show_default="the MNIST exercise",
+    help="The exercise's TOML spec.",
+)
+
+
 def _grading_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--quick/--full", default=False,
-                     help="--quick: every fit runs 1 epoch on a slice; accuracy checks are skipped."),
-        click.option("--data", "data_path", type=click.Path(path_type=Path),
-                     help="The data set's .npz file (else $GRADER_MNIST, Keras' cache, or a download)."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=None,
-                     help="Seconds one notebook may run in all [default: 300 quick, 1800 full]."),
-        click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=DEFAULT_SPEC,
-                     show_default="the MNIST exercise", help="The exercise's TOML spec."),
+        click.option(
+            "--quick/--full",
+            default=False,
+            help="--quick: every fit runs 1 epoch on a slice; accuracy checks are skipped.",
+        ),
+        DATA_OPTION,
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            default=None,
+            help="Seconds one notebook may run in all [default: 300 quick, 1800 full].",
+        ),
+        SPEC_OPTION,
     ]
     for option in reversed(options):
         command = option(command)
@@ -72,12 +94,19 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
-              help="Folder for results.json, gradebook.csv and the HTML reports.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for results.json, gradebook.csv and the HTML reports.",
+)
 @_grading_options
 @_reports_grader_errors
-def grade(paths: tuple[Path, ...], out_dir: Path, quick: bool, data_path: Path | None, timeout: float | None,
-          spec_path: Path) -> None:
+def grade(
+    paths: tuple[Path, ...], out_dir: Path, quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path
+) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
     notebooks = discover_submissions(list(paths))
     context = _context(quick, data_path, timeout, spec_path)
@@ -106,8 +135,7 @@ def grade(paths: tuple[Path, ...], out_dir: Path, quick: bool, data_path: Path |
 def _summary_line(result: SubmissionResult) -> str:
     failed = [check.id for check in result.checks if check.status in ("fail", "error")]
     detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
-    return (f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}"
-            f"  ({result.seconds:.0f} s){detail}")
+    return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({result.seconds:.0f} s){detail}"
 
 
 @cli.command()
@@ -136,6 +164,39 @@ def print_result(result: SubmissionResult) -> None:
     for warning in result.warnings:
         stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
     stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
+
+
+@cli.command()
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Runs per model.")
+@DATA_OPTION
+@SPEC_OPTION
+@_reports_grader_errors
+def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
+    """Train every reference model with several seeds on the full data; write the spec's calibration."""
+    from grader.calibrate import calibrate as run_calibration
+    from grader.calibrate import write_calibration
+
+    spec = load_spec(spec_path)
+    if spec.calibration_path is None:
+        raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
+    dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("Training", total=seeds * len(spec.models))
+
+        def on_run(name: str, run: dict[str, Any]) -> None:
+            progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
+            progress.advance(task)
+
+        document = run_calibration(spec, dataset, list(range(seeds)), on_run)
+    write_calibration(document, spec.calibration_path)
+    for model in load_spec(spec_path).models:
+        assert model.accuracy is not None
+        console.print(
+            f"{model.name}: accuracy range {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
+            f"({model.accuracy.derivation})"
+        )
+    console.print(f"Wrote {spec.calibration_path}")
 
 
 def main() -> None:

@@ -45,7 +45,9 @@ def locate_data(spec: DataSpec, explicit: Path | None = None, allow_download: bo
     from_env = os.environ.get(DATA_ENV)
     if from_env:
         if not Path(from_env).is_file():
-            raise DataError(f"{DATA_ENV}={from_env}: no such file. Point it at an {spec.keras_dataset}.npz or unset it.")
+            raise DataError(
+                f"{DATA_ENV}={from_env}: no such file. Point it at an {spec.keras_dataset}.npz or unset it."
+            )
         return Path(from_env)
     cached = keras_cache_path(spec)
     if cached.is_file():
@@ -89,7 +91,9 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in ARRAY_KEYS if key not in archive.files]
             if missing:
-                raise DataError(f"{path} lacks the arrays {missing}; it needs {list(ARRAY_KEYS)} as Keras' load_data() gives.")
+                raise DataError(
+                    f"{path} lacks the arrays {missing}; it needs {list(ARRAY_KEYS)} as Keras' load_data() gives."
+                )
             arrays = {key: archive[key] for key in ARRAY_KEYS}
     except (OSError, ValueError) as error:
         raise DataError(f"{path} is not a readable .npz file ({error}).") from None
@@ -101,7 +105,9 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
     }
     for key, shape in expected.items():
         if arrays[key].shape != shape:
-            raise DataError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}. Is this the full data set?")
+            raise DataError(
+                f"{path}: {key} has shape {arrays[key].shape}, expected {shape}. Is this the full data set?"
+            )
     return Dataset(path=path, **arrays)
 
 

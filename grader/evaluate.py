@@ -34,7 +34,7 @@ class Evaluation:
 
 def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> dict[str, Evaluation]:
     """Test accuracy of each model whose architecture was read, by name."""
-    requests = [
+    requests: list[dict[str, Any]] = [
         {"name": m.name, "architecture": m.architecture.to_dict(), "weights": [str(p) for p in m.weights]}
         for m in models
         if m.architecture is not None
@@ -67,7 +67,7 @@ def _load_weights(paths: list[str], architecture: Architecture) -> list[np.ndarr
     if len(paths) != len(expected):
         raise ValueError(f"{len(paths)} weight arrays were exported, the architecture needs {len(expected)}")
     weights = []
-    for path, shape in zip(paths, expected):
+    for path, shape in zip(paths, expected, strict=True):
         array = np.load(path, allow_pickle=False)
         if array.shape != shape or array.dtype.kind != "f":
             raise ValueError(f"a weight array has shape {array.shape} and dtype {array.dtype}, expected {shape} floats")
@@ -87,6 +87,7 @@ def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
         try:
             architecture = Architecture.from_dict(entry["architecture"])
             model = build_model(architecture)
+            assert architecture.input_shape is not None  # build_model refuses a model without one
             model.set_weights(_load_weights(entry["weights"], architecture))
             inputs = x_test.reshape(len(x_test), *architecture.input_shape)
             predicted = np.argmax(model.predict(inputs, batch_size=1000, verbose=0), axis=1)

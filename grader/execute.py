@@ -56,11 +56,15 @@ class Execution:
     seconds: float = 0.0
 
 
-class PinnedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+class PinnedKernelManager(AsyncKernelManager):
     """Starts ipykernel with the grader's own interpreter, whatever kernelspecs exist."""
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(self.connection_file)]
+
+
+def new_code_cell(source: str) -> NotebookNode:
+    return nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call,no-any-return]
 
 
 def source_preview(source: str) -> str:
@@ -79,7 +83,7 @@ def execute_notebook(
     started = time.monotonic()
     deadline = started + timeout
     cells, student_index = _instrumented_cells(notebook, preamble, finale)
-    run = nbformat.v4.new_notebook(cells=cells, metadata=notebook.get("metadata", {}))
+    run = nbformat.v4.new_notebook(cells=cells, metadata=notebook.get("metadata", {}))  # type: ignore[no-untyped-call]
     errors: list[CellError] = []
     counts: dict[int, int] = {}
 
@@ -91,7 +95,9 @@ def execute_notebook(
         if isinstance(content.get("execution_count"), int):
             counts[content["execution_count"]] = index
         if content.get("status") == "error":
-            errors.append(CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source)))
+            errors.append(
+                CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source))
+            )
 
     finishing = False
 
@@ -122,7 +128,8 @@ def execute_notebook(
             except CellTimeoutError:
                 outcome = "timeout"
                 message = f"the notebook did not finish within its time limit of {timeout:g} s"
-                run_sync(client.km.interrupt_kernel)()
+                assert client.km is not None
+                run_sync(client.km.interrupt_kernel)()  # type: ignore[arg-type]
             except DeadKernelError:
                 outcome = "dead_kernel"
                 message = _dead_kernel_message(client, run, student_index)
@@ -141,13 +148,13 @@ def _instrumented_cells(
     notebook: NotebookNode, preamble: str, finale: str
 ) -> tuple[list[NotebookNode], dict[int, int]]:
     """The cells to run, and the map from their positions to the student's cell indices."""
-    cells = [nbformat.v4.new_code_cell(preamble)]
+    cells = [new_code_cell(preamble)]
     student_index: dict[int, int] = {}
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") == "code":
             student_index[len(cells)] = index
-            cells.append(nbformat.v4.new_code_cell(cell.source))
-    cells.append(nbformat.v4.new_code_cell(finale))
+            cells.append(new_code_cell(cell.source))
+    cells.append(new_code_cell(finale))
     return cells, student_index
 
 
@@ -155,5 +162,5 @@ def _dead_kernel_message(client: NotebookClient, run: NotebookNode, student_inde
     # The cell that was running is the last one that received an execution request.
     running = client.code_cells_executed - 1
     cell = student_index.get(running)
-    where = f"while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
-    return f"the kernel died {where}: the process exited or crashed (for example os._exit, a segfault or running out of memory)".replace("  ", " ")
+    where = f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
+    return f"the kernel died{where}: the process exited or crashed (os._exit, a segfault or running out of memory)"

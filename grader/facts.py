@@ -80,13 +80,16 @@ class DataFingerprints:
     test: np.ndarray
 
 
-def read_facts(facts_dir: Path, model_names: list[str], fingerprints: DataFingerprints,
-               cells_by_execution_count: dict[int, int]) -> KernelFacts:
+def read_facts(
+    facts_dir: Path, model_names: list[str], fingerprints: DataFingerprints, cells_by_execution_count: dict[int, int]
+) -> KernelFacts:
     """Parse ``facts_dir``; models whose record is malformed are reported, not raised."""
     try:
         manifest = _read_json(facts_dir / MANIFEST, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        return KernelFacts({}, {}, False, False, ("the grader's instrumentation did not start in this notebook's kernel",))
+        return KernelFacts(
+            {}, {}, False, False, ("the grader's instrumentation did not start in this notebook's kernel",)
+        )
     except UntrustedDataError as error:
         return KernelFacts({}, {}, False, False, (f"the facts exported from the kernel are unreadable: {error}",))
     models: dict[str, ModelFacts] = {}
@@ -133,7 +136,11 @@ def _inside(facts_dir: Path, relative: Any) -> Path:
 def _number(value: Any, kind: type, what: str, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and not float(value).is_integer())
+    ):
         raise UntrustedDataError(f"{what} is {value!r}, not a {kind.__name__}")
     if not math.isfinite(value):
         raise UntrustedDataError(f"{what} is not finite")
@@ -144,8 +151,9 @@ def _cell(value: Any, cells_by_execution_count: dict[int, int]) -> int | None:
     return cells_by_execution_count.get(value) if isinstance(value, int) else None
 
 
-def _model_facts(facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints,
-                 cells_by_execution_count: dict[int, int]) -> ModelFacts:
+def _model_facts(
+    facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints, cells_by_execution_count: dict[int, int]
+) -> ModelFacts:
     if not isinstance(record, dict):
         raise UntrustedDataError("not a JSON object")
     snapshot = _inside(facts_dir, record.get("snapshot"))
@@ -155,7 +163,7 @@ def _model_facts(facts_dir: Path, name: str, record: Any, fingerprints: DataFing
     except (UntrustedDataError, FileNotFoundError) as error:
         problem = str(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
     weights = tuple(sorted(path for path in snapshot.glob("w*.npy") if not path.is_symlink()))
-    fits_raw = record.get("fits") if isinstance(record.get("fits"), list) else []
+    fits_raw: list[Any] = record["fits"] if isinstance(record.get("fits"), list) else []
     return ModelFacts(
         name=name,
         origin="fit" if record.get("origin") == "fit" else "end",
@@ -194,8 +202,8 @@ def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> Fit
         if marks.dtype != np.uint64 or marks.shape != (rows,):
             raise UntrustedDataError(f"the fingerprints of fit's x have shape {marks.shape}, expected ({rows},)")
         train_rows, test_rows = count_matches(marks, fingerprints.train, fingerprints.test)
-    history = raw.get("history") if isinstance(raw.get("history"), dict) else {}
-    times = raw.get("epoch_times") if isinstance(raw.get("epoch_times"), list) else []
+    history: dict[str, Any] = raw["history"] if isinstance(raw.get("history"), dict) else {}
+    times: list[Any] = raw["epoch_times"] if isinstance(raw.get("epoch_times"), list) else []
     return FitFacts(
         batch_size=_number(raw.get("batch_size"), int, "batch_size"),
         epochs=_number(raw.get("epochs"), int, "epochs"),

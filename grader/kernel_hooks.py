@@ -152,7 +152,7 @@ class _Recorder:
     def _describe_compile(self, model: Any, arguments: dict[str, Any]) -> dict[str, Any]:
         optimizer = getattr(model, "optimizer", None)
         try:
-            learning_rate: float | None = float(np.asarray(optimizer.learning_rate))
+            learning_rate: float | None = float(np.asarray(optimizer.learning_rate))  # type: ignore[union-attr]
         except (AttributeError, TypeError, ValueError):
             learning_rate = None
         return {
@@ -167,7 +167,7 @@ class _Recorder:
         signature = inspect.signature(original)
         recorder = self
 
-        class EpochTimer(callback_class):  # type: ignore[misc,valid-type]
+        class EpochTimer(callback_class):  # type: ignore[misc]
             def __init__(self) -> None:
                 super().__init__()
                 self.times: list[float] = []

@@ -43,8 +43,15 @@ def gradebook_csv(run: GradeRun) -> str:
     writer.writerow(["id", "score", "max_score", "status", *check_ids])
     for result in run.submissions:
         points = {check.id: "" if check.status == "skipped" else f"{check.points:g}" for check in result.checks}
-        writer.writerow([result.id, f"{result.score:g}", f"{result.max_score:g}", result.status,
-                         *(points.get(check_id, "") for check_id in check_ids)])
+        writer.writerow(
+            [
+                result.id,
+                f"{result.score:g}",
+                f"{result.max_score:g}",
+                result.status,
+                *(points.get(check_id, "") for check_id in check_ids),
+            ]
+        )
     return buffer.getvalue()
 
 

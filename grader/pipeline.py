@@ -56,7 +56,9 @@ class GradingContext:
     options: GradingOptions
 
 
-def prepare_context(options: GradingOptions, spec_path: Path = DEFAULT_SPEC, data_path: Path | None = None) -> GradingContext:
+def prepare_context(
+    options: GradingOptions, spec_path: Path = DEFAULT_SPEC, data_path: Path | None = None
+) -> GradingContext:
     """Load the spec and the data; raises ``GraderError`` subclasses with what to do."""
     spec = load_spec(spec_path)
     if not options.quick:
@@ -82,7 +84,8 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
             facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.cells_by_execution_count
         )
         evaluations = (
-            {} if context.options.quick
+            {}
+            if context.options.quick
             else evaluate_models(list(facts.models.values()), context.data_path, context.spec.data)
         )
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
@@ -118,7 +121,9 @@ def _missing_model_hint(execution: Execution) -> str:
     return ""
 
 
-def _result(submission: Submission, execution: Execution, facts: KernelFacts, checks: list[CheckResult]) -> SubmissionResult:
+def _result(
+    submission: Submission, execution: Execution, facts: KernelFacts, checks: list[CheckResult]
+) -> SubmissionResult:
     status: SubmissionStatus = "graded"
     error = None
     if execution.outcome == "timeout":
@@ -136,7 +141,9 @@ def _result(submission: Submission, execution: Execution, facts: KernelFacts, ch
         max_score=available,
         checks=tuple(checks),
         warnings=tuple(e.describe() for e in execution.cell_errors) + facts.warnings,
-        epoch_times={name: [round(t, 4) for fit in m.fits for t in fit.epoch_times] for name, m in facts.models.items()},
+        epoch_times={
+            name: [round(t, 4) for fit in m.fits for t in fit.epoch_times] for name, m in facts.models.items()
+        },
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,

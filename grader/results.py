@@ -47,11 +47,13 @@ class SubmissionResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
-        return cls(**{
-            **data,
-            "checks": tuple(CheckResult(**check) for check in data["checks"]),
-            "warnings": tuple(data.get("warnings", ())),
-        })
+        return cls(
+            **{
+                **data,
+                "checks": tuple(CheckResult(**check) for check in data["checks"]),
+                "warnings": tuple(data.get("warnings", ())),
+            }
+        )
 
 
 def score(checks: list[CheckResult]) -> tuple[float, float]:

@@ -182,7 +182,9 @@ def _read_calibration(path: Path) -> dict[str, list[float]]:
         return {}
     try:
         document = json.loads(path.read_text())
-        return {name: [float(run["test_accuracy"]) for run in model["runs"]] for name, model in document["models"].items()}
+        return {
+            name: [float(run["test_accuracy"]) for run in model["runs"]] for name, model in document["models"].items()
+        }
     except (ValueError, KeyError, TypeError) as error:
         raise SpecError(f"the calibration file {path} is malformed ({error}); run `grader calibrate` again.") from None
 

@@ -59,7 +59,7 @@ def load_submission(path: Path) -> Submission:
             "Clear the outputs (Kernel > Restart & Clear Output) and save again."
         )
     try:
-        notebook = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        notebook = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
         nbformat.validate(notebook)
     except (UnicodeDecodeError, ValueError, ValidationError, KeyError, AttributeError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,36 @@
+"""The command line's own failures: exit 3 with a message that says what to do."""
+
+from click.testing import CliRunner
+
+from grader.cli import cli
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_nothing_to_grade_exits_3(tmp_path):
+    outcome = invoke("grade", str(tmp_path), "--quick")
+    assert outcome.exit_code == 3
+    assert "nothing to grade: no .ipynb files" in outcome.output
+
+
+def test_no_data_exits_3_naming_both_ways_to_provide_it(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{}")
+    outcome = invoke("grade", str(tmp_path), "--quick", "--data", str(tmp_path / "missing.npz"))
+    assert outcome.exit_code == 3
+    assert "--data" in outcome.output and "no such file" in outcome.output
+
+
+def test_a_broken_spec_exits_3(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{}")
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[exercise]\nname = 'x'\n")
+    outcome = invoke("grade", str(tmp_path), "--quick", "--spec", str(spec))
+    assert outcome.exit_code == 3
+    assert "missing key 'data'" in outcome.output
+
+
+def test_bad_arguments_exit_2():
+    assert invoke("grade").exit_code == 2
+    assert invoke("grade", "x", "--timeout", "0").exit_code == 2

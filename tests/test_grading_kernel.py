@@ -1,0 +1,112 @@
+"""End-to-end grading in real Jupyter kernels with TensorFlow (tens of seconds each)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import cli
+from grader.pipeline import GradingOptions, grade_notebook, prepare_context
+from tests.conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.kernel
+NOTEBOOKS = FIXTURES / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def quick_context(mnist_path):
+    return prepare_context(GradingOptions(quick=True, timeout=120), data_path=mnist_path)
+
+
+def verdicts(result):
+    return {check.id: check.status for check in result.checks}
+
+
+def test_check_gives_the_reference_solution_full_marks_in_quick_mode(mnist_path, spec):
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "check", str(spec.solution), "--quick", "--data", str(mnist_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Score: 15 / 15" in completed.stdout
+
+
+def test_grade_the_samples_folder(mnist_path, tmp_path):
+    out = tmp_path / "reports"
+    outcome = CliRunner().invoke(
+        cli, ["grade", str(ROOT / "submissions"), "--out", str(out), "--quick", "--data", str(mnist_path)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    results = {s["id"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
+    assert set(results) == {"correct_other_spellings", "wrong_architecture", "crashes"}
+    assert all(s["status"] == "graded" for s in results.values())
+    status = {sid: {c["id"]: c["status"] for c in s["checks"]} for sid, s in results.items()}
+
+    assert set(status["correct_other_spellings"].values()) == {"pass", "skipped"}
+    assert results["correct_other_spellings"]["score"] == 15
+
+    wrong = status["wrong_architecture"]
+    assert (wrong["model_2.architecture"], wrong["model_2.params"]) == ("fail", "fail")
+    assert all(
+        v in ("pass", "skipped") for k, v in wrong.items() if k not in ("model_2.architecture", "model_2.params")
+    )
+    message = next(c["message"] for c in results["wrong_architecture"]["checks"] if c["id"] == "model_2.architecture")
+    assert "layer 1 should be Dense(400, relu) but is Dense(512, relu)" in message
+    assert "layer 2 should be Dropout(0.4) but is Dropout(0.5)" in message
+
+    crashed = status["crashes"]
+    assert {crashed[f"model_2.{k}"] for k in ("architecture", "params", "optimizer", "training", "accuracy")} == {
+        "error"
+    }
+    assert crashed["model_1.architecture"] == crashed["model_3.training"] == "pass"
+    assert "NameError: name 'Dens' is not defined" in results["crashes"]["warnings"][0]
+    assert results["crashes"]["score"] == 10
+
+    assert results["correct_other_spellings"]["epoch_times"]["model_2"]  # one quick epoch, timed
+    gradebook = (out / "gradebook.csv").read_text().splitlines()
+    assert len(gradebook) == 4 and gradebook[0].startswith("id,score,max_score,status,model_1.architecture")
+    assert (out / "index.html").is_file() and len(list((out / "submissions").glob("*.html"))) == 3
+
+
+def test_a_hanging_notebook_times_out_and_keeps_what_it_trained(quick_context):
+    context = prepare_context(GradingOptions(quick=True, timeout=40), data_path=quick_context.data_path)
+    result = grade_notebook(NOTEBOOKS / "timeout_after_model_1.ipynb", context)
+    assert result.status == "timeout"
+    assert "time limit of 40 s" in result.error
+    checks = verdicts(result)
+    assert checks["model_1.architecture"] == checks["model_1.training"] == "pass"
+    assert checks["model_2.architecture"] == "error"
+
+
+def test_a_dead_kernel_is_an_error_and_keeps_what_it_trained(quick_context):
+    result = grade_notebook(NOTEBOOKS / "dies_after_model_1.ipynb", quick_context)
+    assert result.status == "error"
+    assert "kernel died while running cell 2" in result.error
+    checks = verdicts(result)
+    assert checks["model_1.architecture"] == checks["model_1.optimizer"] == "pass"
+    assert checks["model_3.params"] == "error"
+
+
+def test_full_mode_measures_the_real_accuracy_whatever_the_notebook_claims(mnist_path):
+    context = prepare_context(GradingOptions(quick=False, timeout=240), FIXTURES / "tiny_spec.toml", mnist_path)
+    result = grade_notebook(NOTEBOOKS / "fakes_its_accuracy.ipynb", context)
+    assert result.status == "graded", result.error
+    accuracy = next(check for check in result.checks if check.id == "tiny.accuracy")
+    assert accuracy.status == "pass", accuracy.message
+    assert 0.85 < accuracy.actual < 0.99  # the notebook claims 1.0 three ways
+    assert result.score == result.max_score == 5
+
+
+@pytest.mark.slow
+def test_full_grade_of_the_model_solution_passes_every_check(mnist_path, spec):
+    context = prepare_context(GradingOptions(quick=False), data_path=mnist_path)
+    result = grade_notebook(spec.solution, context)
+    assert result.status == "graded", result.error
+    failing = {check.id: check.message for check in result.checks if check.status != "pass"}
+    assert not failing
+    assert result.score == result.max_score == sum(sum(m.points.values()) for m in spec.models)
+    assert {name: len(times) for name, times in result.epoch_times.items()} == {m.name: m.epochs for m in spec.models}
