@@ -48,7 +48,7 @@ def run_checks(
     for model_spec in spec.models:
         facts = models.get(model_spec.name)
         if facts is None:
-            results.extend(_missing_model(model_spec, missing_hint))
+            results.extend(_missing_model(model_spec, missing_hint, quick))
             continue
         verdicts = {
             "architecture": check_architecture(model_spec, facts),
@@ -79,12 +79,28 @@ def _scored(model_spec: ModelSpec, kind: str, status: Status, expected: Any, act
     )
 
 
-def _missing_model(model_spec: ModelSpec, hint: str) -> list[CheckResult]:
+# Checks that need full training; quick mode skips them for every submission,
+# so that every quick grade is out of the same points.
+FULL_TRAINING_CHECKS = ("accuracy",)
+QUICK_SKIP_MESSAGE = "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run."
+
+
+def checks_not_run(model_spec: ModelSpec, message: str, quick: bool) -> list[CheckResult]:
+    """A model's checks when it could not be graded: errors, but skipped where the mode skips them."""
+    return [
+        _scored(model_spec, kind, "skipped", None, None, QUICK_SKIP_MESSAGE)
+        if quick and kind in FULL_TRAINING_CHECKS
+        else _scored(model_spec, kind, "error", None, None, message)
+        for kind in model_spec.points
+    ]
+
+
+def _missing_model(model_spec: ModelSpec, hint: str, quick: bool) -> list[CheckResult]:
     message = (
         f"No Keras model named {model_spec.name} was found after running the notebook. "
         f"Build and train it in a variable called {model_spec.name}." + (f" {hint}" if hint else "")
     )
-    return [_scored(model_spec, kind, "error", None, None, message) for kind in model_spec.points]
+    return checks_not_run(model_spec, message, quick)
 
 
 def _unreadable(facts: ModelFacts) -> Verdict:
@@ -226,12 +242,7 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     bounds = model_spec.accuracy
     expected = {"min": bounds.min, "max": bounds.max} if bounds else None
     if quick:
-        return (
-            "skipped",
-            expected,
-            None,
-            "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run.",
-        )
+        return "skipped", expected, None, QUICK_SKIP_MESSAGE
     if facts.architecture is None:
         return _unreadable(facts)
     if evaluation is None or evaluation.accuracy is None:

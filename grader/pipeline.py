@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import __version__
-from grader.checks import CheckResult, run_checks
+from grader.checks import CheckResult, checks_not_run, run_checks
 from grader.data import load_dataset, locate_data
 from grader.evaluate import evaluate_models
 from grader.execute import Execution, execute_notebook
@@ -74,7 +74,7 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
     try:
         submission = load_submission(path)
     except InvalidSubmission as error:
-        return unrunnable_result(path, "invalid", str(error), context.spec)
+        return unrunnable_result(path, "invalid", str(error), context)
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         workdir, facts_dir = _prepare_scratch(Path(scratch), submission)
         execution = execute_notebook(
@@ -150,12 +150,12 @@ def _result(
     )
 
 
-def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, spec: Spec) -> SubmissionResult:
+def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context: GradingContext) -> SubmissionResult:
     """A result for a file that could not be run at all: every check is an error."""
     checks = [
-        CheckResult(f"{model.name}.{kind}", "error", None, None, f"Not graded: {reason}", 0.0, points)
-        for model in spec.models
-        for kind, points in model.points.items()
+        check
+        for model in context.spec.models
+        for check in checks_not_run(model, f"Not graded: {reason}", context.options.quick)
     ]
     earned, available = score(checks)
     return SubmissionResult(submission_id(path), str(path), status, earned, available, tuple(checks), error=reason)
@@ -175,7 +175,7 @@ def grade_batch(
         sid = submission_id(path)
         if sid in seen:
             result = unrunnable_result(
-                path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context.spec
+                path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context
             )
         else:
             seen[sid] = path

@@ -78,3 +78,12 @@ def test_an_evaluation_error_is_an_error_not_a_fail(spec):
     assert checks["model_1.accuracy"].status == "error"
     assert "3 weight arrays" in checks["model_1.accuracy"].message
     assert checks["model_2.accuracy"].status == "error"  # never evaluated
+
+
+def test_quick_grades_are_all_out_of_the_same_points_even_with_a_model_missing(spec):
+    case = json.loads((FIXTURES / "facts" / "all_correct_quick.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items() if name != "model_2"}
+    checks = {c.id: c for c in run_checks(spec, models, {}, quick=True, missing_hint="cell 9 raised NameError")}
+    assert checks["model_2.architecture"].status == "error"
+    assert checks["model_2.accuracy"].status == "skipped"
+    assert score(list(checks.values())) == (10, 15)

@@ -1,0 +1,37 @@
+"""Batch behaviour that needs no kernel: files that cannot be run become results."""
+
+from pathlib import Path
+
+import numpy as np
+
+from grader.facts import DataFingerprints
+from grader.pipeline import GradingContext, GradingOptions, grade_batch
+
+
+def context(spec, quick: bool) -> GradingContext:
+    empty = np.zeros(0, dtype=np.uint64)
+    return GradingContext(spec, Path("unused.npz"), DataFingerprints(empty, empty), GradingOptions(quick=quick))
+
+
+def test_invalid_files_and_duplicate_ids_are_results_and_the_batch_goes_on(spec, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "alice.ipynb", tmp_path / "b" / "alice.ipynb"
+    first.write_text("{broken")
+    second.write_text("{broken")
+    started, finished = [], []
+    run = grade_batch([first, second], context(spec, quick=True), started.append, finished.append)
+    assert started == [first, second] and len(finished) == 2
+    assert [r.status for r in run.submissions] == ["invalid", "invalid"]
+    assert "not a valid Jupyter notebook" in run.submissions[0].error
+    assert "has the same id 'alice'; rename one of the files" in run.submissions[1].error
+    assert [(r.score, r.max_score) for r in run.submissions] == [(0, 15), (0, 15)]
+    assert run.mode == "quick"
+
+
+def test_an_invalid_file_in_full_mode_is_out_of_every_point(spec, tmp_path):
+    path = tmp_path / "bob.ipynb"
+    path.write_text("[]")
+    result = grade_batch([path], context(spec, quick=False)).submissions[0]
+    assert (result.status, result.score, result.max_score) == ("invalid", 0, 24)
+    assert {check.status for check in result.checks} == {"error"}
