@@ -55,11 +55,13 @@ def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -
         )
     except subprocess.TimeoutExpired:
         return {r["name"]: Evaluation(None, "the grader's evaluation timed out") for r in requests}
-    if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
-        return {r["name"]: Evaluation(None, f"the grader's evaluation failed: {tail[0]}") for r in requests}
-    answers = json.loads(completed.stdout.strip().splitlines()[-1])
-    return {name: Evaluation(**answer) for name, answer in answers.items()}
+    try:
+        if completed.returncode != 0:
+            raise ValueError((completed.stderr.strip().splitlines() or ["no output"])[-1])
+        answers = json.loads(completed.stdout.strip().splitlines()[-1])
+        return {str(r["name"]): Evaluation(**answers[r["name"]]) for r in requests}
+    except (ValueError, IndexError, KeyError, TypeError) as error:
+        return {str(r["name"]): Evaluation(None, f"the grader's evaluation failed: {error}") for r in requests}
 
 
 def _load_weights(paths: list[str], architecture: Architecture) -> list[np.ndarray]:

@@ -179,7 +179,11 @@ def grade_batch(
             )
         else:
             seen[sid] = path
-            result = grade_notebook(path, context)
+            try:
+                result = grade_notebook(path, context)
+            except Exception as error:  # a fault of the grader's must not cost the rest of the batch
+                reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
+                result = unrunnable_result(path, "error", reason, context)
         results.append(result)
         on_result(result)
     return make_run(context, results)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,17 @@ from grader.architecture import Layer
 from grader.errors import SpecError
 
 CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "reference" / "mnist_mlp.toml"
+# The reference folder is installed as data files (see pyproject.toml).
+INSTALLED_REFERENCE = Path(sys.prefix) / "share" / "keras-exercise-grader" / "reference"
+
+
+def _default_spec() -> Path:
+    """The MNIST exercise's spec: in the source tree, or where ``pip install`` put it."""
+    candidates = [Path(__file__).resolve().parent.parent / "reference", INSTALLED_REFERENCE]
+    return next((folder for folder in candidates if folder.is_dir()), candidates[0]) / "mnist_mlp.toml"
+
+
+DEFAULT_SPEC = _default_spec()
 LAYER_KEYS = {"type", "units", "activation", "rate", "l1", "l2", "use_bias"}
 
 

@@ -59,9 +59,8 @@ def test_grade_the_samples_folder(mnist_path, tmp_path):
     assert "layer 2 should be Dropout(0.4) but is Dropout(0.5)" in message
 
     crashed = status["crashes"]
-    assert {crashed[f"model_2.{k}"] for k in ("architecture", "params", "optimizer", "training", "accuracy")} == {
-        "error"
-    }
+    assert {crashed[f"model_2.{k}"] for k in ("architecture", "params", "optimizer", "training")} == {"error"}
+    assert crashed["model_2.accuracy"] == "skipped"  # as for every quick grade
     assert crashed["model_1.architecture"] == crashed["model_3.training"] == "pass"
     assert "NameError: name 'Dens' is not defined" in results["crashes"]["warnings"][0]
     assert (results["crashes"]["score"], results["crashes"]["max_score"]) == (10, 15)
@@ -110,3 +109,34 @@ def test_full_grade_of_the_model_solution_passes_every_check(mnist_path, spec):
     assert not failing
     assert result.score == result.max_score == sum(sum(m.points.values()) for m in spec.models)
     assert {name: len(times) for name, times in result.epoch_times.items()} == {m.name: m.epochs for m in spec.models}
+
+
+def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path, spec, tmp_path):
+    import numpy as np
+
+    from grader.architecture import parse_model_config
+    from grader.evaluate import evaluate_models
+    from grader.facts import ModelFacts
+    from tests.conftest import keras_config
+
+    architecture = parse_model_config(keras_config("model_1_sequential_add"))
+    shapes = architecture.weight_shapes()
+    right = [tmp_path / f"w{i:03d}.npy" for i in range(len(shapes))]
+    for path, shape in zip(right, shapes, strict=True):
+        np.save(path, np.zeros(shape, "float32"))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((3, 3), "float32"))
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+
+    def facts(name, weights):
+        return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None)
+
+    answers = evaluate_models(
+        [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])],
+        mnist_path,
+        spec.data,
+    )
+    assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
+    assert "has shape (3, 3)" in answers["wrong"].error
+    assert "pickle" in answers["pickled"].error.lower()

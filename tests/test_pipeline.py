@@ -35,3 +35,18 @@ def test_an_invalid_file_in_full_mode_is_out_of_every_point(spec, tmp_path):
     result = grade_batch([path], context(spec, quick=False)).submissions[0]
     assert (result.status, result.score, result.max_score) == ("invalid", 0, 24)
     assert {check.status for check in result.checks} == {"error"}
+
+
+def test_a_fault_of_the_grader_on_one_file_does_not_stop_the_batch(spec, tmp_path, monkeypatch):
+    import grader.pipeline
+
+    def explode(path, context):
+        if path.stem == "first":
+            raise RuntimeError("zmq went away")
+        return grader.pipeline.unrunnable_result(path, "invalid", "fine", context)
+
+    monkeypatch.setattr(grader.pipeline, "grade_notebook", explode)
+    paths = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
+    run = grade_batch(paths, context(spec, quick=True))
+    assert [r.status for r in run.submissions] == ["error", "invalid"]
+    assert "RuntimeError: zmq went away" in run.submissions[0].error
