@@ -51,8 +51,8 @@ class Execution:
     outcome: Outcome
     message: str | None
     cell_errors: tuple[CellError, ...]
-    # Kernel execution count -> index of the student's cell, to name cells in messages.
-    cells_by_execution_count: dict[int, int] = field(default_factory=dict)
+    # Position of a cell in the instrumented run -> index of the student's cell.
+    student_cells: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -85,15 +85,12 @@ def execute_notebook(
     cells, student_index = _instrumented_cells(notebook, preamble, finale)
     run = nbformat.v4.new_notebook(cells=cells, metadata=notebook.get("metadata", {}))  # type: ignore[no-untyped-call]
     errors: list[CellError] = []
-    counts: dict[int, int] = {}
 
     def on_cell_executed(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
         content = (execute_reply or {}).get("content", {})
         index = student_index.get(cell_index)
         if index is None:
             return
-        if isinstance(content.get("execution_count"), int):
-            counts[content["execution_count"]] = index
         if content.get("status") == "error":
             errors.append(
                 CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source))
@@ -141,7 +138,7 @@ def execute_notebook(
                     pass  # models exported when their fit returned are still there
     except (RuntimeError, TimeoutError) as error:
         outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
-    return Execution(outcome, message, tuple(errors), counts, round(time.monotonic() - started, 3))
+    return Execution(outcome, message, tuple(errors), student_index, round(time.monotonic() - started, 3))
 
 
 def _instrumented_cells(

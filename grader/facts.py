@@ -81,7 +81,7 @@ class DataFingerprints:
 
 
 def read_facts(
-    facts_dir: Path, model_names: list[str], fingerprints: DataFingerprints, cells_by_execution_count: dict[int, int]
+    facts_dir: Path, model_names: list[str], fingerprints: DataFingerprints, student_cells: dict[int, int]
 ) -> KernelFacts:
     """Parse ``facts_dir``; models whose record is malformed are reported, not raised."""
     try:
@@ -99,9 +99,11 @@ def read_facts(
         if name not in records:
             continue
         try:
-            models[name] = _model_facts(facts_dir, name, records[name], fingerprints, cells_by_execution_count)
+            models[name] = _model_facts(facts_dir, name, records[name], fingerprints, student_cells)
         except UntrustedDataError as error:
             warnings.append(f"the record of {name} exported from the kernel is malformed: {error}")
+            continue
+        warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
     environment = manifest.get("environment")
     return KernelFacts(
         models=models,
@@ -110,6 +112,21 @@ def read_facts(
         finished=manifest.get("finished") is True,
         warnings=tuple(warnings),
     )
+
+
+def _changed_after_training(model: ModelFacts, final_configs: Any) -> list[str]:
+    """A warning when the model at the end of the notebook differs from the one that was trained."""
+    final = final_configs.get(model.name) if isinstance(final_configs, dict) else None
+    if final is None or model.architecture is None or model.origin != "fit":
+        return []
+    try:
+        changed = parse_model_config(final) != model.architecture
+    except UntrustedDataError:
+        changed = True
+    if not changed:
+        return []
+    where = f" in cell {model.cell}" if model.cell is not None else ""
+    return [f"{model.name} was changed after it was trained{where}; it is graded as it was trained."]
 
 
 def _read_json(path: Path, limit: int) -> Any:
@@ -147,12 +164,12 @@ def _number(value: Any, kind: type, what: str, allow_none: bool = True) -> Any:
     return kind(value)
 
 
-def _cell(value: Any, cells_by_execution_count: dict[int, int]) -> int | None:
-    return cells_by_execution_count.get(value) if isinstance(value, int) else None
+def _cell(value: Any, student_cells: dict[int, int]) -> int | None:
+    return student_cells.get(value) if isinstance(value, int) else None
 
 
 def _model_facts(
-    facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints, cells_by_execution_count: dict[int, int]
+    facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints, student_cells: dict[int, int]
 ) -> ModelFacts:
     if not isinstance(record, dict):
         raise UntrustedDataError("not a JSON object")
@@ -172,7 +189,7 @@ def _model_facts(
         compile=_compile_facts(record.get("compile")),
         fits=tuple(_fit_facts(facts_dir, fit, fingerprints) for fit in fits_raw[:MAX_FITS]),
         weights=weights,
-        cell=_cell(record.get("execution_count"), cells_by_execution_count),
+        cell=_cell(record.get("cell_position"), student_cells),
     )
 
 

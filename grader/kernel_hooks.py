@@ -53,13 +53,6 @@ def _user_namespace() -> dict[str, Any]:
     return shell.user_ns if shell is not None else {}
 
 
-def _execution_count() -> int | None:
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return int(shell.execution_count) if shell is not None else None
-
-
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
@@ -92,7 +85,11 @@ class _Recorder:
         # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
         self.records: dict[int, dict[str, Any]] = {}
         self.models: dict[int, Any] = {}
-        self.snapshots: dict[int, str] = {}
+        # Cells run since the preamble (the grader's first cell is position 0). Counted
+        # here because IPython versions disagree on when execution_count moves on.
+        self.cell_position = 0
+        # id(model) -> (snapshot folder, position of the cell that took it)
+        self.snapshots: dict[int, tuple[str, int]] = {}
         self.snapshot_serial = 0
         self.manifest: dict[str, Any] = {
             "format": 1,
@@ -115,10 +112,18 @@ class _Recorder:
             "keras": keras.__version__,
             "devices": [device.name for device in tf.config.list_physical_devices()],
         }
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._count_cell)
         self._serve_dataset()
         self._wrap_compile(keras.Model)
         self._wrap_fit(keras.Model, keras.callbacks.Callback)
         self._write_manifest()
+
+    def _count_cell(self, info: Any = None) -> None:
+        self.cell_position += 1
 
     def _serve_dataset(self) -> None:
         path = self.data_path
@@ -156,7 +161,7 @@ class _Recorder:
         except (AttributeError, TypeError, ValueError):
             learning_rate = None
         return {
-            "execution_count": _execution_count(),
+            "cell_position": self.cell_position,
             "optimizer": type(optimizer).__name__ if optimizer is not None else None,
             "learning_rate": learning_rate,
             "loss": _loss_name(arguments.get("loss")),
@@ -207,7 +212,7 @@ class _Recorder:
             np.save(self.facts_dir / fingerprints, row_fingerprints(x), allow_pickle=False)
         batch_size = arguments["batch_size"]
         return {
-            "execution_count": _execution_count(),
+            "cell_position": self.cell_position,
             "batch_size": KERAS_DEFAULT_BATCH_SIZE if batch_size is None else _json_safe(batch_size),
             "epochs": _json_safe(arguments["epochs"]),
             "initial_epoch": _json_safe(arguments["initial_epoch"]),
@@ -244,9 +249,9 @@ class _Recorder:
     def _snapshot(self, model: Any) -> None:
         """Export config and weights now, and bind the spec names that refer to this model."""
         try:
-            self.snapshots[id(model)] = self._export(model, origin="fit")
+            self.snapshots[id(model)] = (self._export(model, origin="fit"), self.cell_position)
             for name in self._names_bound_to(model):
-                self._bind(name, model, self.snapshots[id(model)], origin="fit")
+                self._bind(name, model, *self.snapshots[id(model)], origin="fit")
         except Exception as error:  # never break the student's fit because of an export
             self.manifest["export_errors"].append(f"{type(error).__name__}: {error}")
         self._write_manifest()
@@ -265,13 +270,13 @@ class _Recorder:
             np.save(self.facts_dir / folder / f"w{index:03d}.npy", np.asarray(weights), allow_pickle=False)
         return folder
 
-    def _bind(self, name: str, model: Any, snapshot: str, origin: str) -> None:
+    def _bind(self, name: str, model: Any, snapshot: str, cell_position: int, origin: str) -> None:
         record = self._record(model)
         self.manifest["models"][name] = {
             "snapshot": snapshot,
             "origin": origin,
             "class": type(model).__name__,
-            "execution_count": _execution_count(),
+            "cell_position": cell_position,
             "compile": record["compile"],
             "fits": record["fits"],
         }
@@ -286,10 +291,10 @@ class _Recorder:
                 continue
             try:
                 if id(model) in self.snapshots:
-                    self._bind(name, model, self.snapshots[id(model)], origin="fit")
+                    self._bind(name, model, *self.snapshots[id(model)], origin="fit")
                     self.manifest["final_configs"][name] = _json_safe(model.get_config())
                 elif name not in self.manifest["models"]:
-                    self._bind(name, model, self._export(model, origin="end"), origin="end")
+                    self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
             except Exception as error:
                 self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")
         self.manifest["finished"] = True

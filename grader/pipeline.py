@@ -81,7 +81,7 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
             submission.notebook, workdir, _preamble(context, facts_dir), FINALE, context.options.time_limit
         )
         facts = read_facts(
-            facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.cells_by_execution_count
+            facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.student_cells
         )
         evaluations = (
             {}

@@ -62,7 +62,7 @@ def test_a_well_formed_record_is_read(tmp_path, fingerprints):
             "model_1": {
                 "snapshot": folder,
                 "origin": "fit",
-                "execution_count": 4,
+                "cell_position": 4,
                 "compile": {"optimizer": "RMSprop", "learning_rate": 0.001, "loss": "mse"},
                 "fits": [fit_record(x_fingerprints="fit-0-x.npy")],
             }
@@ -127,3 +127,27 @@ def test_a_pickle_in_place_of_fingerprints_is_not_loaded(tmp_path, fingerprints)
     write_facts(tmp_path, {"model_1": {"snapshot": folder, "fits": [fit_record(x_fingerprints="fit-0-x.npy")]}})
     facts = read_facts(tmp_path, NAMES, fingerprints, {})
     assert "unreadable" in facts.warnings[0]
+
+
+def test_a_model_changed_after_training_is_graded_as_trained_with_a_warning(tmp_path, fingerprints):
+    folder = snapshot(tmp_path)
+    changed = keras_config("model_1_sequential_add")
+    changed["layers"].append({"class_name": "Dense", "config": {"units": 5, "activation": "relu"}})
+    write_facts(
+        tmp_path,
+        {"model_1": {"snapshot": folder, "origin": "fit", "cell_position": 5, "fits": [fit_record()]}},
+        final_configs={"model_1": changed},
+    )
+    facts = read_facts(tmp_path, NAMES, fingerprints, {5: 11})
+    assert facts.models["model_1"].architecture.param_count() == 55_050
+    assert facts.warnings == ("model_1 was changed after it was trained in cell 11; it is graded as it was trained.",)
+
+
+def test_an_unchanged_model_gives_no_warning(tmp_path, fingerprints):
+    folder = snapshot(tmp_path)
+    write_facts(
+        tmp_path,
+        {"model_1": {"snapshot": folder, "origin": "fit", "cell_position": 5, "fits": [fit_record()]}},
+        final_configs={"model_1": keras_config("model_1_sequential_add")},
+    )
+    assert read_facts(tmp_path, NAMES, fingerprints, {}).warnings == ()

@@ -140,3 +140,10 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path
     assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
     assert "has shape (3, 3)" in answers["wrong"].error
     assert "pickle" in answers["pickled"].error.lower()
+
+
+def test_a_model_changed_after_training_is_graded_as_trained(quick_context):
+    result = grade_notebook(NOTEBOOKS / "changes_model_after_training.ipynb", quick_context)
+    checks = verdicts(result)
+    assert checks["model_1.architecture"] == checks["model_1.params"] == "pass"
+    assert "model_1 was changed after it was trained in cell 1; it is graded as it was trained." in result.warnings
