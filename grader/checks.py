@@ -272,3 +272,33 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
         f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is outside the expected range "
         f"{bounds.min:.4f} to {bounds.max:.4f}. {advice}",
     )
+
+
+# Keras' last val_accuracy and the grader's evaluation of the same weights on the
+# same test images agree to round-off.
+HISTORY_TOLERANCE = 0.002
+
+
+def doctored_history_warnings(
+    spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]
+) -> list[str]:
+    """Models whose recorded final validation accuracy on the test set is not what their weights reach."""
+    warnings = []
+    for name, facts in models.items():
+        evaluation = evaluations.get(name)
+        fits = [fit for fit in facts.fits if fit.completed]
+        if evaluation is None or evaluation.accuracy is None or not fits:
+            continue
+        last = fits[-1]
+        claims = last.history.get("val_accuracy") or last.history.get("val_acc")
+        on_test_set = (
+            last.validation_rows == spec.data.test_samples
+            and (last.validation_test_rows or 0) >= (1 - TEST_SET_SHARE) * spec.data.test_samples
+        )
+        if claims and on_test_set and abs(claims[-1] - evaluation.accuracy) > HISTORY_TOLERANCE:
+            warnings.append(
+                f"{name}'s training history claims a final validation accuracy of {claims[-1]:.4f} on the test "
+                f"set, but its trained weights reach {evaluation.accuracy:.4f}: the history was altered. "
+                f"The grade uses {evaluation.accuracy:.4f}, measured by the grader."
+            )
+    return warnings

@@ -8,10 +8,8 @@ export the models it holds before it is shut down.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import nbformat
@@ -21,11 +19,15 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
 
+from grader.sandbox import Sandbox
+
 Outcome = Literal["completed", "timeout", "dead_kernel", "kernel_failed"]
 
 # Seconds the last cell (exporting models never fitted) may take after a timeout.
 FINISH_GRACE_SECONDS = 60.0
 SOURCE_PREVIEW_CHARS = 160
+# Outputs kept per notebook; a flood beyond this is dropped as it arrives.
+MAX_OUTPUT_BYTES = 2 * 2**20
 KERNEL_ENV = {
     # TensorFlow's C++ start-up chatter is noise in a student's report.
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -51,16 +53,45 @@ class Execution:
     outcome: Outcome
     message: str | None
     cell_errors: tuple[CellError, ...]
+    output_dropped: bool = False
     # Position of a cell in the instrumented run -> index of the student's cell.
     student_cells: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
-class PinnedKernelManager(AsyncKernelManager):
-    """Starts ipykernel with the grader's own interpreter, whatever kernelspecs exist."""
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts ipykernel with the grader's own interpreter inside ``sandbox``, whatever
+    kernelspecs exist, talking over Unix sockets in the sandbox's shared folder."""
+
+    sandbox: Sandbox
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self.ip = str(self.sandbox.ipc_dir / "kernel")
+        self.connection_file = str(self.sandbox.ipc_dir / "kernel.json")
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        return [sys.executable, "-m", "ipykernel_launcher", "-f", os.path.realpath(self.connection_file)]
+        return self.sandbox.kernel_command(os.path.realpath(self.connection_file))
+
+
+class CappedNotebookClient(NotebookClient):
+    """Keeps at most ``MAX_OUTPUT_BYTES`` of outputs, so that a notebook printing
+    without end cannot exhaust the grader's memory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_bytes = 0
+        self.output_dropped = False
+
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
+        self.output_bytes += sum(len(str(value)) for value in msg.get("content", {}).values())
+        if self.output_bytes > MAX_OUTPUT_BYTES:
+            self.output_dropped = True
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
 
 def new_code_cell(source: str) -> NotebookNode:
@@ -74,12 +105,12 @@ def source_preview(source: str) -> str:
 
 def execute_notebook(
     notebook: NotebookNode,
-    workdir: Path,
+    sandbox: Sandbox,
     preamble: str,
     finale: str,
     timeout: float,
 ) -> Execution:
-    """Run ``preamble``, every code cell of ``notebook``, then ``finale``, in ``workdir``."""
+    """Run ``preamble``, every code cell of ``notebook``, then ``finale``, in ``sandbox``."""
     started = time.monotonic()
     deadline = started + timeout
     cells, student_index = _instrumented_cells(notebook, preamble, finale)
@@ -103,12 +134,12 @@ def execute_notebook(
             return FINISH_GRACE_SECONDS
         return max(1.0, deadline - time.monotonic())
 
-    client = NotebookClient(
+    client = CappedNotebookClient(
         run,
         allow_errors=True,
         interrupt_on_timeout=False,
-        kernel_manager_class=PinnedKernelManager,
-        resources={"metadata": {"path": str(workdir)}},
+        kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
+        resources={"metadata": {"path": str(sandbox.workdir)}},
         on_cell_executed=on_cell_executed,
         timeout_func=seconds_left,
         shutdown_kernel="immediate",
@@ -116,9 +147,13 @@ def execute_notebook(
     outcome: Outcome = "completed"
     message: str | None = None
     # The kernel's own stdout/stderr (C++ logs, writes to fd 2) stay out of the grader's console.
-    kernel_log = (workdir.parent / "kernel.log").open("wb")
+    kernel_log = (sandbox.ipc_dir.parent / "kernel.log").open("wb")
     try:
-        with kernel_log, client.setup_kernel(env={**os.environ, **KERNEL_ENV}, stdout=kernel_log, stderr=kernel_log):
+        with (
+            kernel_log,
+            sandbox,
+            client.setup_kernel(env={**os.environ, **KERNEL_ENV}, stdout=kernel_log, stderr=kernel_log),
+        ):
             try:
                 for index, cell in enumerate(run.cells[:-1]):
                     client.execute_cell(cell, index)
@@ -129,7 +164,7 @@ def execute_notebook(
                 run_sync(client.km.interrupt_kernel)()  # type: ignore[arg-type]
             except DeadKernelError:
                 outcome = "dead_kernel"
-                message = _dead_kernel_message(client, run, student_index)
+                message = _dead_kernel_message(client, run, student_index, sandbox)
             if outcome != "dead_kernel":
                 finishing = True
                 try:
@@ -138,7 +173,8 @@ def execute_notebook(
                     pass  # models exported when their fit returned are still there
     except (RuntimeError, TimeoutError) as error:
         outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
-    return Execution(outcome, message, tuple(errors), student_index, round(time.monotonic() - started, 3))
+    seconds = round(time.monotonic() - started, 3)
+    return Execution(outcome, message, tuple(errors), client.output_dropped, student_index, seconds)
 
 
 def _instrumented_cells(
@@ -155,9 +191,14 @@ def _instrumented_cells(
     return cells, student_index
 
 
-def _dead_kernel_message(client: NotebookClient, run: NotebookNode, student_index: dict[int, int]) -> str:
+def _dead_kernel_message(
+    client: NotebookClient, run: NotebookNode, student_index: dict[int, int], sandbox: Sandbox
+) -> str:
     # The cell that was running is the last one that received an execution request.
     running = client.code_cells_executed - 1
     cell = student_index.get(running)
     where = f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
+    if sandbox.out_of_memory():
+        limit = sandbox.limits.memory_bytes / 2**30
+        return f"the notebook ran out of memory{where}: it used more than its limit of {limit:g} GiB"
     return f"the kernel died{where}: the process exited or crashed (os._exit, a segfault or running out of memory)"

@@ -45,6 +45,9 @@ class FitFacts:
     history: dict[str, list[float]]
     epoch_times: list[float]
     completed: bool
+    # Rows of validation_data's images, and how many are test images only.
+    validation_rows: int | None = None
+    validation_test_rows: int | None = None
 
     @property
     def epochs_run(self) -> int | None:
@@ -207,18 +210,8 @@ def _compile_facts(raw: Any) -> CompileFacts | None:
 def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> FitFacts:
     if not isinstance(raw, dict):
         raise UntrustedDataError("a fit record is not a JSON object")
-    shape = raw.get("x_shape")
-    rows = _number(shape[0], int, "the number of training rows") if isinstance(shape, list) and shape else None
-    train_rows = test_rows = None
-    if raw.get("x_fingerprints") is not None and rows is not None:
-        path = _inside(facts_dir, raw["x_fingerprints"])
-        try:
-            marks = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise UntrustedDataError(f"the fingerprints of fit's x are unreadable ({error})") from None
-        if marks.dtype != np.uint64 or marks.shape != (rows,):
-            raise UntrustedDataError(f"the fingerprints of fit's x have shape {marks.shape}, expected ({rows},)")
-        train_rows, test_rows = count_matches(marks, fingerprints.train, fingerprints.test)
+    rows, train_rows, test_rows = _rows_and_matches(facts_dir, raw, "x", fingerprints)
+    validation_rows, _, validation_test_rows = _rows_and_matches(facts_dir, raw, "validation", fingerprints)
     history: dict[str, Any] = raw["history"] if isinstance(raw.get("history"), dict) else {}
     times: list[Any] = raw["epoch_times"] if isinstance(raw.get("epoch_times"), list) else []
     return FitFacts(
@@ -236,4 +229,25 @@ def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> Fit
         },
         epoch_times=[_number(t, float, "an epoch time", allow_none=False) for t in times],
         completed=raw.get("completed") is True,
+        validation_rows=validation_rows,
+        validation_test_rows=validation_test_rows,
     )
+
+
+def _rows_and_matches(
+    facts_dir: Path, raw: dict[str, Any], role: str, fingerprints: DataFingerprints
+) -> tuple[int | None, int | None, int | None]:
+    """Rows of the images fit got as ``role``, and how many are training / test-only images."""
+    shape = raw.get(f"{role}_shape")
+    rows = _number(shape[0], int, f"the number of {role} rows") if isinstance(shape, list) and shape else None
+    if raw.get(f"{role}_fingerprints") is None or rows is None:
+        return rows, None, None
+    path = _inside(facts_dir, raw[f"{role}_fingerprints"])
+    try:
+        marks = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UntrustedDataError(f"the fingerprints of fit's {role} images are unreadable ({error})") from None
+    if marks.dtype != np.uint64 or marks.shape != (rows,):
+        raise UntrustedDataError(f"the fingerprints of fit's {role} images have shape {marks.shape}, not ({rows},)")
+    train_rows, test_rows = count_matches(marks, fingerprints.train, fingerprints.test)
+    return rows, train_rows, test_rows

@@ -204,12 +204,17 @@ class _Recorder:
         fit.__wrapped__ = original  # type: ignore[attr-defined]
         model_class.fit = fit
 
+    def _fingerprint(self, images: Any, role: str) -> str | None:
+        if not isinstance(images, np.ndarray) or images.ndim < 2:
+            return None
+        name = f"fit-{len(self._all_fits())}-{role}.npy"
+        np.save(self.facts_dir / name, row_fingerprints(images), allow_pickle=False)
+        return name
+
     def _describe_fit(self, arguments: dict[str, Any]) -> dict[str, Any]:
         x = arguments["x"]
-        fingerprints = None
-        if isinstance(x, np.ndarray) and x.ndim >= 2:
-            fingerprints = f"fit-{len(self._all_fits())}-x.npy"
-            np.save(self.facts_dir / fingerprints, row_fingerprints(x), allow_pickle=False)
+        validation = arguments["validation_data"]
+        validation_x = validation[0] if isinstance(validation, (tuple, list)) and validation else None
         batch_size = arguments["batch_size"]
         return {
             "cell_position": self.cell_position,
@@ -219,7 +224,9 @@ class _Recorder:
             "validation_split": _json_safe(arguments["validation_split"]),
             "has_validation_data": arguments["validation_data"] is not None,
             "x_shape": _shape(x),
-            "x_fingerprints": fingerprints,
+            "x_fingerprints": self._fingerprint(x, "x"),
+            "validation_shape": _shape(validation_x),
+            "validation_fingerprints": self._fingerprint(validation_x, "validation"),
             "epoch_times": [],
             "history": {},
             "completed": False,

@@ -6,20 +6,23 @@ does; ``grade_batch`` grades many and reports each result as it is ready.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import __version__
-from grader.checks import CheckResult, checks_not_run, run_checks
+from grader.checks import CheckResult, checks_not_run, doctored_history_warnings, run_checks
 from grader.data import load_dataset, locate_data
+from grader.errors import GraderError
 from grader.evaluate import evaluate_models
-from grader.execute import Execution, execute_notebook
+from grader.execute import MAX_OUTPUT_BYTES, Execution, execute_notebook
 from grader.facts import DataFingerprints, KernelFacts, read_facts
 from grader.fingerprint import row_fingerprints
 from grader.results import GradeRun, SubmissionResult, SubmissionStatus, score
+from grader.sandbox import Isolation, Limits, Sandbox, probe_isolation
 from grader.spec import DEFAULT_SPEC, Spec, load_spec
 from grader.submission import InvalidSubmission, Submission, load_submission, submission_id
 
@@ -33,6 +36,9 @@ FINALE = "__import__('grader.kernel_hooks', fromlist=['finish']).finish()"
 class GradingOptions:
     quick: bool = False
     timeout: float | None = None
+    # Refuse to grade when a layer of isolation is missing, instead of degrading.
+    strict_sandbox: bool = False
+    limits: Limits = field(default_factory=Limits)
     # Quick mode trains one epoch on this many rows (validation on fewer).
     quick_train_rows: int = 2048
     quick_validation_rows: int = 1000
@@ -54,6 +60,7 @@ class GradingContext:
     data_path: Path
     fingerprints: DataFingerprints
     options: GradingOptions
+    isolation: Isolation
 
 
 def prepare_context(
@@ -66,7 +73,14 @@ def prepare_context(
     path = locate_data(spec.data, data_path)
     dataset = load_dataset(path, spec.data)
     fingerprints = DataFingerprints(row_fingerprints(dataset.x_train), row_fingerprints(dataset.x_test))
-    return GradingContext(spec, path.resolve(), fingerprints, options)
+    isolation = probe_isolation()
+    if options.strict_sandbox and isolation.missing():
+        raise GraderError(
+            f"--strict-sandbox: this machine lacks {'; '.join(isolation.missing())}. Install bubblewrap "
+            "(Debian: apt-get install bubblewrap) and util-linux, run as root for the uid change and cgroups, "
+            "or grade without --strict-sandbox."
+        )
+    return GradingContext(spec, path.resolve(), fingerprints, options, isolation)
 
 
 def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
@@ -76,12 +90,15 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
     except InvalidSubmission as error:
         return unrunnable_result(path, "invalid", str(error), context)
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        workdir, facts_dir = _prepare_scratch(Path(scratch), submission)
+        # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
+        cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
+        sandbox = Sandbox(context.isolation, context.options.limits, Path(scratch), context.data_path, cpu_seconds)
+        shutil.copyfile(submission.path, sandbox.notebook)
         execution = execute_notebook(
-            submission.notebook, workdir, _preamble(context, facts_dir), FINALE, context.options.time_limit
+            submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit
         )
         facts = read_facts(
-            facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.student_cells
+            sandbox.facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.student_cells
         )
         evaluations = (
             {}
@@ -89,21 +106,14 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
             else evaluate_models(list(facts.models.values()), context.data_path, context.spec.data)
         )
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
-    return _result(submission, execution, facts, checks)
+    tampering = doctored_history_warnings(context.spec, facts.models, evaluations)
+    return _result(submission, execution, facts, checks, tampering, context.isolation.describe())
 
 
-def _prepare_scratch(scratch: Path, submission: Submission) -> tuple[Path, Path]:
-    workdir, facts_dir = scratch / "work", scratch / "facts"
-    workdir.mkdir()
-    facts_dir.mkdir()
-    shutil.copyfile(submission.path, workdir / "submission.ipynb")
-    return workdir, facts_dir
-
-
-def _preamble(context: GradingContext, facts_dir: Path) -> str:
+def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
     settings = {
-        "facts_dir": str(facts_dir),
-        "data_path": str(context.data_path),
+        "facts_dir": sandbox.inside_facts,
+        "data_path": sandbox.inside_data,
         "keras_dataset": context.spec.data.keras_dataset,
         "model_names": [model.name for model in context.spec.models],
         "quick": context.options.quick,
@@ -122,7 +132,12 @@ def _missing_model_hint(execution: Execution) -> str:
 
 
 def _result(
-    submission: Submission, execution: Execution, facts: KernelFacts, checks: list[CheckResult]
+    submission: Submission,
+    execution: Execution,
+    facts: KernelFacts,
+    checks: list[CheckResult],
+    tampering: list[str],
+    isolation: str,
 ) -> SubmissionResult:
     status: SubmissionStatus = "graded"
     error = None
@@ -140,14 +155,27 @@ def _result(
         score=earned,
         max_score=available,
         checks=tuple(checks),
-        warnings=tuple(e.describe() for e in execution.cell_errors) + facts.warnings,
+        warnings=(
+            *(error.describe() for error in execution.cell_errors),
+            *facts.warnings,
+            *tampering,
+            *_output_warning(execution),
+        ),
         epoch_times={
             name: [round(t, 4) for fit in m.fits for t in fit.epoch_times] for name, m in facts.models.items()
         },
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
+        isolation=isolation,
     )
+
+
+def _output_warning(execution: Execution) -> tuple[str, ...]:
+    if not execution.output_dropped:
+        return ()
+    limit = MAX_OUTPUT_BYTES // 2**20
+    return (f"the notebook printed more than {limit} MiB of output; the rest was dropped (print less, e.g. verbose=0)",)
 
 
 def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context: GradingContext) -> SubmissionResult:

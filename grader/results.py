@@ -24,6 +24,7 @@ class SubmissionResult:
     error: str | None = None
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
+    isolation: str = "not run"
 
     @property
     def all_passed(self) -> bool:
@@ -43,6 +44,7 @@ class SubmissionResult:
             "error": self.error,
             "seconds": self.seconds,
             "environment": self.environment,
+            "isolation": self.isolation,
         }
 
     @classmethod

@@ -1,5 +1,6 @@
 """Checks and scoring from JSON fixtures of kernel facts: no TensorFlow, no kernel."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 
 from grader.architecture import parse_model_config
-from grader.checks import run_checks
+from grader.checks import doctored_history_warnings, run_checks
 from grader.evaluate import Evaluation
 from grader.facts import CompileFacts, FitFacts, ModelFacts
 from grader.results import score
@@ -87,3 +88,19 @@ def test_quick_grades_are_all_out_of_the_same_points_even_with_a_model_missing(s
     assert checks["model_2.architecture"].status == "error"
     assert checks["model_2.accuracy"].status == "skipped"
     assert score(list(checks.values())) == (10, 15)
+
+
+def test_a_history_that_disagrees_with_the_weights_is_reported(spec):
+    case = json.loads((FIXTURES / "facts" / "all_correct_full.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items()}
+    on_test_set = {"validation_rows": 10000, "validation_test_rows": 9990}
+    for name in models:
+        fits = tuple(dataclasses.replace(fit, **on_test_set) for fit in models[name].fits)
+        models[name] = dataclasses.replace(models[name], fits=fits)
+    evaluations = {"model_1": Evaluation(0.9701), "model_2": Evaluation(0.9699)}  # fixtures claim 0.97
+    warnings = doctored_history_warnings(spec, models, evaluations)
+    assert warnings == []  # within round-off
+    evaluations["model_2"] = Evaluation(0.9412)
+    (warning,) = doctored_history_warnings(spec, models, evaluations)
+    assert warning.startswith("model_2's training history claims a final validation accuracy of 0.9700")
+    assert "reach 0.9412" in warning

@@ -109,7 +109,7 @@ def test_a_symlinked_config_is_refused(tmp_path, fingerprints):
         ({"epochs": "many"}, "epochs is 'many', not a int"),
         ({"batch_size": 12.5}, "batch_size is 12.5"),
         ({"epoch_times": [float("inf")]}, "not finite"),
-        ({"x_fingerprints": "fit-0-x.npy"}, "have shape \\(3,\\), expected \\(12,\\)"),
+        ({"x_fingerprints": "fit-0-x.npy"}, "have shape \\(3,\\), not \\(12,\\)"),
     ],
 )
 def test_malformed_fit_records_are_reported(tmp_path, fingerprints, override, message):

@@ -6,11 +6,15 @@ import numpy as np
 
 from grader.facts import DataFingerprints
 from grader.pipeline import GradingContext, GradingOptions, grade_batch
+from grader.sandbox import Isolation
 
 
 def context(spec, quick: bool) -> GradingContext:
     empty = np.zeros(0, dtype=np.uint64)
-    return GradingContext(spec, Path("unused.npz"), DataFingerprints(empty, empty), GradingOptions(quick=quick))
+    isolation = Isolation(None, False, False, None, None)
+    return GradingContext(
+        spec, Path("unused.npz"), DataFingerprints(empty, empty), GradingOptions(quick=quick), isolation
+    )
 
 
 def test_invalid_files_and_duplicate_ids_are_results_and_the_batch_goes_on(spec, tmp_path):
