@@ -22,6 +22,7 @@ from grader.outputs import write_outputs
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
 from grader.results import SubmissionResult
 from grader.spec import DEFAULT_SPEC, load_spec
+from grader.store import ResultStore
 from grader.submission import discover_submissions
 
 EXIT_CHECK_FAILED = 1
@@ -75,15 +76,29 @@ def _grading_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds one notebook may run in all [default: 300 quick, 1800 full].",
         ),
         SPEC_OPTION,
+        click.option(
+            "--strict-sandbox", is_flag=True, help="Refuse to grade unless every isolation layer is available."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _context(quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path) -> GradingContext:
+def _context(
+    quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path, strict_sandbox: bool
+) -> GradingContext:
     with console.status("Loading the spec and the data set…"):
-        return prepare_context(GradingOptions(quick=quick, timeout=timeout), spec_path, data_path)
+        options = GradingOptions(quick=quick, timeout=timeout, strict_sandbox=strict_sandbox)
+        context = prepare_context(options, spec_path, data_path)
+    if context.isolation.missing():
+        console.print(
+            f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the README's "
+            "security model; --strict-sandbox refuses to grade like this.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return context
 
 
 @click.group()
@@ -100,21 +115,22 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     default=Path("reports"),
     show_default=True,
-    help="Folder for results.json, gradebook.csv and the HTML reports.",
+    help="Folder for results.json, gradebook.csv, the HTML reports and the results store.",
 )
+@click.option("--force", is_flag=True, help="Regrade every notebook, even those already graded unchanged.")
 @_grading_options
 @_reports_grader_errors
-def grade(
-    paths: tuple[Path, ...], out_dir: Path, quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path
-) -> None:
+def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
     notebooks = discover_submissions(list(paths))
-    context = _context(quick, data_path, timeout, spec_path)
+    context = _context(**settings)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
+    store = ResultStore(out_dir)
     results: list[SubmissionResult] = []
+    reused = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("Grading", total=len(notebooks))
@@ -122,29 +138,35 @@ def grade(
         def on_start(path: Path) -> None:
             progress.update(task, description=f"Grading {path.name}")
 
-        def on_result(result: SubmissionResult) -> None:
+        def on_result(result: SubmissionResult, was_reused: bool) -> None:
+            nonlocal reused
+            reused += was_reused
             results.append(result)
             write_outputs(make_run(context, results), out_dir)
-            progress.console.print(_summary_line(result), highlight=False)
+            progress.console.print(_summary_line(result, was_reused), highlight=False)
             progress.advance(task)
 
-        grade_batch(notebooks, context, on_start, on_result)
+        grade_batch(notebooks, context, store, force, on_start, on_result)
+    store.close()
+    if reused:
+        console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
     console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
 
 
-def _summary_line(result: SubmissionResult) -> str:
+def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
     failed = [check.id for check in result.checks if check.status in ("fail", "error")]
     detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
-    return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({result.seconds:.0f} s){detail}"
+    took = "reused" if reused else f"{result.seconds:.0f} s"
+    return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({took}){detail}"
 
 
 @cli.command()
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_grading_options
 @_reports_grader_errors
-def check(notebook: Path, quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path) -> None:
+def check(notebook: Path, **settings: Any) -> None:
     """Grade one notebook and show what passes and what to fix (exit 1 if anything fails)."""
-    context = _context(quick, data_path, timeout, spec_path)
+    context = _context(**settings)
     with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
         result = grade_notebook(notebook, context)
     print_result(result)

@@ -6,6 +6,7 @@ does; ``grade_batch`` grades many and reports each result as it is ready.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from grader.fingerprint import row_fingerprints
 from grader.results import GradeRun, SubmissionResult, SubmissionStatus, score
 from grader.sandbox import Isolation, Limits, Sandbox, probe_isolation
 from grader.spec import DEFAULT_SPEC, Spec, load_spec
+from grader.store import ResultStore, result_key
 from grader.submission import InvalidSubmission, Submission, load_submission, submission_id
 
 # Whole-notebook time limits when --timeout is not given: a full run of the
@@ -192,29 +194,49 @@ def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context
 def grade_batch(
     paths: Iterable[Path],
     context: GradingContext,
+    store: ResultStore,
+    force: bool = False,
     on_start: Callable[[Path], None] = lambda path: None,
-    on_result: Callable[[SubmissionResult], None] = lambda result: None,
+    on_result: Callable[[SubmissionResult, bool], None] = lambda result, reused: None,
 ) -> GradeRun:
-    """Grade every path, one result each, in order; a duplicate id is an invalid result."""
+    """Grade every path, one result each, in order, each stored as it is done.
+
+    A result already in ``store`` for the same notebook and settings is reused
+    (``on_result`` is told so) unless ``force``; a duplicate id is an invalid result.
+    """
     results: list[SubmissionResult] = []
     seen: dict[str, Path] = {}
     for path in paths:
         on_start(path)
         sid = submission_id(path)
-        if sid in seen:
-            result = unrunnable_result(
-                path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context
-            )
-        else:
+        try:
+            key = result_key(path.read_bytes(), context.spec.digest, context.options)
+        except OSError as error:
+            key = result_key(str(error).encode(), context.spec.digest, context.options)
+        stored = None if force else store.get(key)
+        reused = stored is not None and sid not in seen
+        if stored is not None and reused:
             seen[sid] = path
-            try:
-                result = grade_notebook(path, context)
-            except Exception as error:  # a fault of the grader's must not cost the rest of the batch
-                reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
-                result = unrunnable_result(path, "error", reason, context)
+            result = dataclasses.replace(stored, id=sid, path=str(path))
+        else:
+            result = _grade_one(path, sid, seen, context)
+            store.put(key, result)
         results.append(result)
-        on_result(result)
+        on_result(result, reused)
     return make_run(context, results)
+
+
+def _grade_one(path: Path, sid: str, seen: dict[str, Path], context: GradingContext) -> SubmissionResult:
+    if sid in seen:
+        return unrunnable_result(
+            path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context
+        )
+    seen[sid] = path
+    try:
+        return grade_notebook(path, context)
+    except Exception as error:  # a fault of the grader's must not cost the rest of the batch
+        reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
+        return unrunnable_result(path, "error", reason, context)
 
 
 def make_run(context: GradingContext, results: list[SubmissionResult]) -> GradeRun:

@@ -7,6 +7,7 @@ import numpy as np
 from grader.facts import DataFingerprints
 from grader.pipeline import GradingContext, GradingOptions, grade_batch
 from grader.sandbox import Isolation
+from grader.store import STORE_NAME, ResultStore
 
 
 def context(spec, quick: bool) -> GradingContext:
@@ -24,7 +25,14 @@ def test_invalid_files_and_duplicate_ids_are_results_and_the_batch_goes_on(spec,
     first.write_text("{broken")
     second.write_text("{broken")
     started, finished = [], []
-    run = grade_batch([first, second], context(spec, quick=True), started.append, finished.append)
+    run = grade_batch(
+        [first, second],
+        context(spec, quick=True),
+        ResultStore(tmp_path),
+        False,
+        started.append,
+        lambda result, reused: finished.append(result),
+    )
     assert started == [first, second] and len(finished) == 2
     assert [r.status for r in run.submissions] == ["invalid", "invalid"]
     assert "not a valid Jupyter notebook" in run.submissions[0].error
@@ -36,7 +44,7 @@ def test_invalid_files_and_duplicate_ids_are_results_and_the_batch_goes_on(spec,
 def test_an_invalid_file_in_full_mode_is_out_of_every_point(spec, tmp_path):
     path = tmp_path / "bob.ipynb"
     path.write_text("[]")
-    result = grade_batch([path], context(spec, quick=False)).submissions[0]
+    result = grade_batch([path], context(spec, quick=False), ResultStore(tmp_path)).submissions[0]
     assert (result.status, result.score, result.max_score) == ("invalid", 0, 24)
     assert {check.status for check in result.checks} == {"error"}
 
@@ -51,6 +59,35 @@ def test_a_fault_of_the_grader_on_one_file_does_not_stop_the_batch(spec, tmp_pat
 
     monkeypatch.setattr(grader.pipeline, "grade_notebook", explode)
     paths = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
-    run = grade_batch(paths, context(spec, quick=True))
+    run = grade_batch(paths, context(spec, quick=True), ResultStore(tmp_path))
     assert [r.status for r in run.submissions] == ["error", "invalid"]
     assert "RuntimeError: zmq went away" in run.submissions[0].error
+
+
+def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, monkeypatch):
+    import grader.pipeline
+
+    graded = []
+
+    def fake_grade(path, context):
+        graded.append(path.name)
+        return grader.pipeline.unrunnable_result(path, "error", f"graded {len(graded)}", context)
+
+    monkeypatch.setattr(grader.pipeline, "grade_notebook", fake_grade)
+    first, second = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    first.write_text("one")
+    second.write_text("two")
+    store = ResultStore(tmp_path)
+    grade_batch([first, second], context(spec, quick=True), store)
+    second.write_text("two, changed")
+    renamed = tmp_path / "c.ipynb"
+    first.rename(renamed)
+    reused = []
+    run = grade_batch([renamed, second], context(spec, quick=True), store, on_result=lambda r, was: reused.append(was))
+    assert graded == ["a.ipynb", "b.ipynb", "b.ipynb"]
+    assert reused == [True, False]
+    assert [(r.id, r.error) for r in run.submissions] == [("c", "graded 1"), ("b", "graded 3")]
+    assert grade_batch([renamed], context(spec, quick=False), store).submissions[0].error == "graded 4"  # other mode
+    grade_batch([renamed], context(spec, quick=True), store, force=True)
+    assert graded[-1] == "c.ipynb"
+    assert (tmp_path / STORE_NAME).is_file()

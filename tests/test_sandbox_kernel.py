@@ -163,3 +163,53 @@ def test_tampering_with_the_grader_hooks_gives_errors_not_a_crash(context, tmp_p
     assert result.status == "graded"
     assert "the record of model_1 exported from the kernel is malformed: invalid file name '../..'" in result.warnings
     assert set(verdicts(result).values()) == {"error", "skipped"}
+
+
+def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist_path, tmp_path):
+    import json
+    import os
+    import signal
+    import sqlite3
+    import sys
+    import time
+
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    for name in ("ada", "bob", "cyd"):
+        write_notebook(folder, name, LOAD, f"# {name}\n" + FIT_MODEL_1)
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "grade",
+        str(folder),
+        "--out",
+        str(out),
+        "--quick",
+        "--data",
+        str(mnist_path),
+    ]
+    first = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(out / "results.sqlite") as db:
+                return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 180
+    while stored() < 1 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = stored()
+    assert 1 <= done_before < 3
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"Reused {done_before} earlier results" in second.stderr
+    results = json.loads((out / "results.json").read_text())["submissions"]
+    assert sorted(r["id"] for r in results) == ["ada", "bob", "cyd"]
+    assert [(r["status"], r["score"], r["max_score"]) for r in results] == [("graded", 5, 15)] * 3  # model_1 only
+    assert stored() == 3
