@@ -72,10 +72,10 @@ def test_grade_the_samples_folder(mnist_path, tmp_path):
 
 
 def test_a_hanging_notebook_times_out_and_keeps_what_it_trained(quick_context):
-    context = prepare_context(GradingOptions(quick=True, timeout=40), data_path=quick_context.data_path)
+    context = prepare_context(GradingOptions(quick=True, timeout=25), data_path=quick_context.data_path)
     result = grade_notebook(NOTEBOOKS / "timeout_after_model_1.ipynb", context)
     assert result.status == "timeout"
-    assert "time limit of 40 s" in result.error
+    assert "time limit of 25 s" in result.error
     checks = verdicts(result)
     assert checks["model_1.architecture"] == checks["model_1.training"] == "pass"
     assert checks["model_2.architecture"] == "error"
@@ -96,8 +96,10 @@ def test_full_mode_measures_the_real_accuracy_whatever_the_notebook_claims(mnist
     assert result.status == "graded", result.error
     accuracy = next(check for check in result.checks if check.id == "tiny.accuracy")
     assert accuracy.status == "pass", accuracy.message
-    assert 0.85 < accuracy.actual < 0.99  # the notebook claims 1.0 three ways
+    assert 0.85 < accuracy.actual < 0.99  # the notebook claims 1.0 four ways
     assert result.score == result.max_score == 5
+    (doctored,) = [w for w in result.warnings if "history" in w]
+    assert doctored.startswith("tiny's training history claims a final validation accuracy of 1.0000 on the test set")
 
 
 @pytest.mark.slow

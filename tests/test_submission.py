@@ -56,3 +56,16 @@ def test_discovery_takes_folders_and_files_and_refuses_nothing(tmp_path):
         discover_submissions([tmp_path / "void"])
     with pytest.raises(GraderError, match="no such file or folder"):
         discover_submissions([tmp_path / "missing"])
+
+
+def test_a_very_large_notebook_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "huge.ipynb"
+    path.write_bytes(b" " * (21 * 2**20))
+    with pytest.raises(InvalidSubmission, match=r"21\.0 MiB.*Clear the outputs"):
+        load_submission(path)
+
+
+def test_odd_file_names_keep_their_id(tmp_path):
+    cell = nbformat.v4.new_code_cell("x = 1")
+    path = write_notebook(tmp_path / "José's notebook (v2) <final>.ipynb", [cell])
+    assert load_submission(path).id == "José's notebook (v2) <final>"
