@@ -34,3 +34,15 @@ def test_a_broken_spec_exits_3(tmp_path):
 def test_bad_arguments_exit_2():
     assert invoke("grade").exit_code == 2
     assert invoke("grade", "x", "--timeout", "0").exit_code == 2
+
+
+def test_strict_sandbox_refuses_a_machine_without_every_layer(tmp_path, monkeypatch, mnist_path):
+    import grader.pipeline
+    from grader.sandbox import Isolation
+
+    monkeypatch.setattr(grader.pipeline, "probe_isolation", lambda: Isolation(None, True, True, None, None))
+    (tmp_path / "a.ipynb").write_text("{}")
+    outcome = invoke("grade", str(tmp_path), "--quick", "--strict-sandbox", "--data", str(mnist_path))
+    assert outcome.exit_code == 3
+    assert "--strict-sandbox: this machine lacks bubblewrap" in outcome.output
+    assert "apt-get install bubblewrap" in outcome.output
