@@ -107,6 +107,8 @@ def read_facts(
             warnings.append(f"the record of {name} exported from the kernel is malformed: {error}")
             continue
         warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
+    legacy = manifest.get("legacy") if isinstance(manifest.get("legacy"), list) else []
+    warnings.extend(f"legacy Keras 2 spelling adapted: {str(item)[:300]}" for item in legacy[:20])
     environment = manifest.get("environment")
     return KernelFacts(
         models=models,

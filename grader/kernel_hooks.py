@@ -18,7 +18,9 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,40 @@ def _loss_name(loss: Any) -> str | None:
     return type(loss).__name__
 
 
+def describe_compiled(model: Any) -> dict[str, Any] | None:
+    """A compiled model's optimizer, learning rate and loss, as every check reads them."""
+    if not getattr(model, "compiled", False):
+        return None
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        learning_rate: float | None = float(np.asarray(optimizer.learning_rate))  # type: ignore[union-attr]
+    except (AttributeError, TypeError, ValueError):
+        learning_rate = None
+    return {
+        "optimizer": type(optimizer).__name__ if optimizer is not None else None,
+        "learning_rate": learning_rate,
+        "loss": _loss_name(getattr(model, "loss", None)),
+    }
+
+
+KERAS2_HISTORY_KEYS = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
+class _LegacyHistory(dict[str, Any]):
+    """``history.history`` that still answers Keras 2's ``'acc'`` and ``'val_acc'``, with a warning."""
+
+    def __init__(self, values: dict[str, Any], recorder: _Recorder) -> None:
+        super().__init__(values)
+        self.recorder = recorder
+
+    def __missing__(self, key: str) -> Any:
+        modern = KERAS2_HISTORY_KEYS.get(key)
+        if modern is None or modern not in self:
+            raise KeyError(key)
+        self.recorder.legacy(f"history.history[{key!r}] is Keras 2: write history.history[{modern!r}]")
+        return self[modern]
+
+
 class _Recorder:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.facts_dir = Path(settings["facts_dir"])
@@ -98,6 +134,7 @@ class _Recorder:
             "models": {},
             "final_configs": {},
             "export_errors": [],
+            "legacy": [],
             "finished": False,
         }
 
@@ -120,7 +157,40 @@ class _Recorder:
         self._serve_dataset()
         self._wrap_compile(keras.Model)
         self._wrap_fit(keras.Model, keras.callbacks.Callback)
+        self._adapt_keras2(keras)
         self._write_manifest()
+
+    def legacy(self, message: str) -> None:
+        """Note a Keras 2 spelling that was adapted to run, and its modern form."""
+        if message not in self.manifest["legacy"]:
+            self.manifest["legacy"].append(message)
+            self._write_manifest()
+
+    def _adapt_keras2(self, keras: Any) -> None:
+        """Let Keras 2 spellings run under Keras 3; each use becomes a warning (see ``legacy``)."""
+        recorder = self
+        optimizer_class = keras.optimizers.Optimizer
+        original_init = optimizer_class.__init__
+
+        def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            if "lr" in kwargs:
+                name = type(optimizer).__name__
+                recorder.legacy(f"{name}(lr=...) is Keras 2: write {name}(learning_rate=...)")
+                kwargs["learning_rate"] = kwargs.pop("lr")
+            original_init(optimizer, *args, **kwargs)
+
+        optimizer_class.__init__ = __init__
+        np_utils = types.ModuleType("keras.utils.np_utils")
+
+        def np_utils_attribute(name: str) -> Any:
+            if name.startswith("__"):  # introspection by Python or IPython, not the student
+                raise AttributeError(name)
+            recorder.legacy(f"keras.utils.np_utils.{name} is Keras 2: write keras.utils.{name}")
+            return getattr(keras.utils, name)
+
+        np_utils.__getattr__ = np_utils_attribute  # type: ignore[method-assign]
+        sys.modules["keras.utils.np_utils"] = np_utils
+        keras.utils.np_utils = np_utils
 
     def _count_cell(self, info: Any = None) -> None:
         self.cell_position += 1
@@ -142,30 +212,16 @@ class _Recorder:
 
     def _wrap_compile(self, model_class: Any) -> None:
         original = model_class.compile
-        signature = inspect.signature(original)
         recorder = self
 
         def compile(model: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(model, *args, **kwargs)
-            arguments = signature.bind(model, *args, **kwargs).arguments
-            recorder._record(model)["compile"] = recorder._describe_compile(model, arguments)
+            described = describe_compiled(model)
+            recorder._record(model)["compile"] = described and {**described, "cell_position": recorder.cell_position}
             return result
 
         compile.__wrapped__ = original  # type: ignore[attr-defined]
         model_class.compile = compile
-
-    def _describe_compile(self, model: Any, arguments: dict[str, Any]) -> dict[str, Any]:
-        optimizer = getattr(model, "optimizer", None)
-        try:
-            learning_rate: float | None = float(np.asarray(optimizer.learning_rate))  # type: ignore[union-attr]
-        except (AttributeError, TypeError, ValueError):
-            learning_rate = None
-        return {
-            "cell_position": self.cell_position,
-            "optimizer": type(optimizer).__name__ if optimizer is not None else None,
-            "learning_rate": learning_rate,
-            "loss": _loss_name(arguments.get("loss")),
-        }
 
     def _wrap_fit(self, model_class: Any, callback_class: Any) -> None:
         original = model_class.fit
@@ -185,6 +241,9 @@ class _Recorder:
                 self.times.append(time.perf_counter() - self.started)
 
         def fit(model: Any, *args: Any, **kwargs: Any) -> Any:
+            if "nb_epoch" in kwargs:
+                recorder.legacy("fit(nb_epoch=...) is Keras 2: write fit(epochs=...)")
+                kwargs["epochs"] = kwargs.pop("nb_epoch")
             bound = signature.bind(model, *args, **kwargs)
             bound.apply_defaults()
             arguments = bound.arguments
@@ -199,6 +258,8 @@ class _Recorder:
             call["history"] = _json_safe(getattr(history, "history", {}))
             call["completed"] = True
             recorder._snapshot(model)
+            if isinstance(getattr(history, "history", None), dict):
+                history.history = _LegacyHistory(history.history, recorder)
             return history
 
         fit.__wrapped__ = original  # type: ignore[attr-defined]

@@ -149,3 +149,23 @@ def test_a_model_changed_after_training_is_graded_as_trained(quick_context):
     checks = verdicts(result)
     assert checks["model_1.architecture"] == checks["model_1.params"] == "pass"
     assert "model_1 was changed after it was trained in cell 1; it is graded as it was trained." in result.warnings
+
+
+def test_a_keras2_notebook_runs_and_each_adapted_spelling_is_a_warning(quick_context):
+    result = grade_notebook(NOTEBOOKS / "keras2_spellings.ipynb", quick_context)
+    assert result.status == "graded"
+    assert (result.score, result.max_score) == (15, 15)
+    legacy = {w.removeprefix("legacy Keras 2 spelling adapted: ") for w in result.warnings if w.startswith("legacy")}
+    assert legacy == {
+        "keras.utils.np_utils.to_categorical is Keras 2: write keras.utils.to_categorical",
+        "RMSprop(lr=...) is Keras 2: write RMSprop(learning_rate=...)",
+        "fit(nb_epoch=...) is Keras 2: write fit(epochs=...)",
+        "history.history['acc'] is Keras 2: write history.history['accuracy']",
+        "history.history['val_acc'] is Keras 2: write history.history['val_accuracy']",
+        "SGD(lr=...) is Keras 2: write SGD(learning_rate=...)",
+    }
+    # What cannot be adapted stays a failure, with Keras' own error.
+    assert (
+        "cell 6 raised ValueError: Unrecognized keyword arguments passed to Dense: {'init': 'uniform'}"
+        in (result.warnings[0])
+    )
