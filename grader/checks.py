@@ -50,20 +50,34 @@ def run_checks(
         if facts is None:
             results.extend(_missing_model(model_spec, missing_hint, quick))
             continue
+        results.extend(check_built_model(model_spec, facts))
         verdicts = {
-            "architecture": check_architecture(model_spec, facts),
-            "params": check_params(model_spec, facts),
-            "optimizer": check_optimizer(model_spec, facts),
             "training": check_training(model_spec, facts, spec.data.train_samples),
             "accuracy": check_accuracy(model_spec, facts, evaluations.get(model_spec.name), quick),
         }
-        results.extend(
-            _scored(model_spec, kind, *verdict) for kind, verdict in verdicts.items() if kind in model_spec.points
-        )
+        results.extend(_scored_verdicts(model_spec, verdicts))
     return results
 
 
 Verdict = tuple[Status, Any, Any, str]
+
+
+def check_built_model(model_spec: ModelSpec, facts: ModelFacts) -> list[CheckResult]:
+    """The checks that judge a model as built and compiled, before any training.
+
+    ``grader.check`` runs exactly these in a student's notebook, so a model
+    that passes there passes them at grading time.
+    """
+    verdicts = {
+        "architecture": check_architecture(model_spec, facts),
+        "params": check_params(model_spec, facts),
+        "optimizer": check_optimizer(model_spec, facts),
+    }
+    return _scored_verdicts(model_spec, verdicts)
+
+
+def _scored_verdicts(model_spec: ModelSpec, verdicts: dict[str, Verdict]) -> list[CheckResult]:
+    return [_scored(model_spec, kind, *verdict) for kind, verdict in verdicts.items() if kind in model_spec.points]
 
 
 def _scored(model_spec: ModelSpec, kind: str, status: Status, expected: Any, actual: Any, message: str) -> CheckResult:

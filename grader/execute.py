@@ -152,7 +152,11 @@ def execute_notebook(
         with (
             kernel_log,
             sandbox,
-            client.setup_kernel(env={**os.environ, **KERNEL_ENV}, stdout=kernel_log, stderr=kernel_log),
+            client.setup_kernel(
+                env={**os.environ, **KERNEL_ENV, "GRADER_SPEC": sandbox.inside_spec},
+                stdout=kernel_log,
+                stderr=kernel_log,
+            ),
         ):
             try:
                 for index, cell in enumerate(run.cells[:-1]):

@@ -55,7 +55,8 @@ def _user_namespace() -> dict[str, Any]:
     return shell.user_ns if shell is not None else {}
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` as it reads after a trip through JSON (tuples become lists)."""
     return json.loads(json.dumps(value, default=repr))
 
 
@@ -255,7 +256,7 @@ class _Recorder:
             arguments["callbacks"] = [*(arguments["callbacks"] or []), timer]
             history = original(*bound.args, **bound.kwargs)
             call["epoch_times"] = timer.times
-            call["history"] = _json_safe(getattr(history, "history", {}))
+            call["history"] = json_safe(getattr(history, "history", {}))
             call["completed"] = True
             recorder._snapshot(model)
             if isinstance(getattr(history, "history", None), dict):
@@ -279,10 +280,10 @@ class _Recorder:
         batch_size = arguments["batch_size"]
         return {
             "cell_position": self.cell_position,
-            "batch_size": KERAS_DEFAULT_BATCH_SIZE if batch_size is None else _json_safe(batch_size),
-            "epochs": _json_safe(arguments["epochs"]),
-            "initial_epoch": _json_safe(arguments["initial_epoch"]),
-            "validation_split": _json_safe(arguments["validation_split"]),
+            "batch_size": KERAS_DEFAULT_BATCH_SIZE if batch_size is None else json_safe(batch_size),
+            "epochs": json_safe(arguments["epochs"]),
+            "initial_epoch": json_safe(arguments["initial_epoch"]),
+            "validation_split": json_safe(arguments["validation_split"]),
             "has_validation_data": arguments["validation_data"] is not None,
             "x_shape": _shape(x),
             "x_fingerprints": self._fingerprint(x, "x"),
@@ -332,7 +333,7 @@ class _Recorder:
         self.snapshot_serial += 1
         folder = f"snapshot-{self.snapshot_serial}-{origin}"
         (self.facts_dir / folder).mkdir()
-        config = _json_safe(model.get_config())
+        config = json_safe(model.get_config())
         (self.facts_dir / folder / "config.json").write_text(json.dumps(config))
         for index, weights in enumerate(model.get_weights()):
             np.save(self.facts_dir / folder / f"w{index:03d}.npy", np.asarray(weights), allow_pickle=False)
@@ -360,7 +361,7 @@ class _Recorder:
             try:
                 if id(model) in self.snapshots:
                     self._bind(name, model, *self.snapshots[id(model)], origin="fit")
-                    self.manifest["final_configs"][name] = _json_safe(model.get_config())
+                    self.manifest["final_configs"][name] = json_safe(model.get_config())
                 elif name not in self.manifest["models"]:
                     self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
             except Exception as error:

@@ -94,7 +94,9 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
         cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
-        sandbox = Sandbox(context.isolation, context.options.limits, Path(scratch), context.data_path, cpu_seconds)
+        sandbox = Sandbox(
+            context.isolation, context.options.limits, Path(scratch), context.data_path, context.spec.path, cpu_seconds
+        )
         shutil.copyfile(submission.path, sandbox.notebook)
         execution = execute_notebook(
             submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit

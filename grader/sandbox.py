@@ -30,6 +30,7 @@ NOBODY = 65534
 INSIDE_DATA = "/grader/data.npz"
 INSIDE_FACTS = "/grader/facts"
 INSIDE_WORKDIR = "/tmp/work"
+INSIDE_REFERENCE = "/grader/reference"
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt")
 
 
@@ -120,10 +121,13 @@ def _own_cgroup(controller: str) -> Path | None:
 class Sandbox:
     """One kernel's sandbox: its folders, its cgroups and the command that starts it."""
 
-    def __init__(self, isolation: Isolation, limits: Limits, scratch: Path, data_path: Path, cpu_seconds: int) -> None:
+    def __init__(
+        self, isolation: Isolation, limits: Limits, scratch: Path, data_path: Path, spec_path: Path, cpu_seconds: int
+    ) -> None:
         self.isolation = isolation
         self.limits = limits
         self.data_path = data_path
+        self.spec_path = spec_path
         self.cpu_seconds = cpu_seconds
         self.notebook = scratch / "submission.ipynb"
         self.facts_dir = scratch / "facts"
@@ -148,6 +152,11 @@ class Sandbox:
     @property
     def inside_data(self) -> str:
         return INSIDE_DATA if self.isolation.bubblewrap else str(self.data_path)
+
+    @property
+    def inside_spec(self) -> str:
+        """Where ``grader.check`` finds the spec (as ``GRADER_SPEC``) inside the sandbox."""
+        return f"{INSIDE_REFERENCE}/{self.spec_path.name}" if self.isolation.bubblewrap else str(self.spec_path)
 
     @property
     def inside_workdir(self) -> str:
@@ -199,6 +208,7 @@ class Sandbox:
         arguments += [*_parents(str(self.ipc_dir), made), "--bind", str(self.ipc_dir), str(self.ipc_dir)]
         arguments += ["--dir", "/grader", "--ro-bind", str(self.data_path), INSIDE_DATA]
         arguments += ["--bind", str(self.facts_dir), INSIDE_FACTS]
+        arguments += ["--ro-bind", str(self.spec_path.parent), INSIDE_REFERENCE]
         arguments += ["--ro-bind", str(self.notebook), f"{INSIDE_WORKDIR}/submission.ipynb", "--chdir", INSIDE_WORKDIR]
         arguments += ["--clearenv", *self._environment()]
         return arguments
@@ -213,6 +223,7 @@ class Sandbox:
             "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
             "IPYTHONDIR": "/tmp/ipython",
             "MPLCONFIGDIR": "/tmp/matplotlib",
+            "GRADER_SPEC": self.inside_spec,
         }
         for name in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH"):
             if name in os.environ:
