@@ -4,6 +4,7 @@ check, 2 bad usage, 3 the grader could not run (data, spec, paths)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -61,12 +62,18 @@ SPEC_OPTION = click.option(
 )
 
 
-def _grading_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def _grading_options(quick_by_default: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options ``grade`` and ``check`` share; ``check`` is quick unless told --full."""
+    return lambda command: _with_options(command, quick_by_default)
+
+
+def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callable[..., Any]:
     options = [
         click.option(
             "--quick/--full",
-            default=False,
-            help="--quick: every fit runs 1 epoch on a slice; accuracy checks are skipped.",
+            default=quick_by_default,
+            show_default=True,
+            help="--quick: every fit runs 1 epoch on a slice and accuracy is skipped; --full trains as written.",
         ),
         DATA_OPTION,
         click.option(
@@ -118,7 +125,7 @@ def cli() -> None:
     help="Folder for results.json, gradebook.csv, the HTML reports and the results store.",
 )
 @click.option("--force", is_flag=True, help="Regrade every notebook, even those already graded unchanged.")
-@_grading_options
+@_grading_options(quick_by_default=False)
 @_reports_grader_errors
 def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
@@ -162,14 +169,21 @@ def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
 
 @cli.command()
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_grading_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the schema of results.json).")
+@_grading_options(quick_by_default=True)
 @_reports_grader_errors
-def check(notebook: Path, **settings: Any) -> None:
-    """Grade one notebook and show what passes and what to fix (exit 1 if anything fails)."""
+def check(notebook: Path, as_json: bool, **settings: Any) -> None:
+    """Grade one notebook as the instructor's `grade` would, and show what to fix.
+
+    Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise.
+    """
     context = _context(**settings)
     with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
         result = grade_notebook(notebook, context)
-    print_result(result)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_result(result)
     sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.checks import CheckResult, checks_not_run, doctored_history_warnings, run_checks
+from grader.claims import claim_warnings, find_claims
 from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
 from grader.evaluate import evaluate_models
@@ -91,6 +92,7 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
         submission = load_submission(path)
     except InvalidSubmission as error:
         return unrunnable_result(path, "invalid", str(error), context)
+    model_names = [model.name for model in context.spec.models]
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
         cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
@@ -101,17 +103,18 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
         execution = execute_notebook(
             submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit
         )
-        facts = read_facts(
-            sandbox.facts_dir, [m.name for m in context.spec.models], context.fingerprints, execution.student_cells
-        )
+        facts = read_facts(sandbox.facts_dir, model_names, context.fingerprints, execution.student_cells)
         evaluations = (
             {}
             if context.options.quick
             else evaluate_models(list(facts.models.values()), context.data_path, context.spec.data)
         )
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
-    tampering = doctored_history_warnings(context.spec, facts.models, evaluations)
-    return _result(submission, execution, facts, checks, tampering, context.isolation.describe())
+    findings = [
+        *doctored_history_warnings(context.spec, facts.models, evaluations),
+        *claim_warnings(find_claims(submission.notebook, model_names), facts.models, evaluations),
+    ]
+    return _result(submission, execution, facts, checks, findings, context.isolation.describe())
 
 
 def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
@@ -140,7 +143,7 @@ def _result(
     execution: Execution,
     facts: KernelFacts,
     checks: list[CheckResult],
-    tampering: list[str],
+    findings: list[str],
     isolation: str,
 ) -> SubmissionResult:
     status: SubmissionStatus = "graded"
@@ -162,7 +165,7 @@ def _result(
         warnings=(
             *(error.describe() for error in execution.cell_errors),
             *facts.warnings,
-            *tampering,
+            *findings,
             *_output_warning(execution),
         ),
         epoch_times={

@@ -66,6 +66,21 @@ def test_grade_the_samples_folder(mnist_path, tmp_path):
     assert (results["crashes"]["score"], results["crashes"]["max_score"]) == (10, 15)
 
     assert results["correct_other_spellings"]["epoch_times"]["model_2"]  # one quick epoch, timed
+    # The markdown copied from the model solution no longer matches this model_2.
+    assert (
+        "markdown cell 17 says model_2 has 437,310 parameters; it has 558,830."
+        in results["wrong_architecture"]["warnings"]
+    )
+
+    # A student's `grader check` gives exactly the verdicts of the instructor's `grade`.
+    checked = subprocess.run(
+        [sys.executable, "-m", "grader", "check", str(ROOT / "submissions" / "wrong_architecture.ipynb"), "--json",
+         "--data", str(mnist_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert checked.returncode == 1
+    assert json.loads(checked.stdout)["checks"] == results["wrong_architecture"]["checks"]
+
     gradebook = (out / "gradebook.csv").read_text().splitlines()
     assert len(gradebook) == 4 and gradebook[0].startswith("id,score,max_score,status,model_1.architecture")
     assert (out / "index.html").is_file() and len(list((out / "submissions").glob("*.html"))) == 3
