@@ -70,10 +70,11 @@ def _load_weights(paths: list[str], architecture: Architecture) -> list[np.ndarr
         raise ValueError(f"{len(paths)} weight arrays were exported, the architecture needs {len(expected)}")
     weights = []
     for path, shape in zip(paths, expected, strict=True):
-        array = np.load(path, allow_pickle=False)
+        # Memory-mapped: a forged, huge file is refused by its header, never read whole.
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
         if array.shape != shape or array.dtype.kind != "f":
             raise ValueError(f"a weight array has shape {array.shape} and dtype {array.dtype}, expected {shape} floats")
-        weights.append(array)
+        weights.append(np.array(array))
     return weights
 
 

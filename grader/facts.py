@@ -246,7 +246,7 @@ def _rows_and_matches(
         return rows, None, None
     path = _inside(facts_dir, raw[f"{role}_fingerprints"])
     try:
-        marks = np.load(path, allow_pickle=False)
+        marks = np.load(path, mmap_mode="r", allow_pickle=False)  # the header is checked before any data is read
     except (OSError, ValueError) as error:
         raise UntrustedDataError(f"the fingerprints of fit's {role} images are unreadable ({error})") from None
     if marks.dtype != np.uint64 or marks.shape != (rows,):
