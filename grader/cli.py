@@ -86,6 +86,13 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
         click.option(
             "--strict-sandbox", is_flag=True, help="Refuse to grade unless every isolation layer is available."
         ),
+        click.option(
+            "--no-accelerate",
+            "accelerate",
+            flag_value=False,
+            default=True,
+            help="Run every compile and fit exactly as written (slower; the results are the same).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -93,10 +100,10 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
 
 
 def _context(
-    quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path, strict_sandbox: bool
+    quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path, strict_sandbox: bool, accelerate: bool
 ) -> GradingContext:
     with console.status("Loading the spec and the data set…"):
-        options = GradingOptions(quick=quick, timeout=timeout, strict_sandbox=strict_sandbox)
+        options = GradingOptions(quick=quick, timeout=timeout, strict_sandbox=strict_sandbox, accelerate=accelerate)
         context = prepare_context(options, spec_path, data_path)
     if context.isolation.missing():
         console.print(

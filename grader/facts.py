@@ -30,6 +30,8 @@ class CompileFacts:
     optimizer: str | None
     learning_rate: float | None
     loss: str | None
+    # Batches per graph call: the grader's acceleration, or the notebook's own setting
+    steps_per_execution: int | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def _compile_facts(raw: Any) -> CompileFacts | None:
         optimizer=optimizer if isinstance(optimizer, str) else None,
         learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
         loss=loss if isinstance(loss, str) else None,
+        steps_per_execution=_number(raw.get("steps_per_execution"), int, "steps_per_execution"),
     )
 
 

@@ -33,12 +33,16 @@ from grader.submission import InvalidSubmission, Submission, load_submission, su
 # reference notebook takes a few minutes on a 2-core CPU.
 DEFAULT_TIMEOUT_SECONDS = {"quick": 300.0, "full": 1800.0}
 FINALE = "__import__('grader.kernel_hooks', fromlist=['finish']).finish()"
+# Batches per graph call when accelerating (measured on CPU in the README's speed section).
+STEPS_PER_EXECUTION = 32
 
 
 @dataclass(frozen=True)
 class GradingOptions:
     quick: bool = False
     timeout: float | None = None
+    # Run notebooks faster without changing what they compute (see kernel_hooks); False runs them as written.
+    accelerate: bool = True
     # Refuse to grade when a layer of isolation is missing, instead of degrading.
     strict_sandbox: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -94,16 +98,7 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
         return unrunnable_result(path, "invalid", str(error), context)
     model_names = [model.name for model in context.spec.models]
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
-        cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
-        sandbox = Sandbox(
-            context.isolation, context.options.limits, Path(scratch), context.data_path, context.spec.path, cpu_seconds
-        )
-        shutil.copyfile(submission.path, sandbox.notebook)
-        execution = execute_notebook(
-            submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit
-        )
-        facts = read_facts(sandbox.facts_dir, model_names, context.fingerprints, execution.student_cells)
+        execution, facts = run_instrumented(submission, context, Path(scratch))
         evaluations = (
             {}
             if context.options.quick
@@ -117,6 +112,21 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
     return _result(submission, execution, facts, checks, findings, context.isolation.describe())
 
 
+def run_instrumented(submission: Submission, context: GradingContext, scratch: Path) -> tuple[Execution, KernelFacts]:
+    """Run the notebook in a sandbox under ``scratch`` and read what it exported (left in ``scratch``)."""
+    # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
+    cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
+    sandbox = Sandbox(
+        context.isolation, context.options.limits, scratch, context.data_path, context.spec.path, cpu_seconds
+    )
+    shutil.copyfile(submission.path, sandbox.notebook)
+    execution = execute_notebook(
+        submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit
+    )
+    model_names = [model.name for model in context.spec.models]
+    return execution, read_facts(sandbox.facts_dir, model_names, context.fingerprints, execution.student_cells)
+
+
 def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
     settings = {
         "facts_dir": sandbox.inside_facts,
@@ -126,6 +136,7 @@ def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
         "quick": context.options.quick,
         "quick_train_rows": context.options.quick_train_rows,
         "quick_validation_rows": context.options.quick_validation_rows,
+        "steps_per_execution": STEPS_PER_EXECUTION if context.options.accelerate else 0,
     }
     return f"__import__('grader.kernel_hooks', fromlist=['install']).install({settings!r})"
 

@@ -184,3 +184,28 @@ def test_a_keras2_notebook_runs_and_each_adapted_spelling_is_a_warning(quick_con
         "cell 6 raised ValueError: Unrecognized keyword arguments passed to Dense: {'init': 'uniform'}"
         in (result.warnings[0])
     )
+
+
+def test_acceleration_trains_exactly_the_same_weights(mnist_path, tmp_path):
+    """With a fixed seed on the CPU, steps_per_execution changes the speed, not the computation."""
+    import numpy as np
+
+    from grader.pipeline import run_instrumented
+    from grader.submission import load_submission
+
+    submission = load_submission(NOTEBOOKS / "seeded_training.ipynb")
+    trained = {}
+    for accelerate in (False, True):
+        options = GradingOptions(quick=False, timeout=300, accelerate=accelerate)
+        context = prepare_context(options, FIXTURES / "tiny_spec.toml", mnist_path)
+        scratch = tmp_path / f"accelerate-{accelerate}"
+        scratch.mkdir()
+        execution, facts = run_instrumented(submission, context, scratch)
+        assert execution.outcome == "completed" and not execution.cell_errors
+        model = facts.models["tiny"]
+        assert model.compile.steps_per_execution == (32 if accelerate else 1)  # the acceleration did apply
+        trained[accelerate] = ([np.load(path) for path in model.weights], model.fits[0].history)
+    (plain_weights, plain_history), (fast_weights, fast_history) = trained[False], trained[True]
+    assert len(plain_weights) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(plain_weights, fast_weights, strict=True))
+    assert plain_history == fast_history and len(plain_history["val_accuracy"]) == 2
