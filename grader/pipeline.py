@@ -96,7 +96,6 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
         submission = load_submission(path)
     except InvalidSubmission as error:
         return unrunnable_result(path, "invalid", str(error), context)
-    model_names = [model.name for model in context.spec.models]
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         execution, facts = run_instrumented(submission, context, Path(scratch))
         evaluations = (
@@ -107,7 +106,7 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
     findings = [
         *doctored_history_warnings(context.spec, facts.models, evaluations),
-        *claim_warnings(find_claims(submission.notebook, model_names), facts.models, evaluations),
+        *claim_warnings(find_claims(submission.notebook, context.spec.model_names), facts.models, evaluations),
     ]
     return _result(submission, execution, facts, checks, findings, context.isolation.describe())
 
@@ -123,8 +122,8 @@ def run_instrumented(submission: Submission, context: GradingContext, scratch: P
     execution = execute_notebook(
         submission.notebook, sandbox, _preamble(context, sandbox), FINALE, context.options.time_limit
     )
-    model_names = [model.name for model in context.spec.models]
-    return execution, read_facts(sandbox.facts_dir, model_names, context.fingerprints, execution.student_cells)
+    facts = read_facts(sandbox.facts_dir, context.spec.model_names, context.fingerprints, execution.student_cells)
+    return execution, facts
 
 
 def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
@@ -132,7 +131,7 @@ def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
         "facts_dir": sandbox.inside_facts,
         "data_path": sandbox.inside_data,
         "keras_dataset": context.spec.data.keras_dataset,
-        "model_names": [model.name for model in context.spec.models],
+        "model_names": context.spec.model_names,
         "quick": context.options.quick,
         "quick_train_rows": context.options.quick_train_rows,
         "quick_validation_rows": context.options.quick_validation_rows,

@@ -95,7 +95,7 @@ def _namespace() -> dict[str, Any]:
 
 def _resolve(model: Any, name: str | None, exercise: Spec) -> tuple[str, Any]:
     """The spec's name for the model, and the model itself."""
-    known = [m.name for m in exercise.models]
+    known = exercise.model_names
     if isinstance(model, str):
         name = model
         model = _namespace().get(name)

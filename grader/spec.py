@@ -80,6 +80,10 @@ class Spec:
     digest: str
     _calibration_path: Path | None = None
 
+    @property
+    def model_names(self) -> list[str]:
+        return [model.name for model in self.models]
+
     def model(self, name: str) -> ModelSpec:
         return next(model for model in self.models if model.name == name)
 

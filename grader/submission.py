@@ -49,6 +49,9 @@ def submission_id(path: Path) -> str:
 
 def load_submission(path: Path) -> Submission:
     """Read ``path`` as a notebook with its outputs cleared; raise ``InvalidSubmission``."""
+    if path.is_symlink():
+        # A link could point the grader, which may run as root, at any file on the machine.
+        raise InvalidSubmission("the file is a symbolic link; submit the notebook file itself")
     try:
         raw = path.read_bytes()
     except OSError as error:

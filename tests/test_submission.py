@@ -69,3 +69,12 @@ def test_odd_file_names_keep_their_id(tmp_path):
     cell = nbformat.v4.new_code_cell("x = 1")
     path = write_notebook(tmp_path / "José's notebook (v2) <final>.ipynb", [cell])
     assert load_submission(path).id == "José's notebook (v2) <final>"
+
+
+def test_a_symbolic_link_is_refused_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for students")
+    link = tmp_path / "sneaky.ipynb"
+    link.symlink_to(secret)
+    with pytest.raises(InvalidSubmission, match="symbolic link"):
+        load_submission(link)
