@@ -17,7 +17,7 @@ import numpy as np
 
 from grader.architecture import Architecture, parse_model_config
 from grader.errors import UntrustedDataError
-from grader.fingerprint import count_matches
+from grader.fingerprint import count_test_rows
 from grader.kernel_hooks import MANIFEST
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
@@ -40,9 +40,8 @@ class FitFacts:
     epochs: int | None
     initial_epoch: int
     validation_split: float
-    # Rows of x passed to fit, and how many are training images / test images only.
+    # Rows of x passed to fit, and how many of them are test images (and not training images).
     rows: int | None
-    train_rows: int | None
     test_rows: int | None
     history: dict[str, list[float]]
     epoch_times: list[float]
@@ -72,8 +71,6 @@ class ModelFacts:
 class KernelFacts:
     models: dict[str, ModelFacts]
     environment: dict[str, Any]
-    data_served: bool
-    finished: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -92,14 +89,12 @@ def read_facts(
     try:
         manifest = _read_json(facts_dir / MANIFEST, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        return KernelFacts(
-            {}, {}, False, False, ("the grader's instrumentation did not start in this notebook's kernel",)
-        )
+        return KernelFacts({}, {}, ("the grader's instrumentation did not start in this notebook's kernel",))
     except UntrustedDataError as error:
-        return KernelFacts({}, {}, False, False, (f"the facts exported from the kernel are unreadable: {error}",))
+        return KernelFacts({}, {}, (f"the facts exported from the kernel are unreadable: {error}",))
     models: dict[str, ModelFacts] = {}
     warnings: list[str] = []
-    records = manifest.get("models") if isinstance(manifest.get("models"), dict) else {}
+    records = _typed(manifest, "models", dict)
     for name in model_names:
         if name not in records:
             continue
@@ -109,16 +104,19 @@ def read_facts(
             warnings.append(f"the record of {name} exported from the kernel is malformed: {error}")
             continue
         warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
-    legacy = manifest.get("legacy") if isinstance(manifest.get("legacy"), list) else []
-    warnings.extend(f"legacy Keras 2 spelling adapted: {str(item)[:300]}" for item in legacy[:20])
-    environment = manifest.get("environment")
-    return KernelFacts(
-        models=models,
-        environment=environment if isinstance(environment, dict) else {},
-        data_served=bool(manifest.get("data_served")),
-        finished=manifest.get("finished") is True,
-        warnings=tuple(warnings),
+    warnings.extend(
+        f"a model could not be exported: {str(item)[:300]}" for item in _typed(manifest, "export_errors", list)[:20]
     )
+    warnings.extend(
+        f"legacy Keras 2 spelling adapted: {str(item)[:300]}" for item in _typed(manifest, "legacy", list)[:20]
+    )
+    return KernelFacts(models=models, environment=_typed(manifest, "environment", dict), warnings=tuple(warnings))
+
+
+def _typed(record: dict[str, Any], key: str, kind: type) -> Any:
+    """``record[key]`` if it is of ``kind``, else an empty one: the kernel may have written anything."""
+    value = record.get(key)
+    return value if isinstance(value, kind) else kind()
 
 
 def _changed_after_training(model: ModelFacts, final_configs: Any) -> list[str]:
@@ -187,7 +185,7 @@ def _model_facts(
     except (UntrustedDataError, FileNotFoundError) as error:
         problem = str(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
     weights = tuple(sorted(path for path in snapshot.glob("w*.npy") if not path.is_symlink()))
-    fits_raw: list[Any] = record["fits"] if isinstance(record.get("fits"), list) else []
+    fits_raw: list[Any] = _typed(record, "fits", list)
     return ModelFacts(
         name=name,
         origin="fit" if record.get("origin") == "fit" else "end",
@@ -215,17 +213,16 @@ def _compile_facts(raw: Any) -> CompileFacts | None:
 def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> FitFacts:
     if not isinstance(raw, dict):
         raise UntrustedDataError("a fit record is not a JSON object")
-    rows, train_rows, test_rows = _rows_and_matches(facts_dir, raw, "x", fingerprints)
-    validation_rows, _, validation_test_rows = _rows_and_matches(facts_dir, raw, "validation", fingerprints)
-    history: dict[str, Any] = raw["history"] if isinstance(raw.get("history"), dict) else {}
-    times: list[Any] = raw["epoch_times"] if isinstance(raw.get("epoch_times"), list) else []
+    rows, test_rows = _rows_and_test_rows(facts_dir, raw, "x", fingerprints)
+    validation_rows, validation_test_rows = _rows_and_test_rows(facts_dir, raw, "validation", fingerprints)
+    history: dict[str, Any] = _typed(raw, "history", dict)
+    times: list[Any] = _typed(raw, "epoch_times", list)
     return FitFacts(
         batch_size=_number(raw.get("batch_size"), int, "batch_size"),
         epochs=_number(raw.get("epochs"), int, "epochs"),
         initial_epoch=_number(raw.get("initial_epoch", 0), int, "initial_epoch", allow_none=False),
         validation_split=_number(raw.get("validation_split", 0.0), float, "validation_split", allow_none=False),
         rows=rows,
-        train_rows=train_rows,
         test_rows=test_rows,
         history={
             str(key): [_number(v, float, f"history[{key!r}]", allow_none=False) for v in values]
@@ -239,14 +236,14 @@ def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> Fit
     )
 
 
-def _rows_and_matches(
+def _rows_and_test_rows(
     facts_dir: Path, raw: dict[str, Any], role: str, fingerprints: DataFingerprints
-) -> tuple[int | None, int | None, int | None]:
-    """Rows of the images fit got as ``role``, and how many are training / test-only images."""
+) -> tuple[int | None, int | None]:
+    """Rows of the images fit got as ``role``, and how many of them are test images."""
     shape = raw.get(f"{role}_shape")
     rows = _number(shape[0], int, f"the number of {role} rows") if isinstance(shape, list) and shape else None
     if raw.get(f"{role}_fingerprints") is None or rows is None:
-        return rows, None, None
+        return rows, None
     path = _inside(facts_dir, raw[f"{role}_fingerprints"])
     try:
         marks = np.load(path, mmap_mode="r", allow_pickle=False)  # the header is checked before any data is read
@@ -254,5 +251,4 @@ def _rows_and_matches(
         raise UntrustedDataError(f"the fingerprints of fit's {role} images are unreadable ({error})") from None
     if marks.dtype != np.uint64 or marks.shape != (rows,):
         raise UntrustedDataError(f"the fingerprints of fit's {role} images have shape {marks.shape}, not ({rows},)")
-    train_rows, test_rows = count_matches(marks, fingerprints.train, fingerprints.test)
-    return rows, train_rows, test_rows
+    return rows, count_test_rows(marks, fingerprints.train, fingerprints.test)

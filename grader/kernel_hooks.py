@@ -134,12 +134,10 @@ class _Recorder:
         self.manifest: dict[str, Any] = {
             "format": 1,
             "environment": {},
-            "data_served": 0,
             "models": {},
             "final_configs": {},
             "export_errors": [],
             "legacy": [],
-            "finished": False,
         }
 
     # -- set-up -------------------------------------------------------------
@@ -203,7 +201,6 @@ class _Recorder:
         path = self.data_path
 
         def load_data(*args: Any, **kwargs: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-            self.manifest["data_served"] += 1
             with np.load(path, allow_pickle=False) as arrays:
                 return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
@@ -292,7 +289,6 @@ class _Recorder:
             "epochs": json_safe(arguments["epochs"]),
             "initial_epoch": json_safe(arguments["initial_epoch"]),
             "validation_split": json_safe(arguments["validation_split"]),
-            "has_validation_data": arguments["validation_data"] is not None,
             "x_shape": _shape(x),
             "x_fingerprints": self._fingerprint(x, "x"),
             "validation_shape": _shape(validation_x),
@@ -330,7 +326,8 @@ class _Recorder:
             for name in self._names_bound_to(model):
                 self._bind(name, model, *self.snapshots[id(model)], origin="fit")
         except Exception as error:  # never break the student's fit because of an export
-            self.manifest["export_errors"].append(f"{type(error).__name__}: {error}")
+            names = ", ".join(self._names_bound_to(model)) or "a model"
+            self.manifest["export_errors"].append(f"{names}: {type(error).__name__}: {error}")
         self._write_manifest()
 
     def _names_bound_to(self, model: Any) -> list[str]:
@@ -352,7 +349,6 @@ class _Recorder:
         self.manifest["models"][name] = {
             "snapshot": snapshot,
             "origin": origin,
-            "class": type(model).__name__,
             "cell_position": cell_position,
             "compile": record["compile"],
             "fits": record["fits"],
@@ -374,7 +370,6 @@ class _Recorder:
                     self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
             except Exception as error:
                 self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")
-        self.manifest["finished"] = True
         self._write_manifest()
 
     def _write_manifest(self) -> None:

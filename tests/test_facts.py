@@ -23,9 +23,7 @@ def write_facts(facts_dir, models, **extra):
     manifest = {
         "format": 1,
         "environment": {"tensorflow": "2.x"},
-        "data_served": 1,
         "models": models,
-        "finished": True,
         **extra,
     }
     (facts_dir / "manifest.json").write_text(json.dumps(manifest))
@@ -72,8 +70,8 @@ def test_a_well_formed_record_is_read(tmp_path, fingerprints):
     model = facts.models["model_1"]
     assert model.cell == 7 and model.origin == "fit"
     assert model.architecture.param_count() == 55_050
-    assert (model.fits[0].train_rows, model.fits[0].test_rows) == (8, 4)
-    assert facts.finished and facts.data_served and not facts.warnings
+    assert (model.fits[0].rows, model.fits[0].test_rows) == (12, 4)
+    assert not facts.warnings
 
 
 def test_no_manifest_means_the_instrumentation_never_started(tmp_path, fingerprints):
@@ -151,3 +149,10 @@ def test_an_unchanged_model_gives_no_warning(tmp_path, fingerprints):
         final_configs={"model_1": keras_config("model_1_sequential_add")},
     )
     assert read_facts(tmp_path, NAMES, fingerprints, {}).warnings == ()
+
+
+def test_a_failed_export_is_reported(tmp_path, fingerprints):
+    write_facts(tmp_path, {}, export_errors=["model_2: ValueError: weights too large"])
+    assert read_facts(tmp_path, NAMES, fingerprints, {}).warnings == (
+        "a model could not be exported: model_2: ValueError: weights too large",
+    )

@@ -1,6 +1,6 @@
 import numpy as np
 
-from grader.fingerprint import count_matches, row_fingerprints
+from grader.fingerprint import count_test_rows, row_fingerprints
 
 
 def test_fingerprints_survive_scaling_flattening_and_float_conversion():
@@ -10,9 +10,10 @@ def test_fingerprints_survive_scaling_flattening_and_float_conversion():
     assert np.array_equal(row_fingerprints(images), row_fingerprints(prepared))
 
 
-def test_count_matches_tells_training_from_test_rows():
+def test_test_rows_are_counted_apart_from_training_rows():
     rng = np.random.default_rng(1)
     train = row_fingerprints(rng.random((30, 10)) > 0.5)
     test = row_fingerprints(rng.random((20, 10)) > 0.5)
     mixed = np.concatenate([train[:5], test[:7]])
-    assert count_matches(mixed, train, test) == (5, 7)
+    assert count_test_rows(mixed, train, test) == 7
+    assert count_test_rows(mixed, np.concatenate([train, test[:2]]), test) == 5  # in both sets: not counted
