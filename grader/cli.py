@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
+from contextlib import closing
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from rich.table import Table
 from grader import __version__
 from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
-from grader.outputs import write_outputs
+from grader.outputs import write_page, write_summaries
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
 from grader.results import SubmissionResult
 from grader.spec import DEFAULT_SPEC, load_spec
@@ -28,6 +30,8 @@ from grader.submission import discover_submissions
 
 EXIT_CHECK_FAILED = 1
 EXIT_GRADER_ERROR = 3
+# How often a long batch refreshes gradebook.csv, index.html and results.json.
+SUMMARY_INTERVAL_SECONDS = 30
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
 
 console = Console(stderr=True)
@@ -142,29 +146,37 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
-    store = ResultStore(out_dir)
     results: list[SubmissionResult] = []
     reused = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    summaries_written = time.monotonic()
+    with closing(ResultStore(out_dir)) as store, _progress() as progress:
         task = progress.add_task("Grading", total=len(notebooks))
 
         def on_start(path: Path) -> None:
             progress.update(task, description=f"Grading {path.name}")
 
         def on_result(result: SubmissionResult, was_reused: bool) -> None:
-            nonlocal reused
+            nonlocal reused, summaries_written
             reused += was_reused
             results.append(result)
-            write_outputs(make_run(context, results), out_dir)
+            write_page(result, make_run(context, results), out_dir)
+            # The class files cover every result so far: rewritten now and then, not per result.
+            if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
+                write_summaries(make_run(context, results), out_dir)
+                summaries_written = time.monotonic()
             progress.console.print(_summary_line(result, was_reused), highlight=False)
             progress.advance(task)
 
-        grade_batch(notebooks, context, store, force, on_start, on_result)
-    store.close()
+        run = grade_batch(notebooks, context, store, force, on_start, on_result)
+        write_summaries(run, out_dir)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
     console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
 
 
 def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
@@ -223,8 +235,7 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
     if spec.calibration_path is None:
         raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with _progress() as progress:
         task = progress.add_task("Training", total=seeds * len(spec.models))
 
         def on_run(name: str, run: dict[str, Any]) -> None:

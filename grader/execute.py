@@ -28,11 +28,6 @@ FINISH_GRACE_SECONDS = 60.0
 SOURCE_PREVIEW_CHARS = 160
 # Outputs kept per notebook; a flood beyond this is dropped as it arrives.
 MAX_OUTPUT_BYTES = 2 * 2**20
-KERNEL_ENV = {
-    # TensorFlow's C++ start-up chatter is noise in a student's report.
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONUNBUFFERED": "1",
-}
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,7 @@ def execute_notebook(
             kernel_log,
             sandbox,
             client.setup_kernel(
-                env={**os.environ, **KERNEL_ENV, "GRADER_SPEC": sandbox.inside_spec},
+                env=sandbox.kernel_environment(),
                 stdout=kernel_log,
                 stderr=kernel_log,
             ),

@@ -63,10 +63,14 @@ def index_page(run: GradeRun) -> str:
     return _templates.get_template("index.html.j2").render(run=run, page_name=page_name)
 
 
-def write_outputs(run: GradeRun, out_dir: Path) -> None:
+def write_page(result: SubmissionResult, run: GradeRun, out_dir: Path) -> None:
+    """One submission's page, written as soon as it is graded."""
     (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
-    for result in run.submissions:
-        write_atomically(out_dir / PAGES_DIR / page_name(result.id), submission_page(result, run))
+    write_atomically(out_dir / PAGES_DIR / page_name(result.id), submission_page(result, run))
+
+
+def write_summaries(run: GradeRun, out_dir: Path) -> None:
+    """The files about the whole class: gradebook, class page, results.json."""
     write_atomically(out_dir / "gradebook.csv", gradebook_csv(run))
     write_atomically(out_dir / "index.html", index_page(run))
     write_atomically(out_dir / "results.json", json.dumps(run.to_dict(), indent=2) + "\n")

@@ -78,13 +78,10 @@ def probe_isolation() -> Isolation:
     bubblewrap = shutil.which("bwrap")
     if bubblewrap and _fails([bubblewrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"]):
         bubblewrap = None
-    setpriv = shutil.which("setpriv")
-    uid_change = os.geteuid() == 0 and setpriv is not None
-    if os.geteuid() != 0:
-        uid_change = True  # already unprivileged: nothing to drop
     return Isolation(
         bubblewrap=bubblewrap,
-        uid_change=uid_change,
+        # An unprivileged grader has nothing to drop.
+        uid_change=os.geteuid() != 0 or shutil.which("setpriv") is not None,
         rlimits=shutil.which("prlimit") is not None,
         memory_cgroup=_own_cgroup("memory"),
         pids_cgroup=_own_cgroup("pids"),
@@ -210,25 +207,31 @@ class Sandbox:
         arguments += ["--bind", str(self.facts_dir), INSIDE_FACTS]
         arguments += ["--ro-bind", str(self.spec_path.parent), INSIDE_REFERENCE]
         arguments += ["--ro-bind", str(self.notebook), f"{INSIDE_WORKDIR}/submission.ipynb", "--chdir", INSIDE_WORKDIR]
-        arguments += ["--clearenv", *self._environment()]
+        environment = self.kernel_environment()
+        arguments += ["--clearenv", *(item for name in environment for item in ("--setenv", name, environment[name]))]
         return arguments
 
-    def _environment(self) -> list[str]:
+    def kernel_environment(self) -> dict[str, str]:
+        """The variables the kernel runs with. In bubblewrap they are all it gets; without it they
+        are added to the grader's own."""
         variables = {
+            # TensorFlow's C++ start-up chatter is noise in a student's report.
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+            "GRADER_SPEC": self.inside_spec,
+        }
+        if not self.isolation.bubblewrap:
+            return {**os.environ, **variables}
+        variables |= {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",
             "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONUNBUFFERED": "1",
             "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
             "IPYTHONDIR": "/tmp/ipython",
             "MPLCONFIGDIR": "/tmp/matplotlib",
-            "GRADER_SPEC": self.inside_spec,
         }
-        for name in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH"):
-            if name in os.environ:
-                variables[name] = os.environ[name]
-        return [item for name, value in variables.items() for item in ("--setenv", name, value)]
+        gpu_settings = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH")
+        return variables | {name: os.environ[name] for name in gpu_settings if name in os.environ}
 
     def __enter__(self) -> Sandbox:
         for group in self.cgroups:

@@ -5,6 +5,12 @@ from grader.errors import UntrustedDataError
 from tests.conftest import keras_config
 
 
+def assert_is_the_spec_model(parsed: Architecture, expected, params: int) -> None:
+    assert parsed.input_shape == (784,)
+    assert all(a.matches(b) for a, b in zip(parsed.layers, expected.layers, strict=True))
+    assert parsed.param_count() == params
+
+
 def test_sequential_add_with_input_shape(spec):
     parsed = parse_model_config(keras_config("model_1_sequential_add"))
     assert parsed.input_shape == (784,)
@@ -15,15 +21,12 @@ def test_sequential_add_with_input_shape(spec):
         "Dropout(0.2)",
         "Dense(10, softmax)",
     ]
-    assert all(a.matches(b) for a, b in zip(parsed.layers, spec.model("model_1").layers, strict=True))
-    assert parsed.param_count() == 55_050
+    assert_is_the_spec_model(parsed, spec.model("model_1"), 55_050)
 
 
 def test_functional_chain_matches_the_spec(spec):
     parsed = parse_model_config(keras_config("model_2_functional"))
-    assert parsed.input_shape == (784,)
-    assert all(a.matches(b) for a, b in zip(parsed.layers, spec.model("model_2").layers, strict=True))
-    assert parsed.param_count() == 437_310
+    assert_is_the_spec_model(parsed, spec.model("model_2"), 437_310)
 
 
 def test_activation_layers_fold_into_the_dense_before_them(spec):
@@ -34,8 +37,7 @@ def test_activation_layers_fold_into_the_dense_before_them(spec):
         "Dense(16, relu, L2=0.0001)",
         "Dense(10, softmax)",
     ]
-    assert all(a.matches(b) for a, b in zip(parsed.layers, spec.model("model_3").layers, strict=True))
-    assert parsed.param_count() == 51_450
+    assert_is_the_spec_model(parsed, spec.model("model_3"), 51_450)
 
 
 def test_flatten_is_kept_for_rebuilding_but_not_compared():

@@ -3,7 +3,7 @@ import io
 import json
 
 from grader.checks import CheckResult
-from grader.outputs import gradebook_csv, page_name, submission_page, write_outputs
+from grader.outputs import gradebook_csv, page_name, submission_page, write_page, write_summaries
 from grader.results import GradeRun, SubmissionResult, score
 
 
@@ -43,7 +43,8 @@ def test_gradebook_has_one_row_per_submission_and_a_column_per_check():
 
 
 def test_results_json_follows_the_schema_and_round_trips(tmp_path):
-    write_outputs(run(result()), tmp_path)
+    write_page(result(), run(result()), tmp_path)
+    write_summaries(run(result()), tmp_path)
     document = json.loads((tmp_path / "results.json").read_text())
     assert set(document) == {"grader_version", "mode", "spec", "submissions"}
     entry = document["submissions"][0]
