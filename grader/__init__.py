@@ -6,7 +6,7 @@ model against the exercise (see ``grader.self_check``).
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["__version__", "check"]
 
 

@@ -70,6 +70,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class SummaryRow:
+    layer: Layer
+    width: int | None  # the output's size, unknown without an input shape
+    params: int | None
+
+
+@dataclass(frozen=True)
 class Architecture:
     """A model as a chain of layers after an input of ``input_shape`` (no batch axis)."""
 
@@ -79,6 +86,20 @@ class Architecture:
     def compared_layers(self) -> tuple[Layer, ...]:
         """The layers that carry meaning for grading: shape-only layers left out."""
         return tuple(layer for layer in self.layers if layer.type not in SHAPE_ONLY_LAYERS)
+
+    def summary(self) -> list[SummaryRow]:
+        """The compared layers with output shape and parameters, as ``model.summary()`` lists them."""
+        width = math.prod(self.input_shape) if self.input_shape is not None else None
+        rows = []
+        for layer in self.layers:
+            params: int | None = 0
+            if layer.type == "Dense":
+                assert layer.units is not None
+                params = None if width is None else width * layer.units + (layer.units if layer.use_bias else 0)
+                width = layer.units
+            if layer.type not in SHAPE_ONLY_LAYERS:
+                rows.append(SummaryRow(layer, width, params))
+        return rows
 
     def weight_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of ``model.get_weights()`` in order; needs a known input shape."""

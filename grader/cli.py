@@ -23,7 +23,7 @@ from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
 from grader.outputs import write_page, write_summaries
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
-from grader.results import SubmissionResult
+from grader.results import Graded, SubmissionResult
 from grader.spec import DEFAULT_SPEC, load_spec
 from grader.store import ResultStore
 from grader.submission import discover_submissions
@@ -155,20 +155,20 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) 
         def on_start(path: Path) -> None:
             progress.update(task, description=f"Grading {path.name}")
 
-        def on_result(result: SubmissionResult, was_reused: bool) -> None:
+        def on_result(graded: Graded, was_reused: bool) -> None:
             nonlocal reused, summaries_written
             reused += was_reused
-            results.append(result)
-            write_page(result, make_run(context, results), out_dir)
+            results.append(graded.result)
+            write_page(graded.result, graded.notebook, make_run(context, results), context.spec, out_dir)
             # The class files cover every result so far: rewritten now and then, not per result.
             if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
-                write_summaries(make_run(context, results), out_dir)
+                write_summaries(make_run(context, results), context.spec, out_dir)
                 summaries_written = time.monotonic()
-            progress.console.print(_summary_line(result, was_reused), highlight=False)
+            progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
             progress.advance(task)
 
         run = grade_batch(notebooks, context, store, force, on_start, on_result)
-        write_summaries(run, out_dir)
+        write_summaries(run, context.spec, out_dir)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
     console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
@@ -198,7 +198,7 @@ def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     """
     context = _context(**settings)
     with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
-        result = grade_notebook(notebook, context)
+        result = grade_notebook(notebook, context).result
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -52,6 +52,8 @@ class Execution:
     # Position of a cell in the instrumented run -> index of the student's cell.
     student_cells: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # The student's notebook, every cell, with the outputs of this run.
+    notebook: NotebookNode | None = None
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -173,7 +175,19 @@ def execute_notebook(
     except (RuntimeError, TimeoutError) as error:
         outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
     seconds = round(time.monotonic() - started, 3)
-    return Execution(outcome, message, tuple(errors), client.output_dropped, student_index, seconds)
+    executed = _with_outputs(notebook, run, student_index)
+    return Execution(outcome, message, tuple(errors), client.output_dropped, student_index, seconds, executed)
+
+
+def _with_outputs(notebook: NotebookNode, run: NotebookNode, student_index: dict[int, int]) -> NotebookNode:
+    """A copy of the student's notebook whose code cells hold what they output in ``run``."""
+    executed = nbformat.from_dict(notebook)  # type: ignore[no-untyped-call]
+    for position, index in student_index.items():
+        executed.cells[index].outputs = run.cells[position].get("outputs", [])
+        count = run.cells[position].get("execution_count")
+        # The grader's preamble ran first; number the student's cells as if it had not.
+        executed.cells[index].execution_count = count - 1 if isinstance(count, int) and count > 1 else count
+    return executed  # type: ignore[no-any-return]
 
 
 def _instrumented_cells(

@@ -1,20 +1,47 @@
-"""Write a run's outputs: ``results.json``, ``gradebook.csv``, ``index.html`` and
-one HTML page per submission. Every file is written whole or not at all."""
+"""Write a run's outputs: ``results.json``, ``gradebook.csv`` (for an LMS),
+``checks.csv``, ``index.html``, and per submission an HTML page and its executed
+notebook rendered by nbconvert. Every file is written whole or not at all.
+
+Pages are self-contained (plots are embedded SVG) and carry a Content Security
+Policy that lets no script run but the class page's own table sorter: whatever
+a student's notebook holds, it cannot run in an instructor's browser.
+"""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors.sanitize import SanitizeHTML
+from pygments.formatters import HtmlFormatter
 
-from grader.results import GradeRun, SubmissionResult
+from grader import plots
+from grader.architecture import Architecture, SummaryRow
+from grader.checks import CheckResult
+from grader.results import GradeRun, ModelRecord, SubmissionResult
+from grader.spec import ModelSpec, Spec
+from grader.summary import summarize, typical_epoch_seconds
 
 PAGES_DIR = "submissions"
+NOTEBOOKS_DIR = "notebooks"
+# Tags a student's markdown and HTML outputs may keep; anything else is shown as text.
+NOTEBOOK_TAGS = (
+    *("a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6"),
+    *("hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td"),
+    *("th", "thead", "tr", "ul"),
+)
+# Canvas names the files of a bulk download "<name>[_late]_<user id>_<submission id>_<file>".
+CANVAS_DOWNLOAD_NAME = re.compile(r"^(?P<name>[^_]+)(?:_late)?_(?P<user_id>\d+)_\d+_", re.IGNORECASE)
 
 _templates = Environment(
     loader=PackageLoader("grader", "templates"),
@@ -23,6 +50,20 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+VERDICT_MARKS = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "–"}
+SORT_SCRIPT = _templates.get_template("sort.js").render()
+
+
+def _content_policy(script: str | None = None) -> str:
+    """No network, no plugins, no forms; no script but ``script``, pinned by its hash."""
+    allowed = "'none'"
+    if script is not None:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        allowed = f"'sha256-{digest}'"
+    return (
+        f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {allowed}; "
+        "base-uri 'none'; form-action 'none'"
+    )
 
 
 def page_name(submission_id: str) -> str:
@@ -36,7 +77,34 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+# -- gradebooks ----------------------------------------------------------------
+
+
+def lms_identity(submission_id: str) -> tuple[str, str]:
+    """The student's name and LMS user id, read from a Canvas download's file name; else the id and ""."""
+    match = CANVAS_DOWNLOAD_NAME.match(submission_id)
+    if match:
+        return match["name"], match["user_id"]
+    return submission_id, ""
+
+
 def gradebook_csv(run: GradeRun) -> str:
+    """One row per submission in the columns Canvas imports (Moodle maps them by hand).
+
+    ``Student`` and ``SIS Login ID`` hold the submission's id (its file name), ``ID`` the
+    Canvas user id when the file name is Canvas's own; the last column is the score.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", run.spec])
+    for result in run.submissions:
+        name, user_id = lms_identity(result.id)
+        writer.writerow([name, user_id, "", result.id, "", f"{result.score:g}"])
+    return buffer.getvalue()
+
+
+def checks_csv(run: GradeRun) -> str:
+    """Every check's points per submission, for a closer look than a gradebook gives."""
     check_ids = list(dict.fromkeys(check.id for result in run.submissions for check in result.checks))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -55,22 +123,146 @@ def gradebook_csv(run: GradeRun) -> str:
     return buffer.getvalue()
 
 
-def submission_page(result: SubmissionResult, run: GradeRun) -> str:
-    return _templates.get_template("submission.html.j2").render(result=result, run=run)
+# -- a submission's page -------------------------------------------------------------
 
 
-def index_page(run: GradeRun) -> str:
-    return _templates.get_template("index.html.j2").render(run=run, page_name=page_name)
+@dataclass(frozen=True)
+class LayerPair:
+    """A row of the side-by-side layer table; ``None`` where one side has no layer."""
+
+    expected: SummaryRow | None
+    actual: SummaryRow | None
+
+    @property
+    def differs(self) -> bool:
+        if self.expected is None or self.actual is None:
+            return True
+        return not self.actual.layer.matches(self.expected.layer)
 
 
-def write_page(result: SubmissionResult, run: GradeRun, out_dir: Path) -> None:
-    """One submission's page, written as soon as it is graded."""
+@dataclass(frozen=True)
+class ModelSection:
+    spec: ModelSpec
+    record: ModelRecord | None
+    checks: list[CheckResult]
+    layers: list[LayerPair]
+    expected_params: int | None
+    actual_params: int | None
+    curves: str | None  # plot data URI
+    first_epoch: float | None
+    typical_epoch: float | None
+    reference_epoch: float | None
+
+
+def _layer_pairs(expected: Architecture, actual: Architecture | None) -> list[LayerPair]:
+    want = expected.summary()
+    have = actual.summary() if actual is not None else []
+    return [
+        LayerPair(want[index] if index < len(want) else None, have[index] if index < len(have) else None)
+        for index in range(max(len(want), len(have)))
+    ]
+
+
+def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> ModelSection:
+    record = result.models.get(model.name)
+    expected = spec.expected_architecture(model)
+    architecture = record.architecture if record else None
+    calibration = spec.calibration.models.get(model.name)
+    times = record.epoch_times if record else ()
+    return ModelSection(
+        spec=model,
+        record=record,
+        checks=[check for check in result.checks if check.id.startswith(f"{model.name}.")],
+        layers=_layer_pairs(expected, architecture),
+        expected_params=expected.param_count(),
+        actual_params=architecture.param_count() if architecture else None,
+        curves=plots.learning_curves(record.history if record else {}, calibration.bands if calibration else {}),
+        first_epoch=times[0] if times else None,
+        typical_epoch=typical_epoch_seconds(times),
+        reference_epoch=calibration.median_epoch_seconds if calibration else None,
+    )
+
+
+def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, notebook_link: str | None) -> str:
+    return _templates.get_template("submission.html.j2").render(
+        result=result,
+        run=run,
+        spec=spec,
+        sections=[_model_section(result, spec, model) for model in spec.models],
+        notebook_link=notebook_link,
+        content_policy=_content_policy(),
+    )
+
+
+def notebook_page(result: SubmissionResult, notebook_json: str) -> str:
+    """The notebook as it ran, sanitised: a student's HTML keeps its look, never its scripts."""
+    notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
+    exporter.register_preprocessor(SanitizeHTML(tags=NOTEBOOK_TAGS), enabled=True)  # type: ignore[no-untyped-call]
+    body, _ = exporter.from_notebook_node(notebook)
+    return _templates.get_template("notebook.html.j2").render(
+        result=result,
+        result_page=page_name(result.id),
+        body=body,
+        highlight_css=HtmlFormatter(style="default").get_style_defs(".highlight"),
+        content_policy=_content_policy(),
+    )
+
+
+def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, spec: Spec, out_dir: Path) -> None:
+    """One submission's page and its executed notebook, written as soon as it is graded."""
+    name = page_name(result.id)
+    link = None
+    if notebook is not None:
+        (out_dir / NOTEBOOKS_DIR).mkdir(parents=True, exist_ok=True)
+        write_atomically(out_dir / NOTEBOOKS_DIR / name, notebook_page(result, notebook))
+        link = f"../{NOTEBOOKS_DIR}/{name}"
     (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
-    write_atomically(out_dir / PAGES_DIR / page_name(result.id), submission_page(result, run))
+    write_atomically(out_dir / PAGES_DIR / name, submission_page(result, run, spec, link))
 
 
-def write_summaries(run: GradeRun, out_dir: Path) -> None:
-    """The files about the whole class: gradebook, class page, results.json."""
+# -- the class page ------------------------------------------------------------------
+
+
+def index_page(run: GradeRun, spec: Spec) -> str:
+    summary = summarize(run)
+    accepted = {model.name: (model.accuracy.min, model.accuracy.max) for model in spec.models if model.accuracy}
+    # Quick grades train on a slice: their epochs compare with no reference run.
+    reference_times = {
+        name: (min(calibration.later_epoch_seconds), max(calibration.later_epoch_seconds))
+        for name, calibration in spec.calibration.models.items()
+        if calibration.later_epoch_seconds and run.mode == "full"
+    }
+    figures = {
+        "scores": plots.score_histogram(summary.scores, summary.max_score) if summary.submissions else None,
+        "checks": plots.pass_rates(summary.check_rates) if summary.check_rates else None,
+        "accuracy": plots.distribution(
+            summary.accuracy, "test accuracy, measured by the grader", "Test accuracy", accepted, "accepted range"
+        ),
+        "epochs": plots.distribution(
+            summary.epoch_seconds,
+            "seconds per epoch (median, first epoch left out)",
+            "Epoch time",
+            reference_times,
+            f"reference runs on {spec.calibration.describe_machine()}",
+        ),
+    }
+    return _templates.get_template("index.html.j2").render(
+        run=run,
+        summary=summary,
+        figures=figures,
+        columns=[(model.name, list(model.points)) for model in spec.models],
+        marks=VERDICT_MARKS,
+        short_names={"architecture": "arch.", "optimizer": "optim.", "accuracy": "acc."},
+        page_name=page_name,
+        sort_script=SORT_SCRIPT,
+        content_policy=_content_policy(SORT_SCRIPT),
+    )
+
+
+def write_summaries(run: GradeRun, spec: Spec, out_dir: Path) -> None:
+    """The files about the whole class."""
     write_atomically(out_dir / "gradebook.csv", gradebook_csv(run))
-    write_atomically(out_dir / "index.html", index_page(run))
+    write_atomically(out_dir / "checks.csv", checks_csv(run))
+    write_atomically(out_dir / "index.html", index_page(run, spec))
     write_atomically(out_dir / "results.json", json.dumps(run.to_dict(), indent=2) + "\n")

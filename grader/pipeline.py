@@ -14,16 +14,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
 from grader import __version__
 from grader.checks import CheckResult, checks_not_run, doctored_history_warnings, run_checks
 from grader.claims import claim_warnings, find_claims
 from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
-from grader.evaluate import evaluate_models
+from grader.evaluate import Evaluation, evaluate_models
 from grader.execute import MAX_OUTPUT_BYTES, Execution, execute_notebook
-from grader.facts import DataFingerprints, KernelFacts, read_facts
+from grader.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
 from grader.fingerprint import row_fingerprints
-from grader.results import GradeRun, SubmissionResult, SubmissionStatus, score
+from grader.results import Graded, GradeRun, ModelRecord, SubmissionResult, SubmissionStatus, score
 from grader.sandbox import Isolation, Limits, Sandbox, probe_isolation
 from grader.spec import DEFAULT_SPEC, Spec, load_spec
 from grader.store import ResultStore, result_key
@@ -35,6 +37,8 @@ DEFAULT_TIMEOUT_SECONDS = {"quick": 300.0, "full": 1800.0}
 FINALE = "__import__('grader.kernel_hooks', fromlist=['finish']).finish()"
 # Batches per graph call when accelerating (measured on CPU in the README's speed section).
 STEPS_PER_EXECUTION = 32
+# Keras 2 history keys, shown under their Keras 3 names.
+LEGACY_METRICS = {"acc": "accuracy", "val_acc": "val_accuracy"}
 
 
 @dataclass(frozen=True)
@@ -90,12 +94,12 @@ def prepare_context(
     return GradingContext(spec, path.resolve(), fingerprints, options, isolation)
 
 
-def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
+def grade_notebook(path: Path, context: GradingContext) -> Graded:
     """Grade one notebook file. Whatever the notebook does, a result comes back."""
     try:
         submission = load_submission(path)
     except InvalidSubmission as error:
-        return unrunnable_result(path, "invalid", str(error), context)
+        return Graded(unrunnable_result(path, "invalid", str(error), context))
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         execution, facts = run_instrumented(submission, context, Path(scratch))
         evaluations = (
@@ -108,7 +112,9 @@ def grade_notebook(path: Path, context: GradingContext) -> SubmissionResult:
         *doctored_history_warnings(context.spec, facts.models, evaluations),
         *claim_warnings(find_claims(submission.notebook, context.spec.model_names), facts.models, evaluations),
     ]
-    return _result(submission, execution, facts, checks, findings, context.isolation.describe())
+    result = _result(submission, execution, facts, evaluations, checks, findings, context.isolation.describe())
+    notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
+    return Graded(result, notebook)
 
 
 def run_instrumented(submission: Submission, context: GradingContext, scratch: Path) -> tuple[Execution, KernelFacts]:
@@ -152,6 +158,7 @@ def _result(
     submission: Submission,
     execution: Execution,
     facts: KernelFacts,
+    evaluations: dict[str, Evaluation],
     checks: list[CheckResult],
     findings: list[str],
     isolation: str,
@@ -178,13 +185,24 @@ def _result(
             *findings,
             *_output_warning(execution),
         ),
-        epoch_times={
-            name: [round(t, 4) for fit in m.fits for t in fit.epoch_times] for name, m in facts.models.items()
-        },
+        models={name: _model_record(model, evaluations.get(name)) for name, model in facts.models.items()},
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
         isolation=isolation,
+    )
+
+
+def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelRecord:
+    history: dict[str, list[float]] = {}
+    for fit in facts.fits:
+        for metric, values in fit.history.items():
+            history.setdefault(LEGACY_METRICS.get(metric, metric), []).extend(values)
+    return ModelRecord(
+        architecture=facts.architecture,
+        history=history,
+        epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
+        test_accuracy=evaluation.accuracy if evaluation else None,
     )
 
 
@@ -212,7 +230,7 @@ def grade_batch(
     store: ResultStore,
     force: bool = False,
     on_start: Callable[[Path], None] = lambda path: None,
-    on_result: Callable[[SubmissionResult, bool], None] = lambda result, reused: None,
+    on_result: Callable[[Graded, bool], None] = lambda graded, reused: None,
 ) -> GradeRun:
     """Grade every path, one result each, in order, each stored as it is done.
 
@@ -232,26 +250,26 @@ def grade_batch(
         reused = stored is not None and sid not in seen
         if stored is not None and reused:
             seen[sid] = path
-            result = dataclasses.replace(stored, id=sid, path=str(path))
+            graded = dataclasses.replace(stored, result=dataclasses.replace(stored.result, id=sid, path=str(path)))
         else:
-            result = _grade_one(path, sid, seen, context)
-            store.put(key, result)
-        results.append(result)
-        on_result(result, reused)
+            graded = _grade_one(path, sid, seen, context)
+            store.put(key, graded)
+        results.append(graded.result)
+        on_result(graded, reused)
     return make_run(context, results)
 
 
-def _grade_one(path: Path, sid: str, seen: dict[str, Path], context: GradingContext) -> SubmissionResult:
+def _grade_one(path: Path, sid: str, seen: dict[str, Path], context: GradingContext) -> Graded:
     if sid in seen:
-        return unrunnable_result(
-            path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context
+        return Graded(
+            unrunnable_result(path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context)
         )
     seen[sid] = path
     try:
         return grade_notebook(path, context)
     except Exception as error:  # a fault of the grader's must not cost the rest of the batch
         reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
-        return unrunnable_result(path, "error", reason, context)
+        return Graded(unrunnable_result(path, "error", reason, context))
 
 
 def make_run(context: GradingContext, results: list[SubmissionResult]) -> GradeRun:

@@ -6,9 +6,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grader.architecture import Architecture
 from grader.checks import CheckResult
 
 SubmissionStatus = Literal["graded", "error", "timeout", "invalid"]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What the grader saw of one model: its layers, its training as the notebook
+    recorded it (epochs of every fit, in order) and the grader's own test accuracy."""
+
+    architecture: Architecture | None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epoch_times: tuple[float, ...] = ()
+    test_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture.to_dict() if self.architecture else None,
+            "history": self.history,
+            "epoch_times": list(self.epoch_times),
+            "test_accuracy": self.test_accuracy,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
+        architecture = data.get("architecture")
+        return cls(
+            architecture=Architecture.from_dict(architecture) if architecture else None,
+            history=data.get("history", {}),
+            epoch_times=tuple(data.get("epoch_times", ())),
+            test_accuracy=data.get("test_accuracy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -20,7 +50,7 @@ class SubmissionResult:
     max_score: float
     checks: tuple[CheckResult, ...]
     warnings: tuple[str, ...] = ()
-    epoch_times: dict[str, list[float]] = field(default_factory=dict)
+    models: dict[str, ModelRecord] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
@@ -40,7 +70,7 @@ class SubmissionResult:
             "max_score": self.max_score,
             "checks": [check.to_dict() for check in self.checks],
             "warnings": list(self.warnings),
-            "epoch_times": self.epoch_times,
+            "models": {name: model.to_dict() for name, model in self.models.items()},
             "error": self.error,
             "seconds": self.seconds,
             "environment": self.environment,
@@ -54,8 +84,17 @@ class SubmissionResult:
                 **data,
                 "checks": tuple(CheckResult(**check) for check in data["checks"]),
                 "warnings": tuple(data.get("warnings", ())),
+                "models": {name: ModelRecord.from_dict(model) for name, model in data.get("models", {}).items()},
             }
         )
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A result, and the notebook as it ran (nbformat JSON) for the reports, if it ran."""
+
+    result: SubmissionResult
+    notebook: str | None = None
 
 
 def score(checks: list[CheckResult]) -> tuple[float, float]:

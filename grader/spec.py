@@ -7,14 +7,15 @@ checks comes from here. See ``reference/mnist_mlp.toml`` for the format.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.architecture import Layer
+from grader.architecture import Architecture, Layer
+from grader.calibration import Calibration, read_calibration
 from grader.errors import SpecError
 
 CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
@@ -79,10 +80,17 @@ class Spec:
     # Identifies the spec and its calibration in cache keys and results.
     digest: str
     _calibration_path: Path | None = None
+    calibration: Calibration = field(default_factory=Calibration)
 
     @property
     def model_names(self) -> list[str]:
         return [model.name for model in self.models]
+
+    def expected_architecture(self, model: ModelSpec) -> Architecture:
+        """The model as the exercise builds it: its layers after the prepared images."""
+        shape = self.data.image_shape
+        input_shape = (math.prod(shape),) if self.data.flatten else shape
+        return Architecture(input_shape=input_shape, layers=model.layers)
 
     def model(self, name: str) -> ModelSpec:
         return next(model for model in self.models if model.name == name)
@@ -144,7 +152,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
         raise ValueError(f"[points] names unknown checks {sorted(unknown_checks)}; known: {list(CHECK_KINDS)}")
     accuracy_section = raw.get("accuracy", {})
     calibration_path = path.parent / accuracy_section["calibration"] if "calibration" in accuracy_section else None
-    calibration = _read_calibration(calibration_path) if calibration_path else {}
+    calibration = read_calibration(calibration_path) if calibration_path else Calibration()
     digest = hashlib.sha256(raw_bytes)
     if calibration_path is not None and calibration_path.is_file():
         digest.update(calibration_path.read_bytes())
@@ -178,6 +186,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
         models=tuple(models),
         digest=digest.hexdigest()[:16],
         _calibration_path=calibration_path,
+        calibration=calibration,
     )
 
 
@@ -191,25 +200,12 @@ def _layer(model: str, entry: dict[str, Any]) -> Layer:
     return layer
 
 
-def _read_calibration(path: Path) -> dict[str, list[float]]:
-    """Test accuracies per model from a calibration file written by ``grader calibrate``."""
-    if not path.is_file():
-        return {}
-    try:
-        document = json.loads(path.read_text())
-        return {
-            name: [float(run["test_accuracy"]) for run in model["runs"]] for name, model in document["models"].items()
-        }
-    except (ValueError, KeyError, TypeError) as error:
-        raise SpecError(f"the calibration file {path} is malformed ({error}); run `grader calibrate` again.") from None
-
-
 def _accuracy_range(
-    name: str, explicit: Any, section: dict[str, Any], calibration: dict[str, list[float]]
+    name: str, explicit: Any, section: dict[str, Any], calibration: Calibration
 ) -> AccuracyRange | None:
     if explicit is not None:
         return AccuracyRange(float(explicit["min"]), float(explicit["max"]), "set by hand in the spec")
-    runs = calibration.get(name)
+    runs = calibration.models[name].test_accuracies if name in calibration.models else ()
     if not runs:
         return None
     margin = float(section.get("margin", 0.0))

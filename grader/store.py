@@ -15,14 +15,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from grader import __version__
-from grader.results import SubmissionResult
+from grader.results import Graded, SubmissionResult
 
 STORE_NAME = "results.sqlite"
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
+CREATE TABLE IF NOT EXISTS graded (
     key TEXT PRIMARY KEY,
     submission_id TEXT NOT NULL,
     result TEXT NOT NULL,
+    notebook TEXT,
     graded_at TEXT NOT NULL DEFAULT (datetime('now'))
 )
 """
@@ -42,16 +43,16 @@ class ResultStore:
         with self.connection:
             self.connection.execute(SCHEMA)
 
-    def get(self, key: str) -> SubmissionResult | None:
-        row = self.connection.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
-        return SubmissionResult.from_dict(json.loads(row[0])) if row else None
+    def get(self, key: str) -> Graded | None:
+        row = self.connection.execute("SELECT result, notebook FROM graded WHERE key = ?", (key,)).fetchone()
+        return Graded(SubmissionResult.from_dict(json.loads(row[0])), row[1]) if row else None
 
-    def put(self, key: str, result: SubmissionResult) -> None:
-        """Store one result; the transaction commits it whole or not at all."""
+    def put(self, key: str, graded: Graded) -> None:
+        """Store one result and its executed notebook; the transaction commits them whole or not at all."""
         with self.connection:
             self.connection.execute(
-                "INSERT OR REPLACE INTO results (key, submission_id, result) VALUES (?, ?, ?)",
-                (key, result.id, json.dumps(result.to_dict())),
+                "INSERT OR REPLACE INTO graded (key, submission_id, result, notebook) VALUES (?, ?, ?, ?)",
+                (key, graded.result.id, json.dumps(graded.result.to_dict()), graded.notebook),
             )
 
     def close(self) -> None:

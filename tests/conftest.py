@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,35 @@ def mnist_path() -> Path:
     if not value or not Path(value).is_file():
         pytest.skip("needs the full MNIST file: set GRADER_MNIST=/path/to/mnist.npz (.ci/run does)")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def graded_samples(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reports of a quick ``grader grade`` of the samples and of a notebook that carries
+    scripts, run once for the end-to-end and browser tests; the output folder."""
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    notebooks = tmp_path_factory.mktemp("samples")
+    for path in [*(ROOT / "submissions").glob("*.ipynb"), FIXTURES / "notebooks" / "script_in_markdown.ipynb"]:
+        shutil.copy(path, notebooks)
+    out = tmp_path_factory.mktemp("reports")
+    outcome = CliRunner().invoke(
+        cli, ["grade", str(notebooks), "--out", str(out), "--quick", "--data", str(mnist_path)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    return out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files in tests/golden from the current rendering (then review the diff)",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -5,9 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import cli
 from grader.pipeline import GradingOptions, grade_notebook, prepare_context
 from tests.conftest import FIXTURES, ROOT
 
@@ -35,14 +33,10 @@ def test_check_gives_the_reference_solution_full_marks_in_quick_mode(mnist_path,
     assert "Score: 15 / 15" in completed.stdout
 
 
-def test_grade_the_samples_folder(mnist_path, tmp_path):
-    out = tmp_path / "reports"
-    outcome = CliRunner().invoke(
-        cli, ["grade", str(ROOT / "submissions"), "--out", str(out), "--quick", "--data", str(mnist_path)]
-    )
-    assert outcome.exit_code == 0, outcome.output
+def test_grade_the_samples_folder(mnist_path, graded_samples):
+    out = graded_samples
     results = {s["id"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
-    assert set(results) == {"correct_other_spellings", "wrong_architecture", "crashes"}
+    assert set(results) == {"correct_other_spellings", "wrong_architecture", "crashes", "script_in_markdown"}
     assert all(s["status"] == "graded" for s in results.values())
     status = {sid: {c["id"]: c["status"] for c in s["checks"]} for sid, s in results.items()}
 
@@ -65,7 +59,7 @@ def test_grade_the_samples_folder(mnist_path, tmp_path):
     assert "NameError: name 'Dens' is not defined" in results["crashes"]["warnings"][0]
     assert (results["crashes"]["score"], results["crashes"]["max_score"]) == (10, 15)
 
-    assert results["correct_other_spellings"]["epoch_times"]["model_2"]  # one quick epoch, timed
+    assert len(results["correct_other_spellings"]["models"]["model_2"]["epoch_times"]) == 1  # one quick epoch, timed
     # The markdown copied from the model solution no longer matches this model_2.
     assert (
         "markdown cell 17 says model_2 has 437,310 parameters; it has 558,830."
@@ -82,13 +76,14 @@ def test_grade_the_samples_folder(mnist_path, tmp_path):
     assert json.loads(checked.stdout)["checks"] == results["wrong_architecture"]["checks"]
 
     gradebook = (out / "gradebook.csv").read_text().splitlines()
-    assert len(gradebook) == 4 and gradebook[0].startswith("id,score,max_score,status,model_1.architecture")
-    assert (out / "index.html").is_file() and len(list((out / "submissions").glob("*.html"))) == 3
+    assert len(gradebook) == 5 and "correct_other_spellings,,,correct_other_spellings,,15" in gradebook
+    assert (out / "index.html").is_file() and len(list((out / "submissions").glob("*.html"))) == 4
+    assert len(list((out / "notebooks").glob("*.html"))) == 4
 
 
 def test_a_hanging_notebook_times_out_and_keeps_what_it_trained(quick_context):
     context = prepare_context(GradingOptions(quick=True, timeout=25), data_path=quick_context.data_path)
-    result = grade_notebook(NOTEBOOKS / "timeout_after_model_1.ipynb", context)
+    result = grade_notebook(NOTEBOOKS / "timeout_after_model_1.ipynb", context).result
     assert result.status == "timeout"
     assert "time limit of 25 s" in result.error
     checks = verdicts(result)
@@ -97,7 +92,7 @@ def test_a_hanging_notebook_times_out_and_keeps_what_it_trained(quick_context):
 
 
 def test_a_dead_kernel_is_an_error_and_keeps_what_it_trained(quick_context):
-    result = grade_notebook(NOTEBOOKS / "dies_after_model_1.ipynb", quick_context)
+    result = grade_notebook(NOTEBOOKS / "dies_after_model_1.ipynb", quick_context).result
     assert result.status == "error"
     assert "kernel died while running cell 2" in result.error
     checks = verdicts(result)
@@ -107,7 +102,7 @@ def test_a_dead_kernel_is_an_error_and_keeps_what_it_trained(quick_context):
 
 def test_full_mode_measures_the_real_accuracy_whatever_the_notebook_claims(mnist_path):
     context = prepare_context(GradingOptions(quick=False, timeout=240), FIXTURES / "tiny_spec.toml", mnist_path)
-    result = grade_notebook(NOTEBOOKS / "fakes_its_accuracy.ipynb", context)
+    result = grade_notebook(NOTEBOOKS / "fakes_its_accuracy.ipynb", context).result
     assert result.status == "graded", result.error
     accuracy = next(check for check in result.checks if check.id == "tiny.accuracy")
     assert accuracy.status == "pass", accuracy.message
@@ -120,12 +115,13 @@ def test_full_mode_measures_the_real_accuracy_whatever_the_notebook_claims(mnist
 @pytest.mark.slow
 def test_full_grade_of_the_model_solution_passes_every_check(mnist_path, spec):
     context = prepare_context(GradingOptions(quick=False), data_path=mnist_path)
-    result = grade_notebook(spec.solution, context)
+    result = grade_notebook(spec.solution, context).result
     assert result.status == "graded", result.error
     failing = {check.id: check.message for check in result.checks if check.status != "pass"}
     assert not failing
     assert result.score == result.max_score == sum(sum(m.points.values()) for m in spec.models)
-    assert {name: len(times) for name, times in result.epoch_times.items()} == {m.name: m.epochs for m in spec.models}
+    assert {name: len(m.epoch_times) for name, m in result.models.items()} == {m.name: m.epochs for m in spec.models}
+    assert all(len(m.history["val_accuracy"]) == len(m.epoch_times) for m in result.models.values())
 
 
 def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path, spec, tmp_path):
@@ -160,14 +156,14 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path
 
 
 def test_a_model_changed_after_training_is_graded_as_trained(quick_context):
-    result = grade_notebook(NOTEBOOKS / "changes_model_after_training.ipynb", quick_context)
+    result = grade_notebook(NOTEBOOKS / "changes_model_after_training.ipynb", quick_context).result
     checks = verdicts(result)
     assert checks["model_1.architecture"] == checks["model_1.params"] == "pass"
     assert "model_1 was changed after it was trained in cell 1; it is graded as it was trained." in result.warnings
 
 
 def test_a_keras2_notebook_runs_and_each_adapted_spelling_is_a_warning(quick_context):
-    result = grade_notebook(NOTEBOOKS / "keras2_spellings.ipynb", quick_context)
+    result = grade_notebook(NOTEBOOKS / "keras2_spellings.ipynb", quick_context).result
     assert result.status == "graded"
     assert (result.score, result.max_score) == (15, 15)
     legacy = {w.removeprefix("legacy Keras 2 spelling adapted: ") for w in result.warnings if w.startswith("legacy")}

@@ -6,6 +6,7 @@ import numpy as np
 
 from grader.facts import DataFingerprints
 from grader.pipeline import GradingContext, GradingOptions, grade_batch
+from grader.results import Graded
 from grader.sandbox import Isolation
 from grader.store import STORE_NAME, ResultStore
 
@@ -55,7 +56,7 @@ def test_a_fault_of_the_grader_on_one_file_does_not_stop_the_batch(spec, tmp_pat
     def explode(path, context):
         if path.stem == "first":
             raise RuntimeError("zmq went away")
-        return grader.pipeline.unrunnable_result(path, "invalid", "fine", context)
+        return Graded(grader.pipeline.unrunnable_result(path, "invalid", "fine", context))
 
     monkeypatch.setattr(grader.pipeline, "grade_notebook", explode)
     paths = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
@@ -71,7 +72,7 @@ def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, 
 
     def fake_grade(path, context):
         graded.append(path.name)
-        return grader.pipeline.unrunnable_result(path, "error", f"graded {len(graded)}", context)
+        return Graded(grader.pipeline.unrunnable_result(path, "error", f"graded {len(graded)}", context), "{}")
 
     monkeypatch.setattr(grader.pipeline, "grade_notebook", fake_grade)
     first, second = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
@@ -83,9 +84,11 @@ def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, 
     renamed = tmp_path / "c.ipynb"
     first.rename(renamed)
     reused = []
-    run = grade_batch([renamed, second], context(spec, quick=True), store, on_result=lambda r, was: reused.append(was))
+    run = grade_batch(
+        [renamed, second], context(spec, quick=True), store, on_result=lambda g, was: reused.append((was, g.notebook))
+    )
     assert graded == ["a.ipynb", "b.ipynb", "b.ipynb"]
-    assert reused == [True, False]
+    assert reused == [(True, "{}"), (False, "{}")]  # the executed notebook comes back from the store too
     assert [(r.id, r.error) for r in run.submissions] == [("c", "graded 1"), ("b", "graded 3")]
     assert grade_batch([renamed], context(spec, quick=False), store).submissions[0].error == "graded 4"  # other mode
     grade_batch([renamed], context(spec, quick=True), store, force=True)

@@ -72,7 +72,7 @@ def test_escape_attempts_fail_and_leave_the_host_untouched(context, tmp_path):
         "import glob\nassert not glob.glob('/work/*/submissions') and not glob.glob('/root/*'), 'host files seen'",
         "open('/grader/facts/manifest.json', 'w').write('{}')",
     )
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     assert "OSError" in warning_of_cell(result, 0)  # no network: Network is unreachable
     assert "FileNotFoundError" in warning_of_cell(result, 1)  # host files are not there at all
     assert "OSError" in warning_of_cell(result, 2) or "PermissionError" in warning_of_cell(result, 2)
@@ -97,7 +97,7 @@ def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path):
         f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)",
         "while True:\n    pass",
     )
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     assert result.status == "timeout"
     survivors = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
     assert survivors == ""
@@ -110,7 +110,7 @@ def test_running_out_of_memory_is_reported_as_such_and_keeps_earlier_models(cont
     notebook = write_notebook(
         tmp_path, "memory", LOAD, FIT_MODEL_1, "import numpy as np\nhog = np.ones(6 * 2**30, 'uint8')"
     )
-    result = grade_notebook(notebook, small)
+    result = grade_notebook(notebook, small).result
     assert result.status == "error"
     assert "ran out of memory while running cell 2" in result.error and "2.5 GiB" in result.error
     assert verdicts(result)["model_1.architecture"] == verdicts(result)["model_1.training"] == "pass"
@@ -118,7 +118,7 @@ def test_running_out_of_memory_is_reported_as_such_and_keeps_earlier_models(cont
 
 def test_a_segfault_is_a_dead_kernel(context, tmp_path):
     notebook = write_notebook(tmp_path, "segfault", LOAD, FIT_MODEL_1, "import ctypes\nctypes.string_at(0)")
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     assert result.status == "error"
     assert "the kernel died while running cell 2" in result.error
     assert verdicts(result)["model_1.params"] == "pass"
@@ -133,7 +133,7 @@ def test_a_flood_of_output_is_cut_and_the_grade_goes_on(context, tmp_path):
         "print('x' * 30_000_000)",
         FIT_MODEL_1,
     )
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     assert result.status == "graded"
     assert any("more than 2 MiB of output; the rest was dropped" in w for w in result.warnings)
     assert verdicts(result)["model_1.training"] == "pass"
@@ -143,7 +143,7 @@ def test_training_on_the_test_set_fails_the_training_check(context, tmp_path):
     notebook = write_notebook(
         tmp_path, "test_set", LOAD, MODEL_1 + "model_1.fit(x_test, y_test, batch_size=128, epochs=30, verbose=0)"
     )
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     training = next(check for check in result.checks if check.id == "model_1.training")
     assert training.status == "fail"
     # A few test digits have the same pixels as training digits; the rest are counted.
@@ -160,7 +160,7 @@ def test_tampering_with_the_grader_hooks_gives_errors_not_a_crash(context, tmp_p
         "forged = {'environment': {'tensorflow': 'x'}, 'models': {'model_1': {'snapshot': '../..'}}}\n"
         "json.dump(forged, open('/grader/facts/manifest.json', 'w'))",
     )
-    result = grade_notebook(notebook, context)
+    result = grade_notebook(notebook, context).result
     assert result.status == "graded"
     assert "the record of model_1 exported from the kernel is malformed: invalid file name '../..'" in result.warnings
     assert set(verdicts(result).values()) == {"error", "skipped"}
@@ -195,7 +195,7 @@ def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist
     def stored() -> int:
         try:
             with sqlite3.connect(out / "results.sqlite") as db:
-                return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
+                return int(db.execute("SELECT count(*) FROM graded").fetchone()[0])
         except sqlite3.Error:
             return 0
 

@@ -66,5 +66,5 @@ def test_check_works_inside_a_graded_sandboxed_notebook(mnist_path):
     from grader.pipeline import GradingOptions, prepare_context
 
     context = prepare_context(GradingOptions(quick=True, timeout=120), data_path=mnist_path)
-    result = grade_notebook(FIXTURES / "notebooks" / "calls_self_check.ipynb", context)
+    result = grade_notebook(FIXTURES / "notebooks" / "calls_self_check.ipynb", context).result
     assert not [w for w in result.warnings if w.startswith("cell")], result.warnings
