@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.architecture import Architecture
-from grader.data import Dataset, prepare_images
+from grader.calibration import epoch_bands
+from grader.data import Dataset
 from grader.spec import ModelSpec, Spec
 
 # Runs the same per-batch steps, in the same order, inside one graph call:
@@ -50,29 +50,12 @@ def train_reference(model_spec: ModelSpec, spec: Spec, dataset: Dataset, seed: i
     """One seeded run of a reference model: its test accuracy, history and epoch times."""
     import keras
 
-    from grader.keras_models import build_model
+    from grader.keras_models import compiled_reference, epoch_timer, training_arrays
 
     keras.utils.set_random_seed(seed)
-    x_train = prepare_images(dataset.x_train, spec.data)
-    x_test = prepare_images(dataset.x_test, spec.data)
-    y_train = keras.utils.to_categorical(dataset.y_train, spec.data.classes)
-    y_test = keras.utils.to_categorical(dataset.y_test, spec.data.classes)
-    model = build_model(Architecture(input_shape=x_train.shape[1:], layers=model_spec.layers))
-    optimizer = keras.optimizers.get(
-        {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=model_spec.loss,
-        metrics=["accuracy"],
-        steps_per_execution=CALIBRATION_STEPS_PER_EXECUTION,
-    )
-    epoch_times: list[float] = []
-    started: list[float] = []
-    timer = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: epoch_times.append(round(time.perf_counter() - started[-1], 4)),
-    )
+    x_train, y_train, x_test, y_test = training_arrays(spec, dataset)
+    model = compiled_reference(model_spec, spec, steps_per_execution=CALIBRATION_STEPS_PER_EXECUTION)
+    timer, epoch_times = epoch_timer()
     history = model.fit(
         x_train,
         y_train,
@@ -101,7 +84,8 @@ def calibrate(
         for seed in seeds:
             runs.append(train_reference(model_spec, spec, dataset, seed))
             on_run(model_spec.name, runs[-1])
-        models[model_spec.name] = {"runs": runs}
+        bands = epoch_bands(run["history"] for run in runs)
+        models[model_spec.name] = {"runs": runs, "band": {metric: band.to_dict() for metric, band in bands.items()}}
     return {
         "format": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

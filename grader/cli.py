@@ -21,6 +21,7 @@ from rich.table import Table
 from grader import __version__
 from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
+from grader.executors import default_jobs, make_executor
 from grader.outputs import write_page, write_summaries
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
 from grader.results import Graded, SubmissionResult
@@ -136,9 +137,16 @@ def cli() -> None:
     help="Folder for results.json, gradebook.csv, the HTML reports and the results store.",
 )
 @click.option("--force", is_flag=True, help="Regrade every notebook, even those already graded unchanged.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=default_jobs,
+    show_default="1 per core (at most 1 per 4 GiB), or 4 per GPU",
+    help="Notebooks graded at once, each worker on its own share of the cores.",
+)
 @_grading_options(quick_by_default=False)
 @_reports_grader_errors
-def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) -> None:
+def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, jobs: int, **settings: Any) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
     notebooks = discover_submissions(list(paths))
     context = _context(**settings)
@@ -150,10 +158,7 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) 
     reused = 0
     summaries_written = time.monotonic()
     with closing(ResultStore(out_dir)) as store, _progress() as progress:
-        task = progress.add_task("Grading", total=len(notebooks))
-
-        def on_start(path: Path) -> None:
-            progress.update(task, description=f"Grading {path.name}")
+        task = progress.add_task(f"Grading, {jobs} at a time" if jobs > 1 else "Grading", total=len(notebooks))
 
         def on_result(graded: Graded, was_reused: bool) -> None:
             nonlocal reused, summaries_written
@@ -167,7 +172,7 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, **settings: Any) 
             progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
             progress.advance(task)
 
-        run = grade_batch(notebooks, context, store, force, on_start, on_result)
+        run = grade_batch(notebooks, context, store, force, on_result, make_executor(jobs))
         write_summaries(run, context.spec, out_dir)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
@@ -251,6 +256,57 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
             f"({model.accuracy.derivation})"
         )
     console.print(f"Wrote {spec.calibration_path}")
+
+
+@cli.command()
+@click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True, help="Epochs per model and way.")
+@click.option("--model", "models", multiple=True, help="A model of the spec to bench (repeat); default: all of them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@DATA_OPTION
+@SPEC_OPTION
+@_reports_grader_errors
+def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path | None, spec_path: Path) -> None:
+    """Time epochs of each reference model: plain Keras, then through the grader's instrumentation."""
+    from grader.bench import ModelBench, run_bench
+
+    spec = load_spec(spec_path)
+    unknown = sorted(set(models) - set(spec.model_names))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} not in the spec; choose from {', '.join(spec.model_names)}")
+    names = list(models) or spec.model_names
+    dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
+    with _progress() as progress:
+        task = progress.add_task("Benching", total=len(names))
+
+        def on_model(result: ModelBench) -> None:
+            progress.console.print(f"{result.model}: {result.speed_up:.2f} times faster through the grader")
+            progress.advance(task)
+
+        report = run_bench(spec, dataset, epochs, names, on_model)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title=f"Seconds per epoch over {epochs} epochs (first epoch apart: it builds the graph)")
+    for column in ("model", "plain: first", "plain: median (min-max)", "grader: first", "grader: median (min-max)"):
+        table.add_column(column, justify="right")
+    table.add_column("speed-up", justify="right")
+    for result in report.models:
+        plain, graded = result.plain, result.instrumented
+        table.add_row(
+            result.model,
+            f"{plain.first:.2f}",
+            f"{plain.median:.2f} ({plain.min:.2f}-{plain.max:.2f})",
+            f"{graded.first:.2f}",
+            f"{graded.median:.2f} ({graded.min:.2f}-{graded.max:.2f})",
+            f"{result.speed_up:.2f}x",
+        )
+    stdout.print(table)
+    machine = report.machine
+    stdout.print(
+        f"{machine['cpu']}, {machine['cores']} cores, GPUs: {', '.join(machine['gpus']) or 'none'}; "
+        f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}",
+        highlight=False,
+    )
 
 
 def main() -> None:

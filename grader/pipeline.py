@@ -23,6 +23,7 @@ from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
 from grader.evaluate import Evaluation, evaluate_models
 from grader.execute import MAX_OUTPUT_BYTES, Execution, execute_notebook
+from grader.executors import Executor, InProcess
 from grader.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
 from grader.fingerprint import row_fingerprints
 from grader.results import Graded, GradeRun, ModelRecord, SubmissionResult, SubmissionStatus, score
@@ -120,7 +121,7 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
 def run_instrumented(submission: Submission, context: GradingContext, scratch: Path) -> tuple[Execution, KernelFacts]:
     """Run the notebook in a sandbox under ``scratch`` and read what it exported (left in ``scratch``)."""
     # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
-    cpu_seconds = int(context.options.time_limit * (os.cpu_count() or 1)) + 60
+    cpu_seconds = int(context.options.time_limit * len(os.sched_getaffinity(0))) + 60
     sandbox = Sandbox(
         context.isolation, context.options.limits, scratch, context.data_path, context.spec.path, cpu_seconds
     )
@@ -132,17 +133,22 @@ def run_instrumented(submission: Submission, context: GradingContext, scratch: P
     return execution, facts
 
 
-def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
-    settings = {
-        "facts_dir": sandbox.inside_facts,
-        "data_path": sandbox.inside_data,
-        "keras_dataset": context.spec.data.keras_dataset,
-        "model_names": context.spec.model_names,
-        "quick": context.options.quick,
-        "quick_train_rows": context.options.quick_train_rows,
-        "quick_validation_rows": context.options.quick_validation_rows,
-        "steps_per_execution": STEPS_PER_EXECUTION if context.options.accelerate else 0,
+def hook_settings(spec: Spec, options: GradingOptions, facts_dir: str, data_path: str) -> dict[str, object]:
+    """What ``kernel_hooks.install`` needs: where to export, what data to serve, how to run."""
+    return {
+        "facts_dir": facts_dir,
+        "data_path": data_path,
+        "keras_dataset": spec.data.keras_dataset,
+        "model_names": spec.model_names,
+        "quick": options.quick,
+        "quick_train_rows": options.quick_train_rows,
+        "quick_validation_rows": options.quick_validation_rows,
+        "steps_per_execution": STEPS_PER_EXECUTION if options.accelerate else 0,
     }
+
+
+def _preamble(context: GradingContext, sandbox: Sandbox) -> str:
+    settings = hook_settings(context.spec, context.options, sandbox.inside_facts, sandbox.inside_data)
     return f"__import__('grader.kernel_hooks', fromlist=['install']).install({settings!r})"
 
 
@@ -229,42 +235,53 @@ def grade_batch(
     context: GradingContext,
     store: ResultStore,
     force: bool = False,
-    on_start: Callable[[Path], None] = lambda path: None,
     on_result: Callable[[Graded, bool], None] = lambda graded, reused: None,
+    executor: Executor | None = None,
 ) -> GradeRun:
-    """Grade every path, one result each, in order, each stored as it is done.
+    """Grade every path, one result each, each stored and reported as soon as it is done.
 
     A result already in ``store`` for the same notebook and settings is reused
     (``on_result`` is told so) unless ``force``; a duplicate id is an invalid result.
+    The rest go to ``executor`` (default: one after another, here); the run lists the
+    results in the order of ``paths``, whatever order they finish in.
     """
-    results: list[SubmissionResult] = []
+    results: dict[Path, SubmissionResult] = {}
+    keys: dict[Path, str] = {}
     seen: dict[str, Path] = {}
-    for path in paths:
-        on_start(path)
+    ordered = list(dict.fromkeys(paths))
+    for path in ordered:
         sid = submission_id(path)
-        try:
-            key = result_key(path.read_bytes(), context.spec.digest, context.options)
-        except OSError as error:
-            key = result_key(str(error).encode(), context.spec.digest, context.options)
-        stored = None if force else store.get(key)
-        reused = stored is not None and sid not in seen
-        if stored is not None and reused:
-            seen[sid] = path
+        if sid in seen:
+            reason = f"{seen[sid]} has the same id {sid!r}; rename one of the files"
+            graded = Graded(unrunnable_result(path, "invalid", reason, context))
+            results[path] = graded.result
+            on_result(graded, False)
+            continue
+        seen[sid] = path
+        keys[path] = _result_key(path, context)
+        stored = None if force else store.get(keys[path])
+        if stored is not None:
             graded = dataclasses.replace(stored, result=dataclasses.replace(stored.result, id=sid, path=str(path)))
-        else:
-            graded = _grade_one(path, sid, seen, context)
-            store.put(key, graded)
-        results.append(graded.result)
-        on_result(graded, reused)
-    return make_run(context, results)
+            results[path] = graded.result
+            on_result(graded, True)
+    to_grade = [path for path in ordered if path not in results]
+    for path, graded in (executor or InProcess()).grade(to_grade, context):
+        store.put(keys[path], graded)
+        results[path] = graded.result
+        on_result(graded, False)
+    return make_run(context, [results[path] for path in ordered])
 
 
-def _grade_one(path: Path, sid: str, seen: dict[str, Path], context: GradingContext) -> Graded:
-    if sid in seen:
-        return Graded(
-            unrunnable_result(path, "invalid", f"{seen[sid]} has the same id {sid!r}; rename one of the files", context)
-        )
-    seen[sid] = path
+def _result_key(path: Path, context: GradingContext) -> str:
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        content = str(error).encode()
+    return result_key(content, context.spec.digest, context.options)
+
+
+def grade_safely(path: Path, context: GradingContext) -> Graded:
+    """``grade_notebook``, with a fault of the grader's own turned into an error result."""
     try:
         return grade_notebook(path, context)
     except Exception as error:  # a fault of the grader's must not cost the rest of the batch

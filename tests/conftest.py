@@ -37,8 +37,8 @@ def mnist_path() -> Path:
 
 @pytest.fixture(scope="session")
 def graded_samples(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reports of a quick ``grader grade`` of the samples and of a notebook that carries
-    scripts, run once for the end-to-end and browser tests; the output folder."""
+    """The reports of a quick ``grader grade --jobs 2`` of the samples and of a notebook that
+    carries scripts, run once for the end-to-end and browser tests; the output folder."""
     from click.testing import CliRunner
 
     from grader.cli import cli
@@ -47,9 +47,8 @@ def graded_samples(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     for path in [*(ROOT / "submissions").glob("*.ipynb"), FIXTURES / "notebooks" / "script_in_markdown.ipynb"]:
         shutil.copy(path, notebooks)
     out = tmp_path_factory.mktemp("reports")
-    outcome = CliRunner().invoke(
-        cli, ["grade", str(notebooks), "--out", str(out), "--quick", "--data", str(mnist_path)]
-    )
+    arguments = ["grade", str(notebooks), "--out", str(out), "--quick", "--jobs", "2", "--data", str(mnist_path)]
+    outcome = CliRunner().invoke(cli, arguments)
     assert outcome.exit_code == 0, outcome.output
     return out
 

@@ -66,7 +66,8 @@ def test_grade_the_samples_folder(mnist_path, graded_samples):
         in results["wrong_architecture"]["warnings"]
     )
 
-    # A student's `grader check` gives exactly the verdicts of the instructor's `grade`.
+    # A student's `grader check` (one notebook, in process) gives exactly the verdicts of the
+    # instructor's `grade` (here with two worker processes).
     checked = subprocess.run(
         [sys.executable, "-m", "grader", "check", str(ROOT / "submissions" / "wrong_architecture.ipynb"), "--json",
          "--data", str(mnist_path)],
@@ -205,3 +206,19 @@ def test_acceleration_trains_exactly_the_same_weights(mnist_path, tmp_path):
     assert len(plain_weights) == 4
     assert all(np.array_equal(a, b) for a, b in zip(plain_weights, fast_weights, strict=True))
     assert plain_history == fast_history and len(plain_history["val_accuracy"]) == 2
+
+
+def test_bench_times_plain_and_instrumented_epochs(mnist_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "bench", "--epochs", "2", "--model", "model_1", "--json", "--data",
+         str(mnist_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["epochs"] == 2 and report["machine"]["tensorflow"]
+    (model,) = report["models"]
+    assert model["model"] == "model_1"
+    for way in ("plain", "instrumented"):
+        assert 0 < model[way]["min"] <= model[way]["median"] <= model[way]["max"]
+    assert model["speed_up"] == pytest.approx(model["plain"]["median"] / model["instrumented"]["median"], rel=1e-2)
