@@ -144,10 +144,47 @@ def cli() -> None:
     show_default="1 per core (at most 1 per 4 GiB), or 4 per GPU",
     help="Notebooks graded at once, each worker on its own share of the cores.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install '.[ray]').",
+)
+@click.option(
+    "--address", help="With --executor ray: the cluster to join (else a local Ray instance with --jobs CPUs)."
+)
+@click.option(
+    "--cpus-per-task", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Ray: CPUs per notebook."
+)
+@click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ray: the share of a GPU per notebook, e.g. 0.25 for four notebooks per card.",
+)
 @_grading_options(quick_by_default=False)
 @_reports_grader_errors
-def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, jobs: int, **settings: Any) -> None:
+def grade(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    force: bool,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
+    **settings: Any,
+) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise GraderError("--executor ray needs Ray: pip install 'keras-exercise-grader[ray]'.") from None
+    elif address is not None:
+        raise click.UsageError("--address needs --executor ray.")
     notebooks = discover_submissions(list(paths))
     context = _context(**settings)
     try:
@@ -158,7 +195,8 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, jobs: int, **sett
     reused = 0
     summaries_written = time.monotonic()
     with closing(ResultStore(out_dir)) as store, _progress() as progress:
-        task = progress.add_task(f"Grading, {jobs} at a time" if jobs > 1 else "Grading", total=len(notebooks))
+        where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
+        task = progress.add_task(f"Grading {where}".strip(), total=len(notebooks))
 
         def on_result(graded: Graded, was_reused: bool) -> None:
             nonlocal reused, summaries_written
@@ -172,7 +210,8 @@ def grade(paths: tuple[Path, ...], out_dir: Path, force: bool, jobs: int, **sett
             progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
             progress.advance(task)
 
-        run = grade_batch(notebooks, context, store, force, on_result, make_executor(jobs))
+        chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
+        run = grade_batch(notebooks, context, store, force, on_result, chosen)
         write_summaries(run, context.spec, out_dir)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")

@@ -34,6 +34,14 @@ def test_a_broken_spec_exits_3(tmp_path):
 def test_bad_arguments_exit_2():
     assert invoke("grade").exit_code == 2
     assert invoke("grade", "x", "--timeout", "0").exit_code == 2
+    assert invoke("grade", "x", "--jobs", "0").exit_code == 2
+    assert invoke("bench", "--model", "model_9").exit_code == 2
+
+
+def test_an_address_without_ray_is_a_usage_error(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{}")
+    outcome = invoke("grade", str(tmp_path), "--address", "ray://head:10001")
+    assert outcome.exit_code == 2 and "--address needs --executor ray" in outcome.output
 
 
 def test_strict_sandbox_refuses_a_machine_without_every_layer(tmp_path, monkeypatch, mnist_path):
