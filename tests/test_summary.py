@@ -1,6 +1,7 @@
 """Class figures and the calibration band: pure functions of plain data."""
 
 import base64
+import json
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_bands_span_the_runs_at_each_epoch_over_the_epochs_all_have():
 
 def test_the_shipped_calibration_has_a_band_per_epoch_and_reference_epoch_times(spec):
     calibration = read_calibration(spec.calibration_path)
+    written = json.loads(spec.calibration_path.read_text())
+    for name, model in calibration.models.items():  # the band the file states is the one its runs give
+        assert written["models"][name]["band"] == {metric: band.to_dict() for metric, band in model.bands.items()}
     for model in spec.models:
         bands = calibration.models[model.name].bands
         assert {len(band.low) for band in bands.values()} == {model.epochs}
