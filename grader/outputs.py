@@ -194,7 +194,7 @@ def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, noteboo
     )
 
 
-def notebook_page(result: SubmissionResult, notebook_json: str) -> str:
+def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> str:
     """The notebook as it ran, sanitised: a student's HTML keeps its look, never its scripts."""
     notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
     exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
@@ -203,6 +203,7 @@ def notebook_page(result: SubmissionResult, notebook_json: str) -> str:
     return _templates.get_template("notebook.html.j2").render(
         result=result,
         result_page=page_name(result.id),
+        mode=mode,
         body=body,
         highlight_css=HtmlFormatter(style="default").get_style_defs(".highlight"),
         content_policy=_content_policy(),
@@ -215,7 +216,7 @@ def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, sp
     link = None
     if notebook is not None:
         (out_dir / NOTEBOOKS_DIR).mkdir(parents=True, exist_ok=True)
-        write_atomically(out_dir / NOTEBOOKS_DIR / name, notebook_page(result, notebook))
+        write_atomically(out_dir / NOTEBOOKS_DIR / name, notebook_page(result, notebook, run.mode))
         link = f"../{NOTEBOOKS_DIR}/{name}"
     (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
     write_atomically(out_dir / PAGES_DIR / name, submission_page(result, run, spec, link))

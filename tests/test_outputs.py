@@ -159,11 +159,12 @@ def test_scripts_in_a_notebook_stay_inert_on_its_page():
             ),
         ]
     )
-    page = notebook_page(result(), nbformat.writes(notebook))
+    page = notebook_page(result(), nbformat.writes(notebook), "quick")
     assert "<script" not in page and "onerror" not in page and "window.pwned = 4" not in page
     assert "&lt;script&gt;window.pwned = 1" in page  # shown as text
     assert '<h1 id="Title">' in page and "<b>bold</b>" in page  # safe markup keeps its look
     assert "script-src 'none'" in html.unescape(page)
+    assert "in quick mode: every fit ran one epoch on a slice" in page
 
 
 def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
