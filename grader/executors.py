@@ -225,6 +225,7 @@ class ShippedContext:
 
     def unpack(self, folder: Path) -> GradingContext:
         """The context with its data and spec written under ``folder``."""
+        from grader.sandbox import probe_isolation
         from grader.spec import load_spec
 
         data_path = folder / "data.npz"
@@ -233,7 +234,8 @@ class ShippedContext:
         for name, content in self.spec_folder.items():
             (folder / "reference" / name).write_bytes(content)
         spec = load_spec(folder / "reference" / self.context.spec.path.name)
-        return replace(self.context, data_path=data_path, spec=spec)
+        # The sandbox is this worker's own: what isolation it gives is probed here, not on the driver.
+        return replace(self.context, data_path=data_path, spec=spec, isolation=probe_isolation())
 
 
 def grade_on_worker(
@@ -243,7 +245,7 @@ def grade_on_worker(
     grade: Callable[[Path, GradingContext], Graded] | None,
 ) -> Graded:
     """A Ray task: grade one notebook, sent as bytes, with the shipped data and spec."""
-    from grader.pipeline import grade_safely
+    from grader.pipeline import grade_safely, unrunnable_result
 
     with tempfile.TemporaryDirectory(prefix="grader-ray-") as scratch:
         folder = Path(scratch)
@@ -251,6 +253,9 @@ def grade_on_worker(
         (folder / "submissions").mkdir()
         path = folder / "submissions" / file_name
         path.write_bytes(notebook)
+        if context.options.strict_sandbox and context.isolation.missing():
+            reason = f"--strict-sandbox: the Ray worker lacks {'; '.join(context.isolation.missing())}"
+            return Graded(unrunnable_result(path, "error", reason, context))
         return (grade or grade_safely)(path, context)
 
 

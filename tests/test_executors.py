@@ -72,3 +72,24 @@ def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(s
     assert results[doomed].result.status == "error"
     assert "died twice" in results[doomed].result.error
     assert {results[path].result.status for path in paths} == {"invalid"}
+
+
+def test_a_shipped_context_unpacks_to_the_same_spec_and_data_and_probes_its_own_sandbox(spec, tmp_path):
+    import dataclasses
+
+    from grader.executors import ShippedContext
+    from grader.sandbox import Isolation, probe_isolation
+
+    data = tmp_path / "mnist.npz"
+    data.write_bytes(b"arrays")
+    driver = dataclasses.replace(
+        context(spec, quick=True), data_path=data, isolation=Isolation("/nowhere/bwrap", True, True, None, None)
+    )
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    unpacked = ShippedContext.of(driver).unpack(worker)
+    assert unpacked.data_path.read_bytes() == b"arrays" and unpacked.data_path.is_relative_to(worker)
+    assert unpacked.spec.digest == spec.digest and unpacked.spec.path.is_relative_to(worker)
+    assert unpacked.spec.calibration.models.keys() == spec.calibration.models.keys()
+    assert unpacked.isolation == probe_isolation()
+    assert unpacked.options == driver.options
