@@ -22,7 +22,6 @@ from grader import __version__
 from grader.data import load_dataset, locate_data
 from grader.errors import GraderError
 from grader.executors import default_jobs, make_executor
-from grader.outputs import write_page, write_summaries
 from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
 from grader.results import Graded, SubmissionResult
 from grader.spec import DEFAULT_SPEC, load_spec
@@ -178,6 +177,9 @@ def grade(
     **settings: Any,
 ) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
+    # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
+    from grader.outputs import write_page, write_summaries
+
     if executor == "ray":
         try:
             import ray  # noqa: F401
