@@ -168,14 +168,11 @@ class RayCluster:
         try:
             task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)(grade_on_worker)
             shipped = ray.put(ShippedContext.of(context))
-            pending = {
-                task.remote(shipped, path.name, path.read_bytes(), self.grade_one): path
-                for path in paths
-                if path.is_file()
-            }
-            for path in paths:
-                if not path.is_file():  # the local executor's reading of it says what is wrong
-                    yield path, self._local_grade(path, context)
+            # Only plain files travel: a symbolic link, or a path that is not a file, is graded here,
+            # where reading it refuses it with the reason, as for every executor.
+            shippable = [path for path in paths if path.is_file() and not path.is_symlink()]
+            pending = {task.remote(shipped, path.name, path.read_bytes(), self.grade_one): path for path in shippable}
+            yield from InProcess().grade([path for path in paths if path not in shippable], context)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 path = pending.pop(ready[0])
@@ -201,11 +198,6 @@ class RayCluster:
                 # The data set and notebooks are small; the default (30% of memory) is not needed.
                 object_store_memory=512 * 2**20,
             )
-
-    def _local_grade(self, path: Path, context: GradingContext) -> Graded:
-        from grader.pipeline import grade_safely
-
-        return grade_safely(path, context)
 
 
 @dataclass(frozen=True)

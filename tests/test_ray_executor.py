@@ -70,11 +70,14 @@ def die_on_doomed(path: Path, context) -> Graded:
 
 def test_a_worker_that_dies_is_retried_then_recorded_and_the_batch_goes_on(local_ray, mnist_path, tmp_path):
     context = prepare_context(GradingOptions(quick=True), data_path=mnist_path)
-    doomed, broken = tmp_path / "doomed.ipynb", tmp_path / "broken.ipynb"
+    doomed, broken, link = tmp_path / "doomed.ipynb", tmp_path / "broken.ipynb", tmp_path / "link.ipynb"
     doomed.write_text("{}")
     broken.write_text("{")
-    results = dict(RayCluster(grade=die_on_doomed).grade([doomed, broken], context))
+    link.symlink_to(broken)
+    results = dict(RayCluster(grade=die_on_doomed).grade([doomed, broken, link], context))
     assert results[doomed].result.status == "error"
     assert "died twice" in results[doomed].result.error
     assert results[broken].result.status == "invalid"
     assert results[broken].result.path == str(broken)
+    # A link is refused as the local executor refuses it, not read through and shipped.
+    assert results[link].result.status == "invalid" and "symbolic link" in results[link].result.error
