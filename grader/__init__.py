@@ -1,7 +1,7 @@
 """Autograder and training-speed bench for Keras deep-learning exercises.
 
 In a notebook, ``from grader import check; check(model_2)`` checks a built
-model against the exercise (see ``grader.self_check``).
+model against the exercise (see ``grader.judge.self_check``).
 """
 
 from typing import Any
@@ -13,7 +13,7 @@ __all__ = ["__version__", "check"]
 def __getattr__(name: str) -> Any:
     # Imported on first use: the kernel instrumentation imports this package too.
     if name == "check":
-        from grader.self_check import check
+        from grader.judge.self_check import check
 
         return check
     raise AttributeError(f"module 'grader' has no attribute {name!r}")

@@ -19,14 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grader import __version__
-from grader.data import load_dataset, locate_data
+from grader.batch.executors import default_jobs
+from grader.batch.grade import grade_batch, make_executor, make_run
+from grader.batch.store import ResultStore
 from grader.errors import GraderError
-from grader.executors import default_jobs, make_executor
-from grader.pipeline import GradingContext, GradingOptions, grade_batch, grade_notebook, make_run, prepare_context
-from grader.results import Graded, SubmissionResult
-from grader.spec import DEFAULT_SPEC, load_spec
-from grader.store import ResultStore
-from grader.submission import discover_submissions
+from grader.ingest.discover import discover_submissions
+from grader.judge.pipeline import GradingContext, GradingOptions, grade_notebook, prepare_context
+from grader.judge.results import Graded, SubmissionResult
+from grader.spec.datasets import load_dataset, locate_data
+from grader.spec.exercise import DEFAULT_SPEC, load_spec
 
 EXIT_CHECK_FAILED = 1
 EXIT_GRADER_ERROR = 3
@@ -178,7 +179,7 @@ def grade(
 ) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
     # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
-    from grader.outputs import write_page, write_summaries
+    from grader.reports.outputs import write_page, write_summaries
 
     if executor == "ray":
         try:
@@ -274,8 +275,8 @@ def print_result(result: SubmissionResult) -> None:
 @_reports_grader_errors
 def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
     """Train every reference model with several seeds on the full data; write the spec's calibration."""
-    from grader.calibrate import calibrate as run_calibration
-    from grader.calibrate import write_calibration
+    from grader.tools.calibrate import calibrate as run_calibration
+    from grader.tools.calibrate import write_calibration
 
     spec = load_spec(spec_path)
     if spec.calibration_path is None:
@@ -308,7 +309,7 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
 @_reports_grader_errors
 def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path | None, spec_path: Path) -> None:
     """Time epochs of each reference model: plain Keras, then through the grader's instrumentation."""
-    from grader.bench import ModelBench, run_bench
+    from grader.tools.bench import ModelBench, run_bench
 
     spec = load_spec(spec_path)
     unknown = sorted(set(models) - set(spec.model_names))

@@ -9,9 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from grader.spec import DEFAULT_SPEC, Spec, load_spec
+from grader.judge.facts import DataFingerprints
+from grader.judge.pipeline import GradingContext, GradingOptions
+from grader.run.sandbox import Isolation
+from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
@@ -20,6 +24,15 @@ ROOT = Path(__file__).parent.parent
 @pytest.fixture(scope="session")
 def spec() -> Spec:
     return load_spec(DEFAULT_SPEC)
+
+
+def context(spec: Spec, quick: bool) -> GradingContext:
+    """A context for tests that run no kernel: no data, no isolation."""
+    empty = np.zeros(0, dtype=np.uint64)
+    isolation = Isolation(None, False, False, None, None)
+    return GradingContext(
+        spec, Path("unused.npz"), DataFingerprints(empty, empty), GradingOptions(quick=quick), isolation
+    )
 
 
 def keras_config(name: str) -> dict[str, Any]:

@@ -45,10 +45,10 @@ def test_an_address_without_ray_is_a_usage_error(tmp_path):
 
 
 def test_strict_sandbox_refuses_a_machine_without_every_layer(tmp_path, monkeypatch, mnist_path):
-    import grader.pipeline
-    from grader.sandbox import Isolation
+    import grader.judge.pipeline
+    from grader.run.sandbox import Isolation
 
-    monkeypatch.setattr(grader.pipeline, "probe_isolation", lambda: Isolation(None, True, True, None, None))
+    monkeypatch.setattr(grader.judge.pipeline, "probe_isolation", lambda: Isolation(None, True, True, None, None))
     (tmp_path / "a.ipynb").write_text("{}")
     outcome = invoke("grade", str(tmp_path), "--quick", "--strict-sandbox", "--data", str(mnist_path))
     assert outcome.exit_code == 3

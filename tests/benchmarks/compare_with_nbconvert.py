@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.spec import DEFAULT_SPEC, load_spec
+from grader.spec.exercise import DEFAULT_SPEC, load_spec
 
 STARTUP = """
 import numpy as np

@@ -4,9 +4,9 @@ included). Run with `tox -e bench`; the default test run skips benchmarks."""
 
 import pytest
 
-from grader.bench import fit_as_written, instrumented
-from grader.data import load_dataset
-from grader.keras_models import compiled_reference, training_arrays
+from grader.spec.datasets import load_dataset
+from grader.tools.bench import fit_as_written, instrumented
+from grader.tools.reference_models import compiled_reference, training_arrays
 
 pytestmark = pytest.mark.kernel
 MODELS = ["model_1", "model_2", "model_3"]

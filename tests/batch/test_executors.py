@@ -1,0 +1,95 @@
+"""Executors: results do not depend on where or how many at once; a dead worker costs
+no other submission its result. No kernel: the notebooks here are invalid files, graded
+in milliseconds, or a stand-in grading function."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from grader.batch.executors import InProcess, LocalProcesses, core_slices, default_jobs
+from grader.judge.pipeline import grade_safely
+from grader.judge.results import Graded
+from tests.conftest import context
+
+
+def test_cores_are_split_evenly_and_shared_when_workers_outnumber_them():
+    assert core_slices([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
+    assert core_slices([0, 1, 2], 2) == [[0], [1, 2]]
+    assert core_slices([0, 1], 3) == [[0], [1], [0]]
+
+
+def test_default_jobs_follow_cores_gpus_and_memory(monkeypatch):
+    import grader.batch.executors
+
+    gib = 2**30 // 4096
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 24 * gib}
+    monkeypatch.setattr(grader.batch.executors.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(grader.batch.executors.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 0)
+    assert default_jobs() == 6  # 24 GiB: one kernel per 4 GiB
+    pages["SC_PHYS_PAGES"] = 128 * gib
+    assert default_jobs() == 16  # one per core
+    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 1)
+    assert default_jobs() == 4
+    monkeypatch.setattr(grader.batch.executors.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 0)
+    assert default_jobs() == 1
+
+
+def notebooks(folder: Path) -> list[Path]:
+    paths = []
+    for name, text in [("empty", ""), ("list", "[]"), ("broken", "{"), ("text", "hello"), ("null", "null")]:
+        path = folder / f"{name}.ipynb"
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def test_worker_processes_give_the_results_of_one_process(spec, tmp_path):
+    paths = notebooks(tmp_path)
+    grading = context(spec, quick=True)
+    alone = dict(InProcess().grade(paths, grading))
+    together = dict(LocalProcesses(2).grade(paths, grading))
+    assert together == alone
+    assert {graded.result.status for graded in alone.values()} == {"invalid"}
+
+
+def die_on_doomed(path: Path, grading) -> Graded:
+    """Kills the worker process that grades ``doomed.ipynb``, as a crash of the grader would."""
+    if path.stem == "doomed":
+        os._exit(1)
+    return grade_safely(path, grading)
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(spec, tmp_path):
+    paths = notebooks(tmp_path)
+    doomed = tmp_path / "doomed.ipynb"
+    doomed.write_text("{}")
+    results = dict(LocalProcesses(2, grade=die_on_doomed).grade([doomed, *paths], context(spec, quick=True)))
+    assert set(results) == {doomed, *paths}
+    assert results[doomed].result.status == "error"
+    assert "died twice" in results[doomed].result.error
+    assert {results[path].result.status for path in paths} == {"invalid"}
+
+
+def test_a_shipped_context_unpacks_to_the_same_spec_and_data_and_probes_its_own_sandbox(spec, tmp_path):
+    import dataclasses
+
+    from grader.batch.ray_cluster import ShippedContext
+    from grader.run.sandbox import Isolation, probe_isolation
+
+    data = tmp_path / "mnist.npz"
+    data.write_bytes(b"arrays")
+    driver = dataclasses.replace(
+        context(spec, quick=True), data_path=data, isolation=Isolation("/nowhere/bwrap", True, True, None, None)
+    )
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    unpacked = ShippedContext.of(driver).unpack(worker)
+    assert unpacked.data_path.read_bytes() == b"arrays" and unpacked.data_path.is_relative_to(worker)
+    assert unpacked.spec.digest == spec.digest and unpacked.spec.path.is_relative_to(worker)
+    assert unpacked.spec.calibration.models.keys() == spec.calibration.models.keys()
+    assert unpacked.isolation == probe_isolation()
+    assert unpacked.options == driver.options

@@ -1,0 +1,82 @@
+"""Batch behaviour that needs no kernel: files that cannot be run become results."""
+
+from grader.batch.grade import grade_batch
+from grader.batch.store import STORE_NAME, ResultStore
+from grader.judge.results import Graded
+from tests.conftest import context
+
+
+def test_invalid_files_and_duplicate_ids_are_results_and_the_batch_goes_on(spec, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "alice.ipynb", tmp_path / "b" / "alice.ipynb"
+    first.write_text("{broken")
+    second.write_text("{broken")
+    finished = []
+    run = grade_batch(
+        [first, second],
+        context(spec, quick=True),
+        ResultStore(tmp_path),
+        False,
+        lambda graded, _: finished.append(graded),
+    )
+    assert len(finished) == 2
+    assert [r.status for r in run.submissions] == ["invalid", "invalid"]
+    assert "not a valid Jupyter notebook" in run.submissions[0].error
+    assert "has the same id 'alice'; rename one of the files" in run.submissions[1].error
+    assert [(r.score, r.max_score) for r in run.submissions] == [(0, 15), (0, 15)]
+    assert run.mode == "quick"
+
+
+def test_an_invalid_file_in_full_mode_is_out_of_every_point(spec, tmp_path):
+    path = tmp_path / "bob.ipynb"
+    path.write_text("[]")
+    result = grade_batch([path], context(spec, quick=False), ResultStore(tmp_path)).submissions[0]
+    assert (result.status, result.score, result.max_score) == ("invalid", 0, 24)
+    assert {check.status for check in result.checks} == {"error"}
+
+
+def test_a_fault_of_the_grader_on_one_file_does_not_stop_the_batch(spec, tmp_path, monkeypatch):
+    import grader.judge.pipeline
+
+    def explode(path, context):
+        if path.stem == "first":
+            raise RuntimeError("zmq went away")
+        return Graded(grader.judge.pipeline.unrunnable_result(path, "invalid", "fine", context))
+
+    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", explode)
+    paths = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
+    run = grade_batch(paths, context(spec, quick=True), ResultStore(tmp_path))
+    assert [r.status for r in run.submissions] == ["error", "invalid"]
+    assert "RuntimeError: zmq went away" in run.submissions[0].error
+
+
+def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, monkeypatch):
+    import grader.judge.pipeline
+
+    graded = []
+
+    def fake_grade(path, context):
+        graded.append(path.name)
+        return Graded(grader.judge.pipeline.unrunnable_result(path, "error", f"graded {len(graded)}", context), "{}")
+
+    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", fake_grade)
+    first, second = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    first.write_text("one")
+    second.write_text("two")
+    store = ResultStore(tmp_path)
+    grade_batch([first, second], context(spec, quick=True), store)
+    second.write_text("two, changed")
+    renamed = tmp_path / "c.ipynb"
+    first.rename(renamed)
+    reused = []
+    run = grade_batch(
+        [renamed, second], context(spec, quick=True), store, on_result=lambda g, was: reused.append((was, g.notebook))
+    )
+    assert graded == ["a.ipynb", "b.ipynb", "b.ipynb"]
+    assert reused == [(True, "{}"), (False, "{}")]  # the executed notebook comes back from the store too
+    assert [(r.id, r.error) for r in run.submissions] == [("c", "graded 1"), ("b", "graded 3")]
+    assert grade_batch([renamed], context(spec, quick=False), store).submissions[0].error == "graded 4"  # other mode
+    grade_batch([renamed], context(spec, quick=True), store, force=True)
+    assert graded[-1] == "c.ipynb"
+    assert (tmp_path / STORE_NAME).is_file()

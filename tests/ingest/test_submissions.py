@@ -1,0 +1,81 @@
+import json
+
+import nbformat
+import pytest
+
+from grader.errors import GraderError
+from grader.ingest.discover import discover_submissions
+from grader.ingest.notebook import InvalidSubmission, load_submission
+
+
+def write_notebook(path, cells):
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_stored_outputs_are_cleared(tmp_path):
+    cell = nbformat.v4.new_code_cell(
+        "print(1)", execution_count=3, outputs=[nbformat.v4.new_output("stream", text="Test accuracy: 0.999")]
+    )
+    submission = load_submission(write_notebook(tmp_path / "alice.ipynb", [cell]))
+    assert submission.id == "alice"
+    assert submission.notebook.cells[0].outputs == []
+    assert submission.notebook.cells[0].execution_count is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a valid Jupyter notebook"),
+        (json.dumps({"cells": "nope"}), "not a valid Jupyter notebook"),
+        (b"\xff\xfe binary", "not a valid Jupyter notebook"),
+    ],
+)
+def test_files_that_are_not_notebooks_are_invalid(tmp_path, content, message):
+    path = tmp_path / "bad.ipynb"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InvalidSubmission, match=message):
+        load_submission(path)
+
+
+def test_a_notebook_without_code_is_invalid(tmp_path):
+    path = write_notebook(tmp_path / "empty.ipynb", [nbformat.v4.new_markdown_cell("# nothing")])
+    with pytest.raises(InvalidSubmission, match="no code to run"):
+        load_submission(path)
+
+
+def test_discovery_takes_folders_and_files_and_refuses_nothing(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("b.ipynb", "a.ipynb", "notes.txt"):
+        (folder / name).write_text("{}")
+    extra = tmp_path / "late.ipynb"
+    extra.write_text("{}")
+    assert [p.name for p in discover_submissions([folder, extra])] == ["a.ipynb", "b.ipynb", "late.ipynb"]
+    (tmp_path / "void").mkdir()
+    with pytest.raises(GraderError, match="nothing to grade"):
+        discover_submissions([tmp_path / "void"])
+    with pytest.raises(GraderError, match="no such file or folder"):
+        discover_submissions([tmp_path / "missing"])
+
+
+def test_a_very_large_notebook_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "huge.ipynb"
+    path.write_bytes(b" " * (21 * 2**20))
+    with pytest.raises(InvalidSubmission, match=r"21\.0 MiB.*Clear the outputs"):
+        load_submission(path)
+
+
+def test_odd_file_names_keep_their_id(tmp_path):
+    cell = nbformat.v4.new_code_cell("x = 1")
+    path = write_notebook(tmp_path / "José's notebook (v2) <final>.ipynb", [cell])
+    assert load_submission(path).id == "José's notebook (v2) <final>"
+
+
+def test_a_symbolic_link_is_refused_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for students")
+    link = tmp_path / "sneaky.ipynb"
+    link.symlink_to(secret)
+    with pytest.raises(InvalidSubmission, match="symbolic link"):
+        load_submission(link)

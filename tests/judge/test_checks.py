@@ -1,0 +1,106 @@
+"""Checks and scoring from JSON fixtures of kernel facts: no TensorFlow, no kernel."""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.judge.checks import doctored_history_warnings, run_checks
+from grader.judge.evaluate import Evaluation
+from grader.judge.facts import CompileFacts, FitFacts, ModelFacts
+from grader.judge.model_config import parse_model_config
+from grader.judge.results import score
+from tests.conftest import FIXTURES, keras_config
+
+CASES = sorted((FIXTURES / "facts").glob("*.json"))
+
+
+def model_facts(name: str, raw: dict[str, Any]) -> ModelFacts:
+    return ModelFacts(
+        name=name,
+        origin="fit" if raw["fits"] else "end",
+        architecture=parse_model_config(keras_config(raw["config"])),
+        problem=None,
+        compile=CompileFacts(**raw["compile"]) if raw["compile"] else None,
+        fits=tuple(FitFacts(**fit) for fit in raw["fits"]),
+        weights=(),
+        cell=None,
+    )
+
+
+@pytest.mark.parametrize("case_path", CASES, ids=[path.stem for path in CASES])
+def test_verdicts_messages_and_score(case_path: Path, spec):
+    case = json.loads(case_path.read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items()}
+    evaluations = {name: Evaluation(**raw) for name, raw in case["evaluations"].items()}
+    checks = run_checks(spec, models, evaluations, case["quick"], case.get("hint", ""))
+    by_id = {check.id: check for check in checks}
+    assert len(checks) == 15
+    for check_id, status in case["expected"].items():
+        assert by_id[check_id].status == status, (check_id, by_id[check_id].message)
+    for check_id, fragments in case.get("messages", {}).items():
+        for fragment in fragments:
+            assert fragment in by_id[check_id].message
+    assert list(score(checks)) == case["score"]
+
+
+def test_every_check_says_what_it_expected_and_found(spec):
+    case = json.loads((FIXTURES / "facts" / "model_2_wrong_setup.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items()}
+    checks = {c.id: c for c in run_checks(spec, models, {"model_2": Evaluation(0.5)}, quick=False)}
+    assert checks["model_2.optimizer"].expected == {
+        "optimizer": "RMSprop",
+        "learning_rate": 0.001,
+        "loss": "categorical_crossentropy",
+    }
+    assert checks["model_2.optimizer"].actual == {
+        "optimizer": "Adam",
+        "learning_rate": 0.01,
+        "loss": "mean_squared_error",
+    }
+    assert checks["model_2.training"].actual == {
+        "batch_size": 64,
+        "epochs": 10,
+        "train_samples": 10000,
+        "test_images": 9997,
+    }
+    assert checks["model_2.accuracy"].actual == 0.5
+    assert "below" not in checks["model_2.accuracy"].message  # low accuracy gets advice on preprocessing
+    assert "preprocessing" in checks["model_2.accuracy"].message
+
+
+def test_an_evaluation_error_is_an_error_not_a_fail(spec):
+    case = json.loads((FIXTURES / "facts" / "all_correct_full.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items()}
+    evaluations = {"model_1": Evaluation(None, "could not evaluate the model: 3 weight arrays were exported")}
+    checks = {c.id: c for c in run_checks(spec, models, evaluations, quick=False)}
+    assert checks["model_1.accuracy"].status == "error"
+    assert "3 weight arrays" in checks["model_1.accuracy"].message
+    assert checks["model_2.accuracy"].status == "error"  # never evaluated
+
+
+def test_quick_grades_are_all_out_of_the_same_points_even_with_a_model_missing(spec):
+    case = json.loads((FIXTURES / "facts" / "all_correct_quick.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items() if name != "model_2"}
+    checks = {c.id: c for c in run_checks(spec, models, {}, quick=True, missing_hint="cell 9 raised NameError")}
+    assert checks["model_2.architecture"].status == "error"
+    assert checks["model_2.accuracy"].status == "skipped"
+    assert score(list(checks.values())) == (10, 15)
+
+
+def test_a_history_that_disagrees_with_the_weights_is_reported(spec):
+    case = json.loads((FIXTURES / "facts" / "all_correct_full.json").read_text())
+    models = {name: model_facts(name, raw) for name, raw in case["models"].items()}
+    on_test_set = {"validation_rows": 10000, "validation_test_rows": 9990}
+    for name in models:
+        fits = tuple(dataclasses.replace(fit, **on_test_set) for fit in models[name].fits)
+        models[name] = dataclasses.replace(models[name], fits=fits)
+    evaluations = {"model_1": Evaluation(0.9701), "model_2": Evaluation(0.9699)}  # fixtures claim 0.97
+    warnings = doctored_history_warnings(spec, models, evaluations)
+    assert warnings == []  # within round-off
+    evaluations["model_2"] = Evaluation(0.9412)
+    (warning,) = doctored_history_warnings(spec, models, evaluations)
+    assert warning.startswith("model_2's training history claims a final validation accuracy of 0.9700")
+    assert "reach 0.9412" in warning

@@ -1,0 +1,48 @@
+import nbformat
+
+from grader.judge.claims import Claim, claim_warnings, find_claims
+from grader.judge.evaluate import Evaluation
+from grader.judge.facts import ModelFacts
+from grader.judge.model_config import parse_model_config
+from tests.conftest import keras_config
+
+NAMES = ["model_1", "model_2", "model_3"]
+
+
+def notebook(*markdown):
+    cells = [nbformat.v4.new_markdown_cell(text) for text in markdown]
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), *cells])
+
+
+def test_claims_are_found_per_model_with_the_precision_written():
+    claims = find_claims(
+        notebook(
+            "Model 2 reaches 98.28% on the test set; model_1 gets 0.976.",
+            "Model 2 has the most parameters (437,310) and model 3 is the smallest (51450 params).",
+            "Model 3 is the smallest; it reaches 96.8%.",  # no model named in the second clause: no claim
+        ),
+        NAMES,
+    )
+    assert [(c.model, c.kind, c.value, c.cell) for c in claims] == [
+        ("model_2", "accuracy", 0.9828, 1),
+        ("model_1", "accuracy", 0.976, 1),
+        ("model_2", "params", 437310, 2),
+        ("model_3", "params", 51450, 2),
+    ]
+    assert abs(claims[0].tolerance - 0.00005) < 1e-8
+
+
+def test_contradicted_claims_become_warnings_and_true_ones_do_not():
+    architecture = parse_model_config(keras_config("model_2_functional"))
+    models = {"model_2": ModelFacts("model_2", "fit", architecture, None, None, (), (), None)}
+    claims = [
+        Claim("model_2", "accuracy", 0.9828, 0.00005, 4),
+        Claim("model_2", "accuracy", 0.984, 0.0005, 4),
+        Claim("model_2", "params", 437310, 0, 5),
+        Claim("model_2", "params", 400000, 0, 5),
+    ]
+    warnings = claim_warnings(claims, models, {"model_2": Evaluation(0.9836)})
+    assert warnings == [
+        "markdown cell 4 says model_2 reaches 98.28%; the grader measured 98.36%.",
+        "markdown cell 5 says model_2 has 400,000 parameters; it has 437,310.",
+    ]

@@ -1,0 +1,105 @@
+import pytest
+
+from grader.errors import UntrustedDataError
+from grader.judge.model_config import parse_model_config
+from grader.spec.architecture import Architecture, Layer
+from tests.conftest import keras_config
+
+
+def assert_is_the_spec_model(parsed: Architecture, expected, params: int) -> None:
+    assert parsed.input_shape == (784,)
+    assert all(a.matches(b) for a, b in zip(parsed.layers, expected.layers, strict=True))
+    assert parsed.param_count() == params
+
+
+def test_sequential_add_with_input_shape(spec):
+    parsed = parse_model_config(keras_config("model_1_sequential_add"))
+    assert parsed.input_shape == (784,)
+    assert [layer.describe() for layer in parsed.layers] == [
+        "Dense(64, relu)",
+        "Dropout(0.2)",
+        "Dense(64, relu)",
+        "Dropout(0.2)",
+        "Dense(10, softmax)",
+    ]
+    assert_is_the_spec_model(parsed, spec.model("model_1"), 55_050)
+
+
+def test_functional_chain_matches_the_spec(spec):
+    parsed = parse_model_config(keras_config("model_2_functional"))
+    assert_is_the_spec_model(parsed, spec.model("model_2"), 437_310)
+
+
+def test_activation_layers_fold_into_the_dense_before_them(spec):
+    parsed = parse_model_config(keras_config("model_3_activation_layers"))
+    assert [layer.describe() for layer in parsed.layers] == [
+        "Dense(64, relu, L2=0.0001)",
+        "Dropout(0.5)",
+        "Dense(16, relu, L2=0.0001)",
+        "Dense(10, softmax)",
+    ]
+    assert_is_the_spec_model(parsed, spec.model("model_3"), 51_450)
+
+
+def test_flatten_is_kept_for_rebuilding_but_not_compared():
+    parsed = parse_model_config(keras_config("flatten_input"))
+    assert parsed.input_shape == (28, 28)
+    assert parsed.layers[0].type == "Flatten"
+    assert [layer.type for layer in parsed.compared_layers()] == ["Dense", "Dense"]
+    assert parsed.weight_shapes() == [(784, 64), (64,), (64, 10), (10,)]
+
+
+def test_a_model_without_input_shape_has_no_param_count():
+    parsed = parse_model_config(keras_config("no_input_shape"))
+    assert parsed.input_shape is None
+    assert parsed.param_count() is None
+
+
+def test_branching_functional_model_is_refused_with_the_layer_named():
+    with pytest.raises(UntrustedDataError, match="takes 2 inputs; only a straight chain"):
+        parse_model_config(keras_config("branching_functional"))
+
+
+def test_unsupported_layers_are_named_not_deserialised():
+    parsed = parse_model_config(keras_config("unsupported_layer"))
+    assert [layer.type for layer in parsed.layers] == ["Dense", "BatchNormalization", "Dense"]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ([], "no list of layers"),
+        ({"layers": [{"config": {}}]}, "no class_name"),
+        ({"layers": [{"class_name": "Dense", "config": {"units": -3}}]}, "invalid units"),
+        ({"layers": [{"class_name": "Dropout", "config": {"rate": 2}}]}, "invalid rate"),
+        ({"layers": [{"class_name": "Dense", "config": {"units": 4, "kernel_regularizer": {"x": 1}}}]}, "regularizer"),
+        ({"layers": [{"class_name": "Dense", "config": {}}] * 500}, "at most 200"),
+    ],
+)
+def test_malformed_configs_raise_a_clear_error(config, message):
+    with pytest.raises(UntrustedDataError, match=message):
+        parse_model_config(config)
+
+
+def test_keras2_style_input_shape_on_the_first_layer():
+    config = {
+        "layers": [
+            {
+                "class_name": "Dense",
+                "config": {
+                    "units": 10,
+                    "batch_input_shape": [None, 784],
+                    "activation": "softmax",
+                    "kernel_regularizer": "l2",
+                },
+            }
+        ]
+    }
+    parsed = parse_model_config(config)
+    assert parsed.input_shape == (784,)
+    assert parsed.layers[0] == Layer("Dense", units=10, activation="softmax", l2=0.01)
+
+
+def test_architecture_round_trips_through_a_dict():
+    parsed = parse_model_config(keras_config("model_3_activation_layers"))
+    assert Architecture.from_dict(parsed.to_dict()) == parsed

@@ -1,0 +1,212 @@
+"""Rendering of results into files, from fixture results: no TensorFlow, no kernel.
+
+The HTML pages are compared with golden files in ``tests/golden``; after an
+intended change, rewrite them with ``pytest tests/reports/test_outputs.py --update-golden``
+and review the diff. Plots are compared apart from the pages (their SVG depends
+on the matplotlib version), so the golden pages hold a placeholder for each.
+"""
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import re
+
+import nbformat
+import pytest
+
+from grader.judge.checks import CheckResult
+from grader.judge.results import GradeRun, SubmissionResult, score
+from grader.reports.gradebooks import checks_csv, gradebook_csv, lms_identity
+from grader.reports.outputs import write_page, write_summaries
+from grader.reports.pages import SORT_SCRIPT, index_page, notebook_page, page_name, submission_page
+from tests.conftest import FIXTURES
+
+GOLDEN = FIXTURES.parent / "golden"
+RUNS = ("full_run", "quick_run")
+DATA_URI = re.compile(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=]+")
+
+
+def load_run(name: str) -> GradeRun:
+    document = json.loads((FIXTURES / "results" / f"{name}.json").read_text())
+    return GradeRun(
+        document["grader_version"],
+        document["mode"],
+        document["spec"],
+        tuple(SubmissionResult.from_dict(entry) for entry in document["submissions"]),
+    )
+
+
+def without_plots(page: str) -> str:
+    return DATA_URI.sub("data:image/svg+xml;base64,PLOT", page)
+
+
+def assert_matches_golden(page: str, name: str, update: bool) -> None:
+    golden = GOLDEN / name
+    if update:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(without_plots(page))
+    assert golden.is_file(), f"{golden} is missing: run pytest {__file__} --update-golden"
+    assert without_plots(page) == golden.read_text(), f"{name} differs from its golden file (see the module docstring)"
+
+
+def result(sid="alice", status="graded", message="All 5 layers are as expected.", warnings=()):
+    checks = (
+        CheckResult("model_1.architecture", "pass", ["Dense(64, relu)"], ["Dense(64, relu)"], message, 2, 2),
+        CheckResult("model_1.params", "fail", 55050, 1000, "1,000 parameters", 0, 1),
+        CheckResult("model_1.accuracy", "skipped", None, None, "quick", 0, 3),
+    )
+    earned, available = score(list(checks))
+    return SubmissionResult(sid, f"{sid}.ipynb", status, earned, available, checks, tuple(warnings))
+
+
+def run(*results):
+    return GradeRun("0.2.0", "quick", "MNIST", tuple(results))
+
+
+@pytest.mark.parametrize("run_name", RUNS)
+def test_class_page_matches_its_golden_file(run_name, spec, update_golden):
+    assert_matches_golden(index_page(load_run(run_name), spec), f"{run_name}/index.html", update_golden)
+
+
+# One page of each kind: full marks, no model found, wrong layers, a crashed cell, a changed model.
+GOLDEN_PAGES = [
+    ("full_run", "mnist_mlp_solution"),
+    ("full_run", "fakes_its_accuracy"),
+    ("quick_run", "wrong_architecture"),
+    ("quick_run", "crashes"),
+    ("quick_run", "changes_model_after_training"),
+]
+
+
+@pytest.mark.parametrize(("run_name", "submission_id"), GOLDEN_PAGES)
+def test_submission_pages_match_their_golden_files(run_name, submission_id, spec, update_golden):
+    graded = load_run(run_name)
+    entry = next(entry for entry in graded.submissions if entry.id == submission_id)
+    page = submission_page(entry, graded, spec, f"../notebooks/{page_name(entry.id)}")
+    assert_matches_golden(page, f"{run_name}/{page_name(entry.id)}", update_golden)
+
+
+def test_pages_embed_every_plot_and_need_no_other_file(spec):
+    graded = load_run("full_run")
+    index = index_page(graded, spec)
+    # Score histogram, pass rates, accuracy and epoch time distributions.
+    assert len(DATA_URI.findall(index)) == 4
+    page = submission_page(graded.submissions[0], graded, spec, None)
+    assert len(DATA_URI.findall(page)) == len(spec.models)  # a learning-curve figure per model
+    for svg in DATA_URI.findall(page + index):
+        assert base64.b64decode(svg.split(",", 1)[1]).startswith(b"<?xml")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page + index)  # nothing from the network
+
+
+def test_the_class_page_allows_only_its_own_sorting_script(spec):
+    index = html.unescape(index_page(load_run("quick_run"), spec))
+    digest = base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in index
+    assert f"<script>{SORT_SCRIPT}</script>" in index
+    assert index.count("<script") == 1
+
+
+def test_the_layer_table_marks_the_layers_that_differ(spec):
+    graded = load_run("quick_run")
+    wrong = next(entry for entry in graded.submissions if entry.id == "wrong_architecture")
+    page = submission_page(wrong, graded, spec, None)
+    assert 'class="mono differs"' in page
+    right = next(entry for entry in graded.submissions if entry.id == "correct_other_spellings")
+    assert "mono differs" not in submission_page(right, graded, spec, None)
+
+
+def test_student_text_is_escaped_in_pages(spec):
+    page = submission_page(
+        result(message="<script>alert(1)</script>", warnings=["<img src=x onerror=alert(1)>"]),
+        run(result()),
+        spec,
+        None,
+    )
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "<img src=x" not in page
+    assert "script-src 'none'" in html.unescape(page)
+
+
+def test_scripts_in_a_notebook_stay_inert_on_its_page():
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Title\n<script>window.pwned = 1</script>\n<img src=x onerror='pwned=2'>"),
+            nbformat.v4.new_code_cell(
+                "show()",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data",
+                        data={
+                            "text/html": "<b>bold</b><script>window.pwned = 3</script>",
+                            "application/javascript": "window.pwned = 4",
+                            "text/plain": "<HTML>",
+                        },
+                    )
+                ],
+            ),
+        ]
+    )
+    page = notebook_page(result(), nbformat.writes(notebook), "quick")
+    assert "<script" not in page and "onerror" not in page and "window.pwned = 4" not in page
+    assert "&lt;script&gt;window.pwned = 1" in page  # shown as text
+    assert '<h1 id="Title">' in page and "<b>bold</b>" in page  # safe markup keeps its look
+    assert "script-src 'none'" in html.unescape(page)
+    assert "in quick mode: every fit ran one epoch on a slice" in page
+
+
+def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
+    graded = run(result("jdoe"), result("doejane_late_1234_5678_mnist", status="timeout"))
+    rows = list(csv.reader(io.StringIO(gradebook_csv(graded))))
+    assert rows == [
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "MNIST"],
+        ["jdoe", "", "", "jdoe", "", "2"],
+        ["doejane", "1234", "", "doejane_late_1234_5678_mnist", "", "2"],
+    ]
+
+
+def test_canvas_download_names_give_the_canvas_user_id():
+    assert lms_identity("smithjohn_48213_9911830_mnist_homework") == ("smithjohn", "48213")
+    assert lms_identity("smithjohn_LATE_48213_9911830_mnist") == ("smithjohn", "48213")
+    assert lms_identity("jdoe") == ("jdoe", "")
+    assert lms_identity("lab_2_final") == ("lab_2_final", "")
+
+
+def test_checks_csv_has_one_row_per_submission_and_a_column_per_check():
+    rows = list(csv.reader(io.StringIO(checks_csv(run(result("alice"), result("bob", status="timeout"))))))
+    assert rows[0] == [
+        "id",
+        "score",
+        "max_score",
+        "status",
+        "model_1.architecture",
+        "model_1.params",
+        "model_1.accuracy",
+    ]
+    assert rows[1] == ["alice", "2", "3", "graded", "2", "0", ""]
+    assert rows[2][3] == "timeout"
+
+
+def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
+    graded = load_run("full_run")
+    first = next(entry for entry in graded.submissions if entry.id == "mnist_mlp_solution")
+    write_page(first, nbformat.writes(nbformat.v4.new_notebook()), graded, spec, tmp_path)
+    write_summaries(graded, spec, tmp_path)
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert set(document) == {"grader_version", "mode", "spec", "submissions"}
+    entry = next(entry for entry in document["submissions"] if entry["id"] == first.id)
+    assert {"id", "path", "status", "score", "max_score", "checks", "warnings", "models", "error"} <= set(entry)
+    assert {"architecture", "history", "epoch_times", "test_accuracy"} <= set(entry["models"]["model_1"])
+    assert set(entry["checks"][0]) >= {"id", "status", "expected", "actual", "message"}
+    assert SubmissionResult.from_dict(entry) == first
+    written = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")}
+    assert {"index.html", "gradebook.csv", "checks.csv", "results.json"} <= written
+    assert {f"submissions/{page_name(first.id)}", f"notebooks/{page_name(first.id)}"} <= written
+    assert not [name for name in written if name.endswith(".part")]
+
+
+def test_odd_ids_get_safe_page_names():
+    assert page_name("../../etc/passwd") == "_.._etc_passwd.html"
+    assert page_name("José Müller") == "Jos__M_ller.html"

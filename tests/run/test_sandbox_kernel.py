@@ -1,0 +1,216 @@
+"""Adversarial notebooks: each attack or fault, and the exact outcome it must get.
+They run in real, sandboxed kernels (quick mode) and need bubblewrap and root for
+the full sandbox; the tests that depend on a layer skip, saying so, without it."""
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
+from grader.run.sandbox import Limits, probe_isolation
+
+pytestmark = pytest.mark.kernel
+ISOLATION = probe_isolation()
+needs_bubblewrap = pytest.mark.skipif(
+    ISOLATION.bubblewrap is None, reason="needs bubblewrap (apt-get install bubblewrap)"
+)
+needs_memory_cgroup = pytest.mark.skipif(
+    ISOLATION.memory_cgroup is None, reason="needs a cgroup v1 memory controller (run as root)"
+)
+
+LOAD = (
+    "import keras\nfrom keras import layers\n"
+    "(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()\n"
+    "x_train = x_train.reshape(-1, 784).astype('float32') / 255\n"
+    "x_test = x_test.reshape(-1, 784).astype('float32') / 255\n"
+    "y_train = keras.utils.to_categorical(y_train, 10)\ny_test = keras.utils.to_categorical(y_test, 10)"
+)
+MODEL_1 = (
+    "model_1 = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(64, activation='relu'), layers.Dropout(0.2),\n"
+    "    layers.Dense(64, activation='relu'), layers.Dropout(0.2), layers.Dense(10, activation='softmax')])\n"
+    "model_1.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.001), loss='categorical_crossentropy')\n"
+)
+FIT_MODEL_1 = MODEL_1 + "model_1.fit(x_train, y_train, batch_size=128, epochs=30, verbose=0)"
+
+
+def write_notebook(folder: Path, name: str, *sources: str) -> Path:
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def context(mnist_path):
+    return prepare_context(GradingOptions(quick=True, timeout=60), data_path=mnist_path)
+
+
+def verdicts(result):
+    return {check.id: check.status for check in result.checks}
+
+
+def warning_of_cell(result, cell: int) -> str:
+    return next((w for w in result.warnings if w.startswith(f"cell {cell} raised")), "")
+
+
+@needs_bubblewrap
+def test_escape_attempts_fail_and_leave_the_host_untouched(context, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the answers")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    notebook = write_notebook(
+        tmp_path,
+        "escapes",
+        "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=5)",
+        f"open({str(secret)!r}).read()",
+        "open('/etc/grader-was-here', 'w').write('x')",
+        f"open({str(reports / 'results.json')!r}, 'w').write('{{}}')",
+        "import os\nassert os.getuid() != 0, 'the notebook runs as root'",
+        "import glob\nassert not glob.glob('/work/*/submissions') and not glob.glob('/root/*'), 'host files seen'",
+        "open('/grader/facts/manifest.json', 'w').write('{}')",
+    )
+    result = grade_notebook(notebook, context).result
+    assert "OSError" in warning_of_cell(result, 0)  # no network: Network is unreachable
+    assert "FileNotFoundError" in warning_of_cell(result, 1)  # host files are not there at all
+    assert "OSError" in warning_of_cell(result, 2) or "PermissionError" in warning_of_cell(result, 2)
+    assert "FileNotFoundError" in warning_of_cell(result, 3)
+    if ISOLATION.uid_change:
+        assert warning_of_cell(result, 4) == ""
+    assert warning_of_cell(result, 5) == ""
+    assert list(reports.iterdir()) == []
+    assert not Path("/etc/grader-was-here").exists()
+    assert secret.read_text() == "the answers"
+    # The grader's last cell rewrote the manifest; the garbage never reached the grader.
+    assert result.status == "graded" and result.isolation.startswith(("full", "partial"))
+
+
+@needs_bubblewrap
+def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path):
+    context = prepare_context(GradingOptions(quick=True, timeout=25), data_path=mnist_path)
+    marker = "987654"
+    notebook = write_notebook(
+        tmp_path,
+        "orphans",
+        f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)",
+        "while True:\n    pass",
+    )
+    result = grade_notebook(notebook, context).result
+    assert result.status == "timeout"
+    survivors = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
+    assert survivors == ""
+
+
+@needs_memory_cgroup
+def test_running_out_of_memory_is_reported_as_such_and_keeps_earlier_models(context, tmp_path):
+    limits = Limits(memory_bytes=int(2.5 * 2**30))
+    small = dataclasses.replace(context, options=dataclasses.replace(context.options, limits=limits))
+    notebook = write_notebook(
+        tmp_path, "memory", LOAD, FIT_MODEL_1, "import numpy as np\nhog = np.ones(6 * 2**30, 'uint8')"
+    )
+    result = grade_notebook(notebook, small).result
+    assert result.status == "error"
+    assert "ran out of memory while running cell 2" in result.error and "2.5 GiB" in result.error
+    assert verdicts(result)["model_1.architecture"] == verdicts(result)["model_1.training"] == "pass"
+
+
+def test_a_segfault_is_a_dead_kernel(context, tmp_path):
+    notebook = write_notebook(tmp_path, "segfault", LOAD, FIT_MODEL_1, "import ctypes\nctypes.string_at(0)")
+    result = grade_notebook(notebook, context).result
+    assert result.status == "error"
+    assert "the kernel died while running cell 2" in result.error
+    assert verdicts(result)["model_1.params"] == "pass"
+
+
+def test_a_flood_of_output_is_cut_and_the_grade_goes_on(context, tmp_path):
+    notebook = write_notebook(
+        tmp_path,
+        "flood",
+        LOAD,
+        "for i in range(400_000):\n    print('line', i)",
+        "print('x' * 30_000_000)",
+        FIT_MODEL_1,
+    )
+    result = grade_notebook(notebook, context).result
+    assert result.status == "graded"
+    assert any("more than 2 MiB of output; the rest was dropped" in w for w in result.warnings)
+    assert verdicts(result)["model_1.training"] == "pass"
+
+
+def test_training_on_the_test_set_fails_the_training_check(context, tmp_path):
+    notebook = write_notebook(
+        tmp_path, "test_set", LOAD, MODEL_1 + "model_1.fit(x_test, y_test, batch_size=128, epochs=30, verbose=0)"
+    )
+    result = grade_notebook(notebook, context).result
+    training = next(check for check in result.checks if check.id == "model_1.training")
+    assert training.status == "fail"
+    # A few test digits have the same pixels as training digits; the rest are counted.
+    assert "it was trained on 9,992 test images" in training.message
+
+
+def test_tampering_with_the_grader_hooks_gives_errors_not_a_crash(context, tmp_path):
+    notebook = write_notebook(
+        tmp_path,
+        "hooks",
+        LOAD,
+        FIT_MODEL_1,
+        "import json\nimport grader.kernel as hooks\nhooks.finish = lambda: None\n"
+        "forged = {'environment': {'tensorflow': 'x'}, 'models': {'model_1': {'snapshot': '../..'}}}\n"
+        "json.dump(forged, open('/grader/facts/manifest.json', 'w'))",
+    )
+    result = grade_notebook(notebook, context).result
+    assert result.status == "graded"
+    assert "the record of model_1 exported from the kernel is malformed: invalid file name '../..'" in result.warnings
+    assert set(verdicts(result).values()) == {"error", "skipped"}
+
+
+def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist_path, tmp_path):
+    import json
+    import os
+    import signal
+    import sqlite3
+    import sys
+    import time
+
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    for name in ("ada", "bob", "cyd"):
+        write_notebook(folder, name, LOAD, f"# {name}\n" + FIT_MODEL_1)
+    command = [
+        sys.executable,
+        "-m",
+        "grader",
+        "grade",
+        str(folder),
+        "--out",
+        str(out),
+        "--quick",
+        "--data",
+        str(mnist_path),
+    ]
+    first = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(out / "results.sqlite") as db:
+                return int(db.execute("SELECT count(*) FROM graded").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 180
+    while stored() < 1 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = stored()
+    assert 1 <= done_before < 3
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"Reused {done_before} earlier results" in second.stderr
+    results = json.loads((out / "results.json").read_text())["submissions"]
+    assert sorted(r["id"] for r in results) == ["ada", "bob", "cyd"]
+    assert [(r["status"], r["score"], r["max_score"]) for r in results] == [("graded", 5, 15)] * 3  # model_1 only
+    assert stored() == 3
