@@ -6,7 +6,7 @@ model against the exercise (see ``grader.judge.self_check``).
 
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["__version__", "check"]
 
 

@@ -1,11 +1,16 @@
-"""The command line: parses, delegates to the pipeline, shows progress. Exit
-codes: 0 done (``check``: every check passed), 1 ``check`` found a failing
-check, 2 bad usage, 3 the grader could not run (data, spec, paths)."""
+"""The command line: parses, delegates to the pipeline, shows progress.
+
+Exit codes: 0 done (``check``: every check passed); 1 ``check`` found a failing
+check; 2 ``grade`` could not grade some notebook through a fault of its own (the
+others are graded), or bad usage; 3 the grader could not run at all (data, spec,
+paths), or ``check`` could not grade the notebook through a fault of its own."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -21,15 +26,17 @@ from rich.table import Table
 from grader import __version__
 from grader.batch.executors import default_jobs
 from grader.batch.grade import grade_batch, make_executor, make_run
+from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore
-from grader.errors import GraderError
+from grader.errors import FAULT_INJECTION_ENV, INJECTABLE_FAULTS, GraderError
 from grader.ingest.discover import discover_submissions
-from grader.judge.pipeline import GradingContext, GradingOptions, grade_notebook, prepare_context
+from grader.judge.pipeline import GradingContext, GradingOptions, grade_safely, prepare_context
 from grader.judge.results import Graded, SubmissionResult
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, load_spec
 
 EXIT_CHECK_FAILED = 1
+EXIT_NOT_GRADED = 2
 EXIT_GRADER_ERROR = 3
 # How often a long batch refreshes gradebook.csv, index.html and results.json.
 SUMMARY_INTERVAL_SECONDS = 30
@@ -98,6 +105,11 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
             default=True,
             help="Run every compile and fit exactly as written (slower; the results are the same).",
         ),
+        click.option(
+            "--keep-logs",
+            is_flag=True,
+            help="Keep the kernel's and evaluator's logs of every notebook (always kept when the grader fails).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -105,10 +117,26 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
 
 
 def _context(
-    quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path, strict_sandbox: bool, accelerate: bool
+    quick: bool,
+    data_path: Path | None,
+    timeout: float | None,
+    spec_path: Path,
+    strict_sandbox: bool,
+    accelerate: bool,
+    keep_logs: bool,
 ) -> GradingContext:
+    injected = os.environ.get(FAULT_INJECTION_ENV)
+    if injected:
+        unknown = sorted(set(injected.split(",")) - set(INJECTABLE_FAULTS))
+        if unknown:
+            raise GraderError(f"{FAULT_INJECTION_ENV}={injected}: choose from {', '.join(INJECTABLE_FAULTS)}.")
+        console.print(
+            f"[yellow]warning:[/] {FAULT_INJECTION_ENV}={injected}: the grader fails on purpose (a test aid)."
+        )
     with console.status("Loading the spec and the data set…"):
-        options = GradingOptions(quick=quick, timeout=timeout, strict_sandbox=strict_sandbox, accelerate=accelerate)
+        options = GradingOptions(
+            quick=quick, timeout=timeout, strict_sandbox=strict_sandbox, accelerate=accelerate, keep_logs=keep_logs
+        )
         context = prepare_context(options, spec_path, data_path)
     if context.isolation.missing():
         console.print(
@@ -214,11 +242,24 @@ def grade(
             progress.advance(task)
 
         chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
-        run = grade_batch(notebooks, context, store, force, on_result, chosen)
+        run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
         write_summaries(run, context.spec, out_dir)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
-    console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
+    not_graded = [result for result in results if result.fault == "grader"]
+    console.print(
+        f"Graded {len(results) - len(not_graded)} of {len(results)} submissions ({context.options.mode} mode). "
+        f"Reports: {out_dir / 'index.html'}"
+    )
+    if not_graded:
+        console.print(
+            f"[bold red]{len(not_graded)} could not be graded through a fault of the grader[/] (no score, blank in "
+            f"the gradebook; the next run grades them again): {', '.join(r.id for r in not_graded)}. "
+            f"Why: {out_dir / 'logs'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_NOT_GRADED)
 
 
 def _progress() -> Progress:
@@ -227,9 +268,11 @@ def _progress() -> Progress:
 
 
 def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
+    took = "reused" if reused else f"{result.seconds:.0f} s"
+    if result.score is None:
+        return f"{result.id:<28} [bold red]not graded[/] (a fault of the grader's: {result.logs or 'no logs'})"
     failed = [check.id for check in result.checks if check.status in ("fail", "error")]
     detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
-    took = "reused" if reused else f"{result.seconds:.0f} s"
     return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({took}){detail}"
 
 
@@ -241,15 +284,24 @@ def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
 def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     """Grade one notebook as the instructor's `grade` would, and show what to fix.
 
-    Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise.
+    Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise,
+    3 when a fault of the grader's kept it from grading the notebook.
     """
     context = _context(**settings)
     with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
-        result = grade_notebook(notebook, context).result
+        graded = grade_safely(notebook, context)
+    logs_out = Path(tempfile.mkdtemp(prefix="grader-logs-"))
+    result = keep_logs(graded, logs_out, context.options.keep_logs).result
+    if result.logs is None:
+        logs_out.rmdir()
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         print_result(result)
+    if result.logs is not None:
+        console.print(f"The grader's logs of this notebook: {logs_out / result.logs}", highlight=False)
+    if result.fault == "grader":
+        sys.exit(EXIT_GRADER_ERROR)
     sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
 
 
@@ -265,7 +317,10 @@ def print_result(result: SubmissionResult) -> None:
         stdout.print(f"[yellow]{result.error}[/]", highlight=False)
     for warning in result.warnings:
         stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
+    if result.score is None:
+        stdout.print("Score: [bold]none[/]: not graded, through no fault of the notebook's")
+    else:
+        stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
 
 
 @cli.command()

@@ -30,9 +30,8 @@ def context(spec: Spec, quick: bool) -> GradingContext:
     """A context for tests that run no kernel: no data, no isolation."""
     empty = np.zeros(0, dtype=np.uint64)
     isolation = Isolation(None, False, False, None, None)
-    return GradingContext(
-        spec, Path("unused.npz"), DataFingerprints(empty, empty), GradingOptions(quick=quick), isolation
-    )
+    options = GradingOptions(quick=quick, retry_pause=0.0)
+    return GradingContext(spec, Path("unused.npz"), DataFingerprints(empty, empty), options, isolation)
 
 
 def keras_config(name: str) -> dict[str, Any]:

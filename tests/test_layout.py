@@ -21,7 +21,7 @@ ALLOWED = {
     "run": {"errors", "protocol", "spec"},
     "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},
-    "reports": {"root", "errors", "protocol", "spec", "judge"},
+    "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
     "tools": {"root", "errors", "protocol", "spec", "judge"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
     "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"},

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
-from grader.judge.pipeline import GradingContext, grade_safely, unrunnable_result
+from grader.errors import fault_injected
+from grader.judge.pipeline import GradingContext, grade_safely, not_graded_result
 from grader.judge.results import Graded
 
 
@@ -63,7 +65,8 @@ class LocalProcesses:
     """``jobs`` worker processes on this machine, each pinned to its share of the cores.
 
     A worker that dies takes the pool's unfinished gradings with it: each is retried once on
-    its own, then recorded as an error, and the batch goes on.
+    its own, then recorded as not graded (a fault of the grader's, no score), and the batch
+    goes on.
     """
 
     def __init__(self, jobs: int, grade: Callable[[Path, GradingContext], Graded] | None = None) -> None:
@@ -81,7 +84,7 @@ class LocalProcesses:
             yield from self._grade_in_pool([path], context, 1, again)
             if again:
                 reason = "the grading worker process died twice while this notebook was being graded"
-                yield path, Graded(unrunnable_result(path, "error", reason, context))
+                yield path, Graded(not_graded_result(path, reason, context))
 
     def _grade_in_pool(
         self, paths: list[Path], context: GradingContext, workers: int, broken: list[Path]
@@ -101,7 +104,7 @@ class LocalProcesses:
                         broken.append(path)
 
     def _grade_function(self) -> Callable[[Path, GradingContext], Graded]:
-        return self.grade_one or grade_safely
+        return self.grade_one or grade_in_worker
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         slices = core_slices(sorted(os.sched_getaffinity(0)), workers)
@@ -110,6 +113,13 @@ class LocalProcesses:
         return ProcessPoolExecutor(
             workers, mp_context=spawn, initializer=_start_worker, initargs=(slot, slices, gpu_count() > 0)
         )
+
+
+def grade_in_worker(path: Path, context: GradingContext) -> Graded:
+    """What a worker process (local or on Ray) runs per notebook: ``grade_safely``."""
+    if fault_injected("worker"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return grade_safely(path, context)
 
 
 def _start_worker(slot: Any, slices: list[list[int]], gpus: bool) -> None:

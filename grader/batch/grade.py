@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.batch.executors import Executor, InProcess, LocalProcesses
+from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
 from grader.ingest.notebook import submission_id
 from grader.judge.pipeline import GradingContext, unrunnable_result
@@ -22,13 +23,15 @@ def grade_batch(
     force: bool = False,
     on_result: Callable[[Graded, bool], None] = lambda graded, reused: None,
     executor: Executor | None = None,
+    logs_out: Path | None = None,
 ) -> GradeRun:
     """Grade every path, one result each, each stored and reported as soon as it is done.
 
     A result already in ``store`` for the same notebook and settings is reused
     (``on_result`` is told so) unless ``force``; a duplicate id is an invalid result.
     The rest go to ``executor`` (default: one after another, here); the run lists the
-    results in the order of ``paths``, whatever order they finish in.
+    results in the order of ``paths``, whatever order they finish in. Logs are kept
+    under ``logs_out`` (see ``grader.batch.logs``).
     """
     results: dict[Path, SubmissionResult] = {}
     keys: dict[Path, str] = {}
@@ -50,7 +53,8 @@ def grade_batch(
             results[path] = graded.result
             on_result(graded, True)
     to_grade = [path for path in ordered if path not in results]
-    for path, graded in (executor or InProcess()).grade(to_grade, context):
+    for path, fresh in (executor or InProcess()).grade(to_grade, context):
+        graded = keep_logs(fresh, logs_out, context.options.keep_logs) if logs_out else fresh
         store.put(keys[path], graded)
         results[path] = graded.result
         on_result(graded, False)
@@ -62,7 +66,7 @@ def _result_key(path: Path, context: GradingContext) -> str:
         content = path.read_bytes()
     except OSError as error:
         content = str(error).encode()
-    return result_key(content, context.spec.digest, context.options)
+    return result_key(content, context)
 
 
 def make_run(context: GradingContext, results: list[SubmissionResult]) -> GradeRun:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grader.batch.executors import InProcess
-from grader.judge.pipeline import GradingContext, grade_safely, unrunnable_result
+from grader.batch.executors import InProcess, grade_in_worker
+from grader.judge.pipeline import GradingContext, not_graded_result
 from grader.judge.results import Graded
 from grader.run.sandbox import probe_isolation
 from grader.spec.exercise import load_spec
@@ -22,7 +22,7 @@ class RayCluster:
     Joins the cluster at ``address``, or starts a local Ray instance (and stops it at the
     end). Workers get the data set, the spec's folder and each notebook through Ray's
     object store, not a shared filesystem, and grade with ``grade_safely`` in a sandbox of
-    their own. A task whose worker dies is retried once by Ray, then recorded as an error.
+    their own. A task whose worker dies is retried once by Ray, then recorded as not graded.
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class RayCluster:
                     graded: Graded = ray.get(ready[0])
                 except ray.exceptions.WorkerCrashedError:
                     reason = "the Ray worker grading this notebook died twice"
-                    graded = Graded(unrunnable_result(path, "error", reason, context))
+                    graded = Graded(not_graded_result(path, reason, context))
                 yield path, replace(graded, result=replace(graded.result, path=str(path)))
         finally:
             if started_here:
@@ -122,5 +122,5 @@ def grade_on_worker(
         path.write_bytes(notebook)
         if context.options.strict_sandbox and context.isolation.missing():
             reason = f"--strict-sandbox: the Ray worker lacks {'; '.join(context.isolation.missing())}"
-            return Graded(unrunnable_result(path, "error", reason, context))
-        return (grade or grade_safely)(path, context)
+            return Graded(not_graded_result(path, reason, context))
+        return (grade or grade_in_worker)(path, context)

@@ -2,8 +2,10 @@
 
 Each graded notebook is one row, committed as soon as it is graded, keyed by
 everything its grade depends on: the notebook's bytes, the spec and its
-calibration, the grader's version and the grading options. A batch killed
-half-way is finished by running it again; unchanged notebooks are not regraded.
+calibration, the data set, the grader's version, the grading options and, in
+full mode, the Keras stack it trained on. A batch killed half-way is finished by
+running it again; unchanged notebooks are not regraded. A notebook that a fault
+of the grader's kept from being graded is never stored: the next run grades it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from grader import __version__
+from grader.judge.pipeline import GradingContext
 from grader.judge.results import Graded, SubmissionResult
 
 STORE_NAME = "results.sqlite"
@@ -29,10 +32,22 @@ CREATE TABLE IF NOT EXISTS graded (
 """
 
 
-def result_key(notebook: bytes, spec_digest: str, options: object) -> str:
-    """What a grade depends on, hashed; ``options`` is a dataclass of grading options."""
-    settings = json.dumps(asdict(options), default=str)  # type: ignore[call-overload]
-    parts = [hashlib.sha256(notebook).hexdigest(), spec_digest, __version__, settings]
+# Options that change how a grading is run or reported, never its verdict.
+VERDICT_NEUTRAL = ("keep_logs", "retry_pause")
+
+
+def result_key(notebook: bytes, context: GradingContext) -> str:
+    """What a grade depends on, hashed."""
+    options = context.options
+    parts = [
+        hashlib.sha256(notebook).hexdigest(),
+        context.spec.digest,
+        context.data_digest,
+        __version__,
+        json.dumps({k: v for k, v in asdict(options).items() if k not in VERDICT_NEUTRAL}, default=str, sort_keys=True),
+        # Quick grades measure no accuracy: they do not depend on the Keras that trained them.
+        "" if options.quick else json.dumps(context.software, sort_keys=True),
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -48,7 +63,10 @@ class ResultStore:
         return Graded(SubmissionResult.from_dict(json.loads(row[0])), row[1]) if row else None
 
     def put(self, key: str, graded: Graded) -> None:
-        """Store one result and its executed notebook; the transaction commits them whole or not at all."""
+        """Store one result and its executed notebook; the transaction commits them whole or not at all.
+        A result that is not the notebook's grade (a fault of the grader's) is not stored."""
+        if graded.result.fault == "grader":
+            return
         with self.connection:
             self.connection.execute(
                 "INSERT OR REPLACE INTO graded (key, submission_id, result, notebook) VALUES (?, ?, ?, ?)",

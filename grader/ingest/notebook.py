@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,15 @@ class Submission:
 
 def submission_id(path: Path) -> str:
     return path.stem
+
+
+def file_stem(submission_id: str) -> str:
+    """A file name (without extension) for a submission's files, whatever characters its id
+    holds; ids that differ give different names (``x y`` and ``x_y`` do not collide)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", submission_id).lstrip(".")
+    if safe == submission_id:
+        return safe
+    return f"{safe or 'submission'}-{hashlib.sha256(submission_id.encode()).hexdigest()[:8]}"
 
 
 def load_submission(path: Path) -> Submission:

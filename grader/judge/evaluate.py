@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.errors import GraderFault
 from grader.judge.facts import ModelFacts
 from grader.spec.exercise import DataSpec
 
@@ -29,15 +30,17 @@ class Evaluation:
     error: str | None = None
 
 
-def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> dict[str, Evaluation]:
-    """Test accuracy of each model whose architecture was read, by name."""
+def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> tuple[dict[str, Evaluation], str]:
+    """Test accuracy of each model whose architecture was read, by name, and what the
+    evaluator printed on stderr. Raises ``GraderFault`` when the evaluator itself fails: its
+    crash is never the submission's fault (a malformed model is an ``Evaluation`` error)."""
     requests: list[dict[str, Any]] = [
         {"name": m.name, "architecture": m.architecture.to_dict(), "weights": [str(p) for p in m.weights]}
         for m in models
         if m.architecture is not None
     ]
     if not requests:
-        return {}
+        return {}, ""
     request = {"data_path": str(data_path), "data": asdict(data), "models": requests}
     # Evaluation is 10,000 predictions: the CPU gives the same figures on every machine.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -50,12 +53,26 @@ def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -
             timeout=EVALUATOR_TIMEOUT_SECONDS,
             env=env,
         )
-    except subprocess.TimeoutExpired:
-        return {r["name"]: Evaluation(None, "the grader's evaluation timed out") for r in requests}
+    except subprocess.TimeoutExpired as expired:
+        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else ""
+        raise GraderFault(
+            f"the grader's evaluator did not finish within {EVALUATOR_TIMEOUT_SECONDS} s", {"evaluator.log": stderr}
+        ) from None
+    logs = {"evaluator.log": completed.stderr}
     try:
         if completed.returncode != 0:
-            raise ValueError((completed.stderr.strip().splitlines() or ["no output"])[-1])
+            raise ValueError(f"it exited with {completed.returncode}: {_last_line(completed.stderr)}")
         answers = json.loads(completed.stdout.strip().splitlines()[-1])
-        return {str(r["name"]): Evaluation(**answers[r["name"]]) for r in requests}
+        evaluations = {str(r["name"]): Evaluation(**answers[r["name"]]["evaluation"]) for r in requests}
+        grader_faults = [
+            str(answers[r["name"]]["grader_fault"]) for r in requests if answers[r["name"]]["grader_fault"]
+        ]
     except (ValueError, IndexError, KeyError, TypeError) as error:
-        return {str(r["name"]): Evaluation(None, f"the grader's evaluation failed: {error}") for r in requests}
+        raise GraderFault(f"the grader's evaluator failed: {error}", logs) from None
+    if grader_faults:
+        raise GraderFault(f"the grader's evaluator could not read what it needed: {grader_faults[0]}", logs)
+    return evaluations, completed.stderr
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no output"])[-1]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.errors import fault_injected
 from grader.judge.rebuild import build_model
 from grader.spec.architecture import Architecture
 from grader.spec.datasets import load_dataset, prepare_images
@@ -40,20 +41,28 @@ def _load_weights(paths: list[str], architecture: Architecture) -> list[np.ndarr
 
 
 def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model: its evaluation, and a fault of the grader's (a file it could not read), if any."""
+    if fault_injected("evaluator"):
+        raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes")
     data = DataSpec(**{**request["data"], "image_shape": tuple(request["data"]["image_shape"])})
     dataset = load_dataset(Path(request["data_path"]), data)
     x_test = prepare_images(dataset.x_test, data)
     answers: dict[str, dict[str, Any]] = {}
     for entry in request["models"]:
+        evaluation: dict[str, Any] = {"accuracy": None, "error": None}
+        grader_fault = None
         try:
             architecture = Architecture.from_dict(entry["architecture"])
             model = build_model(architecture)
             assert architecture.input_shape is not None  # build_model refuses a model without one
             model.set_weights(_load_weights(entry["weights"], architecture))
             inputs = x_test.reshape(len(x_test), *architecture.input_shape)
-            answers[entry["name"]] = {"accuracy": measured_accuracy(model, inputs, dataset.y_test), "error": None}
-        except (ValueError, OSError) as error:
-            answers[entry["name"]] = {"accuracy": None, "error": f"could not evaluate the model: {error}"}
+            evaluation["accuracy"] = measured_accuracy(model, inputs, dataset.y_test)
+        except ValueError as error:  # what the kernel exported is malformed: the submission's doing
+            evaluation["error"] = f"could not evaluate the model: {error}"
+        except OSError as error:  # a file listed when the facts were read is unreadable now: the grader's
+            grader_fault = f"{entry['name']}: {error}"
+        answers[entry["name"]] = {"evaluation": evaluation, "grader_fault": grader_fault}
     return answers
 
 

@@ -7,15 +7,18 @@ into a result too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import time
+import traceback
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
 
-from grader.errors import GraderError
+from grader.errors import GraderError, GraderFault
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
 from grader.judge.checks import CheckResult, checks_not_run, doctored_history_warnings, run_checks
 from grader.judge.claims import claim_warnings, find_claims
@@ -25,7 +28,8 @@ from grader.judge.results import Graded, ModelRecord, SubmissionResult, Submissi
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
 from grader.protocol.manifest import FINALE, STEPS_PER_EXECUTION, HookSettings, preamble
-from grader.run.execute import MAX_OUTPUT_BYTES, Execution, execute_notebook
+from grader.run.environment import installed_versions
+from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution, execute_notebook
 from grader.run.sandbox import Isolation, Limits, Sandbox, probe_isolation
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
@@ -33,6 +37,14 @@ from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 # Whole-notebook time limits when --timeout is not given: a full run of the
 # reference notebook takes a few minutes on a 2-core CPU.
 DEFAULT_TIMEOUT_SECONDS = {"quick": 300.0, "full": 1800.0}
+# A fault of the grader's own is retried: a fresh kernel at once, then once more after a pause.
+GRADING_ATTEMPTS = 3
+# Each log kept for diagnosis is cut to its last this many characters.
+MAX_LOG_CHARS = 2**20
+NOT_YOUR_FAULT = (
+    "This notebook could not be graded because of a fault of the grader, not of the notebook: {reason}. "
+    "It has no score; it is graded again on the next run."
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,10 @@ class GradingOptions:
     # Quick mode trains one epoch on this many rows (validation on fewer).
     quick_train_rows: int = 2048
     quick_validation_rows: int = 1000
+    # Seconds before the last retry of a grading that failed through a fault of the grader's.
+    retry_pause: float = 5.0
+    # Keep the logs of every grading, not only of those the grader failed.
+    keep_logs: bool = False
 
     @property
     def mode(self) -> str:
@@ -66,6 +82,9 @@ class GradingContext:
     fingerprints: DataFingerprints
     options: GradingOptions
     isolation: Isolation
+    # What else a verdict depends on: the data set's bytes and the Keras stack's versions.
+    data_digest: str = ""
+    software: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_context(
@@ -85,22 +104,30 @@ def prepare_context(
             "(Debian: apt-get install bubblewrap) and util-linux, run as root for the uid change and cgroups, "
             "or grade without --strict-sandbox."
         )
-    return GradingContext(spec, path.resolve(), fingerprints, options, isolation)
+    data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return GradingContext(spec, path.resolve(), fingerprints, options, isolation, data_digest, installed_versions())
 
 
 def grade_notebook(path: Path, context: GradingContext) -> Graded:
-    """Grade one notebook file. Whatever the notebook does, a result comes back."""
+    """Grade one notebook file. Whatever the notebook does, a result comes back; a fault of
+    the grader's own raises ``GraderFault`` with the logs gathered so far."""
     try:
         submission = load_submission(path)
     except InvalidSubmission as error:
         return Graded(unrunnable_result(path, "invalid", str(error), context))
     with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
         execution, facts = run_instrumented(submission, context, Path(scratch))
-        evaluations = (
-            {}
-            if context.options.quick
-            else evaluate_models(list(facts.models.values()), context.data_path, context.spec.data)
-        )
+        logs = _kernel_logs(Path(scratch), execution)
+        if execution.outcome == "kernel_failed":
+            raise GraderFault(execution.message or "the notebook's kernel failed", logs)
+        evaluations: dict[str, Evaluation] = {}
+        if not context.options.quick:
+            try:
+                evaluations, logs["evaluator.log"] = evaluate_models(
+                    list(facts.models.values()), context.data_path, context.spec.data
+                )
+            except GraderFault as fault:
+                raise GraderFault(str(fault), {**logs, **fault.logs}) from None
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
     findings = [
         *doctored_history_warnings(context.spec, facts.models, evaluations),
@@ -108,7 +135,16 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
     ]
     result = _result(submission, execution, facts, evaluations, checks, findings, context.isolation.describe())
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
-    return Graded(result, notebook)
+    return Graded(result, notebook, logs)
+
+
+def _kernel_logs(scratch: Path, execution: Execution) -> dict[str, str]:
+    """What the kernel process and the grader's own cells printed, each cut to its end."""
+    try:
+        kernel_log = (scratch / "kernel.log").read_bytes()[-MAX_LOG_CHARS:].decode(errors="replace")
+    except OSError:
+        kernel_log = ""
+    return {"kernel.log": kernel_log, "instrumentation.log": execution.instrumentation_output[-MAX_LOG_CHARS:]}
 
 
 def run_instrumented(submission: Submission, context: GradingContext, scratch: Path) -> tuple[Execution, KernelFacts]:
@@ -177,12 +213,14 @@ def _result(
             *facts.warnings,
             *findings,
             *_output_warning(execution),
+            *_kernel_warning(execution),
         ),
         models={name: _model_record(model, evaluations.get(name)) for name, model in facts.models.items()},
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
         isolation=isolation,
+        kernel_asked=execution.kernel_asked if execution.kernel_asked != GRADER_KERNEL else None,
     )
 
 
@@ -196,6 +234,15 @@ def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelReco
         history=history,
         epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
         test_accuracy=evaluation.accuracy if evaluation else None,
+    )
+
+
+def _kernel_warning(execution: Execution) -> tuple[str, ...]:
+    if execution.kernel_asked in (None, GRADER_KERNEL):
+        return ()
+    return (
+        f"the notebook names the kernel {execution.kernel_asked!r} (from the machine it was saved on); "
+        "it ran in the grader's own Python kernel",
     )
 
 
@@ -218,9 +265,33 @@ def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context
 
 
 def grade_safely(path: Path, context: GradingContext) -> Graded:
-    """``grade_notebook``, with a fault of the grader's own turned into an error result."""
-    try:
-        return grade_notebook(path, context)
-    except Exception as error:  # a fault of the grader's must not cost the rest of the batch
-        reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
-        return Graded(unrunnable_result(path, "error", reason, context))
+    """``grade_notebook``, with a fault of the grader's own retried (a fresh kernel at once,
+    then once more after a pause) and, if it persists, turned into a ``not_graded`` result."""
+    for attempt in range(1, GRADING_ATTEMPTS + 1):
+        if attempt == GRADING_ATTEMPTS:
+            time.sleep(context.options.retry_pause)
+        try:
+            graded = grade_notebook(path, context)
+        except GraderFault as fault:
+            reason, logs = str(fault), fault.logs
+        except Exception as error:  # a bug of the grader's must not cost the rest of the batch
+            reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
+            logs = {"grader.log": traceback.format_exc()}
+        else:
+            return replace(graded, result=replace(graded.result, attempts=attempt))
+    return Graded(not_graded_result(path, reason, context, GRADING_ATTEMPTS), logs=logs)
+
+
+def not_graded_result(path: Path, reason: str, context: GradingContext, attempts: int = 1) -> SubmissionResult:
+    """The result of a notebook that a fault of the grader's kept from being graded: no score."""
+    return SubmissionResult(
+        submission_id(path),
+        str(path),
+        "not_graded",
+        score=None,
+        max_score=None,
+        checks=(),
+        error=NOT_YOUR_FAULT.format(reason=reason),
+        isolation=context.isolation.describe(),
+        attempts=attempts,
+    )

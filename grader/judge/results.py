@@ -9,7 +9,17 @@ from typing import Any, Literal
 from grader.judge.checks import CheckResult
 from grader.spec.architecture import Architecture
 
-SubmissionStatus = Literal["graded", "error", "timeout", "invalid"]
+SubmissionStatus = Literal["graded", "error", "timeout", "invalid", "not_graded"]
+Fault = Literal["submission", "grader"]
+# Whose fault a status is: ``not_graded`` is the grader's (the notebook was not graded
+# and gets no score); the others that are not ``graded`` are the submission's.
+FAULT_OF_STATUS: dict[SubmissionStatus, Fault | None] = {
+    "graded": None,
+    "error": "submission",
+    "timeout": "submission",
+    "invalid": "submission",
+    "not_graded": "grader",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,9 @@ class SubmissionResult:
     id: str
     path: str
     status: SubmissionStatus
-    score: float
-    max_score: float
+    # None when the notebook could not be graded through a fault of the grader's
+    score: float | None
+    max_score: float | None
     checks: tuple[CheckResult, ...]
     warnings: tuple[str, ...] = ()
     models: dict[str, ModelRecord] = field(default_factory=dict)
@@ -55,6 +66,16 @@ class SubmissionResult:
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
     isolation: str = "not run"
+    # The kernel the notebook's metadata named, when it is not the grader's own
+    kernel_asked: str | None = None
+    # Gradings it took: more than one when a fault of the grader's was retried
+    attempts: int = 1
+    # The folder, relative to the output folder, that keeps the kernel's and evaluator's logs
+    logs: str | None = None
+
+    @property
+    def fault(self) -> Fault | None:
+        return FAULT_OF_STATUS[self.status]
 
     @property
     def all_passed(self) -> bool:
@@ -75,13 +96,18 @@ class SubmissionResult:
             "seconds": self.seconds,
             "environment": self.environment,
             "isolation": self.isolation,
+            "kernel_asked": self.kernel_asked,
+            "attempts": self.attempts,
+            "logs": self.logs,
+            "fault": self.fault,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        derived = ("fault",)
         return cls(
             **{
-                **data,
+                **{key: value for key, value in data.items() if key not in derived},
                 "checks": tuple(CheckResult(**check) for check in data["checks"]),
                 "warnings": tuple(data.get("warnings", ())),
                 "models": {name: ModelRecord.from_dict(model) for name, model in data.get("models", {}).items()},
@@ -91,10 +117,12 @@ class SubmissionResult:
 
 @dataclass(frozen=True)
 class Graded:
-    """A result, and the notebook as it ran (nbformat JSON) for the reports, if it ran."""
+    """A result, the notebook as it ran (nbformat JSON) for the reports if it ran, and the
+    logs of the grading (file name -> text) for diagnosis."""
 
     result: SubmissionResult
     notebook: str | None = None
+    logs: dict[str, str] = field(default_factory=dict)
 
 
 def score(checks: list[CheckResult]) -> tuple[float, float]:

@@ -31,7 +31,8 @@ def gradebook_csv(run: GradeRun) -> str:
     writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", run.spec])
     for result in run.submissions:
         name, user_id = lms_identity(result.id)
-        writer.writerow([name, user_id, "", result.id, "", f"{result.score:g}"])
+        # Blank, never 0, when a fault of the grader's kept the notebook from being graded.
+        writer.writerow([name, user_id, "", result.id, "", _points(result.score)])
     return buffer.getvalue()
 
 
@@ -46,10 +47,14 @@ def checks_csv(run: GradeRun) -> str:
         writer.writerow(
             [
                 result.id,
-                f"{result.score:g}",
-                f"{result.max_score:g}",
+                _points(result.score),
+                _points(result.max_score),
                 result.status,
                 *(points.get(check_id, "") for check_id in check_ids),
             ]
         )
     return buffer.getvalue()
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"

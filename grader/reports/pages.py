@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from dataclasses import dataclass
 
 import nbformat
@@ -19,6 +18,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from pygments.formatters import HtmlFormatter
 
+from grader.ingest.notebook import file_stem
 from grader.judge.checks import CheckResult
 from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
 from grader.reports import plots
@@ -60,7 +60,7 @@ def _content_policy(script: str | None = None) -> str:
 
 def page_name(submission_id: str) -> str:
     """A file name for a submission's page, whatever characters its id holds."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", submission_id).lstrip(".") + ".html"
+    return file_stem(submission_id) + ".html"
 
 
 # -- a submission's page -------------------------------------------------------------

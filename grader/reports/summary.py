@@ -40,8 +40,10 @@ class CheckRate:
 @dataclass(frozen=True)
 class ClassSummary:
     submissions: int
+    # Of the submissions that were graded; those a fault of the grader's kept from it are apart.
     scores: tuple[float, ...]
     max_score: float
+    not_graded: tuple[str, ...]
     statuses: dict[str, int]
     check_rates: tuple[CheckRate, ...]
     # Per model: the grader's test accuracy, and the typical epoch time, of each submission that has one.
@@ -98,8 +100,9 @@ def summarize(run: GradeRun) -> ClassSummary:
         epoch_seconds[name] = _points(timed, floor)
     return ClassSummary(
         submissions=len(results),
-        scores=tuple(result.score for result in results),
-        max_score=max((result.max_score for result in results), default=0.0),
+        scores=tuple(result.score for result in results if result.score is not None),
+        max_score=max((result.max_score for result in results if result.max_score is not None), default=0.0),
+        not_graded=tuple(result.id for result in results if result.fault == "grader"),
         statuses=statuses,
         check_rates=tuple(rates),
         accuracy=accuracy,

@@ -8,17 +8,20 @@ export the models it holds before it is shut down.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
 
+from grader.errors import fault_injected
 from grader.run.sandbox import Sandbox
 
 Outcome = Literal["completed", "timeout", "dead_kernel", "kernel_failed"]
@@ -28,6 +31,8 @@ FINISH_GRACE_SECONDS = 60.0
 SOURCE_PREVIEW_CHARS = 160
 # Outputs kept per notebook; a flood beyond this is dropped as it arrives.
 MAX_OUTPUT_BYTES = 2 * 2**20
+# The kernel every notebook runs in, whatever its metadata names: the grader's own Python.
+GRADER_KERNEL = "python3"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class CellError:
 
 @dataclass(frozen=True)
 class Execution:
+    """How a run went. ``kernel_failed`` is the grader's fault (no student code had run):
+    the kernel did not start, or died or failed while the instrumentation was set up."""
+
     outcome: Outcome
     message: str | None
     cell_errors: tuple[CellError, ...]
@@ -54,11 +62,16 @@ class Execution:
     seconds: float = 0.0
     # The student's notebook, every cell, with the outputs of this run.
     notebook: NotebookNode | None = None
+    # What the grader's own cells (the preamble and the finale) printed, for diagnosis.
+    instrumentation_output: str = ""
+    # The kernel the notebook's metadata named, if any; it ran in the grader's own regardless.
+    kernel_asked: str | None = None
 
 
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts ipykernel with the grader's own interpreter inside ``sandbox``, whatever
-    kernelspecs exist, talking over Unix sockets in the sandbox's shared folder."""
+    kernelspecs exist or the notebook names, talking over Unix sockets in the sandbox's
+    shared folder."""
 
     sandbox: Sandbox
 
@@ -68,7 +81,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(self.sandbox.ipc_dir / "kernel")
         self.connection_file = str(self.sandbox.ipc_dir / "kernel.json")
 
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        # Never looked up by name: a notebook's "dl_env" exists only on the student's machine.
+        return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher"], display_name="grader", language="python")
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        if fault_injected("kernel-start"):
+            return [sys.executable, "-c", "raise SystemExit('GRADER_INJECT_FAULT: the kernel exits at start')"]
         return self.sandbox.kernel_command(os.path.realpath(self.connection_file))
 
 
@@ -111,18 +131,22 @@ def execute_notebook(
     started = time.monotonic()
     deadline = started + timeout
     cells, student_index = _instrumented_cells(notebook, preamble, finale)
-    run = nbformat.v4.new_notebook(cells=cells, metadata=notebook.get("metadata", {}))  # type: ignore[no-untyped-call]
+    metadata = {key: value for key, value in notebook.get("metadata", {}).items() if key != "kernelspec"}
+    run = nbformat.v4.new_notebook(cells=cells, metadata=metadata)  # type: ignore[no-untyped-call]
     errors: list[CellError] = []
+    preamble_error: list[str] = []
 
     def on_cell_executed(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
         content = (execute_reply or {}).get("content", {})
-        index = student_index.get(cell_index)
-        if index is None:
+        if content.get("status") != "error":
             return
-        if content.get("status") == "error":
+        index = student_index.get(cell_index)
+        if index is not None:
             errors.append(
                 CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source))
             )
+        elif cell_index == 0:
+            preamble_error.append(f"{content.get('ename')}: {content.get('evalue')}")
 
     finishing = False
 
@@ -133,6 +157,7 @@ def execute_notebook(
 
     client = CappedNotebookClient(
         run,
+        kernel_name=GRADER_KERNEL,
         allow_errors=True,
         interrupt_on_timeout=False,
         kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
@@ -158,6 +183,8 @@ def execute_notebook(
             try:
                 for index, cell in enumerate(run.cells[:-1]):
                     client.execute_cell(cell, index)
+                    if preamble_error:
+                        break  # without the instrumentation nothing the notebook does can be graded
             except CellTimeoutError:
                 outcome = "timeout"
                 message = f"the notebook did not finish within its time limit of {timeout:g} s"
@@ -166,7 +193,11 @@ def execute_notebook(
             except DeadKernelError:
                 outcome = "dead_kernel"
                 message = _dead_kernel_message(client, run, student_index, sandbox)
-            if outcome != "dead_kernel":
+            if preamble_error or (outcome != "completed" and client.code_cells_executed <= 1):
+                # No student code had run: the grader's own set-up failed.
+                reason = preamble_error[0] if preamble_error else message
+                outcome, message = "kernel_failed", f"the grader's instrumentation failed in the kernel ({reason})"
+            elif outcome != "dead_kernel":
                 finishing = True
                 try:
                     client.execute_cell(run.cells[-1], len(run.cells) - 1)
@@ -176,7 +207,31 @@ def execute_notebook(
         outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
     seconds = round(time.monotonic() - started, 3)
     executed = _with_outputs(notebook, run, student_index)
-    return Execution(outcome, message, tuple(errors), client.output_dropped, student_index, seconds, executed)
+    return Execution(
+        outcome,
+        message,
+        tuple(errors),
+        client.output_dropped,
+        student_index,
+        seconds,
+        executed,
+        instrumentation_output=_outputs_text([run.cells[0], run.cells[-1]]),
+        kernel_asked=notebook.get("metadata", {}).get("kernelspec", {}).get("name"),
+    )
+
+
+def _outputs_text(cells: list[NotebookNode]) -> str:
+    """What ``cells`` printed, tracebacks included, as plain text."""
+    lines: list[str] = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                lines.append(str(output.get("text", "")))
+            elif output.get("output_type") == "error":
+                lines.append("\n".join(str(line) for line in output.get("traceback", [])))
+            else:
+                lines.append(str(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(lines)
 
 
 def _with_outputs(notebook: NotebookNode, run: NotebookNode, student_index: dict[int, int]) -> NotebookNode:

@@ -19,9 +19,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 NOBODY = 65534
@@ -43,56 +44,111 @@ class Limits:
     open_files: int = 4096
 
 
+# The layers, as warnings and results name them.
+BUBBLEWRAP = "bubblewrap (no network, read-only system, private scratch)"
+UID_CHANGE = "a change to an unprivileged uid"
+RLIMITS = "rlimits (prlimit)"
+MEMORY_CGROUP = "a memory cgroup"
+PIDS_CGROUP = "a pids cgroup"
+LAYERS = (BUBBLEWRAP, UID_CHANGE, RLIMITS, MEMORY_CGROUP, PIDS_CGROUP)
+
+
 @dataclass(frozen=True)
 class Isolation:
-    """The isolation layers this machine offers."""
+    """The isolation layers this machine offers, and why each missing one is missing."""
 
     bubblewrap: str | None
     uid_change: bool
     rlimits: bool
     memory_cgroup: Path | None
     pids_cgroup: Path | None
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
-        wanted = {
-            "bubblewrap (no network, read-only system, private scratch)": self.bubblewrap is not None,
-            "a change to an unprivileged uid": self.uid_change,
-            "rlimits (prlimit)": self.rlimits,
-            "a memory cgroup": self.memory_cgroup is not None,
-            "a pids cgroup": self.pids_cgroup is not None,
+        present = {
+            BUBBLEWRAP: self.bubblewrap is not None,
+            UID_CHANGE: self.uid_change,
+            RLIMITS: self.rlimits,
+            MEMORY_CGROUP: self.memory_cgroup is not None,
+            PIDS_CGROUP: self.pids_cgroup is not None,
         }
-        return [name for name, present in wanted.items() if not present]
+        return [
+            layer + (f": {self.reasons[layer]}" if layer in self.reasons else "")
+            for layer in LAYERS
+            if not present[layer]
+        ]
 
     @property
     def level(self) -> str:
         missing = self.missing()
-        return "full" if not missing else "none" if len(missing) == 5 else "partial"
+        return "full" if not missing else "none" if len(missing) == len(LAYERS) else "partial"
 
     def describe(self) -> str:
         missing = self.missing()
-        return self.level + (f" (missing: {', '.join(missing)})" if missing else "")
+        return self.level + (f" (missing: {'; '.join(missing)})" if missing else "")
 
 
 def probe_isolation() -> Isolation:
-    """Find out which layers work here, by trying each."""
+    """Find out which layers work here, by trying each, once before a batch starts."""
+    reasons: dict[str, str] = {}
     bubblewrap = shutil.which("bwrap")
-    if bubblewrap and _fails([bubblewrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"]):
-        bubblewrap = None
-    return Isolation(
-        bubblewrap=bubblewrap,
-        # An unprivileged grader has nothing to drop.
-        uid_change=os.geteuid() != 0 or shutil.which("setpriv") is not None,
-        rlimits=shutil.which("prlimit") is not None,
-        memory_cgroup=_own_cgroup("memory"),
-        pids_cgroup=_own_cgroup("pids"),
-    )
+    if bubblewrap is None:
+        reasons[BUBBLEWRAP] = "bwrap is not installed (Debian: apt-get install bubblewrap)"
+    else:
+        refused = _failure([bubblewrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"])
+        if refused:
+            bubblewrap, reasons[BUBBLEWRAP] = None, f"bwrap cannot create its namespaces here ({refused})"
+    rlimits = shutil.which("prlimit") is not None
+    if not rlimits:
+        reasons[RLIMITS] = "prlimit (util-linux) is not installed"
+    cgroups = {}
+    for layer, controller in ((MEMORY_CGROUP, "memory"), (PIDS_CGROUP, "pids")):
+        cgroups[controller] = _own_cgroup(controller)
+        if cgroups[controller] is None:
+            reasons[layer] = f"no cgroup v1 {controller} hierarchy in which this process may create groups"
+    isolation = Isolation(bubblewrap, True, rlimits, cgroups["memory"], cgroups["pids"])
+    # An unprivileged grader has nothing to drop; as root, the kernel becomes nobody if nobody can run it.
+    if os.geteuid() == 0:
+        refused = (
+            "setpriv (util-linux) is not installed" if shutil.which("setpriv") is None else _nobody_failure(isolation)
+        )
+        if refused:
+            reasons[UID_CHANGE] = refused
+            isolation = replace(isolation, uid_change=False)
+    return replace(isolation, reasons=reasons)
 
 
-def _fails(command: list[str]) -> bool:
+def _nobody_failure(isolation: Isolation) -> str | None:
+    """Why uid nobody cannot start the grader's kernel in this sandbox, or None if it can (say,
+    the Python installation lies under a folder only root may read)."""
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as scratch:
+        folder = Path(scratch)
+        placeholder = folder / "placeholder"
+        placeholder.write_bytes(b"")
+        sandbox = Sandbox(isolation, Limits(), folder, placeholder, placeholder, cpu_seconds=60)
+        sandbox.notebook.write_bytes(b"")
+        failure = _failure(sandbox.wrapped([sys.executable, "-c", NOBODY_PROBE]), timeout=120)
+    return f"uid {NOBODY} cannot run the grader's Python here ({failure})" if failure else None
+
+
+# What the kernel needs to start: the interpreter, ipykernel, the instrumentation and Keras.
+NOBODY_PROBE = (
+    "import importlib.util, ipykernel.kernelapp, grader.kernel; "
+    "missing = [m for m in ('keras',) if importlib.util.find_spec(m) is None]; "
+    "assert not missing, f'cannot import {missing}'"
+)
+
+
+def _failure(command: list[str], timeout: float = 20) -> str | None:
+    """Why ``command`` failed (the last line it printed), or None when it succeeded."""
     try:
-        return subprocess.run(command, capture_output=True, timeout=20).returncode != 0
-    except (OSError, subprocess.TimeoutExpired):
-        return True
+        completed = subprocess.run(command, capture_output=True, timeout=timeout, text=True)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if completed.returncode == 0:
+        return None
+    lines = (completed.stderr or completed.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit status {completed.returncode}"
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -156,9 +212,16 @@ class Sandbox:
         return f"{INSIDE_REFERENCE}/{self.spec_path.name}" if self.isolation.bubblewrap else str(self.spec_path)
 
     def kernel_command(self, connection_file: str) -> list[str]:
-        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
+        kernel = self.wrapped([sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
+        # The wrapper joins the cgroups and lets the sandboxed kernel read its connection file,
+        # then becomes the sandbox: everything it starts inherits both.
+        joins = "".join(f'echo $$ > "{group}/cgroup.procs" && ' for group in self.cgroups)
+        return ["sh", "-c", f'{joins}chmod 0644 "{connection_file}" && exec "$@"', "sandbox", *kernel]
+
+    def wrapped(self, command: list[str]) -> list[str]:
+        """``command`` inside every layer but the cgroups: bubblewrap, the uid change, the rlimits."""
         if self.isolation.rlimits:
-            kernel = [
+            command = [
                 "prlimit",
                 f"--cpu={self.cpu_seconds}",
                 f"--fsize={self.limits.file_bytes}",
@@ -166,19 +229,16 @@ class Sandbox:
                 f"--nproc={self.limits.processes}",
                 "--core=0",
                 "--",
-                *kernel,
+                *command,
             ]
         if os.geteuid() == 0 and self.isolation.uid_change:
-            kernel = [
+            command = [
                 "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--", *kernel,
+                "--inh-caps=-all", "--bounding-set=-all", "--", *command,
             ]  # fmt: skip
         if self.isolation.bubblewrap:
-            kernel = [self.isolation.bubblewrap, *self._bubblewrap_arguments(), "--", *kernel]
-        # The wrapper joins the cgroups and lets the sandboxed kernel read its connection file,
-        # then becomes the sandbox: everything it starts inherits both.
-        joins = "".join(f'echo $$ > "{group}/cgroup.procs" && ' for group in self.cgroups)
-        return ["sh", "-c", f'{joins}chmod 0644 "{connection_file}" && exec "$@"', "sandbox", *kernel]
+            command = [self.isolation.bubblewrap, *self._bubblewrap_arguments(), "--", *command]
+        return command
 
     def _bubblewrap_arguments(self) -> list[str]:
         arguments = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",

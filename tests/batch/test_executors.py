@@ -69,8 +69,8 @@ def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(s
     doomed.write_text("{}")
     results = dict(LocalProcesses(2, grade=die_on_doomed).grade([doomed, *paths], context(spec, quick=True)))
     assert set(results) == {doomed, *paths}
-    assert results[doomed].result.status == "error"
-    assert "died twice" in results[doomed].result.error
+    assert (results[doomed].result.status, results[doomed].result.fault) == ("not_graded", "grader")
+    assert "died twice" in results[doomed].result.error and results[doomed].result.score is None
     assert {results[path].result.status for path in paths} == {"invalid"}
 
 

@@ -36,19 +36,46 @@ def test_an_invalid_file_in_full_mode_is_out_of_every_point(spec, tmp_path):
     assert {check.status for check in result.checks} == {"error"}
 
 
-def test_a_fault_of_the_grader_on_one_file_does_not_stop_the_batch(spec, tmp_path, monkeypatch):
+def test_a_fault_of_the_grader_is_retried_then_not_graded_not_stored_and_graded_on_the_next_run(
+    spec, tmp_path, monkeypatch
+):
     import grader.judge.pipeline
+    from grader.errors import GraderFault
 
-    def explode(path, context):
-        if path.stem == "first":
-            raise RuntimeError("zmq went away")
+    attempts: list[str] = []
+    broken = {"first": True}
+
+    def flaky(path, context):
+        attempts.append(path.stem)
+        if path.stem == "first" and broken["first"]:
+            raise GraderFault("the kernel died before replying to kernel_info", {"kernel.log": "Permission denied"})
+        if path.stem == "second" and attempts.count("second") < 3:
+            raise RuntimeError("zmq went away")  # a bug of the grader's, twice, then gone
         return Graded(grader.judge.pipeline.unrunnable_result(path, "invalid", "fine", context))
 
-    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", explode)
+    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", flaky)
     paths = [tmp_path / "first.ipynb", tmp_path / "second.ipynb"]
-    run = grade_batch(paths, context(spec, quick=True), ResultStore(tmp_path))
-    assert [r.status for r in run.submissions] == ["error", "invalid"]
-    assert "RuntimeError: zmq went away" in run.submissions[0].error
+    for path in paths:
+        path.write_text(path.stem)
+    store = ResultStore(tmp_path)
+    out = tmp_path / "out"
+    run = grade_batch(paths, context(spec, quick=True), store, logs_out=out)
+    first, second = run.submissions
+    assert attempts == ["first", "first", "first", "second", "second", "second"]  # a fresh try at once, then one more
+    assert (first.status, first.fault, first.score, first.max_score, first.checks) == (
+        "not_graded", "grader", None, None, ()
+    )  # fmt: skip
+    assert "not of the notebook: the kernel died before replying to kernel_info" in first.error
+    assert "Build and train it" not in first.error
+    assert first.logs == "logs/first" and (out / "logs" / "first" / "kernel.log").read_text() == "Permission denied"
+    assert (second.status, second.attempts) == ("invalid", 3)  # graded on its third try
+    assert second.logs is None  # logs are kept for faults of the grader's only, unless asked
+
+    broken["first"] = False
+    reused = []
+    again = grade_batch(paths, context(spec, quick=True), store, on_result=lambda g, was: reused.append(was))
+    assert [r.status for r in again.submissions] == ["invalid", "invalid"]
+    assert sorted(reused) == [False, True]  # the fault was not stored: graded again without --force
 
 
 def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, monkeypatch):

@@ -148,9 +148,12 @@ def test_full_grade_of_the_model_solution_passes_every_check(mnist_path, spec):
     assert all(len(m.history["val_accuracy"]) == len(m.epoch_times) for m in result.models.values())
 
 
-def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path, spec, tmp_path):
+def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_own_faults_are_the_graders(
+    mnist_path, spec, tmp_path, monkeypatch
+):
     import numpy as np
 
+    from grader.errors import GraderFault
     from grader.judge.evaluate import evaluate_models
     from grader.judge.facts import ModelFacts
     from grader.judge.model_config import parse_model_config
@@ -169,7 +172,7 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path
     def facts(name, weights):
         return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None)
 
-    answers = evaluate_models(
+    answers, _ = evaluate_models(
         [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])],
         mnist_path,
         spec.data,
@@ -177,6 +180,14 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles(mnist_path
     assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
     assert "has shape (3, 3)" in answers["wrong"].error
     assert "python objects in dtype" in answers["pickled"].error.lower()  # refused, never unpickled
+
+    right[1].unlink()  # listed when the facts were read, gone now: the grader's problem, not the student's
+    with pytest.raises(GraderFault, match=r"could not read what it needed: zeros: .*No such file"):
+        evaluate_models([facts("zeros", right)], mnist_path, spec.data)
+    monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator")
+    with pytest.raises(GraderFault, match=r"evaluator failed: it exited with 1") as fault:
+        evaluate_models([facts("zeros", right)], mnist_path, spec.data)
+    assert "GRADER_INJECT_FAULT: the evaluator crashes" in fault.value.logs["evaluator.log"]
 
 
 def test_a_model_changed_after_training_is_graded_as_trained(quick_context):

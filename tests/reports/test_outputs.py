@@ -167,6 +167,20 @@ def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
     ]
 
 
+def test_a_notebook_the_grader_failed_is_blank_in_every_export_and_named_on_the_pages(spec):
+    failed = SubmissionResult(
+        "bob", "bob.ipynb", "not_graded", None, None, (), error="could not be graded: kernel", logs="logs/bob"
+    )
+    graded = run(result("alice"), failed)
+    assert list(csv.reader(io.StringIO(gradebook_csv(graded))))[2] == ["bob", "", "", "bob", "", ""]
+    assert list(csv.reader(io.StringIO(checks_csv(graded))))[2][:4] == ["bob", "", "", "not_graded"]
+    index = index_page(graded, spec)
+    assert "1 notebook could not be graded</strong>" in index and ">not graded</td>" in index
+    page = submission_page(failed, graded, spec, None)
+    assert "Not graded, and not the student's fault:" in page and 'href="../logs/bob/"' in page
+    assert failed.to_dict()["fault"] == "grader" and SubmissionResult.from_dict(failed.to_dict()) == failed
+
+
 def test_canvas_download_names_give_the_canvas_user_id():
     assert lms_identity("smithjohn_48213_9911830_mnist_homework") == ("smithjohn", "48213")
     assert lms_identity("smithjohn_LATE_48213_9911830_mnist") == ("smithjohn", "48213")
@@ -207,6 +221,8 @@ def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
     assert not [name for name in written if name.endswith(".part")]
 
 
-def test_odd_ids_get_safe_page_names():
-    assert page_name("../../etc/passwd") == "_.._etc_passwd.html"
-    assert page_name("José Müller") == "Jos__M_ller.html"
+def test_odd_ids_get_safe_page_names_that_never_collide():
+    assert page_name("jdoe") == "jdoe.html"
+    assert re.fullmatch(r"_\.\._etc_passwd-[0-9a-f]{8}\.html", page_name("../../etc/passwd"))
+    assert re.fullmatch(r"Jos__M_ller-[0-9a-f]{8}\.html", page_name("José Müller"))
+    assert page_name("x y") != page_name("x_y") == "x_y.html"

@@ -1,0 +1,124 @@
+"""Where notebooks are graded: in this process one after another, in N local worker
+processes at once, or as tasks on a Ray cluster (``grader.batch.ray_cluster``).
+``grade_batch`` sees only the ``Executor`` interface.
+
+Every worker grades with ``grade_safely``, so a result never depends on the
+executor or on N: each notebook still runs in its own sandboxed kernel.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Protocol
+
+from grader.judge.pipeline import GradingContext, grade_safely, unrunnable_result
+from grader.judge.results import Graded
+
+
+class Executor(Protocol):
+    def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
+        """Grade every path; yield each with its result as it finishes, in any order."""
+        ...
+
+
+def gpu_count() -> int:
+    """NVIDIA GPUs on this machine, counted by their device nodes (no CUDA needed)."""
+    return sum(1 for node in Path("/dev").glob("nvidia[0-9]*"))
+
+
+def default_jobs() -> int:
+    """Four kernels per GPU, which they share thanks to memory growth; on a CPU one per core
+    (measured faster than one kernel on all cores: start-up and evaluation run in parallel),
+    but no more than one per 4 GiB of memory."""
+    cores = len(os.sched_getaffinity(0))
+    gpus = gpu_count()
+    if gpus:
+        return max(1, min(cores, 4 * gpus))
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(cores, int(memory_gib // 4)))
+
+
+def core_slices(cores: list[int], jobs: int) -> list[list[int]]:
+    """Split the cores among ``jobs`` workers, as evenly as they go; with more workers than
+    cores, workers share them one each."""
+    if jobs >= len(cores):
+        return [[cores[index % len(cores)]] for index in range(jobs)]
+    return [cores[index * len(cores) // jobs : (index + 1) * len(cores) // jobs] for index in range(jobs)]
+
+
+class InProcess:
+    """One notebook after another in this process (``--jobs 1``)."""
+
+    def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
+        for path in paths:
+            yield path, grade_safely(path, context)
+
+
+class LocalProcesses:
+    """``jobs`` worker processes on this machine, each pinned to its share of the cores.
+
+    A worker that dies takes the pool's unfinished gradings with it: each is retried once on
+    its own, then recorded as an error, and the batch goes on.
+    """
+
+    def __init__(self, jobs: int, grade: Callable[[Path, GradingContext], Graded] | None = None) -> None:
+        self.jobs = jobs
+        # What a worker runs per notebook: ``grade_safely``; tests swap in their own.
+        self.grade_one = grade
+
+    def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
+        broken: list[Path] = []
+        yield from self._grade_in_pool(paths, context, self.jobs, broken)
+        # A dead worker breaks the whole pool, so the notebooks it took down with it are
+        # retried one by one, each in a pool of its own: only the culprit can fail again.
+        for path in broken:
+            again: list[Path] = []
+            yield from self._grade_in_pool([path], context, 1, again)
+            if again:
+                reason = "the grading worker process died twice while this notebook was being graded"
+                yield path, Graded(unrunnable_result(path, "error", reason, context))
+
+    def _grade_in_pool(
+        self, paths: list[Path], context: GradingContext, workers: int, broken: list[Path]
+    ) -> Iterator[tuple[Path, Graded]]:
+        """Grade ``paths`` in a fresh pool; those lost to a dead worker go into ``broken``."""
+        with self._pool(workers) as pool:
+            futures: dict[Future[Graded], Path] = {
+                pool.submit(self._grade_function(), path, context): path for path in paths
+            }
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    path = futures.pop(future)
+                    try:
+                        yield path, future.result()
+                    except BrokenProcessPool:
+                        broken.append(path)
+
+    def _grade_function(self) -> Callable[[Path, GradingContext], Graded]:
+        return self.grade_one or grade_safely
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        slices = core_slices(sorted(os.sched_getaffinity(0)), workers)
+        spawn = multiprocessing.get_context("spawn")
+        slot = spawn.Value("i", 0)
+        return ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=_start_worker, initargs=(slot, slices, gpu_count() > 0)
+        )
+
+
+def _start_worker(slot: Any, slices: list[list[int]], gpus: bool) -> None:
+    """Pin this worker, and so its kernels, to its cores: TensorFlow sizes its thread pools
+    to the cores it may use, so workers split the machine instead of fighting over it."""
+    with slot.get_lock():
+        index = slot.value
+        slot.value += 1
+    os.sched_setaffinity(0, slices[index % len(slices)])
+    if gpus:
+        # Several kernels share a card only if none takes all of its memory up front.
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")

@@ -1,0 +1,355 @@
+"""The command line: parses, delegates to the pipeline, shows progress. Exit
+codes: 0 done (``check``: every check passed), 1 ``check`` found a failing
+check, 2 bad usage, 3 the grader could not run (data, spec, paths)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader import __version__
+from grader.batch.executors import default_jobs
+from grader.batch.grade import grade_batch, make_executor, make_run
+from grader.batch.store import ResultStore
+from grader.errors import GraderError
+from grader.ingest.discover import discover_submissions
+from grader.judge.pipeline import GradingContext, GradingOptions, grade_notebook, prepare_context
+from grader.judge.results import Graded, SubmissionResult
+from grader.spec.datasets import load_dataset, locate_data
+from grader.spec.exercise import DEFAULT_SPEC, load_spec
+
+EXIT_CHECK_FAILED = 1
+EXIT_GRADER_ERROR = 3
+# How often a long batch refreshes gradebook.csv, index.html and results.json.
+SUMMARY_INTERVAL_SECONDS = 30
+STATUS_STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+def _reports_grader_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GraderError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_GRADER_ERROR)
+
+    return wrapper
+
+
+DATA_OPTION = click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="The data set's .npz file (else $GRADER_MNIST, Keras' cache, or a download).",
+)
+SPEC_OPTION = click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SPEC,
+    show_default="the MNIST exercise",
+    help="The exercise's TOML spec.",
+)
+
+
+def _grading_options(quick_by_default: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options ``grade`` and ``check`` share; ``check`` is quick unless told --full."""
+    return lambda command: _with_options(command, quick_by_default)
+
+
+def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--quick/--full",
+            default=quick_by_default,
+            show_default=True,
+            help="--quick: every fit runs 1 epoch on a slice and accuracy is skipped; --full trains as written.",
+        ),
+        DATA_OPTION,
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            default=None,
+            help="Seconds one notebook may run in all [default: 300 quick, 1800 full].",
+        ),
+        SPEC_OPTION,
+        click.option(
+            "--strict-sandbox", is_flag=True, help="Refuse to grade unless every isolation layer is available."
+        ),
+        click.option(
+            "--no-accelerate",
+            "accelerate",
+            flag_value=False,
+            default=True,
+            help="Run every compile and fit exactly as written (slower; the results are the same).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _context(
+    quick: bool, data_path: Path | None, timeout: float | None, spec_path: Path, strict_sandbox: bool, accelerate: bool
+) -> GradingContext:
+    with console.status("Loading the spec and the data set…"):
+        options = GradingOptions(quick=quick, timeout=timeout, strict_sandbox=strict_sandbox, accelerate=accelerate)
+        context = prepare_context(options, spec_path, data_path)
+    if context.isolation.missing():
+        console.print(
+            f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the README's "
+            "security model; --strict-sandbox refuses to grade like this.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return context
+
+
+@click.group()
+@click.version_option(__version__, prog_name="grader")
+def cli() -> None:
+    """Grade Keras exercise notebooks: architecture, training set-up and real test accuracy."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder for results.json, gradebook.csv, the HTML reports and the results store.",
+)
+@click.option("--force", is_flag=True, help="Regrade every notebook, even those already graded unchanged.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=default_jobs,
+    show_default="1 per core (at most 1 per 4 GiB), or 4 per GPU",
+    help="Notebooks graded at once, each worker on its own share of the cores.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install '.[ray]').",
+)
+@click.option(
+    "--address", help="With --executor ray: the cluster to join (else a local Ray instance with --jobs CPUs)."
+)
+@click.option(
+    "--cpus-per-task", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Ray: CPUs per notebook."
+)
+@click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ray: the share of a GPU per notebook, e.g. 0.25 for four notebooks per card.",
+)
+@_grading_options(quick_by_default=False)
+@_reports_grader_errors
+def grade(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    force: bool,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
+    **settings: Any,
+) -> None:
+    """Grade every .ipynb in the given folders, and the files named."""
+    # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
+    from grader.reports.outputs import write_page, write_summaries
+
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise GraderError("--executor ray needs Ray: pip install 'keras-exercise-grader[ray]'.") from None
+    elif address is not None:
+        raise click.UsageError("--address needs --executor ray.")
+    notebooks = discover_submissions(list(paths))
+    context = _context(**settings)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
+    results: list[SubmissionResult] = []
+    reused = 0
+    summaries_written = time.monotonic()
+    with closing(ResultStore(out_dir)) as store, _progress() as progress:
+        where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
+        task = progress.add_task(f"Grading {where}".strip(), total=len(notebooks))
+
+        def on_result(graded: Graded, was_reused: bool) -> None:
+            nonlocal reused, summaries_written
+            reused += was_reused
+            results.append(graded.result)
+            write_page(graded.result, graded.notebook, make_run(context, results), context.spec, out_dir)
+            # The class files cover every result so far: rewritten now and then, not per result.
+            if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
+                write_summaries(make_run(context, results), context.spec, out_dir)
+                summaries_written = time.monotonic()
+            progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
+            progress.advance(task)
+
+        chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
+        run = grade_batch(notebooks, context, store, force, on_result, chosen)
+        write_summaries(run, context.spec, out_dir)
+    if reused:
+        console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
+    console.print(f"Graded {len(results)} submissions ({context.options.mode} mode). Reports: {out_dir / 'index.html'}")
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console)
+
+
+def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
+    failed = [check.id for check in result.checks if check.status in ("fail", "error")]
+    detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
+    took = "reused" if reused else f"{result.seconds:.0f} s"
+    return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({took}){detail}"
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the schema of results.json).")
+@_grading_options(quick_by_default=True)
+@_reports_grader_errors
+def check(notebook: Path, as_json: bool, **settings: Any) -> None:
+    """Grade one notebook as the instructor's `grade` would, and show what to fix.
+
+    Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise.
+    """
+    context = _context(**settings)
+    with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
+        result = grade_notebook(notebook, context).result
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_result(result)
+    sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
+
+
+def print_result(result: SubmissionResult) -> None:
+    table = Table(title=f"{result.id}: {result.status}", title_justify="left")
+    for column in ("check", "verdict", "points", "what to do"):
+        table.add_column(column, overflow="fold")
+    for item in result.checks:
+        style = STATUS_STYLE[item.status]
+        table.add_row(item.id, f"[{style}]{item.status}[/]", f"{item.points:g}/{item.max_points:g}", item.message)
+    stdout.print(table)
+    if result.error:
+        stdout.print(f"[yellow]{result.error}[/]", highlight=False)
+    for warning in result.warnings:
+        stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
+
+
+@cli.command()
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Runs per model.")
+@DATA_OPTION
+@SPEC_OPTION
+@_reports_grader_errors
+def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
+    """Train every reference model with several seeds on the full data; write the spec's calibration."""
+    from grader.tools.calibrate import calibrate as run_calibration
+    from grader.tools.calibrate import write_calibration
+
+    spec = load_spec(spec_path)
+    if spec.calibration_path is None:
+        raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
+    dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
+    with _progress() as progress:
+        task = progress.add_task("Training", total=seeds * len(spec.models))
+
+        def on_run(name: str, run: dict[str, Any]) -> None:
+            progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
+            progress.advance(task)
+
+        document = run_calibration(spec, dataset, list(range(seeds)), on_run)
+    write_calibration(document, spec.calibration_path)
+    for model in load_spec(spec_path).models:
+        assert model.accuracy is not None
+        console.print(
+            f"{model.name}: accuracy range {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
+            f"({model.accuracy.derivation})"
+        )
+    console.print(f"Wrote {spec.calibration_path}")
+
+
+@cli.command()
+@click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True, help="Epochs per model and way.")
+@click.option("--model", "models", multiple=True, help="A model of the spec to bench (repeat); default: all of them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@DATA_OPTION
+@SPEC_OPTION
+@_reports_grader_errors
+def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path | None, spec_path: Path) -> None:
+    """Time epochs of each reference model: plain Keras, then through the grader's instrumentation."""
+    from grader.tools.bench import ModelBench, run_bench
+
+    spec = load_spec(spec_path)
+    unknown = sorted(set(models) - set(spec.model_names))
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} not in the spec; choose from {', '.join(spec.model_names)}")
+    names = list(models) or spec.model_names
+    dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
+    with _progress() as progress:
+        task = progress.add_task("Benching", total=len(names))
+
+        def on_model(result: ModelBench) -> None:
+            progress.console.print(f"{result.model}: {result.speed_up:.2f} times faster through the grader")
+            progress.advance(task)
+
+        report = run_bench(spec, dataset, epochs, names, on_model)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title=f"Seconds per epoch over {epochs} epochs (first epoch apart: it builds the graph)")
+    for column in ("model", "plain: first", "plain: median (min-max)", "grader: first", "grader: median (min-max)"):
+        table.add_column(column, justify="right")
+    table.add_column("speed-up", justify="right")
+    for result in report.models:
+        plain, graded = result.plain, result.instrumented
+        table.add_row(
+            result.model,
+            f"{plain.first:.2f}",
+            f"{plain.median:.2f} ({plain.min:.2f}-{plain.max:.2f})",
+            f"{graded.first:.2f}",
+            f"{graded.median:.2f} ({graded.min:.2f}-{graded.max:.2f})",
+            f"{result.speed_up:.2f}x",
+        )
+    stdout.print(table)
+    machine = report.machine
+    stdout.print(
+        f"{machine['cpu']}, {machine['cores']} cores, GPUs: {', '.join(machine['gpus']) or 'none'}; "
+        f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    cli(prog_name="grader")

@@ -1,0 +1,1 @@
+"""Submissions in: finding notebooks and reading them as untrusted files, outputs cleared."""

@@ -1,0 +1,59 @@
+"""Load a submitted file as a notebook, refusing what cannot be graded, stored outputs cleared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.validator import ValidationError
+
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+
+
+class InvalidSubmission(Exception):
+    """The file cannot be graded as a notebook; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str
+    path: Path
+    notebook: NotebookNode
+
+
+def submission_id(path: Path) -> str:
+    return path.stem
+
+
+def load_submission(path: Path) -> Submission:
+    """Read ``path`` as a notebook with its outputs cleared; raise ``InvalidSubmission``."""
+    if path.is_symlink():
+        # A link could point the grader, which may run as root, at any file on the machine.
+        raise InvalidSubmission("the file is a symbolic link; submit the notebook file itself")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InvalidSubmission(f"cannot read the file: {error.strerror}") from None
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise InvalidSubmission(
+            f"the file is {len(raw) / 2**20:.1f} MiB; notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded. "
+            "Clear the outputs (Kernel > Restart & Clear Output) and save again."
+        )
+    try:
+        notebook = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+        nbformat.validate(notebook)
+    except (UnicodeDecodeError, ValueError, ValidationError, KeyError, AttributeError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InvalidSubmission(
+            f"this is not a valid Jupyter notebook ({reason}). Submit the .ipynb file that Jupyter saves."
+        ) from None
+    if not any(cell.cell_type == "code" and cell.source.strip() for cell in notebook.cells):
+        raise InvalidSubmission("the notebook has no code to run. Submit the notebook with your code cells.")
+    for cell in notebook.cells:
+        # Stored outputs are never trusted: everything is run again.
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return Submission(submission_id(path), path, notebook)

@@ -1,0 +1,318 @@
+"""The checks: pure functions of the spec, the kernel's facts and the grader's
+own evaluations. Each gives a verdict, the expected and actual values, and a
+message that tells a student what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from grader.judge.evaluate import Evaluation
+from grader.judge.facts import FitFacts, ModelFacts
+from grader.spec.architecture import Layer
+from grader.spec.exercise import ModelSpec, Spec
+
+Status = Literal["pass", "fail", "error", "skipped"]
+
+# A fit whose images are this share of test images (and not training images)
+# was trained on the test set; a few identical digits occur in both sets.
+TEST_SET_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: Status
+    expected: Any
+    actual: Any
+    message: str
+    points: float
+    max_points: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_checks(
+    spec: Spec,
+    models: dict[str, ModelFacts],
+    evaluations: dict[str, Evaluation],
+    quick: bool,
+    missing_hint: str = "",
+) -> list[CheckResult]:
+    """Every check of every model in the spec, in spec order."""
+    results: list[CheckResult] = []
+    for model_spec in spec.models:
+        facts = models.get(model_spec.name)
+        if facts is None:
+            results.extend(_missing_model(model_spec, missing_hint, quick))
+            continue
+        results.extend(check_built_model(model_spec, facts))
+        verdicts = {
+            "training": check_training(model_spec, facts, spec.data.train_samples),
+            "accuracy": check_accuracy(model_spec, facts, evaluations.get(model_spec.name), quick),
+        }
+        results.extend(_scored_verdicts(model_spec, verdicts))
+    return results
+
+
+Verdict = tuple[Status, Any, Any, str]
+
+
+def check_built_model(model_spec: ModelSpec, facts: ModelFacts) -> list[CheckResult]:
+    """The checks that judge a model as built and compiled, before any training.
+
+    ``grader.check`` runs exactly these in a student's notebook, so a model
+    that passes there passes them at grading time.
+    """
+    verdicts = {
+        "architecture": check_architecture(model_spec, facts),
+        "params": check_params(model_spec, facts),
+        "optimizer": check_optimizer(model_spec, facts),
+    }
+    return _scored_verdicts(model_spec, verdicts)
+
+
+def _scored_verdicts(model_spec: ModelSpec, verdicts: dict[str, Verdict]) -> list[CheckResult]:
+    return [_scored(model_spec, kind, *verdict) for kind, verdict in verdicts.items() if kind in model_spec.points]
+
+
+def _scored(model_spec: ModelSpec, kind: str, status: Status, expected: Any, actual: Any, message: str) -> CheckResult:
+    max_points = model_spec.points[kind]
+    return CheckResult(
+        id=f"{model_spec.name}.{kind}",
+        status=status,
+        expected=expected,
+        actual=actual,
+        message=message,
+        points=max_points if status == "pass" else 0.0,
+        max_points=max_points,
+    )
+
+
+# Checks that need full training; quick mode skips them for every submission,
+# so that every quick grade is out of the same points.
+FULL_TRAINING_CHECKS = ("accuracy",)
+QUICK_SKIP_MESSAGE = "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run."
+
+
+def checks_not_run(model_spec: ModelSpec, message: str, quick: bool) -> list[CheckResult]:
+    """A model's checks when it could not be graded: errors, but skipped where the mode skips them."""
+    return [
+        _scored(model_spec, kind, "skipped", None, None, QUICK_SKIP_MESSAGE)
+        if quick and kind in FULL_TRAINING_CHECKS
+        else _scored(model_spec, kind, "error", None, None, message)
+        for kind in model_spec.points
+    ]
+
+
+def _missing_model(model_spec: ModelSpec, hint: str, quick: bool) -> list[CheckResult]:
+    message = (
+        f"No Keras model named {model_spec.name} was found after running the notebook. "
+        f"Build and train it in a variable called {model_spec.name}." + (f" {hint}" if hint else "")
+    )
+    return checks_not_run(model_spec, message, quick)
+
+
+def _unreadable(facts: ModelFacts) -> Verdict:
+    return (
+        "error",
+        None,
+        None,
+        f"{facts.name} could not be read: {facts.problem}. Build it with keras.Sequential or the Functional API "
+        "from Dense, Dropout and Activation layers.",
+    )
+
+
+def check_architecture(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
+    expected = [layer.describe() for layer in model_spec.layers]
+    if facts.architecture is None:
+        return _unreadable(facts)
+    layers = facts.architecture.compared_layers()
+    actual = [layer.describe() for layer in layers]
+    problems = layer_differences(model_spec.layers, layers)
+    if not problems:
+        return "pass", expected, actual, f"All {len(expected)} layers are as expected."
+    listed = "; ".join(problems)
+    return "fail", expected, actual, f"In {facts.name}, {listed}. Compare your layers with the expected ones, in order."
+
+
+def layer_differences(expected: tuple[Layer, ...], actual: tuple[Layer, ...]) -> list[str]:
+    """Every position where the layers differ, then what is missing or extra at the end."""
+    problems = [
+        f"layer {position} should be {want.describe()} but is {have.describe()}"
+        for position, (want, have) in enumerate(zip(expected, actual, strict=False), start=1)
+        if not have.matches(want)
+    ]
+    if len(actual) < len(expected):
+        missing = ", ".join(layer.describe() for layer in expected[len(actual) :])
+        problems.append(f"{missing} missing at the end ({len(actual)} layers, {len(expected)} expected)")
+    if len(actual) > len(expected):
+        extra = ", ".join(layer.describe() for layer in actual[len(expected) :])
+        problems.append(f"{extra} extra at the end ({len(actual)} layers, {len(expected)} expected)")
+    return problems
+
+
+def check_params(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
+    if facts.architecture is None:
+        return _unreadable(facts)
+    count = facts.architecture.param_count()
+    if count is None:
+        return (
+            "fail",
+            model_spec.params,
+            None,
+            f"{facts.name} has no input shape, so its size is unknown. Give the first layer input_shape=... "
+            "or start the model with keras.Input(shape=...).",
+        )
+    if count == model_spec.params:
+        return "pass", model_spec.params, count, f"{count:,} parameters, as expected."
+    return (
+        "fail",
+        model_spec.params,
+        count,
+        f"{facts.name} has {count:,} parameters, {model_spec.params:,} are expected. Check the number of units in "
+        "each Dense layer and the input shape (the images flattened to one vector).",
+    )
+
+
+def _loss_key(name: str | None) -> str:
+    """``CategoricalCrossentropy``, ``categorical_crossentropy`` -> one spelling."""
+    if name is None:
+        return ""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.split(".")[-1]).lower().replace("__", "_")
+
+
+def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
+    expected = {"optimizer": model_spec.optimizer, "learning_rate": model_spec.learning_rate, "loss": model_spec.loss}
+    compiled = facts.compile
+    if compiled is None:
+        return "fail", expected, None, f"{facts.name} was never compiled. Call {facts.name}.compile(...) before fit."
+    actual = {"optimizer": compiled.optimizer, "learning_rate": compiled.learning_rate, "loss": compiled.loss}
+    problems = []
+    if (compiled.optimizer or "").lower() != model_spec.optimizer.lower():
+        problems.append(f"the optimizer is {compiled.optimizer}, expected {model_spec.optimizer}")
+    if compiled.learning_rate is None or not math.isclose(
+        compiled.learning_rate, model_spec.learning_rate, rel_tol=1e-5
+    ):
+        problems.append(f"the learning rate is {compiled.learning_rate}, expected {model_spec.learning_rate:g}")
+    if _loss_key(compiled.loss) != _loss_key(model_spec.loss):
+        problems.append(f"the loss is {compiled.loss}, expected {model_spec.loss}")
+    if not problems:
+        return "pass", expected, actual, "Optimizer, learning rate and loss are as expected."
+    return "fail", expected, actual, f"In {facts.name}.compile(...), {'; '.join(problems)}."
+
+
+def _training_rows(fit: FitFacts) -> int | None:
+    # Keras holds out the last `validation_split` share of the rows.
+    return None if fit.rows is None else int(fit.rows * (1 - fit.validation_split))
+
+
+def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int) -> Verdict:
+    expected = {"batch_size": model_spec.batch_size, "epochs": model_spec.epochs, "train_samples": train_samples}
+    if not facts.fits:
+        return (
+            "fail",
+            expected,
+            None,
+            f"{facts.name} was never trained. Call {facts.name}.fit(...) on the training set.",
+        )
+    batch_sizes = sorted({fit.batch_size for fit in facts.fits}, key=str)
+    epochs = sum(fit.epochs_run or 0 for fit in facts.fits)
+    rows = [_training_rows(fit) for fit in facts.fits]
+    test_rows = sum(fit.test_rows or 0 for fit in facts.fits)
+    actual = {
+        "batch_size": batch_sizes[0] if len(batch_sizes) == 1 else batch_sizes,
+        "epochs": epochs,
+        "train_samples": rows[-1],
+        "test_images": test_rows,
+    }
+    problems = []
+    if any(fit.test_rows is not None and fit.rows and fit.test_rows > TEST_SET_SHARE * fit.rows for fit in facts.fits):
+        problems.append(
+            f"it was trained on {test_rows:,} test images; train on the training set only and keep the "
+            "test set for validation"
+        )
+    elif any(fit.rows is None for fit in facts.fits):
+        problems.append(
+            "fit was not given the training images as an array, so the grader cannot tell what it was "
+            "trained on; pass x_train and y_train to fit"
+        )
+    elif any(row != train_samples for row in rows):
+        problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
+    if batch_sizes != [model_spec.batch_size]:
+        problems.append(f"the batch size is {actual['batch_size']}, expected {model_spec.batch_size}")
+    if epochs != model_spec.epochs:
+        problems.append(f"it was trained for {epochs} epochs, expected {model_spec.epochs}")
+    if not problems:
+        return "pass", expected, actual, "Batch size, epochs and training data are as expected."
+    return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
+
+
+def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool) -> Verdict:
+    bounds = model_spec.accuracy
+    expected = {"min": bounds.min, "max": bounds.max} if bounds else None
+    if quick:
+        return "skipped", expected, None, QUICK_SKIP_MESSAGE
+    if facts.architecture is None:
+        return _unreadable(facts)
+    if evaluation is None or evaluation.accuracy is None:
+        reason = evaluation.error if evaluation else "the model was not evaluated"
+        return "error", expected, None, f"The grader could not measure the test accuracy of {facts.name}: {reason}."
+    accuracy = evaluation.accuracy
+    assert bounds is not None  # the pipeline requires ranges for full grading
+    if bounds.contains(accuracy):
+        return (
+            "pass",
+            expected,
+            accuracy,
+            f"Test accuracy {accuracy:.4f}, measured by the grader, is in the expected range.",
+        )
+    if not facts.fits:
+        advice = f"{facts.name} was never trained."
+    elif accuracy < bounds.min:
+        advice = (
+            "Check the preprocessing (flatten, divide by 255, one-hot labels), the layers and the number of epochs."
+        )
+    else:
+        advice = "That is above what the reference reaches: train as the exercise asks, on the training set only."
+    return (
+        "fail",
+        expected,
+        accuracy,
+        f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is outside the expected range "
+        f"{bounds.min:.4f} to {bounds.max:.4f}. {advice}",
+    )
+
+
+# Keras' last val_accuracy and the grader's evaluation of the same weights on the
+# same test images agree to round-off.
+HISTORY_TOLERANCE = 0.002
+
+
+def doctored_history_warnings(
+    spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]
+) -> list[str]:
+    """Models whose recorded final validation accuracy on the test set is not what their weights reach."""
+    warnings = []
+    for name, facts in models.items():
+        evaluation = evaluations.get(name)
+        fits = [fit for fit in facts.fits if fit.completed]
+        if evaluation is None or evaluation.accuracy is None or not fits:
+            continue
+        last = fits[-1]
+        claims = last.history.get("val_accuracy") or last.history.get("val_acc")
+        on_test_set = (
+            last.validation_rows == spec.data.test_samples
+            and (last.validation_test_rows or 0) >= (1 - TEST_SET_SHARE) * spec.data.test_samples
+        )
+        if claims and on_test_set and abs(claims[-1] - evaluation.accuracy) > HISTORY_TOLERANCE:
+            warnings.append(
+                f"{name}'s training history claims a final validation accuracy of {claims[-1]:.4f} on the test "
+                f"set, but its trained weights reach {evaluation.accuracy:.4f}: the history was altered. "
+                f"The grade uses {evaluation.accuracy:.4f}, measured by the grader."
+            )
+    return warnings

@@ -1,0 +1,97 @@
+"""Numbers a notebook's markdown states about its models, against what the grader computed.
+
+The exercise asks how many parameters the models have and which one is better;
+a stated figure that the grader's own numbers contradict becomes a warning,
+never a change of score. Pure Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from nbformat import NotebookNode
+
+from grader.judge.evaluate import Evaluation
+from grader.judge.facts import ModelFacts
+
+# Clauses end at a full stop followed by a space, a semicolon or a line break (not at "98.28").
+CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;|\n")
+PERCENT = re.compile(r"(\d{1,3}(?:\.(\d+))?)\s*%")
+FRACTION = re.compile(r"(?<![\d.])0\.(\d{2,})(?![\d%])")
+COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{4,})(?![\d.,]*\d)")
+
+
+@dataclass(frozen=True)
+class Claim:
+    model: str
+    kind: Literal["params", "accuracy"]
+    value: float
+    # Half a unit of the last digit written: "98.3%" claims 0.983 +/- 0.0005.
+    tolerance: float
+    cell: int
+
+
+def _mention(name: str) -> re.Pattern[str]:
+    """``model_2`` also as "model 2" or "Model2"."""
+    return re.compile(r"\b" + re.escape(name).replace("_", "[ _]?") + r"\b", re.IGNORECASE)
+
+
+def find_claims(notebook: NotebookNode, model_names: list[str]) -> list[Claim]:
+    """Parameter counts and accuracies stated in markdown.
+
+    A number belongs to the model named last before it in the same clause; a
+    count is a parameter count when its clause speaks of parameters.
+    """
+    mentions = {name: _mention(name) for name in model_names}
+    claims: list[Claim] = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") != "markdown":
+            continue
+        for clause in CLAUSE_END.split(cell.source):
+            about_params = "param" in clause.lower()
+            starts = sorted((m.start(), m.end(), name) for name, p in mentions.items() for m in p.finditer(clause))
+            ends = [start for start, _, _ in starts[1:]] + [len(clause)] if starts else []
+            for (_, end, name), next_start in zip(starts, ends, strict=True):
+                claims.extend(_claims_in(clause[end:next_start], name, index, about_params))
+    return claims
+
+
+def _claims_in(text: str, model: str, cell: int, about_params: bool) -> list[Claim]:
+    claims = []
+    for match in PERCENT.finditer(text):
+        decimals = len(match.group(2) or "")
+        value = float(match.group(1)) / 100
+        if 0.5 <= value <= 1:
+            claims.append(Claim(model, "accuracy", value, 0.5 * 10 ** -(decimals + 2) + 1e-9, cell))
+    for match in FRACTION.finditer(text):
+        value = float("0." + match.group(1))
+        if value >= 0.5:
+            claims.append(Claim(model, "accuracy", value, 0.5 * 10 ** -len(match.group(1)) + 1e-9, cell))
+    if about_params:
+        for match in COUNT.finditer(text):
+            claims.append(Claim(model, "params", float(match.group(1).replace(",", "")), 0.0, cell))
+    return claims
+
+
+def claim_warnings(claims: list[Claim], models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
+    """A warning for each claim that the grader's own figures contradict."""
+    warnings = []
+    for claim in claims:
+        facts = models.get(claim.model)
+        if claim.kind == "params" and facts and facts.architecture:
+            actual = facts.architecture.param_count()
+            if actual is not None and actual != claim.value:
+                warnings.append(
+                    f"markdown cell {claim.cell} says {claim.model} has {claim.value:,.0f} parameters; "
+                    f"it has {actual:,}."
+                )
+        evaluation = evaluations.get(claim.model)
+        if claim.kind == "accuracy" and evaluation and evaluation.accuracy is not None:
+            if abs(evaluation.accuracy - claim.value) > claim.tolerance:
+                warnings.append(
+                    f"markdown cell {claim.cell} says {claim.model} reaches {claim.value:.2%}; "
+                    f"the grader measured {evaluation.accuracy:.2%}."
+                )
+    return warnings

@@ -1,0 +1,49 @@
+"""The instrumentation that runs inside the student's kernel, before the first cell.
+
+It serves the grader's data set to ``keras.datasets.<name>.load_data()``, lets
+Keras 2 spellings run, wraps ``Model.compile`` and ``Model.fit`` to record what
+the notebook asked for and did, and exports each model (config as JSON, weights
+as ``.npy`` arrays) as soon as its ``fit`` returns, so that a later crash, hang
+or dead kernel cannot take a trained model away. ``finish()`` runs after the
+last cell and exports the models that were never fitted.
+
+This package imports nothing of the grader but ``grader.protocol``. Everything
+it writes is untrusted by the grader: the student's code runs in this process
+and could change any of it. The grade comes from the grader re-evaluating the
+exported weights in a process of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.kernel.datasets import serve_dataset
+from grader.kernel.keras2 import adapt_keras2
+from grader.kernel.ledger import Ledger
+from grader.kernel.training import wrap_compile, wrap_fit
+from grader.protocol.manifest import HookSettings
+
+_ledger: Ledger | None = None
+
+
+def install(settings: dict[str, Any]) -> None:
+    """Set up the instrumentation; called by the grader's preamble cell."""
+    import keras
+
+    global _ledger
+    hook_settings = HookSettings.from_dict(settings)
+    ledger = Ledger(hook_settings)
+    ledger.describe_environment()
+    ledger.count_cells()
+    serve_dataset(hook_settings.keras_dataset, hook_settings.data_path)
+    wrap_compile(keras.Model, ledger, hook_settings)
+    wrap_fit(keras.Model, ledger, hook_settings)
+    adapt_keras2(keras, ledger.legacy)
+    ledger.write_manifest()
+    _ledger = ledger
+
+
+def finish() -> None:
+    """Export the models never fitted and note the final state; the grader's last cell."""
+    if _ledger is not None:
+        _ledger.finish()

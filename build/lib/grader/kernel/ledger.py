@@ -1,0 +1,122 @@
+"""The kernel's ledger: what compile and fit recorded per model, the snapshots taken
+of trained models, and the manifest that tells the grader about them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.kernel.export import export_model
+from grader.protocol.files import write_atomically
+from grader.protocol.keras_objects import json_safe, notebook_namespace
+from grader.protocol.manifest import MANIFEST, MANIFEST_FORMAT, HookSettings
+
+
+class Ledger:
+    def __init__(self, settings: HookSettings) -> None:
+        self.facts_dir = Path(settings.facts_dir)
+        self.model_names = settings.model_names
+        # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
+        self.records: dict[int, dict[str, Any]] = {}
+        self.models: dict[int, Any] = {}
+        # Cells run since the preamble (the grader's first cell is position 0). Counted
+        # here because IPython versions disagree on when execution_count moves on.
+        self.cell_position = 0
+        # id(model) -> (snapshot folder, position of the cell that took it)
+        self.snapshots: dict[int, tuple[str, int]] = {}
+        self.snapshot_serial = 0
+        self.manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
+            "environment": {},
+            "models": {},
+            "final_configs": {},
+            "export_errors": [],
+            "legacy": [],
+        }
+
+    def describe_environment(self) -> None:
+        import keras
+        import tensorflow as tf
+
+        self.manifest["environment"] = {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "devices": [device.name for device in tf.config.list_physical_devices()],
+        }
+
+    def count_cells(self) -> None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._count_cell)
+
+    def _count_cell(self, info: Any = None) -> None:
+        self.cell_position += 1
+
+    def legacy(self, message: str) -> None:
+        """Note a Keras 2 spelling that was adapted to run, and its modern form."""
+        if message not in self.manifest["legacy"]:
+            self.manifest["legacy"].append(message)
+            self.write_manifest()
+
+    def record(self, model: Any) -> dict[str, Any]:
+        """The record of ``model``'s compile and fit calls, made on first use."""
+        self.models[id(model)] = model
+        return self.records.setdefault(id(model), {"compile": None, "fits": []})
+
+    def fit_count(self) -> int:
+        return sum(len(record["fits"]) for record in self.records.values())
+
+    def snapshot(self, model: Any) -> None:
+        """Export config and weights now, and bind the spec names that refer to this model."""
+        try:
+            self.snapshots[id(model)] = (self._export(model, origin="fit"), self.cell_position)
+            for name in self._names_bound_to(model):
+                self._bind(name, model, *self.snapshots[id(model)], origin="fit")
+        except Exception as error:  # never break the student's fit because of an export
+            names = ", ".join(self._names_bound_to(model)) or "a model"
+            self.manifest["export_errors"].append(f"{names}: {type(error).__name__}: {error}")
+        self.write_manifest()
+
+    def _names_bound_to(self, model: Any) -> list[str]:
+        namespace = notebook_namespace()
+        return [name for name in self.model_names if namespace.get(name) is model]
+
+    def _export(self, model: Any, origin: str) -> str:
+        self.snapshot_serial += 1
+        folder = f"snapshot-{self.snapshot_serial}-{origin}"
+        export_model(model, self.facts_dir / folder)
+        return folder
+
+    def _bind(self, name: str, model: Any, snapshot: str, cell_position: int, origin: str) -> None:
+        record = self.record(model)
+        self.manifest["models"][name] = {
+            "snapshot": snapshot,
+            "origin": origin,
+            "cell_position": cell_position,
+            "compile": record["compile"],
+            "fits": record["fits"],
+        }
+
+    def finish(self) -> None:
+        import keras
+
+        namespace = notebook_namespace()
+        for name in self.model_names:
+            model = namespace.get(name)
+            if not isinstance(model, keras.Model):
+                continue
+            try:
+                if id(model) in self.snapshots:
+                    self._bind(name, model, *self.snapshots[id(model)], origin="fit")
+                    self.manifest["final_configs"][name] = json_safe(model.get_config())
+                elif name not in self.manifest["models"]:
+                    self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
+            except Exception as error:
+                self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        write_atomically(self.facts_dir / MANIFEST, json.dumps(self.manifest, default=repr))

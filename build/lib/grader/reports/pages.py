@@ -1,0 +1,189 @@
+"""The HTML pages: a submission's page, its executed notebook rendered by nbconvert, and
+the class page.
+
+Pages are self-contained (plots are embedded SVG) and carry a Content Security
+Policy that lets no script run but the class page's own table sorter: whatever
+a student's notebook holds, it cannot run in an instructor's browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+
+import nbformat
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors.sanitize import SanitizeHTML
+from pygments.formatters import HtmlFormatter
+
+from grader.judge.checks import CheckResult
+from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
+from grader.reports import plots
+from grader.reports.summary import summarize, typical_epoch_seconds
+from grader.spec.architecture import Architecture, SummaryRow
+from grader.spec.exercise import ModelSpec, Spec
+
+PAGES_DIR = "submissions"
+NOTEBOOKS_DIR = "notebooks"
+# Tags a student's markdown and HTML outputs may keep; anything else is shown as text.
+NOTEBOOK_TAGS = (
+    *("a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6"),
+    *("hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td"),
+    *("th", "thead", "tr", "ul"),
+)
+
+_templates = Environment(
+    loader=PackageLoader("grader.reports", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+VERDICT_MARKS = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "–"}
+SORT_SCRIPT = _templates.get_template("sort.js").render()
+
+
+def _content_policy(script: str | None = None) -> str:
+    """No network, no plugins, no forms; no script but ``script``, pinned by its hash."""
+    allowed = "'none'"
+    if script is not None:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        allowed = f"'sha256-{digest}'"
+    return (
+        f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {allowed}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def page_name(submission_id: str) -> str:
+    """A file name for a submission's page, whatever characters its id holds."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", submission_id).lstrip(".") + ".html"
+
+
+# -- a submission's page -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerPair:
+    """A row of the side-by-side layer table; ``None`` where one side has no layer."""
+
+    expected: SummaryRow | None
+    actual: SummaryRow | None
+
+    @property
+    def differs(self) -> bool:
+        if self.expected is None or self.actual is None:
+            return True
+        return not self.actual.layer.matches(self.expected.layer)
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    spec: ModelSpec
+    record: ModelRecord | None
+    checks: list[CheckResult]
+    layers: list[LayerPair]
+    expected_params: int | None
+    actual_params: int | None
+    curves: str | None  # plot data URI
+    first_epoch: float | None
+    typical_epoch: float | None
+    reference_epoch: float | None
+
+
+def _layer_pairs(expected: Architecture, actual: Architecture | None) -> list[LayerPair]:
+    want = expected.summary()
+    have = actual.summary() if actual is not None else []
+    return [
+        LayerPair(want[index] if index < len(want) else None, have[index] if index < len(have) else None)
+        for index in range(max(len(want), len(have)))
+    ]
+
+
+def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> ModelSection:
+    record = result.models.get(model.name)
+    expected = spec.expected_architecture(model)
+    architecture = record.architecture if record else None
+    calibration = spec.calibration.models.get(model.name)
+    times = record.epoch_times if record else ()
+    return ModelSection(
+        spec=model,
+        record=record,
+        checks=[check for check in result.checks if check.id.startswith(f"{model.name}.")],
+        layers=_layer_pairs(expected, architecture),
+        expected_params=expected.param_count(),
+        actual_params=architecture.param_count() if architecture else None,
+        curves=plots.learning_curves(record.history if record else {}, calibration.bands if calibration else {}),
+        first_epoch=times[0] if times else None,
+        typical_epoch=typical_epoch_seconds(times),
+        reference_epoch=calibration.median_epoch_seconds if calibration else None,
+    )
+
+
+def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, notebook_link: str | None) -> str:
+    return _templates.get_template("submission.html.j2").render(
+        result=result,
+        run=run,
+        spec=spec,
+        sections=[_model_section(result, spec, model) for model in spec.models],
+        notebook_link=notebook_link,
+        content_policy=_content_policy(),
+    )
+
+
+def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> str:
+    """The notebook as it ran, sanitised: a student's HTML keeps its look, never its scripts."""
+    notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
+    exporter.register_preprocessor(SanitizeHTML(tags=NOTEBOOK_TAGS), enabled=True)  # type: ignore[no-untyped-call]
+    body, _ = exporter.from_notebook_node(notebook)
+    return _templates.get_template("notebook.html.j2").render(
+        result=result,
+        result_page=page_name(result.id),
+        mode=mode,
+        body=body,
+        highlight_css=HtmlFormatter(style="default").get_style_defs(".highlight"),
+        content_policy=_content_policy(),
+    )
+
+
+# -- the class page ------------------------------------------------------------------
+
+
+def index_page(run: GradeRun, spec: Spec) -> str:
+    summary = summarize(run)
+    accepted = {model.name: (model.accuracy.min, model.accuracy.max) for model in spec.models if model.accuracy}
+    # Quick grades train on a slice: their epochs compare with no reference run.
+    reference_times = {
+        name: (min(calibration.later_epoch_seconds), max(calibration.later_epoch_seconds))
+        for name, calibration in spec.calibration.models.items()
+        if calibration.later_epoch_seconds and run.mode == "full"
+    }
+    figures = {
+        "scores": plots.score_histogram(summary.scores, summary.max_score) if summary.submissions else None,
+        "checks": plots.pass_rates(summary.check_rates) if summary.check_rates else None,
+        "accuracy": plots.distribution(
+            summary.accuracy, "test accuracy, measured by the grader", "Test accuracy", accepted, "accepted range"
+        ),
+        "epochs": plots.distribution(
+            summary.epoch_seconds,
+            "seconds per epoch (median, first epoch left out)",
+            "Epoch time",
+            reference_times,
+            f"reference runs on {spec.calibration.describe_machine()}",
+        ),
+    }
+    return _templates.get_template("index.html.j2").render(
+        run=run,
+        summary=summary,
+        figures=figures,
+        columns=[(model.name, list(model.points)) for model in spec.models],
+        marks=VERDICT_MARKS,
+        short_names={"architecture": "arch.", "optimizer": "optim.", "accuracy": "acc."},
+        page_name=page_name,
+        sort_script=SORT_SCRIPT,
+        content_policy=_content_policy(SORT_SCRIPT),
+    )

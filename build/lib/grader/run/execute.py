@@ -1,0 +1,217 @@
+"""Run a notebook in a fresh kernel behind the grader's instrumentation.
+
+Every code cell runs even when an earlier one fails; a whole-notebook time
+limit interrupts the kernel, which is then given a short grace period to
+export the models it holds before it is shut down.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
+from nbformat import NotebookNode
+
+from grader.run.sandbox import Sandbox
+
+Outcome = Literal["completed", "timeout", "dead_kernel", "kernel_failed"]
+
+# Seconds the last cell (exporting models never fitted) may take after a timeout.
+FINISH_GRACE_SECONDS = 60.0
+SOURCE_PREVIEW_CHARS = 160
+# Outputs kept per notebook; a flood beyond this is dropped as it arrives.
+MAX_OUTPUT_BYTES = 2 * 2**20
+
+
+@dataclass(frozen=True)
+class CellError:
+    """An exception raised by a student's cell; ``cell_index`` counts every cell from 0."""
+
+    cell_index: int
+    ename: str
+    evalue: str
+    source: str
+
+    def describe(self) -> str:
+        return f"cell {self.cell_index} raised {self.ename}: {self.evalue} (in: {self.source})"
+
+
+@dataclass(frozen=True)
+class Execution:
+    outcome: Outcome
+    message: str | None
+    cell_errors: tuple[CellError, ...]
+    output_dropped: bool = False
+    # Position of a cell in the instrumented run -> index of the student's cell.
+    student_cells: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    # The student's notebook, every cell, with the outputs of this run.
+    notebook: NotebookNode | None = None
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts ipykernel with the grader's own interpreter inside ``sandbox``, whatever
+    kernelspecs exist, talking over Unix sockets in the sandbox's shared folder."""
+
+    sandbox: Sandbox
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self.ip = str(self.sandbox.ipc_dir / "kernel")
+        self.connection_file = str(self.sandbox.ipc_dir / "kernel.json")
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return self.sandbox.kernel_command(os.path.realpath(self.connection_file))
+
+
+class CappedNotebookClient(NotebookClient):
+    """Keeps at most ``MAX_OUTPUT_BYTES`` of outputs, so that a notebook printing
+    without end cannot exhaust the grader's memory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_bytes = 0
+        self.output_dropped = False
+
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
+        self.output_bytes += sum(len(str(value)) for value in msg.get("content", {}).values())
+        if self.output_bytes > MAX_OUTPUT_BYTES:
+            self.output_dropped = True
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def new_code_cell(source: str) -> NotebookNode:
+    return nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def source_preview(source: str) -> str:
+    flat = " ".join(source.split())
+    return flat if len(flat) <= SOURCE_PREVIEW_CHARS else flat[: SOURCE_PREVIEW_CHARS - 1] + "…"
+
+
+def execute_notebook(
+    notebook: NotebookNode,
+    sandbox: Sandbox,
+    preamble: str,
+    finale: str,
+    timeout: float,
+) -> Execution:
+    """Run ``preamble``, every code cell of ``notebook``, then ``finale``, in ``sandbox``."""
+    started = time.monotonic()
+    deadline = started + timeout
+    cells, student_index = _instrumented_cells(notebook, preamble, finale)
+    run = nbformat.v4.new_notebook(cells=cells, metadata=notebook.get("metadata", {}))  # type: ignore[no-untyped-call]
+    errors: list[CellError] = []
+
+    def on_cell_executed(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        content = (execute_reply or {}).get("content", {})
+        index = student_index.get(cell_index)
+        if index is None:
+            return
+        if content.get("status") == "error":
+            errors.append(
+                CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source))
+            )
+
+    finishing = False
+
+    def seconds_left(cell: NotebookNode) -> float:
+        if finishing:
+            return FINISH_GRACE_SECONDS
+        return max(1.0, deadline - time.monotonic())
+
+    client = CappedNotebookClient(
+        run,
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
+        resources={"metadata": {"path": str(sandbox.workdir)}},
+        on_cell_executed=on_cell_executed,
+        timeout_func=seconds_left,
+        shutdown_kernel="immediate",
+    )
+    outcome: Outcome = "completed"
+    message: str | None = None
+    # The kernel's own stdout/stderr (C++ logs, writes to fd 2) stay out of the grader's console.
+    kernel_log = (sandbox.ipc_dir.parent / "kernel.log").open("wb")
+    try:
+        with (
+            kernel_log,
+            sandbox,
+            client.setup_kernel(
+                env=sandbox.kernel_environment(),
+                stdout=kernel_log,
+                stderr=kernel_log,
+            ),
+        ):
+            try:
+                for index, cell in enumerate(run.cells[:-1]):
+                    client.execute_cell(cell, index)
+            except CellTimeoutError:
+                outcome = "timeout"
+                message = f"the notebook did not finish within its time limit of {timeout:g} s"
+                assert client.km is not None
+                run_sync(client.km.interrupt_kernel)()  # type: ignore[arg-type]
+            except DeadKernelError:
+                outcome = "dead_kernel"
+                message = _dead_kernel_message(client, run, student_index, sandbox)
+            if outcome != "dead_kernel":
+                finishing = True
+                try:
+                    client.execute_cell(run.cells[-1], len(run.cells) - 1)
+                except (CellTimeoutError, DeadKernelError):
+                    pass  # models exported when their fit returned are still there
+    except (RuntimeError, TimeoutError) as error:
+        outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
+    seconds = round(time.monotonic() - started, 3)
+    executed = _with_outputs(notebook, run, student_index)
+    return Execution(outcome, message, tuple(errors), client.output_dropped, student_index, seconds, executed)
+
+
+def _with_outputs(notebook: NotebookNode, run: NotebookNode, student_index: dict[int, int]) -> NotebookNode:
+    """A copy of the student's notebook whose code cells hold what they output in ``run``."""
+    executed = nbformat.from_dict(notebook)  # type: ignore[no-untyped-call]
+    for position, index in student_index.items():
+        executed.cells[index].outputs = run.cells[position].get("outputs", [])
+        count = run.cells[position].get("execution_count")
+        # The grader's preamble ran first; number the student's cells as if it had not.
+        executed.cells[index].execution_count = count - 1 if isinstance(count, int) and count > 1 else count
+    return executed  # type: ignore[no-any-return]
+
+
+def _instrumented_cells(
+    notebook: NotebookNode, preamble: str, finale: str
+) -> tuple[list[NotebookNode], dict[int, int]]:
+    """The cells to run, and the map from their positions to the student's cell indices."""
+    cells = [new_code_cell(preamble)]
+    student_index: dict[int, int] = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") == "code":
+            student_index[len(cells)] = index
+            cells.append(new_code_cell(cell.source))
+    cells.append(new_code_cell(finale))
+    return cells, student_index
+
+
+def _dead_kernel_message(
+    client: NotebookClient, run: NotebookNode, student_index: dict[int, int], sandbox: Sandbox
+) -> str:
+    # The cell that was running is the last one that received an execution request.
+    running = client.code_cells_executed - 1
+    cell = student_index.get(running)
+    where = f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
+    if sandbox.out_of_memory():
+        limit = sandbox.limits.memory_bytes / 2**30
+        return f"the notebook ran out of memory{where}: it used more than its limit of {limit:g} GiB"
+    return f"the kernel died{where}: the process exited or crashed (os._exit, a segfault or running out of memory)"

@@ -1,0 +1,217 @@
+"""The exercise spec: a TOML file read into frozen dataclasses.
+
+Nothing about a particular exercise lives in the grader's code; everything it
+checks comes from here. See ``reference/mnist_mlp.toml`` for the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.errors import SpecError
+from grader.spec.architecture import Architecture, Layer
+from grader.spec.calibration import Calibration, read_calibration
+
+CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
+# The reference folder is installed as data files (see pyproject.toml).
+INSTALLED_REFERENCE = Path(sys.prefix) / "share" / "keras-exercise-grader" / "reference"
+
+
+def _default_spec() -> Path:
+    """The MNIST exercise's spec: in the source tree, or where ``pip install`` put it."""
+    candidates = [Path(__file__).resolve().parents[2] / "reference", INSTALLED_REFERENCE]
+    return next((folder for folder in candidates if folder.is_dir()), candidates[0]) / "mnist_mlp.toml"
+
+
+DEFAULT_SPEC = _default_spec()
+LAYER_KEYS = {"type", "units", "activation", "rate", "l1", "l2", "use_bias"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    keras_dataset: str
+    url: str | None
+    file_sha256: str | None
+    image_shape: tuple[int, ...]
+    classes: int
+    train_samples: int
+    test_samples: int
+    flatten: bool
+    scale: float
+
+
+@dataclass(frozen=True)
+class AccuracyRange:
+    min: float
+    max: float
+    derivation: str
+
+    def contains(self, accuracy: float) -> bool:
+        return self.min <= accuracy <= self.max
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    layers: tuple[Layer, ...]
+    params: int
+    optimizer: str
+    learning_rate: float
+    loss: str
+    batch_size: int
+    epochs: int
+    accuracy: AccuracyRange | None  # None until `grader calibrate` has run
+    points: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    solution: Path | None
+    data: DataSpec
+    models: tuple[ModelSpec, ...]
+    # Identifies the spec and its calibration in cache keys and results.
+    digest: str
+    _calibration_path: Path | None = None
+    calibration: Calibration = field(default_factory=Calibration)
+
+    @property
+    def model_names(self) -> list[str]:
+        return [model.name for model in self.models]
+
+    def expected_architecture(self, model: ModelSpec) -> Architecture:
+        """The model as the exercise builds it: its layers after the prepared images."""
+        shape = self.data.image_shape
+        input_shape = (math.prod(shape),) if self.data.flatten else shape
+        return Architecture(input_shape=input_shape, layers=model.layers)
+
+    def model(self, name: str) -> ModelSpec:
+        return next(model for model in self.models if model.name == name)
+
+    @property
+    def calibration_path(self) -> Path | None:
+        return self._calibration_path
+
+    def require_accuracy_ranges(self) -> None:
+        """Full grading needs every range; say how to get them."""
+        missing = [model.name for model in self.models if model.accuracy is None]
+        if missing:
+            raise SpecError(
+                f"the spec {self.path} has no accuracy range for {', '.join(missing)}: "
+                "run `grader calibrate` to measure them, or grade with --quick."
+            )
+
+
+def load_spec(path: Path = DEFAULT_SPEC) -> Spec:
+    """Read and validate a spec file; raise ``SpecError`` naming the offending key."""
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as error:
+        raise SpecError(f"cannot read the spec {path}: {error.strerror}. Pass an existing file with --spec.") from None
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(f"the spec {path} is not valid TOML: {error}") from None
+    try:
+        return _build_spec(path, raw, raw_bytes)
+    except (KeyError, TypeError, ValueError) as error:
+        raise SpecError(f"the spec {path} is incomplete or malformed: {_describe(error)}") from None
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"missing key {error.args[0]!r}"
+    return str(error)
+
+
+def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
+    exercise = raw["exercise"]
+    data = raw["data"]
+    data_spec = DataSpec(
+        keras_dataset=str(data["keras_dataset"]),
+        url=data.get("url"),
+        file_sha256=data.get("file_sha256"),
+        image_shape=tuple(int(dim) for dim in data["image_shape"]),
+        classes=int(data["classes"]),
+        train_samples=int(data["train_samples"]),
+        test_samples=int(data["test_samples"]),
+        flatten=bool(data.get("flatten", False)),
+        scale=float(data.get("scale", 1.0)),
+    )
+    defaults = raw.get("defaults", {})
+    points = raw["points"]
+    unknown_checks = set(points) - set(CHECK_KINDS)
+    if unknown_checks:
+        raise ValueError(f"[points] names unknown checks {sorted(unknown_checks)}; known: {list(CHECK_KINDS)}")
+    accuracy_section = raw.get("accuracy", {})
+    calibration_path = path.parent / accuracy_section["calibration"] if "calibration" in accuracy_section else None
+    calibration = read_calibration(calibration_path) if calibration_path else Calibration()
+    digest = hashlib.sha256(raw_bytes)
+    if calibration_path is not None and calibration_path.is_file():
+        digest.update(calibration_path.read_bytes())
+
+    models = []
+    for entry in raw["models"]:
+        settings = {**defaults, **entry}
+        name = str(settings["name"])
+        models.append(
+            ModelSpec(
+                name=name,
+                layers=tuple(_layer(name, layer) for layer in settings["layers"]),
+                params=int(settings["params"]),
+                optimizer=str(settings["optimizer"]),
+                learning_rate=float(settings["learning_rate"]),
+                loss=str(settings["loss"]),
+                batch_size=int(settings["batch_size"]),
+                epochs=int(settings["epochs"]),
+                accuracy=_accuracy_range(name, settings.get("accuracy"), accuracy_section, calibration),
+                points={kind: float(points[kind]) for kind in CHECK_KINDS if kind in points},
+            )
+        )
+    if not models:
+        raise ValueError("the spec defines no [[models]]")
+    solution = exercise.get("solution")
+    return Spec(
+        path=path,
+        name=str(exercise["name"]),
+        solution=path.parent / solution if solution else None,
+        data=data_spec,
+        models=tuple(models),
+        digest=digest.hexdigest()[:16],
+        _calibration_path=calibration_path,
+        calibration=calibration,
+    )
+
+
+def _layer(model: str, entry: dict[str, Any]) -> Layer:
+    unknown = set(entry) - LAYER_KEYS
+    if unknown:
+        raise ValueError(f"a layer of {model} has unknown keys {sorted(unknown)}; known: {sorted(LAYER_KEYS)}")
+    layer = Layer(**entry)
+    if layer.type == "Dense" and layer.activation is None:
+        layer = Layer(**{**entry, "activation": "linear"})
+    return layer
+
+
+def _accuracy_range(
+    name: str, explicit: Any, section: dict[str, Any], calibration: Calibration
+) -> AccuracyRange | None:
+    if explicit is not None:
+        return AccuracyRange(float(explicit["min"]), float(explicit["max"]), "set by hand in the spec")
+    runs = calibration.models[name].test_accuracies if name in calibration.models else ()
+    if not runs:
+        return None
+    margin = float(section.get("margin", 0.0))
+    low, high = min(runs), max(runs)
+    return AccuracyRange(
+        min=round(max(0.0, low - margin), 4),
+        max=round(min(1.0, high + margin), 4),
+        derivation=f"{len(runs)} calibration runs gave {low:.4f} to {high:.4f}, widened by {margin:g} each side",
+    )

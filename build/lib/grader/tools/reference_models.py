@@ -1,0 +1,33 @@
+"""The spec's reference models, built, compiled and fed as the exercise asks. Imports TensorFlow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.judge.rebuild import build_model
+from grader.spec.datasets import Dataset, prepare_images
+from grader.spec.exercise import ModelSpec, Spec
+
+
+def training_arrays(spec: Spec, dataset: Dataset) -> tuple[Any, Any, Any, Any]:
+    """``x_train, y_train, x_test, y_test`` prepared as the exercise asks, labels one-hot."""
+    import keras
+
+    return (
+        prepare_images(dataset.x_train, spec.data),
+        keras.utils.to_categorical(dataset.y_train, spec.data.classes),
+        prepare_images(dataset.x_test, spec.data),
+        keras.utils.to_categorical(dataset.y_test, spec.data.classes),
+    )
+
+
+def compiled_reference(model_spec: ModelSpec, spec: Spec, **compile_options: Any) -> Any:
+    """The spec's model, built and compiled as the exercise asks (plus ``compile_options``)."""
+    import keras
+
+    model = build_model(spec.expected_architecture(model_spec))
+    optimizer = keras.optimizers.get(
+        {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
+    )
+    model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=["accuracy"], **compile_options)
+    return model

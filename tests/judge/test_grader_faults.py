@@ -1,0 +1,128 @@
+"""Faults of the grader's own, caused for real or injected (GRADER_INJECT_FAULT): each is
+retried, never scored, never stored, blank in the gradebook, logged, and graded normally on
+the next run. And the grader's own kernel, whatever kernel a notebook names."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import cli
+from tests.conftest import FIXTURES, ROOT
+from tests.judge.test_grading_kernel import GOLDEN_RESULTS, verdict_fields
+
+pytestmark = pytest.mark.kernel
+
+
+def grade(folder: Path, out: Path, mnist_path: Path, *extra: str) -> tuple[int, dict[str, dict]]:
+    arguments = ["grade", str(folder), "--out", str(out), "--quick", "--data", str(mnist_path), *extra]
+    outcome = CliRunner().invoke(cli, arguments)
+    results = json.loads((out / "results.json").read_text())
+    return outcome.exit_code, {result["id"]: result for result in results["submissions"]}
+
+
+def gradebook(out: Path) -> dict[str, str]:
+    rows = list(csv.reader((out / "gradebook.csv").read_text().splitlines()))
+    return {row[3]: row[5] for row in rows[1:]}
+
+
+def test_an_injected_kernel_start_fault_exits_2_is_blank_and_graded_on_the_next_run(mnist_path, tmp_path, monkeypatch):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(ROOT / "submissions" / "correct_other_spellings.ipynb", folder / "alice.ipynb")
+    out = tmp_path / "out"
+
+    monkeypatch.setenv("GRADER_INJECT_FAULT", "kernel-start")
+    code, results = grade(folder, out, mnist_path)
+    alice = results["alice"]
+    assert code == 2
+    assert (alice["status"], alice["fault"], alice["score"], alice["attempts"]) == ("not_graded", "grader", None, 3)
+    assert "could not be graded because of a fault of the grader, not of the notebook" in alice["error"]
+    assert not alice["checks"]
+    assert gradebook(out) == {"alice": ""}
+    assert "GRADER_INJECT_FAULT: the kernel exits at start" in (out / alice["logs"] / "kernel.log").read_text()
+
+    monkeypatch.delenv("GRADER_INJECT_FAULT")
+    code, results = grade(folder, out, mnist_path)  # no --force
+    assert code == 0
+    assert (results["alice"]["status"], results["alice"]["score"]) == ("graded", 15)
+    assert gradebook(out) == {"alice": "15"}
+
+
+def test_a_worker_killed_twice_is_not_graded_and_graded_on_the_next_run(mnist_path, tmp_path, monkeypatch):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "bob.ipynb").write_text("{}")  # graded in no time once the workers live
+    out = tmp_path / "out"
+    monkeypatch.setenv("GRADER_INJECT_FAULT", "worker")
+    code, results = grade(folder, out, mnist_path, "--jobs", "2")
+    assert code == 2
+    assert results["bob"]["status"] == "not_graded" and "died twice" in results["bob"]["error"]
+    monkeypatch.delenv("GRADER_INJECT_FAULT")
+    code, results = grade(folder, out, mnist_path, "--jobs", "2")
+    assert (code, results["bob"]["status"]) == (0, "invalid")  # graded again, without --force
+
+
+def test_an_evaluator_fault_in_a_full_grade_is_retried_logged_and_not_stored(mnist_path, tmp_path, monkeypatch):
+    from grader.batch.grade import grade_batch
+    from grader.batch.store import ResultStore
+    from grader.judge.pipeline import GradingOptions, prepare_context
+
+    options = GradingOptions(quick=False, timeout=240, retry_pause=0.0)
+    context = prepare_context(options, FIXTURES / "tiny_spec.toml", mnist_path)
+    notebook = FIXTURES / "notebooks" / "fakes_its_accuracy.ipynb"
+    store = ResultStore(tmp_path)
+    monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator")
+    failed = grade_batch([notebook], context, store, logs_out=tmp_path).submissions[0]
+    assert (failed.status, failed.attempts, failed.score) == ("not_graded", 3, None)
+    assert set(os.listdir(tmp_path / failed.logs)) == {"kernel.log", "instrumentation.log", "evaluator.log"}
+    monkeypatch.delenv("GRADER_INJECT_FAULT")
+    graded = grade_batch([notebook], context, store).submissions[0]
+    assert (graded.status, graded.attempts) == ("graded", 1) and graded.score is not None
+
+
+def test_a_notebook_naming_a_kernel_of_another_machine_grades_to_full_marks(mnist_path):
+    from grader.judge.pipeline import GradingOptions, grade_safely, prepare_context
+
+    context = prepare_context(GradingOptions(quick=True), data_path=mnist_path)
+    result = grade_safely(FIXTURES / "notebooks" / "foreign_kernel.ipynb", context).result
+    assert (result.status, result.score, result.max_score) == ("graded", 15, 15)
+    assert result.kernel_asked == "dl_env"
+    assert any("names the kernel 'dl_env'" in warning for warning in result.warnings)
+
+
+def test_without_bubblewrap_as_root_the_samples_grade_as_with_it(mnist_path, tmp_path):
+    """Root, no bwrap on PATH (a Docker image, an autograder container): the uid change cannot
+    work where nobody cannot read the interpreter, so a probe leaves it out with its reason."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for program in Path("/usr/bin").iterdir():
+        if program.name != "bwrap":
+            (tools / program.name).symlink_to(program)
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for notebook in [*(ROOT / "submissions").glob("*.ipynb"), FIXTURES / "notebooks" / "script_in_markdown.ipynb"]:
+        shutil.copy(notebook, folder)
+    out = tmp_path / "out"
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{tools}"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--quick", "--data", str(mnist_path)],
+        capture_output=True, text=True, env=environment, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    run = json.loads((out / "results.json").read_text())
+    assert verdict_fields(run) == json.loads(GOLDEN_RESULTS.read_text())
+    isolation = run["submissions"][0]["isolation"]
+    assert "bwrap is not installed" in isolation
+    interpreter = Path(sys.executable).resolve()
+    hidden = any(folder.stat().st_mode & 0o005 == 0 for folder in interpreter.parents)  # a folder others cannot enter
+    if os.geteuid() == 0 and hidden:
+        assert "a change to an unprivileged uid: uid 65534 cannot run the grader's Python here" in isolation
