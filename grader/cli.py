@@ -32,6 +32,7 @@ from grader.errors import FAULT_INJECTION_ENV, INJECTABLE_FAULTS, GraderError
 from grader.ingest.discover import discover_submissions
 from grader.judge.pipeline import GradingContext, GradingOptions, grade_safely, prepare_context
 from grader.judge.results import Graded, SubmissionResult
+from grader.run.isolation import Limits
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, load_spec
 
@@ -106,6 +107,13 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
             help="Run every compile and fit exactly as written (slower; the results are the same).",
         ),
         click.option(
+            "--write-limit",
+            type=click.FloatRange(min=0.01),
+            default=Limits().write_bytes / 2**30,
+            show_default=True,
+            help="GiB a notebook may write where the grader reads (its exported models, its folder).",
+        ),
+        click.option(
             "--keep-logs",
             is_flag=True,
             help="Keep the kernel's and evaluator's logs of every notebook (always kept when the grader fails).",
@@ -123,6 +131,7 @@ def _context(
     spec_path: Path,
     strict_sandbox: bool,
     accelerate: bool,
+    write_limit: float,
     keep_logs: bool,
 ) -> GradingContext:
     injected = os.environ.get(FAULT_INJECTION_ENV)
@@ -135,7 +144,12 @@ def _context(
         )
     with console.status("Loading the spec and the data set…"):
         options = GradingOptions(
-            quick=quick, timeout=timeout, strict_sandbox=strict_sandbox, accelerate=accelerate, keep_logs=keep_logs
+            quick=quick,
+            timeout=timeout,
+            strict_sandbox=strict_sandbox,
+            accelerate=accelerate,
+            keep_logs=keep_logs,
+            limits=Limits(write_bytes=int(write_limit * 2**30)),
         )
         context = prepare_context(options, spec_path, data_path)
     if context.isolation.missing():
@@ -233,17 +247,21 @@ def grade(
             nonlocal reused, summaries_written
             reused += was_reused
             results.append(graded.result)
-            write_page(graded.result, graded.notebook, make_run(context, results), context.spec, out_dir)
+            problem = write_page(graded.result, graded.notebook, make_run(context, results), context.spec, out_dir)
             # The class files cover every result so far: rewritten now and then, not per result.
             if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
-                write_summaries(make_run(context, results), context.spec, out_dir)
+                problem = write_summaries(make_run(context, results), context.spec, out_dir) or problem
                 summaries_written = time.monotonic()
             progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
+            if problem:
+                progress.console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
             progress.advance(task)
 
         chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
         run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
-        write_summaries(run, context.spec, out_dir)
+        problem = write_summaries(run, context.spec, out_dir)
+        if problem:
+            console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
     if reused:
         console.print(f"Reused {reused} earlier results of unchanged notebooks (--force regrades them).")
     not_graded = [result for result in results if result.fault == "grader"]

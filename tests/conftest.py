@@ -14,7 +14,7 @@ import pytest
 
 from grader.judge.facts import DataFingerprints
 from grader.judge.pipeline import GradingContext, GradingOptions
-from grader.run.sandbox import Isolation
+from grader.run.isolation import Isolation
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"

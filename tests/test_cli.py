@@ -46,7 +46,7 @@ def test_an_address_without_ray_is_a_usage_error(tmp_path):
 
 def test_strict_sandbox_refuses_a_machine_without_every_layer(tmp_path, monkeypatch, mnist_path):
     import grader.judge.pipeline
-    from grader.run.sandbox import Isolation
+    from grader.run.isolation import Isolation
 
     monkeypatch.setattr(grader.judge.pipeline, "probe_isolation", lambda: Isolation(None, True, True, None, None))
     (tmp_path / "a.ipynb").write_text("{}")

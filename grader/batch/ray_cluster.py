@@ -12,7 +12,7 @@ from typing import Any
 from grader.batch.executors import InProcess, grade_in_worker
 from grader.judge.pipeline import GradingContext, not_graded_result
 from grader.judge.results import Graded
-from grader.run.sandbox import probe_isolation
+from grader.run.probe import probe_isolation
 from grader.spec.exercise import load_spec
 
 

@@ -17,8 +17,10 @@ from grader.spec.exercise import ModelSpec, Spec
 
 Status = Literal["pass", "fail", "error", "skipped"]
 
-# A fit whose images are this share of test images (and not training images)
-# was trained on the test set; a few identical digits occur in both sets.
+# Test images a model may be trained on before it counts as trained on the test set: a
+# training image changed by augmentation can, by chance, look like a test image.
+TEST_ROWS_TOLERATED = 10
+# A validation set is the test set when it holds (almost) all the distinguishable test images.
 TEST_SET_SHARE = 0.01
 
 
@@ -52,7 +54,7 @@ def run_checks(
             continue
         results.extend(check_built_model(model_spec, facts))
         verdicts = {
-            "training": check_training(model_spec, facts, spec.data.train_samples),
+            "training": check_training(model_spec, facts, spec.data.train_samples, quick),
             "accuracy": check_accuracy(model_spec, facts, evaluations.get(model_spec.name), quick),
         }
         results.extend(_scored_verdicts(model_spec, verdicts))
@@ -208,10 +210,13 @@ def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
 
 def _training_rows(fit: FitFacts) -> int | None:
     # Keras holds out the last `validation_split` share of the rows.
-    return None if fit.rows is None else int(fit.rows * (1 - fit.validation_split))
+    return None if fit.rows is None else math.floor(fit.rows * (1 - fit.validation_split))
 
 
-def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int) -> Verdict:
+def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int, quick: bool = False) -> Verdict:
+    """What the model was trained on and how, judged on what its fits did, not only on what
+    they asked: every epoch completed, every batch of each, nothing trained outside ``fit``,
+    no test images among the training images of any call."""
     expected = {"batch_size": model_spec.batch_size, "epochs": model_spec.epochs, "train_samples": train_samples}
     if not facts.fits:
         return (
@@ -221,19 +226,24 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int)
             f"{facts.name} was never trained. Call {facts.name}.fit(...) on the training set.",
         )
     batch_sizes = sorted({fit.batch_size for fit in facts.fits}, key=str)
-    epochs = sum(fit.epochs_run or 0 for fit in facts.fits)
+    asked = sum(fit.epochs_run or 0 for fit in facts.fits)
+    completed = sum(fit.epochs_completed for fit in facts.fits)
+    # Quick mode runs one short epoch per fit by design: it judges the epochs asked for.
+    epochs = asked if quick else completed
     rows = [_training_rows(fit) for fit in facts.fits]
-    test_rows = sum(fit.test_rows or 0 for fit in facts.fits)
+    unfinished = [fit for fit in facts.fits if not fit.finished]
+    outside = facts.steps_outside_fit
     actual = {
         "batch_size": batch_sizes[0] if len(batch_sizes) == 1 else batch_sizes,
         "epochs": epochs,
         "train_samples": rows[-1],
-        "test_images": test_rows,
+        "test_images": facts.test_rows,
+        "steps_outside_fit": outside,
     }
     problems = []
-    if any(fit.test_rows is not None and fit.rows and fit.test_rows > TEST_SET_SHARE * fit.rows for fit in facts.fits):
+    if facts.test_rows > TEST_ROWS_TOLERATED:
         problems.append(
-            f"it was trained on {test_rows:,} test images; train on the training set only and keep the "
+            f"it was trained on {facts.test_rows:,} test images; train on the training set only and keep the "
             "test set for validation"
         )
     elif any(fit.rows is None for fit in facts.fits):
@@ -247,9 +257,33 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int)
         problems.append(f"the batch size is {actual['batch_size']}, expected {model_spec.batch_size}")
     if epochs != model_spec.epochs:
         problems.append(f"it was trained for {epochs} epochs, expected {model_spec.epochs}")
+    problems.extend(_unfinished(fit) for fit in unfinished[:3])
+    if outside:
+        problems.append(
+            f"it was also trained outside fit (train_on_batch or a training loop of its own) for {outside:,} "
+            "steps; train it with fit only"
+        )
     if not problems:
         return "pass", expected, actual, "Batch size, epochs and training data are as expected."
     return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
+
+
+def _unfinished(fit: FitFacts) -> str:
+    """What a fit left undone, in the terms a student can act on."""
+    if fit.stopped_early:
+        return (
+            f"a fit stopped early (a callback set stop_training) after {fit.epochs_completed} of the "
+            f"{fit.ran_epochs} epochs it ran; let it train every epoch"
+        )
+    if not fit.completed:
+        return f"a fit raised an error after {fit.epochs_completed} of the {fit.ran_epochs} epochs it ran"
+    if fit.epochs_completed != fit.ran_epochs:
+        return f"a fit completed {fit.epochs_completed} of the {fit.ran_epochs} epochs it ran"
+    advice = "do not set steps_per_epoch: " if fit.steps_per_epoch else ""
+    return (
+        f"a fit took {fit.steps:,} training steps where {fit.ran_epochs} epochs of its data in batches of "
+        f"{fit.batch_size} take {fit.expected_steps:,}; {advice}train every epoch on every batch"
+    )
 
 
 def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool) -> Verdict:
@@ -288,6 +322,11 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     )
 
 
+# The evaluator measures accuracy on as many training images as there are test images; a
+# model better on the test images by more than this (and four standard errors) is suspect.
+SAMPLE_IMAGES = 10_000
+MIN_TEST_ADVANTAGE = 0.01
+
 # Keras' last val_accuracy and the grader's evaluation of the same weights on the
 # same test images agree to round-off.
 HISTORY_TOLERANCE = 0.002
@@ -309,10 +348,30 @@ def doctored_history_warnings(
             last.validation_rows == spec.data.test_samples
             and (last.validation_test_rows or 0) >= (1 - TEST_SET_SHARE) * spec.data.test_samples
         )
-        if claims and on_test_set and abs(claims[-1] - evaluation.accuracy) > HISTORY_TOLERANCE:
+        final = claims[-1] if claims else None
+        if final is not None and on_test_set and abs(final - evaluation.accuracy) > HISTORY_TOLERANCE:
             warnings.append(
-                f"{name}'s training history claims a final validation accuracy of {claims[-1]:.4f} on the test "
+                f"{name}'s training history claims a final validation accuracy of {final:.4f} on the test "
                 f"set, but its trained weights reach {evaluation.accuracy:.4f}: the history was altered. "
                 f"The grade uses {evaluation.accuracy:.4f}, measured by the grader."
+            )
+    return warnings
+
+
+def test_set_training_warnings(models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
+    """Models that do far better on the test images than on training images: evidence, for the
+    instructor, of training on the test set in a way the fingerprints did not see (noise added
+    to test images, say). A warning, never a verdict: it rests on statistics."""
+    warnings = []
+    for name in models:
+        evaluation = evaluations.get(name)
+        if evaluation is None or evaluation.accuracy is None or evaluation.train_accuracy is None:
+            continue
+        test, train = evaluation.accuracy, evaluation.train_accuracy
+        spread = math.sqrt(max(test * (1 - test), train * (1 - train)) * 2 / SAMPLE_IMAGES)
+        if test - train > max(MIN_TEST_ADVANTAGE, 4 * spread):
+            warnings.append(
+                f"{name} classifies {test:.2%} of the test images right but only {train:.2%} of training images: "
+                "a model is not better on images it never saw; check whether it was trained on the test set."
             )
     return warnings

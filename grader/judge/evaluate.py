@@ -26,8 +26,12 @@ EVALUATOR_TIMEOUT_SECONDS = 600
 
 @dataclass(frozen=True)
 class Evaluation:
+    """The grader's own measurement of a model: its accuracy on the test images and on as many
+    training images (a model far better on images it never saw was trained on them)."""
+
     accuracy: float | None
     error: str | None = None
+    train_accuracy: float | None = None
 
 
 def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> tuple[dict[str, Evaluation], str]:

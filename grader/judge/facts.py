@@ -1,13 +1,13 @@
 """Read what the instrumentation exported from the kernel, as untrusted data.
 
-Every value is checked for type, size and shape; anything malformed becomes a
-reason attached to the model (or the submission), never a crash of the grader.
-No TensorFlow here: weights stay on disk until the evaluator loads them.
+Every value is checked for type, size and shape, and every string and list is cut to a bound
+(saying so); anything malformed becomes a reason attached to the model (or the submission),
+never a crash of the grader. No TensorFlow here: weights stay on disk until the evaluator
+loads them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,24 @@ import numpy as np
 
 from grader.errors import UntrustedDataError
 from grader.judge.model_config import parse_model_config
+from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import count_test_rows
 from grader.protocol.manifest import MANIFEST, SNAPSHOT_CONFIG
 from grader.spec.architecture import Architecture
 
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 32 * 2**20
+MAX_CONFIG_BYTES = 4 * 2**20
+# Fingerprints of a million rows: far more than any data set graded here.
+MAX_FINGERPRINT_BYTES = 8 * 2**20
 MAX_FITS = 100
+MAX_WEIGHT_FILES = 400
+# Epochs kept per metric and fit: a history longer than this is cut, with a warning.
+MAX_EPOCHS = 1000
+# Characters kept of a string from the kernel (a name, an error message).
+MAX_TEXT = 300
+MAX_LISTED = 20
+# Magnitude beyond which a recorded metric is not a loss or an accuracy but a forgery.
+MAX_METRIC = 1e12
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,10 @@ class CompileFacts:
 
 @dataclass(frozen=True)
 class FitFacts:
+    """One ``fit`` call: what it asked for (``epochs``, the rows of ``x``) and what it did
+    (``ran_*``: what Keras was asked to run after quick mode's cut; ``epochs_completed`` and
+    ``steps``: what it finished)."""
+
     batch_size: int | None
     epochs: int | None
     initial_epoch: int
@@ -42,16 +57,67 @@ class FitFacts:
     # Rows of x passed to fit, and how many of them are test images (and not training images).
     rows: int | None
     test_rows: int | None
-    history: dict[str, list[float]]
+    # None in a history: a value that was not a finite number (NaN, say), kept as a gap.
+    history: dict[str, list[float | None]]
     epoch_times: list[float]
     completed: bool
     # Rows of validation_data's images, and how many are test images only.
     validation_rows: int | None = None
     validation_test_rows: int | None = None
+    steps_per_epoch: int | None = None
+    ran_epochs: int | None = None
+    ran_rows: int | None = None
+    # Optimizer steps before and after the call (Keras counts one per batch).
+    iterations_before: int | None = None
+    iterations_after: int | None = None
+    # A callback set model.stop_training: the run ended before the epochs it was given.
+    stopped_early: bool = False
 
     @property
     def epochs_run(self) -> int | None:
+        """Epochs the call asked for (``epochs`` counts from 0, ``initial_epoch`` skips some)."""
         return None if self.epochs is None else self.epochs - self.initial_epoch
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.epoch_times)
+
+    @property
+    def steps(self) -> int | None:
+        if self.iterations_before is None or self.iterations_after is None:
+            return None
+        return self.iterations_after - self.iterations_before
+
+    @property
+    def expected_steps(self) -> int | None:
+        """The steps ``ran_epochs`` full epochs over the training part of ``ran_rows`` take
+        (whatever ``steps_per_epoch`` said: an epoch is a pass over all the data)."""
+        if self.ran_epochs is None or self.ran_rows is None or not self.batch_size or self.batch_size < 1:
+            return None
+        # Keras holds out the last `validation_split` share of the rows.
+        training_rows = math.floor(self.ran_rows * (1 - self.validation_split))
+        return self.ran_epochs * math.ceil(training_rows / self.batch_size)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the call did all it was given to do: every epoch, every batch of each."""
+        steps, expected = self.steps, self.expected_steps
+        return (
+            self.completed
+            and not self.stopped_early
+            and self.epochs_completed == self.ran_epochs
+            and (steps is None or expected is None or steps == expected)
+        )
+
+
+@dataclass(frozen=True)
+class BatchTraining:
+    """Training outside ``fit``: ``train_on_batch`` calls, and the steps the optimizer took
+    that no ``fit`` accounts for (``train_on_batch`` or a custom training loop)."""
+
+    calls: int = 0
+    rows: int = 0
+    test_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +130,23 @@ class ModelFacts:
     fits: tuple[FitFacts, ...]
     weights: tuple[Path, ...]
     cell: int | None
+    batches: BatchTraining = field(default_factory=BatchTraining)
+    # Optimizer steps when the graded weights were exported, and after the last cell.
+    iterations_at_snapshot: int | None = None
+    iterations_at_end: int | None = None
+
+    @property
+    def steps_outside_fit(self) -> int:
+        """Steps the optimizer took before the graded weights were exported that no fit took."""
+        if self.iterations_at_snapshot is None:
+            return self.batches.calls
+        in_fits = sum(fit.steps or 0 for fit in self.fits if fit.iterations_after is not None)
+        return max(0, self.iterations_at_snapshot - in_fits, self.batches.calls)
+
+    @property
+    def test_rows(self) -> int:
+        """Test images it was trained on, over every fit and train_on_batch call."""
+        return sum(fit.test_rows or 0 for fit in self.fits) + (self.batches.test_rows or 0)
 
 
 @dataclass(frozen=True)
@@ -86,11 +169,13 @@ def read_facts(
 ) -> KernelFacts:
     """Parse ``facts_dir``; models whose record is malformed are reported, not raised."""
     try:
-        manifest = _read_json(facts_dir / MANIFEST, MAX_MANIFEST_BYTES)
+        manifest = read_json(facts_dir / MANIFEST, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return KernelFacts({}, {}, ("the grader's instrumentation did not start in this notebook's kernel",))
     except UntrustedDataError as error:
         return KernelFacts({}, {}, (f"the facts exported from the kernel are unreadable: {error}",))
+    if not isinstance(manifest, dict):
+        return KernelFacts({}, {}, ("the facts exported from the kernel are not a JSON object",))
     models: dict[str, ModelFacts] = {}
     warnings: list[str] = []
     records = _typed(manifest, "models", dict)
@@ -98,18 +183,42 @@ def read_facts(
         if name not in records:
             continue
         try:
-            models[name] = _model_facts(facts_dir, name, records[name], fingerprints, student_cells)
-        except UntrustedDataError as error:
-            warnings.append(f"the record of {name} exported from the kernel is malformed: {error}")
+            models[name], notes = _model_facts(facts_dir, name, records[name], fingerprints, student_cells)
+        except (UntrustedDataError, FileNotFoundError) as error:
+            warnings.append(f"the record of {name} exported from the kernel is malformed: {_cut(error)}")
             continue
+        warnings.extend(notes)
         warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
-    warnings.extend(
-        f"a model could not be exported: {str(item)[:300]}" for item in _typed(manifest, "export_errors", list)[:20]
-    )
-    warnings.extend(
-        f"legacy Keras 2 spelling adapted: {str(item)[:300]}" for item in _typed(manifest, "legacy", list)[:20]
-    )
-    return KernelFacts(models=models, environment=_typed(manifest, "environment", dict), warnings=tuple(warnings))
+    warnings.extend(_listed(manifest, "export_errors", "a model could not be exported"))
+    warnings.extend(_listed(manifest, "legacy", "legacy Keras 2 spelling adapted"))
+    return KernelFacts(models=models, environment=_environment(manifest.get("environment")), warnings=tuple(warnings))
+
+
+def _cut(value: object, limit: int = MAX_TEXT) -> str:
+    """``value`` as text of at most ``limit`` characters, saying how much was left out."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters cut)"
+
+
+def _listed(manifest: dict[str, Any], key: str, what: str) -> list[str]:
+    items: list[Any] = _typed(manifest, key, list)
+    notes = [f"{what}: {_cut(item)}" for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        notes.append(f"{what}: {len(items) - MAX_LISTED:,} more not listed")
+    return notes
+
+
+def _environment(raw: Any) -> dict[str, Any]:
+    """The notebook's environment as the kernel described it: short strings and lists of them."""
+    if not isinstance(raw, dict):
+        return {}
+    environment: dict[str, Any] = {}
+    for key, value in list(raw.items())[:MAX_LISTED]:
+        if isinstance(value, list):
+            environment[_cut(key, 40)] = [_cut(item, 100) for item in value[:MAX_LISTED]]
+        elif value is not None:
+            environment[_cut(key, 40)] = _cut(value, 100)
+    return environment
 
 
 def _typed(record: dict[str, Any], key: str, kind: type) -> Any:
@@ -133,21 +242,10 @@ def _changed_after_training(model: ModelFacts, final_configs: Any) -> list[str]:
     return [f"{model.name} was changed after it was trained{where}; it is graded as it was trained."]
 
 
-def _read_json(path: Path, limit: int) -> Any:
-    if path.is_symlink():
-        raise UntrustedDataError(f"{path.name} is a symbolic link")
-    if path.stat().st_size > limit:
-        raise UntrustedDataError(f"{path.name} is larger than {limit} bytes")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise UntrustedDataError(f"{path.name} is not valid JSON ({error})") from None
-
-
 def _inside(facts_dir: Path, relative: Any) -> Path:
     """A path named by the kernel, refused unless it is a plain file name inside ``facts_dir``."""
     if not isinstance(relative, str) or not relative or "/" in relative or relative.startswith("."):
-        raise UntrustedDataError(f"invalid file name {relative!r}")
+        raise UntrustedDataError(f"invalid file name {_cut(relative, 60)!r}")
     path = facts_dir / relative
     if path.is_symlink():
         raise UntrustedDataError(f"{relative} is a symbolic link")
@@ -162,7 +260,7 @@ def _number(value: Any, kind: type, what: str, allow_none: bool = True) -> Any:
         or not isinstance(value, (int, float))
         or (kind is int and not float(value).is_integer())
     ):
-        raise UntrustedDataError(f"{what} is {value!r}, not a {kind.__name__}")
+        raise UntrustedDataError(f"{what} is {_cut(repr(value), 60)}, not a {kind.__name__}")
     if not math.isfinite(value):
         raise UntrustedDataError(f"{what} is not finite")
     return kind(value)
@@ -174,27 +272,47 @@ def _cell(value: Any, student_cells: dict[int, int]) -> int | None:
 
 def _model_facts(
     facts_dir: Path, name: str, record: Any, fingerprints: DataFingerprints, student_cells: dict[int, int]
-) -> ModelFacts:
+) -> tuple[ModelFacts, list[str]]:
+    """A model's facts, and warnings about what in its record was cut or kept as a gap."""
     if not isinstance(record, dict):
         raise UntrustedDataError("not a JSON object")
     snapshot = _inside(facts_dir, record.get("snapshot"))
     architecture, problem = None, None
     try:
-        architecture = parse_model_config(_read_json(snapshot / SNAPSHOT_CONFIG, MAX_CONFIG_BYTES))
-    except (UntrustedDataError, FileNotFoundError) as error:
-        problem = str(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
-    weights = tuple(sorted(path for path in snapshot.glob("w*.npy") if not path.is_symlink()))
+        architecture = parse_model_config(read_json(snapshot / SNAPSHOT_CONFIG, MAX_CONFIG_BYTES))
+    except (UntrustedDataError, FileNotFoundError, NotADirectoryError) as error:
+        problem = _cut(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
+    weights = tuple(sorted(path for path in _listing(snapshot) if path.name.startswith("w") and path.suffix == ".npy"))
     fits_raw: list[Any] = _typed(record, "fits", list)
-    return ModelFacts(
+    notes: list[str] = []
+    if len(fits_raw) > MAX_FITS:
+        notes.append(f"{name} was fitted {len(fits_raw):,} times; the first {MAX_FITS} fits are graded")
+    fits = tuple(_fit_facts(facts_dir, fit, fingerprints, name, notes) for fit in fits_raw[:MAX_FITS])
+    facts = ModelFacts(
         name=name,
         origin="fit" if record.get("origin") == "fit" else "end",
         architecture=architecture,
         problem=problem,
         compile=_compile_facts(record.get("compile")),
-        fits=tuple(_fit_facts(facts_dir, fit, fingerprints) for fit in fits_raw[:MAX_FITS]),
+        fits=fits,
         weights=weights,
         cell=_cell(record.get("cell_position"), student_cells),
+        batches=_batch_training(facts_dir, record.get("batches"), fingerprints),
+        iterations_at_snapshot=_number(record.get("iterations_at_snapshot"), int, "the optimizer's steps"),
+        iterations_at_end=_number(record.get("iterations_at_end"), int, "the optimizer's steps"),
     )
+    return facts, notes
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The regular files directly in ``folder`` (at most ``MAX_WEIGHT_FILES``), links left out."""
+    try:
+        entries = [entry for entry in folder.iterdir() if entry.is_file() and not entry.is_symlink()]
+    except OSError:
+        return []
+    if len(entries) > MAX_WEIGHT_FILES:
+        raise UntrustedDataError(f"the snapshot holds {len(entries):,} files; at most {MAX_WEIGHT_FILES} are read")
+    return entries
 
 
 def _compile_facts(raw: Any) -> CompileFacts | None:
@@ -202,19 +320,20 @@ def _compile_facts(raw: Any) -> CompileFacts | None:
         return None
     optimizer, loss = raw.get("optimizer"), raw.get("loss")
     return CompileFacts(
-        optimizer=optimizer if isinstance(optimizer, str) else None,
+        optimizer=_cut(optimizer, 100) if isinstance(optimizer, str) else None,
         learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
-        loss=loss if isinstance(loss, str) else None,
+        loss=_cut(loss, 100) if isinstance(loss, str) else None,
     )
 
 
-def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> FitFacts:
+def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints, model: str, notes: list[str]) -> FitFacts:
     if not isinstance(raw, dict):
         raise UntrustedDataError("a fit record is not a JSON object")
     rows, test_rows = _rows_and_test_rows(facts_dir, raw, "x", fingerprints)
     validation_rows, validation_test_rows = _rows_and_test_rows(facts_dir, raw, "validation", fingerprints)
-    history: dict[str, Any] = _typed(raw, "history", dict)
     times: list[Any] = _typed(raw, "epoch_times", list)
+    if len(times) > MAX_EPOCHS:
+        notes.append(f"{model} ran {len(times):,} epochs in one fit; the first {MAX_EPOCHS} are kept")
     return FitFacts(
         batch_size=_number(raw.get("batch_size"), int, "batch_size"),
         epochs=_number(raw.get("epochs"), int, "epochs"),
@@ -222,16 +341,59 @@ def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> Fit
         validation_split=_number(raw.get("validation_split", 0.0), float, "validation_split", allow_none=False),
         rows=rows,
         test_rows=test_rows,
-        history={
-            str(key): [_number(v, float, f"history[{key!r}]", allow_none=False) for v in values]
-            for key, values in history.items()
-            if isinstance(values, list)
-        },
-        epoch_times=[_number(t, float, "an epoch time", allow_none=False) for t in times],
+        history=_history(_typed(raw, "history", dict), model, notes),
+        epoch_times=[_number(t, float, "an epoch time", allow_none=False) for t in times[:MAX_EPOCHS]],
         completed=raw.get("completed") is True,
         validation_rows=validation_rows,
         validation_test_rows=validation_test_rows,
+        steps_per_epoch=_number(raw.get("steps_per_epoch"), int, "steps_per_epoch"),
+        ran_epochs=_number(raw.get("ran_epochs"), int, "the epochs run"),
+        ran_rows=_number(raw.get("ran_rows"), int, "the rows run"),
+        iterations_before=_number(raw.get("iterations_before"), int, "the optimizer's steps"),
+        iterations_after=_number(raw.get("iterations_after"), int, "the optimizer's steps"),
+        stopped_early=raw.get("stopped_early") is True,
     )
+
+
+def _history(raw: dict[str, Any], model: str, notes: list[str]) -> dict[str, list[float | None]]:
+    """Per metric, its value at each epoch; what is not a plausible finite number is a gap (None)."""
+    history: dict[str, list[float | None]] = {}
+    gaps: list[str] = []
+    for key, values in list(raw.items())[:MAX_LISTED]:
+        if not isinstance(values, list):
+            continue
+        metric = _cut(key, 60)
+        history[metric] = []
+        for epoch, value in enumerate(values[:MAX_EPOCHS], start=1):
+            plausible = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= MAX_METRIC
+            history[metric].append(float(value) if plausible else None)
+            if not plausible:
+                gaps.append(f"{metric} at epoch {epoch}: {_cut(value, 40)}")
+        if len(values) > MAX_EPOCHS:
+            notes.append(f"{model}'s history of {metric} has {len(values):,} values; the first {MAX_EPOCHS} are kept")
+    if gaps:
+        listed = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
+        notes.append(f"{model}'s training history holds values that are not finite numbers ({listed}): shown as gaps")
+    return history
+
+
+def _batch_training(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> BatchTraining:
+    if not isinstance(raw, dict):
+        return BatchTraining()
+    calls = _number(raw.get("calls", 0), int, "train_on_batch calls", allow_none=False)
+    rows = _number(raw.get("rows", 0), int, "train_on_batch rows", allow_none=False)
+    test_rows = None
+    if raw.get("fingerprints") is not None:
+        marks = _fingerprints(_inside(facts_dir, raw["fingerprints"]), "train_on_batch's")
+        test_rows = count_test_rows(marks, fingerprints.train, fingerprints.test)
+    return BatchTraining(calls, rows, test_rows)
+
+
+def _fingerprints(path: Path, whose: str) -> np.ndarray:
+    marks = read_array(path, MAX_FINGERPRINT_BYTES)
+    if marks.dtype != np.uint64 or marks.ndim != 1:
+        raise UntrustedDataError(f"the fingerprints of {whose} images are {marks.dtype} of shape {marks.shape}")
+    return marks
 
 
 def _rows_and_test_rows(
@@ -242,11 +404,7 @@ def _rows_and_test_rows(
     rows = _number(shape[0], int, f"the number of {role} rows") if isinstance(shape, list) and shape else None
     if raw.get(f"{role}_fingerprints") is None or rows is None:
         return rows, None
-    path = _inside(facts_dir, raw[f"{role}_fingerprints"])
-    try:
-        marks = np.load(path, mmap_mode="r", allow_pickle=False)  # the header is checked before any data is read
-    except (OSError, ValueError) as error:
-        raise UntrustedDataError(f"the fingerprints of fit's {role} images are unreadable ({error})") from None
-    if marks.dtype != np.uint64 or marks.shape != (rows,):
+    marks = _fingerprints(_inside(facts_dir, raw[f"{role}_fingerprints"]), f"fit's {role}")
+    if marks.shape != (rows,):
         raise UntrustedDataError(f"the fingerprints of fit's {role} images have shape {marks.shape}, not ({rows},)")
     return rows, count_test_rows(marks, fingerprints.train, fingerprints.test)

@@ -13,6 +13,8 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +22,13 @@ import nbformat
 
 from grader.errors import GraderError, GraderFault
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
-from grader.judge.checks import CheckResult, checks_not_run, doctored_history_warnings, run_checks
+from grader.judge.checks import (
+    CheckResult,
+    checks_not_run,
+    doctored_history_warnings,
+    run_checks,
+    test_set_training_warnings,
+)
 from grader.judge.claims import claim_warnings, find_claims
 from grader.judge.evaluate import Evaluation, evaluate_models
 from grader.judge.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
@@ -30,7 +38,9 @@ from grader.protocol.keras_objects import modern_metric
 from grader.protocol.manifest import FINALE, STEPS_PER_EXECUTION, HookSettings, preamble
 from grader.run.environment import installed_versions
 from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution, execute_notebook
-from grader.run.sandbox import Isolation, Limits, Sandbox, probe_isolation
+from grader.run.isolation import Isolation, Limits
+from grader.run.probe import probe_isolation
+from grader.run.sandbox import Sandbox
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
@@ -39,6 +49,8 @@ from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 DEFAULT_TIMEOUT_SECONDS = {"quick": 300.0, "full": 1800.0}
 # A fault of the grader's own is retried: a fresh kernel at once, then once more after a pause.
 GRADING_ATTEMPTS = 3
+# Warnings kept per result; beyond, they are counted.
+MAX_WARNINGS = 100
 # Each log kept for diagnosis is cut to its last this many characters.
 MAX_LOG_CHARS = 2**20
 NOT_YOUR_FAULT = (
@@ -96,7 +108,8 @@ def prepare_context(
         spec.require_accuracy_ranges()
     path = locate_data(spec.data, data_path)
     dataset = load_dataset(path, spec.data)
-    fingerprints = DataFingerprints(row_fingerprints(dataset.x_train), row_fingerprints(dataset.x_test))
+    shape = spec.data.image_shape
+    fingerprints = DataFingerprints(row_fingerprints(dataset.x_train, shape), row_fingerprints(dataset.x_test, shape))
     isolation = probe_isolation()
     if options.strict_sandbox and isolation.missing():
         raise GraderError(
@@ -115,8 +128,10 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
         submission = load_submission(path)
     except InvalidSubmission as error:
         return Graded(unrunnable_result(path, "invalid", str(error), context))
-    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        execution, facts = run_instrumented(submission, context, Path(scratch))
+    with (
+        tempfile.TemporaryDirectory(prefix="grader-") as scratch,
+        instrumented_run(submission, context, Path(scratch)) as (execution, facts),
+    ):
         logs = _kernel_logs(Path(scratch), execution)
         if execution.outcome == "kernel_failed":
             raise GraderFault(execution.message or "the notebook's kernel failed", logs)
@@ -131,6 +146,7 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
     checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
     findings = [
         *doctored_history_warnings(context.spec, facts.models, evaluations),
+        *test_set_training_warnings(facts.models, evaluations),
         *claim_warnings(find_claims(submission.notebook, context.spec.model_names), facts.models, evaluations),
     ]
     result = _result(submission, execution, facts, evaluations, checks, findings, context.isolation.describe())
@@ -147,18 +163,28 @@ def _kernel_logs(scratch: Path, execution: Execution) -> dict[str, str]:
     return {"kernel.log": kernel_log, "instrumentation.log": execution.instrumentation_output[-MAX_LOG_CHARS:]}
 
 
-def run_instrumented(submission: Submission, context: GradingContext, scratch: Path) -> tuple[Execution, KernelFacts]:
-    """Run the notebook in a sandbox under ``scratch`` and read what it exported (left in ``scratch``)."""
+@contextmanager
+def instrumented_run(
+    submission: Submission, context: GradingContext, scratch: Path
+) -> Iterator[tuple[Execution, KernelFacts]]:
+    """Run the notebook in a sandbox under ``scratch`` and read what it exported; the files it
+    exported (its models' weights) stay readable until the block ends."""
     # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
     cpu_seconds = int(context.options.time_limit * len(os.sched_getaffinity(0))) + 60
-    sandbox = Sandbox(
-        context.isolation, context.options.limits, scratch, context.data_path, context.spec.path, cpu_seconds
-    )
-    shutil.copyfile(submission.path, sandbox.notebook)
-    settings = hook_settings(context.spec, context.options, sandbox.inside_facts, sandbox.inside_data)
-    execution = execute_notebook(submission.notebook, sandbox, preamble(settings), FINALE, context.options.time_limit)
-    facts = read_facts(sandbox.facts_dir, context.spec.model_names, context.fingerprints, execution.student_cells)
-    return execution, facts
+    spec = context.spec
+    references = [
+        spec.path,
+        *([spec.calibration_path] if spec.calibration_path and spec.calibration_path.is_file() else []),
+    ]
+    with Sandbox(
+        context.isolation, context.options.limits, scratch, context.data_path, references, cpu_seconds
+    ) as sandbox:
+        shutil.copyfile(submission.path, sandbox.notebook)
+        settings = hook_settings(spec, context.options, sandbox.inside_facts, sandbox.inside_data)
+        execution = execute_notebook(
+            submission.notebook, sandbox, preamble(settings), FINALE, context.options.time_limit
+        )
+        yield execution, read_facts(sandbox.facts_dir, spec.model_names, context.fingerprints, execution.student_cells)
 
 
 def hook_settings(spec: Spec, options: GradingOptions, facts_dir: str, data_path: str) -> HookSettings:
@@ -167,6 +193,7 @@ def hook_settings(spec: Spec, options: GradingOptions, facts_dir: str, data_path
         facts_dir=facts_dir,
         data_path=data_path,
         keras_dataset=spec.data.keras_dataset,
+        image_shape=spec.data.image_shape,
         model_names=tuple(spec.model_names),
         quick=options.quick,
         quick_train_rows=options.quick_train_rows,
@@ -208,12 +235,14 @@ def _result(
         score=earned,
         max_score=available,
         checks=tuple(checks),
-        warnings=(
-            *(error.describe() for error in execution.cell_errors),
-            *facts.warnings,
-            *findings,
-            *_output_warning(execution),
-            *_kernel_warning(execution),
+        warnings=_bounded(
+            [
+                *(error.describe() for error in execution.cell_errors),
+                *facts.warnings,
+                *findings,
+                *_output_warning(execution),
+                *_kernel_warning(execution),
+            ]
         ),
         models={name: _model_record(model, evaluations.get(name)) for name, model in facts.models.items()},
         error=error,
@@ -225,7 +254,7 @@ def _result(
 
 
 def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelRecord:
-    history: dict[str, list[float]] = {}
+    history: dict[str, list[float | None]] = {}
     for fit in facts.fits:
         for metric, values in fit.history.items():
             history.setdefault(modern_metric(metric), []).extend(values)
@@ -235,6 +264,13 @@ def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelReco
         epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
         test_accuracy=evaluation.accuracy if evaluation else None,
     )
+
+
+def _bounded(warnings: list[str]) -> tuple[str, ...]:
+    """At most ``MAX_WARNINGS`` warnings, saying how many more there were."""
+    if len(warnings) <= MAX_WARNINGS:
+        return tuple(warnings)
+    return (*warnings[:MAX_WARNINGS], f"and {len(warnings) - MAX_WARNINGS:,} more warnings")
 
 
 def _kernel_warning(execution: Execution) -> tuple[str, ...]:
@@ -247,10 +283,19 @@ def _kernel_warning(execution: Execution) -> tuple[str, ...]:
 
 
 def _output_warning(execution: Execution) -> tuple[str, ...]:
-    if not execution.output_dropped:
-        return ()
-    limit = MAX_OUTPUT_BYTES // 2**20
-    return (f"the notebook printed more than {limit} MiB of output; the rest was dropped (print less, e.g. verbose=0)",)
+    warnings = []
+    if execution.output_dropped:
+        limit = MAX_OUTPUT_BYTES // 2**20
+        warnings.append(
+            f"the notebook printed more than {limit} MiB of output; the rest was dropped (print less, e.g. verbose=0)"
+        )
+    if execution.comm_messages:
+        warnings.append(f"{execution.comm_messages:,} widget messages were dropped: widgets are not graded")
+    if execution.write_limit_reached:
+        warnings.append(
+            "the notebook filled the space it may write where the grader reads (--write-limit); writes beyond failed"
+        )
+    return tuple(warnings)
 
 
 def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context: GradingContext) -> SubmissionResult:

@@ -28,7 +28,8 @@ class ModelRecord:
     recorded it (epochs of every fit, in order) and the grader's own test accuracy."""
 
     architecture: Architecture | None
-    history: dict[str, list[float]] = field(default_factory=dict)
+    # None where a value was not a finite number
+    history: dict[str, list[float | None]] = field(default_factory=dict)
     epoch_times: tuple[float, ...] = ()
     test_accuracy: float | None = None
 

@@ -1,8 +1,8 @@
 """The instrumentation that runs inside the student's kernel, before the first cell.
 
 It serves the grader's data set to ``keras.datasets.<name>.load_data()``, lets
-Keras 2 spellings run, wraps ``Model.compile`` and ``Model.fit`` to record what
-the notebook asked for and did, and exports each model (config as JSON, weights
+Keras 2 spellings run, wraps ``Model.compile``, ``Model.fit`` and
+``Model.train_on_batch`` to record what the notebook asked for and did, and exports each model (config as JSON, weights
 as ``.npy`` arrays) as soon as its ``fit`` returns, so that a later crash, hang
 or dead kernel cannot take a trained model away. ``finish()`` runs after the
 last cell and exports the models that were never fitted.
@@ -20,7 +20,7 @@ from typing import Any
 from grader.kernel.datasets import serve_dataset
 from grader.kernel.keras2 import adapt_keras2
 from grader.kernel.ledger import Ledger
-from grader.kernel.training import wrap_compile, wrap_fit
+from grader.kernel.training import wrap_compile, wrap_fit, wrap_train_on_batch
 from grader.protocol.manifest import HookSettings
 
 _ledger: Ledger | None = None
@@ -38,6 +38,7 @@ def install(settings: dict[str, Any]) -> None:
     serve_dataset(hook_settings.keras_dataset, hook_settings.data_path)
     wrap_compile(keras.Model, ledger, hook_settings)
     wrap_fit(keras.Model, ledger, hook_settings)
+    wrap_train_on_batch(keras.Model, ledger)
     adapt_keras2(keras, ledger.legacy)
     ledger.write_manifest()
     _ledger = ledger

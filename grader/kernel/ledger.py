@@ -4,19 +4,43 @@ of trained models, and the manifest that tells the grader about them."""
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from grader.kernel.export import export_model
 from grader.protocol.files import write_atomically
+from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import json_safe, notebook_namespace
 from grader.protocol.manifest import MANIFEST, MANIFEST_FORMAT, HookSettings
+
+# Rows of train_on_batch images remembered per model: beyond, they are counted, not fingerprinted.
+MAX_BATCH_ROWS = 1_000_000
+
+
+def optimizer_iterations(model: Any) -> int | None:
+    """Training steps the model's optimizer has taken (Keras counts one per batch)."""
+    try:
+        return int(np.asarray(model.optimizer.iterations))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 class Ledger:
     def __init__(self, settings: HookSettings) -> None:
         self.facts_dir = Path(settings.facts_dir)
         self.model_names = settings.model_names
+        self.image_shape = settings.image_shape
+        # Fingerprints of arrays already seen (x_train in every fit), by a checksum of their
+        # bytes (an array changed in place is fingerprinted again): computed once per content.
+        self.fingerprint_cache: dict[tuple[int, tuple[int, ...], str, int], str] = {}
+        self.saved_fingerprints = 0
+        # Models whose compile the grader accelerated (steps_per_execution), by id
+        self.accelerated: set[int] = set()
+        # id(model) -> fingerprints of the rows it got through train_on_batch
+        self.batch_fingerprints: dict[int, list[np.ndarray]] = {}
         # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
         self.records: dict[int, dict[str, Any]] = {}
         self.models: dict[int, Any] = {}
@@ -62,16 +86,57 @@ class Ledger:
             self.write_manifest()
 
     def record(self, model: Any) -> dict[str, Any]:
-        """The record of ``model``'s compile and fit calls, made on first use."""
+        """The record of ``model``'s compile, fit and train_on_batch calls, made on first use."""
         self.models[id(model)] = model
-        return self.records.setdefault(id(model), {"compile": None, "fits": []})
+        return self.records.setdefault(
+            id(model), {"compile": None, "fits": [], "batches": {"calls": 0, "rows": 0, "fingerprints": None}}
+        )
 
-    def fit_count(self) -> int:
-        return sum(len(record["fits"]) for record in self.records.values())
+    def save_fingerprints(self, images: Any, role: str) -> str | None:
+        """Save the row fingerprints of ``images`` (any array-like) and return the file's name."""
+        if images is None or isinstance(images, (str, bytes, dict)):
+            return None
+        try:
+            array = np.ascontiguousarray(images)
+            if array.ndim < 2 or array.dtype.kind not in "biuf":
+                return None
+            key = (len(array), array.shape, array.dtype.str, zlib.crc32(array.data.cast("B")))
+            if key in self.fingerprint_cache:
+                return self.fingerprint_cache[key]
+            fingerprints = row_fingerprints(array, self.image_shape)
+        except Exception:  # a generator, a dataset, a tensor NumPy cannot read: no fingerprints
+            return None
+        self.saved_fingerprints += 1
+        name = f"fit-{self.saved_fingerprints}-{role}.npy"
+        np.save(self.facts_dir / name, fingerprints, allow_pickle=False)
+        self.fingerprint_cache[key] = name
+        return name
+
+    def record_batch(self, model: Any, images: Any) -> None:
+        """A ``train_on_batch`` call: counted, its rows fingerprinted."""
+        batches = self.record(model)["batches"]
+        batches["calls"] += 1
+        try:
+            array = np.asarray(images)
+            batches["rows"] += len(array)
+            if batches["rows"] <= MAX_BATCH_ROWS:
+                self.batch_fingerprints.setdefault(id(model), []).append(row_fingerprints(array, self.image_shape))
+        except Exception:  # not an array of rows: counted, not fingerprinted
+            pass
+
+    def _save_batch_fingerprints(self, model: Any) -> None:
+        found = self.batch_fingerprints.get(id(model))
+        if found:
+            self.saved_fingerprints += 1
+            name = f"batches-{self.saved_fingerprints}.npy"
+            np.save(self.facts_dir / name, np.concatenate(found), allow_pickle=False)
+            self.record(model)["batches"]["fingerprints"] = name
 
     def snapshot(self, model: Any) -> None:
         """Export config and weights now, and bind the spec names that refer to this model."""
         try:
+            self._save_batch_fingerprints(model)
+            self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
             self.snapshots[id(model)] = (self._export(model, origin="fit"), self.cell_position)
             for name in self._names_bound_to(model):
                 self._bind(name, model, *self.snapshots[id(model)], origin="fit")
@@ -98,6 +163,9 @@ class Ledger:
             "cell_position": cell_position,
             "compile": record["compile"],
             "fits": record["fits"],
+            "batches": record["batches"],
+            "iterations_at_snapshot": record.get("iterations_at_snapshot"),
+            "iterations_at_end": optimizer_iterations(model),
         }
 
     def finish(self) -> None:
@@ -109,10 +177,12 @@ class Ledger:
             if not isinstance(model, keras.Model):
                 continue
             try:
+                self._save_batch_fingerprints(model)
                 if id(model) in self.snapshots:
                     self._bind(name, model, *self.snapshots[id(model)], origin="fit")
                     self.manifest["final_configs"][name] = json_safe(model.get_config())
                 elif name not in self.manifest["models"]:
+                    self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
                     self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
             except Exception as error:
                 self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")

@@ -1,6 +1,7 @@
-"""``Model.compile`` and ``Model.fit``, wrapped: each call is recorded in the ledger,
-training is accelerated without changing what it computes, quick mode shortens it,
-and each trained model is exported as soon as its ``fit`` returns."""
+"""``Model.compile``, ``Model.fit`` and ``Model.train_on_batch``, wrapped: each call is
+recorded in the ledger with what it asked for and what it did (epochs completed, optimizer
+steps taken), training is accelerated without changing what it computes, quick mode shortens
+it, and each trained model is exported as soon as its ``fit`` returns."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from grader.kernel.keras2 import LegacyHistory, adapt_fit_arguments
-from grader.kernel.ledger import Ledger
-from grader.protocol.fingerprints import row_fingerprints
+from grader.kernel.ledger import Ledger, optimizer_iterations
 from grader.protocol.keras_objects import describe_compiled, epoch_timer, json_safe
 from grader.protocol.manifest import HookSettings
 
@@ -23,10 +23,13 @@ def wrap_compile(model_class: Any, ledger: Ledger, settings: HookSettings) -> No
     original = model_class.compile
 
     def compile(model: Any, *args: Any, **kwargs: Any) -> Any:
-        if settings.steps_per_execution and "steps_per_execution" not in kwargs:
+        accelerated = bool(settings.steps_per_execution) and "steps_per_execution" not in kwargs
+        if accelerated:
             # The same per-batch steps in the same order, several per graph call: same weights, faster.
             kwargs["steps_per_execution"] = settings.steps_per_execution
         result = original(model, *args, **kwargs)
+        if accelerated:
+            ledger.accelerated.add(id(model))
         described = describe_compiled(model)
         ledger.record(model)["compile"] = described and {
             **described,
@@ -53,12 +56,23 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         ledger.record(model)["fits"].append(call)
         if settings.quick:
             _cut_to_quick(arguments, settings)
+        if arguments["steps_per_epoch"] is not None or arguments["validation_steps"] is not None:
+            _run_as_written(model, ledger)
+        # What Keras is asked to run, after quick mode's cut: what a complete fit must have done.
+        call["ran_epochs"] = _epochs_to_run(arguments)
+        call["ran_rows"] = _rows(arguments["x"])
         if settings.steps_per_execution and arguments["verbose"] in (1, "auto"):
             arguments["verbose"] = 2  # one line per epoch instead of a progress bar redrawn every batch
         timer, epoch_times = epoch_timer()
         arguments["callbacks"] = [*(arguments["callbacks"] or []), timer]
-        history = original(*bound.args, **bound.kwargs)
-        call["epoch_times"] = epoch_times
+        call["iterations_before"] = optimizer_iterations(model)
+        try:
+            history = original(*bound.args, **bound.kwargs)
+        finally:
+            # Recorded however fit ends: a callback that raises must not hide what was trained.
+            call["epoch_times"] = epoch_times
+            call["iterations_after"] = optimizer_iterations(model)
+            call["stopped_early"] = bool(getattr(model, "stop_training", False))
         call["history"] = json_safe(getattr(history, "history", {}))
         call["completed"] = True
         ledger.snapshot(model)
@@ -70,19 +84,47 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
     model_class.fit = fit
 
 
-def _fingerprint(images: Any, role: str, ledger: Ledger) -> str | None:
-    if not isinstance(images, np.ndarray) or images.ndim < 2:
+def _run_as_written(model: Any, ledger: Ledger) -> None:
+    """No acceleration for a model whose fit counts its steps: Keras runs whole executions of
+    ``steps_per_execution`` batches, past a smaller ``steps_per_epoch``."""
+    if id(model) in ledger.accelerated:
+        ledger.accelerated.discard(id(model))
+        model.steps_per_execution = 1
+        model.train_function = model.test_function = model.predict_function = None  # rebuilt for one step
+
+
+def wrap_train_on_batch(model_class: Any, ledger: Ledger) -> None:
+    """Training outside ``fit`` is no way around the checks: each batch is recorded."""
+    original = model_class.train_on_batch
+
+    def train_on_batch(model: Any, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        ledger.record_batch(model, x)
+        return original(model, x, *args, **kwargs)
+
+    train_on_batch.__wrapped__ = original  # type: ignore[attr-defined]
+    model_class.train_on_batch = train_on_batch
+
+
+def _epochs_to_run(arguments: dict[str, Any]) -> int | None:
+    try:
+        return int(arguments["epochs"]) - int(arguments["initial_epoch"] or 0)
+    except (TypeError, ValueError):
         return None
-    name = f"fit-{ledger.fit_count()}-{role}.npy"
-    np.save(ledger.facts_dir / name, row_fingerprints(images), allow_pickle=False)
-    return name
+
+
+def _rows(value: Any) -> int | None:
+    """Rows of an array-like of images (a NumPy array, a tensor of any backend, a nested list)."""
+    shape = _shape(value)
+    return shape[0] if shape else None
 
 
 def _shape(value: Any) -> list[int] | None:
     shape = getattr(value, "shape", None)
+    if shape is None and isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+        return None  # a list of several inputs, not of rows
     try:
-        return [int(dim) for dim in shape] if shape is not None else None
-    except TypeError:
+        return [int(dim) for dim in (shape if shape is not None else np.shape(value))]
+    except (TypeError, ValueError):
         return None
 
 
@@ -97,10 +139,11 @@ def _describe_fit(arguments: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
         "epochs": json_safe(arguments["epochs"]),
         "initial_epoch": json_safe(arguments["initial_epoch"]),
         "validation_split": json_safe(arguments["validation_split"]),
+        "steps_per_epoch": json_safe(arguments["steps_per_epoch"]),
         "x_shape": _shape(x),
-        "x_fingerprints": _fingerprint(x, "x", ledger),
+        "x_fingerprints": ledger.save_fingerprints(x, "x"),
         "validation_shape": _shape(validation_x),
-        "validation_fingerprints": _fingerprint(validation_x, "validation", ledger),
+        "validation_fingerprints": ledger.save_fingerprints(validation_x, "validation"),
         "epoch_times": [],
         "history": {},
         "completed": False,
@@ -111,10 +154,10 @@ def _cut_to_quick(arguments: dict[str, Any], settings: HookSettings) -> None:
     """Quick mode: one epoch on a small slice; the record keeps what was asked."""
     arguments["epochs"] = int(arguments["initial_epoch"] or 0) + 1
     for key in ("x", "y", "sample_weight"):
-        if isinstance(arguments[key], np.ndarray):
+        if _rows(arguments[key]) is not None and hasattr(arguments[key], "__getitem__"):
             arguments[key] = arguments[key][: settings.quick_train_rows]
     validation = arguments["validation_data"]
     if isinstance(validation, (tuple, list)):
         arguments["validation_data"] = tuple(
-            part[: settings.quick_validation_rows] if isinstance(part, np.ndarray) else part for part in validation
+            part[: settings.quick_validation_rows] if _rows(part) is not None else part for part in validation
         )

@@ -6,7 +6,8 @@ The kernel writes, into its facts folder:
   and fit records, and the notebook's environment, export errors and Keras 2 spellings;
 - ``snapshot-N-ORIGIN/``: a model's ``config.json`` (``model.get_config()``) and its
   weights as ``wNNN.npy`` plain arrays;
-- ``fit-N-ROLE.npy``: row fingerprints of the images a ``fit`` call received.
+- ``fit-N-ROLE.npy``: row fingerprints of the images a ``fit`` call received;
+- ``batches-N.npy``: row fingerprints of the images ``train_on_batch`` received.
 Everything in that folder is untrusted: the student's code runs in the process that wrote it.
 """
 
@@ -31,6 +32,8 @@ class HookSettings:
     facts_dir: str
     data_path: str
     keras_dataset: str
+    # The data set's image shape: the canvas row fingerprints are placed on
+    image_shape: tuple[int, ...]
     model_names: tuple[str, ...]
     quick: bool
     quick_train_rows: int
@@ -39,11 +42,11 @@ class HookSettings:
     steps_per_execution: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "model_names": list(self.model_names)}
+        return {**asdict(self), "model_names": list(self.model_names), "image_shape": list(self.image_shape)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HookSettings:
-        return cls(**{**data, "model_names": tuple(data["model_names"])})
+        return cls(**{**data, "model_names": tuple(data["model_names"]), "image_shape": tuple(data["image_shape"])})
 
 
 def preamble(settings: HookSettings) -> str:

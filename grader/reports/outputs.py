@@ -1,6 +1,7 @@
 """Write a run's outputs into the output folder: ``results.json``, ``gradebook.csv``,
 ``checks.csv``, ``index.html``, and per submission its page and its executed notebook.
-Every file is written whole or not at all."""
+Every file is written whole or not at all, and a page that cannot be drawn is replaced by a
+plain one that says why: one submission never costs the class its reports."""
 
 from __future__ import annotations
 
@@ -10,25 +11,52 @@ from pathlib import Path
 from grader.judge.results import GradeRun, SubmissionResult
 from grader.protocol.files import write_atomically
 from grader.reports.gradebooks import checks_csv, gradebook_csv
-from grader.reports.pages import NOTEBOOKS_DIR, PAGES_DIR, index_page, notebook_page, page_name, submission_page
+from grader.reports.pages import (
+    NOTEBOOKS_DIR,
+    PAGES_DIR,
+    index_page,
+    notebook_page,
+    page_name,
+    plain_page,
+    submission_page,
+)
 from grader.spec.exercise import Spec
 
 
-def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, spec: Spec, out_dir: Path) -> None:
-    """One submission's page and its executed notebook, written as soon as it is graded."""
+def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, spec: Spec, out_dir: Path) -> str | None:
+    """One submission's page and its executed notebook, written as soon as it is graded; what
+    went wrong drawing them, if anything (a plain page says so in their place)."""
     name = page_name(result.id)
+    (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
     link = None
+    problem = None
     if notebook is not None:
         (out_dir / NOTEBOOKS_DIR).mkdir(parents=True, exist_ok=True)
-        write_atomically(out_dir / NOTEBOOKS_DIR / name, notebook_page(result, notebook, run.mode))
         link = f"../{NOTEBOOKS_DIR}/{name}"
-    (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
-    write_atomically(out_dir / PAGES_DIR / name, submission_page(result, run, spec, link))
+        try:
+            page = notebook_page(result, notebook, run.mode)
+        except Exception as error:  # a notebook nbconvert cannot render: the grade stands without it
+            problem = f"the executed notebook of {result.id} could not be rendered ({type(error).__name__}: {error})"
+            page = plain_page(result.id, problem)
+        write_atomically(out_dir / NOTEBOOKS_DIR / name, page)
+    try:
+        page = submission_page(result, run, spec, link)
+    except Exception as error:
+        problem = f"the page of {result.id} could not be drawn ({type(error).__name__}: {error})"
+        page = plain_page(result.id, problem + "\n\n" + json.dumps(result.to_dict(), indent=2))
+    write_atomically(out_dir / PAGES_DIR / name, page)
+    return problem
 
 
-def write_summaries(run: GradeRun, spec: Spec, out_dir: Path) -> None:
-    """The files about the whole class."""
+def write_summaries(run: GradeRun, spec: Spec, out_dir: Path) -> str | None:
+    """The files about the whole class, the data first; what went wrong drawing the class page."""
+    write_atomically(out_dir / "results.json", json.dumps(run.to_dict(), indent=2) + "\n")
     write_atomically(out_dir / "gradebook.csv", gradebook_csv(run))
     write_atomically(out_dir / "checks.csv", checks_csv(run))
-    write_atomically(out_dir / "index.html", index_page(run, spec))
-    write_atomically(out_dir / "results.json", json.dumps(run.to_dict(), indent=2) + "\n")
+    try:
+        write_atomically(out_dir / "index.html", index_page(run, spec))
+    except Exception as error:
+        problem = f"the class page could not be drawn ({type(error).__name__}: {error})"
+        write_atomically(out_dir / "index.html", plain_page(run.spec, problem + "; results.json holds every result."))
+        return problem
+    return None

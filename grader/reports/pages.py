@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from html import escape
 
+import bleach
 import nbformat
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from nbconvert import HTMLExporter
@@ -34,6 +36,9 @@ NOTEBOOK_TAGS = (
     *("hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td"),
     *("th", "thead", "tr", "ul"),
 )
+PROTOCOLS = ("http", "https", "mailto", "data")
+LINK_PREFIXES = ("http://", "https://", "mailto:", "#")
+IMAGE_PREFIXES = tuple(f"data:image/{kind};base64," for kind in ("png", "jpeg", "gif", "svg+xml"))
 
 _templates = Environment(
     loader=PackageLoader("grader.reports", "templates"),
@@ -55,6 +60,15 @@ def _content_policy(script: str | None = None) -> str:
     return (
         f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {allowed}; "
         "base-uri 'none'; form-action 'none'"
+    )
+
+
+def plain_page(title: str, text: str) -> str:
+    """A page of plain, escaped text: what is shown where a page could not be drawn."""
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+        f'content="{_content_policy()}"><title>{escape(title)}</title></head>'
+        f"<body><h1>{escape(title)}</h1><pre>{escape(text)}</pre></body></html>\n"
     )
 
 
@@ -134,6 +148,27 @@ def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, noteboo
     )
 
 
+def sanitized_html(html: str) -> str:
+    """``html`` with only the tags of ``NOTEBOOK_TAGS`` and the attributes ``_allowed_attribute``
+    lets through: no event handler, no ``javascript:`` link, images only as data URIs. The
+    exported page is cleaned whole, since a notebook's markdown links and an output's metadata
+    (an image's ``width``) reach it past nbconvert's own sanitiser."""
+    clean: str = bleach.clean(html, tags=NOTEBOOK_TAGS, attributes=_allowed_attribute, protocols=PROTOCOLS, strip=True)
+    return clean
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name in ("class", "id", "title") or (tag == "img" and name == "alt"):
+        return True
+    if tag == "a" and name == "href":
+        return value.startswith(LINK_PREFIXES)
+    if tag == "img" and name == "src":
+        return value.startswith(IMAGE_PREFIXES)
+    if name in ("width", "height", "colspan", "rowspan"):
+        return value.isdigit()
+    return False
+
+
 def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> str:
     """The notebook as it ran, sanitised: a student's HTML keeps its look, never its scripts."""
     notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
@@ -144,7 +179,7 @@ def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> st
         result=result,
         result_page=page_name(result.id),
         mode=mode,
-        body=body,
+        body=sanitized_html(body),
         highlight_css=HtmlFormatter(style="default").get_style_defs(".highlight"),
         content_policy=_content_policy(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ def _data_uri(figure: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def learning_curves(history: Mapping[str, Sequence[float]], bands: Mapping[str, Band]) -> str | None:
+def learning_curves(history: Mapping[str, Sequence[float | None]], bands: Mapping[str, Band]) -> str | None:
     """Loss and accuracy per epoch, training and validation, over the reference band."""
     if not history and not bands:
         return None
@@ -60,7 +61,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], bands: Mapping[str, 
                 if values:
                     axis.plot(
                         range(1, len(values) + 1),
-                        values,
+                        [math.nan if value is None else value for value in values],  # a gap where not a number
                         color=color,
                         marker="o",
                         markersize=2.5,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +34,10 @@ FINISH_GRACE_SECONDS = 60.0
 SOURCE_PREVIEW_CHARS = 160
 # Outputs kept per notebook; a flood beyond this is dropped as it arrives.
 MAX_OUTPUT_BYTES = 2 * 2**20
+# Characters kept of an exception's name and message.
+MAX_ERROR_CHARS = 2000
+# How often the watchdog looks at what the kernel wrote, where no tmpfs caps it.
+WRITE_WATCH_SECONDS = 0.5
 # The kernel every notebook runs in, whatever its metadata names: the grader's own Python.
 GRADER_KERNEL = "python3"
 
@@ -44,8 +51,20 @@ class CellError:
     evalue: str
     source: str
 
+    @classmethod
+    def of(cls, cell_index: int, content: dict[str, Any], source: str) -> CellError:
+        """From an execute reply, its name and message cut to a bound (saying so)."""
+        return cls(cell_index, _cut(content.get("ename")), _cut(content.get("evalue")), source_preview(source))
+
     def describe(self) -> str:
         return f"cell {self.cell_index} raised {self.ename}: {self.evalue} (in: {self.source})"
+
+
+def _cut(value: object) -> str:
+    text = str(value)
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}… ({len(text) - MAX_ERROR_CHARS:,} more characters cut)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,10 @@ class Execution:
     instrumentation_output: str = ""
     # The kernel the notebook's metadata named, if any; it ran in the grader's own regardless.
     kernel_asked: str | None = None
+    # Widget (comm) messages the kernel sent: not graded, dropped as they arrive.
+    comm_messages: int = 0
+    # The notebook filled the space it may write where the grader reads.
+    write_limit_reached: bool = False
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -94,12 +117,17 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 class CappedNotebookClient(NotebookClient):
     """Keeps at most ``MAX_OUTPUT_BYTES`` of outputs, so that a notebook printing
-    without end cannot exhaust the grader's memory."""
+    without end cannot exhaust the grader's memory, and drops widget messages: nothing
+    graded depends on them, and a malformed one must not stop the grading."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.output_bytes = 0
         self.output_dropped = False
+        self.comm_messages = 0
+
+    def handle_comm_msg(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
+        self.comm_messages += 1
 
     def output(
         self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
@@ -142,11 +170,9 @@ def execute_notebook(
             return
         index = student_index.get(cell_index)
         if index is not None:
-            errors.append(
-                CellError(index, str(content.get("ename")), str(content.get("evalue")), source_preview(cell.source))
-            )
+            errors.append(CellError.of(index, content, cell.source))
         elif cell_index == 0:
-            preamble_error.append(f"{content.get('ename')}: {content.get('evalue')}")
+            preamble_error.append(f"{_cut(content.get('ename'))}: {_cut(content.get('evalue'))}")
 
     finishing = False
 
@@ -158,6 +184,7 @@ def execute_notebook(
     client = CappedNotebookClient(
         run,
         kernel_name=GRADER_KERNEL,
+        store_widget_state=False,
         allow_errors=True,
         interrupt_on_timeout=False,
         kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
@@ -169,16 +196,17 @@ def execute_notebook(
     outcome: Outcome = "completed"
     message: str | None = None
     # The kernel's own stdout/stderr (C++ logs, writes to fd 2) stay out of the grader's console.
-    kernel_log = (sandbox.ipc_dir.parent / "kernel.log").open("wb")
+    kernel_log = sandbox.kernel_log.open("wb")
     try:
         with (
             kernel_log,
-            sandbox,
+            sandbox.confined(),
             client.setup_kernel(
                 env=sandbox.kernel_environment(),
                 stdout=kernel_log,
                 stderr=kernel_log,
             ),
+            _write_watchdog(sandbox, client) as overwritten,
         ):
             try:
                 for index, cell in enumerate(run.cells[:-1]):
@@ -193,6 +221,8 @@ def execute_notebook(
             except DeadKernelError:
                 outcome = "dead_kernel"
                 message = _dead_kernel_message(client, run, student_index, sandbox)
+                if overwritten.is_set():
+                    message = f"the notebook wrote more than its limit of {sandbox.limits.write_bytes / 2**20:,.0f} MiB"
             if preamble_error or (outcome != "completed" and client.code_cells_executed <= 1):
                 # No student code had run: the grader's own set-up failed.
                 reason = preamble_error[0] if preamble_error else message
@@ -217,7 +247,38 @@ def execute_notebook(
         executed,
         instrumentation_output=_outputs_text([run.cells[0], run.cells[-1]]),
         kernel_asked=notebook.get("metadata", {}).get("kernelspec", {}).get("name"),
+        comm_messages=client.comm_messages,
+        write_limit_reached=sandbox.written_bytes() >= WRITE_LIMIT_FULL * sandbox.limits.write_bytes,
     )
+
+
+# A tmpfs this full was filled: the notebook met its limit (a write then fails with ENOSPC).
+WRITE_LIMIT_FULL = 0.95
+
+
+@contextmanager
+def _write_watchdog(sandbox: Sandbox, client: NotebookClient) -> Iterator[threading.Event]:
+    """Where no tmpfs caps what the kernel writes, a thread that kills the kernel once it has
+    written more than its limit; the event it yields is set when it did."""
+    overwritten = threading.Event()
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(WRITE_WATCH_SECONDS):
+            if sandbox.written_bytes() > sandbox.limits.write_bytes:
+                overwritten.set()
+                process = getattr(getattr(client.km, "provisioner", None), "process", None)
+                if process is not None:
+                    process.kill()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    if not sandbox.isolation.write_cap:
+        watcher.start()
+    try:
+        yield overwritten
+    finally:
+        finished.set()
 
 
 def _outputs_text(cells: list[NotebookNode]) -> str:

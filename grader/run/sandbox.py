@@ -1,31 +1,30 @@
-"""Isolation of a notebook's kernel: what this machine offers, and the command
-that starts a kernel inside it.
+"""One kernel's sandbox: its folders on the host, the command that starts a kernel inside
+every isolation layer this machine offers (``grader.run.isolation``), and its cgroups.
 
-Layers, each probed once per run and used when present:
-- bubblewrap: no network (a private loopback only), a read-only view of the
-  system and the Python installation and nothing else of the host, a private
-  size-capped ``/tmp``, every process killed with the sandbox;
-- a real uid change to ``nobody`` when the grader runs as root (setpriv);
-- rlimits (prlimit): CPU time, file size, open files, processes, no core dumps;
-- cgroup v1 memory and pids groups, so running out of memory is recognised.
+The kernel talks to the grader over Unix sockets (ZMQ's ipc transport) in a folder shared
+with the sandbox, since its loopback is not the grader's. What it may write on the host (that
+folder, the facts folder the instrumentation exports to, its working folder without
+bubblewrap) lies on a tmpfs of ``Limits.write_bytes`` where one can be mounted.
 
-The kernel talks to the grader over Unix sockets (ZMQ's ipc transport) in a
-folder shared with the sandbox, since its loopback is not the grader's.
+A ``Sandbox`` is a context manager for its folders (``with Sandbox(...) as sandbox``: they
+stay readable until the block ends, for the facts to be read and the models evaluated);
+``confined()`` is one for the kernel's cgroups, which kill every process left when it ends.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+import secrets
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-NOBODY = 65534
+from grader.run.isolation import Isolation, Limits, failure
+
 INSIDE_DATA = "/grader/data.npz"
 INSIDE_FACTS = "/grader/facts"
 INSIDE_WORKDIR = "/tmp/work"
@@ -33,169 +32,79 @@ INSIDE_REFERENCE = "/grader/reference"
 # The grader package, which the kernel imports its instrumentation from.
 GRADER_PACKAGE = Path(__file__).resolve().parents[1]
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt")
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory_bytes: int = 8 * 2**30
-    processes: int = 4096  # threads count: TensorFlow starts dozens
-    file_bytes: int = 2 * 2**30
-    scratch_bytes: int = 2 * 2**30
-    open_files: int = 4096
-
-
-# The layers, as warnings and results name them.
-BUBBLEWRAP = "bubblewrap (no network, read-only system, private scratch)"
-UID_CHANGE = "a change to an unprivileged uid"
-RLIMITS = "rlimits (prlimit)"
-MEMORY_CGROUP = "a memory cgroup"
-PIDS_CGROUP = "a pids cgroup"
-LAYERS = (BUBBLEWRAP, UID_CHANGE, RLIMITS, MEMORY_CGROUP, PIDS_CGROUP)
-
-
-@dataclass(frozen=True)
-class Isolation:
-    """The isolation layers this machine offers, and why each missing one is missing."""
-
-    bubblewrap: str | None
-    uid_change: bool
-    rlimits: bool
-    memory_cgroup: Path | None
-    pids_cgroup: Path | None
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def missing(self) -> list[str]:
-        present = {
-            BUBBLEWRAP: self.bubblewrap is not None,
-            UID_CHANGE: self.uid_change,
-            RLIMITS: self.rlimits,
-            MEMORY_CGROUP: self.memory_cgroup is not None,
-            PIDS_CGROUP: self.pids_cgroup is not None,
-        }
-        return [
-            layer + (f": {self.reasons[layer]}" if layer in self.reasons else "")
-            for layer in LAYERS
-            if not present[layer]
-        ]
-
-    @property
-    def level(self) -> str:
-        missing = self.missing()
-        return "full" if not missing else "none" if len(missing) == len(LAYERS) else "partial"
-
-    def describe(self) -> str:
-        missing = self.missing()
-        return self.level + (f" (missing: {'; '.join(missing)})" if missing else "")
-
-
-def probe_isolation() -> Isolation:
-    """Find out which layers work here, by trying each, once before a batch starts."""
-    reasons: dict[str, str] = {}
-    bubblewrap = shutil.which("bwrap")
-    if bubblewrap is None:
-        reasons[BUBBLEWRAP] = "bwrap is not installed (Debian: apt-get install bubblewrap)"
-    else:
-        refused = _failure([bubblewrap, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"])
-        if refused:
-            bubblewrap, reasons[BUBBLEWRAP] = None, f"bwrap cannot create its namespaces here ({refused})"
-    rlimits = shutil.which("prlimit") is not None
-    if not rlimits:
-        reasons[RLIMITS] = "prlimit (util-linux) is not installed"
-    cgroups = {}
-    for layer, controller in ((MEMORY_CGROUP, "memory"), (PIDS_CGROUP, "pids")):
-        cgroups[controller] = _own_cgroup(controller)
-        if cgroups[controller] is None:
-            reasons[layer] = f"no cgroup v1 {controller} hierarchy in which this process may create groups"
-    isolation = Isolation(bubblewrap, True, rlimits, cgroups["memory"], cgroups["pids"])
-    # An unprivileged grader has nothing to drop; as root, the kernel becomes nobody if nobody can run it.
-    if os.geteuid() == 0:
-        refused = (
-            "setpriv (util-linux) is not installed" if shutil.which("setpriv") is None else _nobody_failure(isolation)
-        )
-        if refused:
-            reasons[UID_CHANGE] = refused
-            isolation = replace(isolation, uid_change=False)
-    return replace(isolation, reasons=reasons)
-
-
-def _nobody_failure(isolation: Isolation) -> str | None:
-    """Why uid nobody cannot start the grader's kernel in this sandbox, or None if it can (say,
-    the Python installation lies under a folder only root may read)."""
-    with tempfile.TemporaryDirectory(prefix="grader-probe-") as scratch:
-        folder = Path(scratch)
-        placeholder = folder / "placeholder"
-        placeholder.write_bytes(b"")
-        sandbox = Sandbox(isolation, Limits(), folder, placeholder, placeholder, cpu_seconds=60)
-        sandbox.notebook.write_bytes(b"")
-        failure = _failure(sandbox.wrapped([sys.executable, "-c", NOBODY_PROBE]), timeout=120)
-    return f"uid {NOBODY} cannot run the grader's Python here ({failure})" if failure else None
-
-
-# What the kernel needs to start: the interpreter, ipykernel, the instrumentation and Keras.
-NOBODY_PROBE = (
-    "import importlib.util, ipykernel.kernelapp, grader.kernel; "
-    "missing = [m for m in ('keras',) if importlib.util.find_spec(m) is None]; "
-    "assert not missing, f'cannot import {missing}'"
-)
-
-
-def _failure(command: list[str], timeout: float = 20) -> str | None:
-    """Why ``command`` failed (the last line it printed), or None when it succeeded."""
-    try:
-        completed = subprocess.run(command, capture_output=True, timeout=timeout, text=True)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
-    if completed.returncode == 0:
-        return None
-    lines = (completed.stderr or completed.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit status {completed.returncode}"
-
-
-def _own_cgroup(controller: str) -> Path | None:
-    """This process's cgroup v1 folder for ``controller``, if we may create children in it."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            folder = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
-            probe = folder / f"grader-probe-{uuid.uuid4().hex[:8]}"
-            try:
-                probe.mkdir()
-                probe.rmdir()
-            except OSError:
-                return None
-            return folder
-    return None
+# Each sandbox runs as a uid of its own from this range, owned by no account: a per-user limit
+# (processes, threads) is then a per-sandbox limit, and no two sandboxes share their files.
+SANDBOX_UIDS = range(2**20, 2**20 + 2**24)
 
 
 class Sandbox:
-    """One kernel's sandbox: its folders, its cgroups and the command that starts it."""
-
     def __init__(
-        self, isolation: Isolation, limits: Limits, scratch: Path, data_path: Path, spec_path: Path, cpu_seconds: int
+        self,
+        isolation: Isolation,
+        limits: Limits,
+        scratch: Path,
+        data_path: Path,
+        reference_files: list[Path],
+        cpu_seconds: int,
     ) -> None:
+        """``reference_files`` are what ``grader.check`` needs inside (the spec and its
+        calibration): bound one by one, never their folder, which holds the solution."""
         self.isolation = isolation
         self.limits = limits
         self.data_path = data_path
-        self.spec_path = spec_path
+        self.reference_files = reference_files
         self.cpu_seconds = cpu_seconds
+        self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
         self.notebook = scratch / "submission.ipynb"
-        self.facts_dir = scratch / "facts"
-        self.ipc_dir = scratch / "ipc"
-        self.workdir = scratch / "work"  # used when there is no bubblewrap
-        for folder in (self.facts_dir, self.ipc_dir, self.workdir):
-            folder.mkdir()
-            if os.geteuid() == 0 and isolation.uid_change:
-                os.chown(folder, NOBODY, NOBODY)
-        scratch.chmod(0o755)
+        self.writable = scratch / "writable"
+        self.facts_dir = self.writable / "facts"
+        self.ipc_dir = self.writable / "ipc"
+        self.workdir = self.writable / "work"  # used when there is no bubblewrap
+        self.kernel_log = scratch / "kernel.log"
         self.cgroups = [
             base / f"grader-{uuid.uuid4().hex[:12]}"
             for base in (isolation.memory_cgroup, isolation.pids_cgroup)
             if base
         ]
+
+    @property
+    def changes_uid(self) -> bool:
+        return os.geteuid() == 0 and self.isolation.uid_change
+
+    def __enter__(self) -> Sandbox:
+        self.writable.mkdir()
+        if self.isolation.write_cap:
+            refused = failure(
+                ["mount", "-t", "tmpfs", "-o", f"size={self.limits.write_bytes},mode=0755", "tmpfs", str(self.writable)]
+            )
+            if refused:
+                raise OSError(f"cannot mount the sandbox's tmpfs: {refused}")
+        for folder in (self.facts_dir, self.ipc_dir, self.workdir):
+            folder.mkdir()
+            if self.changes_uid:
+                os.chown(folder, self.uid, self.uid)
+        self.writable.parent.chmod(0o755)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.isolation.write_cap:
+            failure(["umount", "--lazy", str(self.writable)])
+
+    def written_bytes(self, limit_entries: int = 100_000) -> int:
+        """What the kernel has written where the grader reads; past ``limit_entries`` files, a
+        number past every limit (so many files are themselves too much)."""
+        total = 0
+        entries = 0
+        for folder, _, files in os.walk(self.writable):
+            for name in files:
+                entries += 1
+                if entries > limit_entries:
+                    return 2**62
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except OSError:
+                    continue
+        return total
 
     # Paths as the notebook sees them
     @property
@@ -209,7 +118,8 @@ class Sandbox:
     @property
     def inside_spec(self) -> str:
         """Where ``grader.check`` finds the spec (as ``GRADER_SPEC``) inside the sandbox."""
-        return f"{INSIDE_REFERENCE}/{self.spec_path.name}" if self.isolation.bubblewrap else str(self.spec_path)
+        spec = self.reference_files[0]
+        return f"{INSIDE_REFERENCE}/{spec.name}" if self.isolation.bubblewrap else str(spec)
 
     def kernel_command(self, connection_file: str) -> list[str]:
         kernel = self.wrapped([sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
@@ -231,9 +141,9 @@ class Sandbox:
                 "--",
                 *command,
             ]
-        if os.geteuid() == 0 and self.isolation.uid_change:
+        if self.changes_uid:
             command = [
-                "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--", *command,
             ]  # fmt: skip
         if self.isolation.bubblewrap:
@@ -260,8 +170,9 @@ class Sandbox:
             arguments += ["--dev-bind", str(device), str(device)]
         arguments += [*_parents(str(self.ipc_dir), made), "--bind", str(self.ipc_dir), str(self.ipc_dir)]
         arguments += ["--dir", "/grader", "--ro-bind", str(self.data_path), INSIDE_DATA]
-        arguments += ["--bind", str(self.facts_dir), INSIDE_FACTS]
-        arguments += ["--ro-bind", str(self.spec_path.parent), INSIDE_REFERENCE]
+        arguments += ["--bind", str(self.facts_dir), INSIDE_FACTS, "--dir", INSIDE_REFERENCE]
+        for reference in self.reference_files:
+            arguments += ["--ro-bind", str(reference), f"{INSIDE_REFERENCE}/{reference.name}"]
         arguments += ["--ro-bind", str(self.notebook), f"{INSIDE_WORKDIR}/submission.ipynb", "--chdir", INSIDE_WORKDIR]
         environment = self.kernel_environment()
         arguments += ["--clearenv", *(item for name in environment for item in ("--setenv", name, environment[name]))]
@@ -269,32 +180,39 @@ class Sandbox:
 
     def kernel_environment(self) -> dict[str, str]:
         """The variables the kernel runs with. In bubblewrap they are all it gets; without it they
-        are added to the grader's own."""
+        are added to the grader's own, with a home of the sandbox's own."""
         variables = {
             # TensorFlow's C++ start-up chatter is noise in a student's report.
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONUNBUFFERED": "1",
             "GRADER_SPEC": self.inside_spec,
         }
+        home = "/tmp" if self.isolation.bubblewrap else str(self.workdir)
+        variables |= {
+            "HOME": home,
+            "JUPYTER_RUNTIME_DIR": f"{home}/jupyter",
+            "IPYTHONDIR": f"{home}/ipython",
+            "MPLCONFIGDIR": f"{home}/matplotlib",
+            "KERAS_HOME": f"{home}/keras",
+        }
         if not self.isolation.bubblewrap:
             return {**os.environ, **variables}
-        variables |= {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp",
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
-            "IPYTHONDIR": "/tmp/ipython",
-            "MPLCONFIGDIR": "/tmp/matplotlib",
-        }
+        variables |= {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
         gpu_settings = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH")
         return variables | {name: os.environ[name] for name in gpu_settings if name in os.environ}
 
-    def __enter__(self) -> Sandbox:
-        for group in self.cgroups:
-            group.mkdir()
-            limit = self.limits.memory_bytes if "memory" in group.parts else self.limits.processes
-            (group / ("memory.limit_in_bytes" if "memory" in group.parts else "pids.max")).write_text(str(limit))
-        return self
+    @contextmanager
+    def confined(self) -> Iterator[Sandbox]:
+        """The kernel's cgroups, for as long as it runs; every process left in them is killed after."""
+        try:
+            for group in self.cgroups:
+                group.mkdir()
+                limit = self.limits.memory_bytes if "memory" in group.parts else self.limits.processes
+                (group / ("memory.limit_in_bytes" if "memory" in group.parts else "pids.max")).write_text(str(limit))
+            yield self
+        finally:
+            for group in self.cgroups:
+                _kill_and_remove(group)
 
     def out_of_memory(self) -> bool:
         """Whether the memory cgroup killed a process of this sandbox."""
@@ -306,9 +224,26 @@ class Sandbox:
                     return True
         return False
 
-    def __exit__(self, *exc: object) -> None:
-        for group in self.cgroups:
-            _kill_and_remove(group)
+
+def unprivileged_failure(isolation: Isolation) -> str | None:
+    """Why a sandbox's own uid cannot start the grader's kernel here, or None if it can (it
+    cannot where the Python installation lies under a folder only root may enter)."""
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as folder:
+        scratch = Path(folder)
+        placeholder = scratch / "placeholder"
+        placeholder.write_bytes(b"")
+        with Sandbox(isolation, Limits(), scratch, placeholder, [placeholder], cpu_seconds=60) as sandbox:
+            sandbox.notebook.write_bytes(b"")
+            refused = failure(sandbox.wrapped([sys.executable, "-c", KERNEL_PROBE]), timeout=120)
+    return f"an unprivileged uid cannot run the grader's Python here ({refused})" if refused else None
+
+
+# What the kernel needs to start: the interpreter, ipykernel, the instrumentation and Keras.
+KERNEL_PROBE = (
+    "import importlib.util, ipykernel.kernelapp, grader.kernel; "
+    "missing = [m for m in ('keras',) if importlib.util.find_spec(m) is None]; "
+    "assert not missing, f'cannot import {missing}'"
+)
 
 
 def _parents(path: str, made: set[str]) -> list[str]:

@@ -99,6 +99,12 @@ class Spec:
     def calibration_path(self) -> Path | None:
         return self._calibration_path
 
+    @property
+    def files(self) -> list[Path]:
+        """The spec file, and its calibration file if it has one: what reading the spec needs."""
+        calibration = self._calibration_path
+        return [self.path, *([calibration] if calibration is not None and calibration.is_file() else [])]
+
     def require_accuracy_ranges(self) -> None:
         """Full grading needs every range; say how to get them."""
         missing = [model.name for model in self.models if model.accuracy is None]

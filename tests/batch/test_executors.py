@@ -78,7 +78,8 @@ def test_a_shipped_context_unpacks_to_the_same_spec_and_data_and_probes_its_own_
     import dataclasses
 
     from grader.batch.ray_cluster import ShippedContext
-    from grader.run.sandbox import Isolation, probe_isolation
+    from grader.run.isolation import Isolation
+    from grader.run.probe import probe_isolation
 
     data = tmp_path / "mnist.npz"
     data.write_bytes(b"arrays")

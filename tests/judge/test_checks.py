@@ -65,6 +65,7 @@ def test_every_check_says_what_it_expected_and_found(spec):
         "epochs": 10,
         "train_samples": 10000,
         "test_images": 9997,
+        "steps_outside_fit": 0,
     }
     assert checks["model_2.accuracy"].actual == 0.5
     assert "below" not in checks["model_2.accuracy"].message  # low accuracy gets advice on preprocessing
@@ -104,3 +105,60 @@ def test_a_history_that_disagrees_with_the_weights_is_reported(spec):
     (warning,) = doctored_history_warnings(spec, models, evaluations)
     assert warning.startswith("model_2's training history claims a final validation accuracy of 0.9700")
     assert "reach 0.9412" in warning
+
+
+def correct_model_1(spec, **fit_changes: Any) -> ModelFacts:
+    case = json.loads((FIXTURES / "facts" / "all_correct_full.json").read_text())
+    facts = model_facts("model_1", case["models"]["model_1"])
+    return dataclasses.replace(facts, fits=(dataclasses.replace(facts.fits[0], **fit_changes),))
+
+
+@pytest.mark.parametrize(
+    ("fit_changes", "message"),
+    [
+        # a callback stops the run after one epoch, or before its first batch
+        ({"epoch_times": [1.5], "stopped_early": True}, "a fit stopped early (a callback set stop_training) after 1"),
+        ({"epoch_times": [], "completed": False, "iterations_after": 0}, "a fit raised an error after 0 of the 30"),
+        # steps_per_epoch=2: thirty epochs of two batches
+        ({"steps_per_epoch": 2, "iterations_after": 60}, "took 60 training steps where 30 epochs"),
+        ({"iterations_after": 60}, "took 60 training steps where 30 epochs of its data in batches of 128 take 14,070"),
+    ],
+)
+def test_training_is_judged_on_what_fit_completed_not_on_what_it_asked(spec, fit_changes, message):
+    from grader.judge.checks import check_training
+
+    facts = correct_model_1(spec, **fit_changes)
+    status, _, _, text = check_training(spec.model("model_1"), facts, 60000)
+    assert status == "fail" and message in text
+    assert check_training(spec.model("model_1"), correct_model_1(spec), 60000)[0] == "pass"
+
+
+def test_training_outside_fit_and_test_rows_over_every_call_fail_the_training_check(spec):
+    from grader.judge.checks import check_training
+    from grader.judge.facts import BatchTraining
+
+    model = spec.model("model_1")
+    outside = dataclasses.replace(correct_model_1(spec), iterations_at_snapshot=14070 + 50)
+    status, _, actual, text = check_training(model, outside, 60000)
+    assert status == "fail" and actual["steps_outside_fit"] == 50 and "trained outside fit" in text
+    batches = dataclasses.replace(correct_model_1(spec), batches=BatchTraining(calls=3, rows=384, test_rows=384))
+    status, _, actual, text = check_training(model, batches, 60000)
+    assert status == "fail" and "trained on 384 test images" in text and actual["steps_outside_fit"] == 3
+    # 599 test images in each of 20 fits: a few per fit, many in all
+    base = correct_model_1(spec)
+    few = dataclasses.replace(base.fits[0], epochs=1, ran_epochs=1, epoch_times=[1.0], test_rows=599, rows=60599)
+    status, _, _, text = check_training(model, dataclasses.replace(base, fits=(few,) * 20), 60000)
+    assert status == "fail" and "trained on 11,980 test images" in text
+
+
+def test_a_model_far_better_on_test_images_than_on_training_images_is_reported(spec):
+    from grader.judge.checks import test_set_training_warnings
+
+    models = {"model_1": correct_model_1(spec)}
+    honest = {"model_1": Evaluation(0.976, None, 0.991)}
+    suspicious = {"model_1": Evaluation(0.999, None, 0.95)}
+    assert test_set_training_warnings(models, honest) == []
+    assert (
+        "classifies 99.90% of the test images right but only 95.00%"
+        in test_set_training_warnings(models, suspicious)[0]
+    )

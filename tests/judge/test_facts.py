@@ -15,7 +15,8 @@ NAMES = ["model_1", "model_2", "model_3"]
 @pytest.fixture
 def fingerprints():
     rng = np.random.default_rng(0)
-    return DataFingerprints(row_fingerprints(rng.random((40, 64)) > 0.5), row_fingerprints(rng.random((10, 64)) > 0.5))
+    images = rng.random((50, 8, 8)) > 0.5
+    return DataFingerprints(row_fingerprints(images[:40], (8, 8)), row_fingerprints(images[40:], (8, 8)))
 
 
 def write_facts(facts_dir, models, **extra):
@@ -124,7 +125,7 @@ def test_a_pickle_in_place_of_fingerprints_is_not_loaded(tmp_path, fingerprints)
     np.save(tmp_path / "fit-0-x.npy", np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     write_facts(tmp_path, {"model_1": {"snapshot": folder, "fits": [fit_record(x_fingerprints="fit-0-x.npy")]}})
     facts = read_facts(tmp_path, NAMES, fingerprints, {})
-    assert "unreadable" in facts.warnings[0]
+    assert "python objects are refused" in facts.warnings[0]
 
 
 def test_a_model_changed_after_training_is_graded_as_trained_with_a_warning(tmp_path, fingerprints):
@@ -156,3 +157,51 @@ def test_a_failed_export_is_reported(tmp_path, fingerprints):
     assert read_facts(tmp_path, NAMES, fingerprints, {}).warnings == (
         "a model could not be exported: model_2: ValueError: weights too large",
     )
+
+
+def test_a_fifo_in_place_of_a_file_never_blocks_the_reader(tmp_path, fingerprints):
+    import os
+
+    folder = snapshot(tmp_path)
+    os.remove(tmp_path / folder / "config.json")
+    os.mkfifo(tmp_path / folder / "config.json")
+    write_facts(tmp_path, {"model_1": {"snapshot": folder, "fits": [fit_record()]}})
+    model = read_facts(tmp_path, NAMES, fingerprints, {}).models["model_1"]
+    assert model.architecture is None and "not a regular file" in model.problem
+    os.remove(tmp_path / "manifest.json")
+    os.mkfifo(tmp_path / "manifest.json")
+    assert "not a regular file" in read_facts(tmp_path, NAMES, fingerprints, {}).warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+        ('{"models": {"model_1": {"compile": {"learning_rate": 1' + "0" * 400 + "}}}}", "an integer of 401 digits"),
+    ],
+)
+def test_a_manifest_built_to_break_the_parser_is_a_warning(tmp_path, fingerprints, manifest, message):
+    (tmp_path / "manifest.json").write_text(manifest)
+    facts = read_facts(tmp_path, NAMES, fingerprints, {})
+    assert facts.models == {} and message in facts.warnings[0]
+
+
+def test_odd_values_are_kept_as_gaps_and_every_string_and_list_is_cut(tmp_path, fingerprints):
+    folder = snapshot(tmp_path)
+    history = {"loss": [0.5, float("nan"), 1e308, 0.2], "accuracy": [0.9] * 5000}
+    write_facts(
+        tmp_path,
+        {"model_1": {"snapshot": folder, "fits": [fit_record(history=history)]}},
+        environment={"devices": None, "tensorflow": "x" * 10_000, "keras": ["a"] * 1000},
+        export_errors=["e" * 100_000] * 50,
+    )
+    facts = read_facts(tmp_path, NAMES, fingerprints, {})
+    model = facts.models["model_1"]  # a NaN costs the model no check: its record is kept
+    assert model.fits[0].history["loss"] == [0.5, None, None, 0.2]
+    assert len(model.fits[0].history["accuracy"]) == 1000
+    assert any("not finite numbers (loss at epoch 2: nan; loss at epoch 3: 1e+308)" in w for w in facts.warnings)
+    assert any("has 5,000 values; the first 1000 are kept" in w for w in facts.warnings)
+    assert "devices" not in facts.environment  # None is no list of devices
+    assert len(facts.environment["tensorflow"]) < 200 and len(facts.environment["keras"]) == 20
+    assert max(len(w) for w in facts.warnings) < 500
+    assert any("30 more not listed" in w for w in facts.warnings)

@@ -157,6 +157,31 @@ def test_scripts_in_a_notebook_stay_inert_on_its_page():
     assert "in quick mode: every fit ran one epoch on a slice" in page
 
 
+def test_event_handlers_and_javascript_links_are_dropped_wherever_they_come_from():
+    """Past nbconvert's own sanitiser: a markdown link, and an image's width in its metadata
+    (written into the page unquoted); the page's CSP would stop them too, but they are gone."""
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("[click](javascript:window.pwned=1) and [docs](https://keras.io)"),
+            nbformat.v4.new_code_cell(
+                "plot()",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data",
+                        data={"image/png": png},
+                        metadata={"image/png": {"width": "1 onerror=window.pwned=2"}},
+                    )
+                ],
+            ),
+        ]
+    )
+    page = notebook_page(result(), nbformat.writes(notebook), "quick")
+    assert "onerror" not in page and "javascript:" not in page
+    assert '<a href="https://keras.io">docs</a>' in page and "<a>click</a>" in page
+    assert f'src="data:image/png;base64,{png}"' in page
+
+
 def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
     graded = run(result("jdoe"), result("doejane_late_1234_5678_mnist", status="timeout"))
     rows = list(csv.reader(io.StringIO(gradebook_csv(graded))))

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
-from grader.run.sandbox import Limits, probe_isolation
+from grader.run.isolation import Limits
+from grader.run.probe import probe_isolation
 
 pytestmark = pytest.mark.kernel
 ISOLATION = probe_isolation()
@@ -116,54 +117,24 @@ def test_running_out_of_memory_is_reported_as_such_and_keeps_earlier_models(cont
     assert verdicts(result)["model_1.architecture"] == verdicts(result)["model_1.training"] == "pass"
 
 
-def test_a_segfault_is_a_dead_kernel(context, tmp_path):
-    notebook = write_notebook(tmp_path, "segfault", LOAD, FIT_MODEL_1, "import ctypes\nctypes.string_at(0)")
-    result = grade_notebook(notebook, context).result
-    assert result.status == "error"
-    assert "the kernel died while running cell 2" in result.error
-    assert verdicts(result)["model_1.params"] == "pass"
-
-
-def test_a_flood_of_output_is_cut_and_the_grade_goes_on(context, tmp_path):
+def test_without_a_tmpfs_a_watchdog_stops_a_kernel_that_writes_past_its_limit(context, tmp_path):
+    limits = Limits(write_bytes=64 * 2**20)
+    watched = dataclasses.replace(
+        context,
+        isolation=dataclasses.replace(context.isolation, write_cap=False),
+        options=dataclasses.replace(context.options, limits=limits),
+    )
     notebook = write_notebook(
         tmp_path,
-        "flood",
-        LOAD,
-        "for i in range(400_000):\n    print('line', i)",
-        "print('x' * 30_000_000)",
-        FIT_MODEL_1,
-    )
-    result = grade_notebook(notebook, context).result
-    assert result.status == "graded"
-    assert any("more than 2 MiB of output; the rest was dropped" in w for w in result.warnings)
-    assert verdicts(result)["model_1.training"] == "pass"
-
-
-def test_training_on_the_test_set_fails_the_training_check(context, tmp_path):
-    notebook = write_notebook(
-        tmp_path, "test_set", LOAD, MODEL_1 + "model_1.fit(x_test, y_test, batch_size=128, epochs=30, verbose=0)"
-    )
-    result = grade_notebook(notebook, context).result
-    training = next(check for check in result.checks if check.id == "model_1.training")
-    assert training.status == "fail"
-    # A few test digits have the same pixels as training digits; the rest are counted.
-    assert "it was trained on 9,992 test images" in training.message
-
-
-def test_tampering_with_the_grader_hooks_gives_errors_not_a_crash(context, tmp_path):
-    notebook = write_notebook(
-        tmp_path,
-        "hooks",
+        "writer",
         LOAD,
         FIT_MODEL_1,
-        "import json\nimport grader.kernel as hooks\nhooks.finish = lambda: None\n"
-        "forged = {'environment': {'tensorflow': 'x'}, 'models': {'model_1': {'snapshot': '../..'}}}\n"
-        "json.dump(forged, open('/grader/facts/manifest.json', 'w'))",
+        "import time, grader.kernel as kernel\nwith open(kernel._ledger.facts_dir / 'junk', 'wb') as out:\n"
+        "    for _ in range(400):\n        out.write(b'0' * 2**20)\n        out.flush()\n        time.sleep(0.01)",
     )
-    result = grade_notebook(notebook, context).result
-    assert result.status == "graded"
-    assert "the record of model_1 exported from the kernel is malformed: invalid file name '../..'" in result.warnings
-    assert set(verdicts(result).values()) == {"error", "skipped"}
+    result = grade_notebook(notebook, watched).result
+    assert result.status == "error" and "the notebook wrote more than its limit of 64 MiB" in result.error
+    assert verdicts(result)["model_1.training"] == "pass"  # what it trained before stays graded
 
 
 def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist_path, tmp_path):

@@ -1,1 +1,0 @@
-"""Submissions in: finding notebooks and reading them as untrusted files, outputs cleared."""
