@@ -221,7 +221,8 @@ def grade(
 ) -> None:
     """Grade every .ipynb in the given folders, and the files named."""
     # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
-    from grader.reports.outputs import write_page, write_summaries
+    from grader.reports.outputs import refresh_standings, write_page, write_summaries
+    from grader.reports.pages import improvement_standing
 
     if executor == "ray":
         try:
@@ -237,6 +238,7 @@ def grade(
     except OSError as error:
         raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
     results: list[SubmissionResult] = []
+    standings: dict[str, str | None] = {}  # the improvement standing each page shows
     reused = 0
     summaries_written = time.monotonic()
     with closing(ResultStore(out_dir)) as store, _progress() as progress:
@@ -247,7 +249,9 @@ def grade(
             nonlocal reused, summaries_written
             reused += was_reused
             results.append(graded.result)
-            problem = write_page(graded.result, graded.notebook, make_run(context, results), context.spec, out_dir)
+            run_so_far = make_run(context, results)
+            problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir)
+            standings[graded.result.id] = improvement_standing(graded.result, run_so_far, context.spec)
             # The class files cover every result so far: rewritten now and then, not per result.
             if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
                 problem = write_summaries(make_run(context, results), context.spec, out_dir) or problem
@@ -259,6 +263,7 @@ def grade(
 
         chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
         run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
+        refresh_standings(run, context.spec, out_dir, standings)
         problem = write_summaries(run, context.spec, out_dir)
         if problem:
             console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
@@ -356,7 +361,7 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
         raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
     with _progress() as progress:
-        task = progress.add_task("Training", total=seeds * len(spec.models))
+        task = progress.add_task("Training", total=seeds * len(spec.fixed_models))
 
         def on_run(name: str, run: dict[str, Any]) -> None:
             progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
@@ -364,7 +369,7 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
 
         document = run_calibration(spec, dataset, list(range(seeds)), on_run)
     write_calibration(document, spec.calibration_path)
-    for model in load_spec(spec_path).models:
+    for model in load_spec(spec_path).fixed_models:
         assert model.accuracy is not None
         console.print(
             f"{model.name}: accuracy range {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
@@ -385,10 +390,11 @@ def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path |
     from grader.tools.bench import ModelBench, run_bench
 
     spec = load_spec(spec_path)
-    unknown = sorted(set(models) - set(spec.model_names))
+    fixed = [model.name for model in spec.fixed_models]
+    unknown = sorted(set(models) - set(fixed))
     if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)} not in the spec; choose from {', '.join(spec.model_names)}")
-    names = list(models) or spec.model_names
+        raise click.BadParameter(f"{', '.join(unknown)} not a fixed model of the spec; choose from {', '.join(fixed)}")
+    names = list(models) or fixed
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
     with _progress() as progress:
         task = progress.add_task("Benching", total=len(names))

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import FitFacts, ModelFacts
-from grader.spec.architecture import Layer
 from grader.spec.exercise import ModelSpec, Spec
+from grader.spec.layers import SHAPE_ONLY, Layer
 
 Status = Literal["pass", "fail", "error", "skipped"]
 
@@ -52,6 +52,9 @@ def run_checks(
         if facts is None:
             results.extend(_missing_model(model_spec, missing_hint, quick))
             continue
+        if model_spec.kind == "improvement":
+            results.extend(check_improvement(spec, model_spec, facts, evaluations.get(model_spec.name), quick))
+            continue
         results.extend(check_built_model(model_spec, facts))
         verdicts = {
             "training": check_training(model_spec, facts, spec.data.train_samples, quick),
@@ -70,11 +73,18 @@ def check_built_model(model_spec: ModelSpec, facts: ModelFacts) -> list[CheckRes
     ``grader.check`` runs exactly these in a student's notebook, so a model
     that passes there passes them at grading time.
     """
-    verdicts = {
-        "architecture": check_architecture(model_spec, facts),
-        "params": check_params(model_spec, facts),
-        "optimizer": check_optimizer(model_spec, facts),
-    }
+    if model_spec.kind == "improvement":
+        verdicts = {
+            "architecture": _improvement_architecture(facts),
+            "params": _improvement_params(model_spec, facts),
+            "optimizer": _improvement_compile(model_spec, facts),
+        }
+    else:
+        verdicts = {
+            "architecture": check_architecture(model_spec, facts),
+            "params": check_params(model_spec, facts),
+            "optimizer": check_optimizer(model_spec, facts),
+        }
     return _scored_verdicts(model_spec, verdicts)
 
 
@@ -112,10 +122,16 @@ def checks_not_run(model_spec: ModelSpec, message: str, quick: bool) -> list[Che
 
 
 def _missing_model(model_spec: ModelSpec, hint: str, quick: bool) -> list[CheckResult]:
-    message = (
-        f"No Keras model named {model_spec.name} was found after running the notebook. "
-        f"Build and train it in a variable called {model_spec.name}." + (f" {hint}" if hint else "")
-    )
+    if model_spec.kind == "improvement":
+        message = (
+            "No improvement was found: no trained model besides the exercise's own. Build and train your "
+            "improvement (under any name; mark its cell with # improvement)." + (f" {hint}" if hint else "")
+        )
+    else:
+        message = (
+            f"No Keras model named {model_spec.name} was found after running the notebook. "
+            f"Build and train it in a variable called {model_spec.name}." + (f" {hint}" if hint else "")
+        )
     return checks_not_run(model_spec, message, quick)
 
 
@@ -130,12 +146,13 @@ def _unreadable(facts: ModelFacts) -> Verdict:
 
 
 def check_architecture(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
-    expected = [layer.describe() for layer in model_spec.layers]
+    wanted = tuple(layer for layer in model_spec.layers if layer.type not in SHAPE_ONLY)
+    expected = [layer.describe() for layer in wanted]
     if facts.architecture is None:
         return _unreadable(facts)
     layers = facts.architecture.compared_layers()
     actual = [layer.describe() for layer in layers]
-    problems = layer_differences(model_spec.layers, layers)
+    problems = layer_differences(wanted, layers)
     if not problems:
         return "pass", expected, actual, f"All {len(expected)} layers are as expected."
     listed = "; ".join(problems)
@@ -200,12 +217,24 @@ def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
     if compiled.learning_rate is None or not math.isclose(
         compiled.learning_rate, model_spec.learning_rate, rel_tol=1e-5
     ):
-        problems.append(f"the learning rate is {compiled.learning_rate}, expected {model_spec.learning_rate:g}")
-    if _loss_key(compiled.loss) != _loss_key(model_spec.loss):
-        problems.append(f"the loss is {compiled.loss}, expected {model_spec.loss}")
+        problems.append(
+            f"the learning rate is {learning_rate_text(compiled.learning_rate)}, expected {model_spec.learning_rate:g}"
+        )
+    problems.extend(_loss_problem(model_spec, compiled.loss))
     if not problems:
         return "pass", expected, actual, "Optimizer, learning rate and loss are as expected."
     return "fail", expected, actual, f"In {facts.name}.compile(...), {'; '.join(problems)}."
+
+
+def learning_rate_text(value: float | None) -> str:
+    """A learning rate as it was written: Keras keeps 0.0015 as the float32 0.001500000013…"""
+    return "unknown" if value is None else f"{float(f'{value:.7g}'):g}"
+
+
+def _loss_problem(model_spec: ModelSpec, loss: str | None) -> list[str]:
+    if _loss_key(loss) in {_loss_key(accepted) for accepted in model_spec.losses}:
+        return []
+    return [f"the loss is {loss}, expected {' or '.join(model_spec.losses)}"]
 
 
 def _training_rows(fit: FitFacts) -> int | None:
@@ -231,7 +260,6 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int,
     # Quick mode runs one short epoch per fit by design: it judges the epochs asked for.
     epochs = asked if quick else completed
     rows = [_training_rows(fit) for fit in facts.fits]
-    unfinished = [fit for fit in facts.fits if not fit.finished]
     outside = facts.steps_outside_fit
     actual = {
         "batch_size": batch_sizes[0] if len(batch_sizes) == 1 else batch_sizes,
@@ -240,32 +268,44 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int,
         "test_images": facts.test_rows,
         "steps_outside_fit": outside,
     }
-    problems = []
-    if facts.test_rows > TEST_ROWS_TOLERATED:
-        problems.append(
-            f"it was trained on {facts.test_rows:,} test images; train on the training set only and keep the "
-            "test set for validation"
-        )
-    elif any(fit.rows is None for fit in facts.fits):
-        problems.append(
-            "fit was not given the training images as an array, so the grader cannot tell what it was "
-            "trained on; pass x_train and y_train to fit"
-        )
-    elif any(row != train_samples for row in rows):
+    problems = _integrity_problems(facts)
+    if not problems and any(row != train_samples for row in rows):
         problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
     if batch_sizes != [model_spec.batch_size]:
         problems.append(f"the batch size is {actual['batch_size']}, expected {model_spec.batch_size}")
     if epochs != model_spec.epochs:
         problems.append(f"it was trained for {epochs} epochs, expected {model_spec.epochs}")
-    problems.extend(_unfinished(fit) for fit in unfinished[:3])
-    if outside:
-        problems.append(
-            f"it was also trained outside fit (train_on_batch or a training loop of its own) for {outside:,} "
-            "steps; train it with fit only"
-        )
+    problems.extend(_completion_problems(facts))
     if not problems:
         return "pass", expected, actual, "Batch size, epochs and training data are as expected."
     return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
+
+
+def _integrity_problems(facts: ModelFacts) -> list[str]:
+    """What the model was trained on, as far as it disqualifies the training: test images, or
+    images the grader cannot see."""
+    if facts.test_rows > TEST_ROWS_TOLERATED:
+        return [
+            f"it was trained on {facts.test_rows:,} test images; train on the training set only and keep the "
+            "test set for validation"
+        ]
+    if any(fit.rows is None for fit in facts.fits):
+        return [
+            "fit was not given the training images as an array, so the grader cannot tell what it was "
+            "trained on; pass x_train and y_train to fit"
+        ]
+    return []
+
+
+def _completion_problems(facts: ModelFacts) -> list[str]:
+    """Fits that left work undone, and training outside fit."""
+    problems = [_unfinished(fit) for fit in facts.fits if not fit.finished][:3]
+    if facts.steps_outside_fit:
+        problems.append(
+            f"it was also trained outside fit (train_on_batch or a training loop of its own) for "
+            f"{facts.steps_outside_fit:,} steps; train it with fit only"
+        )
+    return problems
 
 
 def _unfinished(fit: FitFacts) -> str:
@@ -286,9 +326,8 @@ def _unfinished(fit: FitFacts) -> str:
     )
 
 
-def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool) -> Verdict:
-    bounds = model_spec.accuracy
-    expected = {"min": bounds.min, "max": bounds.max} if bounds else None
+def _unmeasured(facts: ModelFacts, evaluation: Evaluation | None, expected: Any, quick: bool) -> Verdict | None:
+    """The accuracy verdict when there is no accuracy to judge: skipped, or why it is missing."""
     if quick:
         return "skipped", expected, None, QUICK_SKIP_MESSAGE
     if facts.architecture is None:
@@ -296,29 +335,39 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     if evaluation is None or evaluation.accuracy is None:
         reason = evaluation.error if evaluation else "the model was not evaluated"
         return "error", expected, None, f"The grader could not measure the test accuracy of {facts.name}: {reason}."
+    return None
+
+
+def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool) -> Verdict:
+    bounds = model_spec.accuracy
+    expected = {"min": bounds.min, "max": bounds.max} if bounds else None
+    unmeasured = _unmeasured(facts, evaluation, expected, quick)
+    if unmeasured is not None:
+        return unmeasured
+    assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
     accuracy = evaluation.accuracy
     assert bounds is not None  # the pipeline requires ranges for full grading
-    if bounds.contains(accuracy):
+    # Doing better than the reference never costs points: only the lower bound is a bound.
+    if accuracy >= bounds.min:
+        above = " It is above what the reference runs reach: well done." if accuracy > bounds.max else ""
         return (
             "pass",
             expected,
             accuracy,
-            f"Test accuracy {accuracy:.4f}, measured by the grader, is in the expected range.",
+            f"Test accuracy {accuracy:.4f}, measured by the grader, is at least {bounds.min:.4f}.{above}",
         )
     if not facts.fits:
         advice = f"{facts.name} was never trained."
-    elif accuracy < bounds.min:
+    else:
         advice = (
             "Check the preprocessing (flatten, divide by 255, one-hot labels), the layers and the number of epochs."
         )
-    else:
-        advice = "That is above what the reference reaches: train as the exercise asks, on the training set only."
     return (
         "fail",
         expected,
         accuracy,
-        f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is outside the expected range "
-        f"{bounds.min:.4f} to {bounds.max:.4f}. {advice}",
+        f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is below the lowest accepted "
+        f"{bounds.min:.4f} (the reference runs reach {bounds.min:.4f} to {bounds.max:.4f}). {advice}",
     )
 
 
@@ -373,5 +422,114 @@ def test_set_training_warnings(models: dict[str, ModelFacts], evaluations: dict[
             warnings.append(
                 f"{name} classifies {test:.2%} of the test images right but only {train:.2%} of training images: "
                 "a model is not better on images it never saw; check whether it was trained on the test set."
+            )
+    return warnings
+
+
+def check_improvement(
+    spec: Spec, model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool
+) -> list[CheckResult]:
+    """The open answer: any allowed layers, any training set-up, judged on its integrity and on
+    the accuracy the grader measures, compared with the baseline's reference runs."""
+    verdicts: dict[str, Verdict] = {
+        "training": _improvement_training(facts),
+        "accuracy": _improvement_accuracy(spec, model_spec, facts, evaluation, quick),
+    }
+    return [*check_built_model(model_spec, facts), *_scored_verdicts(model_spec, verdicts)]
+
+
+def _improvement_architecture(facts: ModelFacts) -> Verdict:
+    if facts.architecture is None:
+        return _unreadable(facts)
+    layers = [layer.describe() for layer in facts.architecture.compared_layers()]
+    return "pass", None, layers, f"Its {len(layers)} layers are all of kinds the grader rebuilds: {', '.join(layers)}."
+
+
+def _improvement_params(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
+    if facts.architecture is None:
+        return _unreadable(facts)
+    count = facts.architecture.param_count()
+    budget = model_spec.max_params
+    if count is None:
+        return "fail", budget, None, "Its size is unknown: give its first layer an input shape."
+    if budget is not None and count > budget:
+        return "fail", budget, count, f"It has {count:,} parameters, more than the {budget:,} allowed."
+    return "pass", budget, count, f"{count:,} parameters" + (f", within the {budget:,} allowed." if budget else ".")
+
+
+def _improvement_compile(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
+    compiled = facts.compile
+    if compiled is None:
+        return "fail", list(model_spec.losses), None, "It was never compiled. Call compile(...) before fit."
+    actual = {"optimizer": compiled.optimizer, "learning_rate": compiled.learning_rate, "loss": compiled.loss}
+    problems = _loss_problem(model_spec, compiled.loss)
+    if problems:
+        return "fail", list(model_spec.losses), actual, f"In compile(...), {problems[0]}."
+    rate = learning_rate_text(compiled.learning_rate)
+    return "pass", list(model_spec.losses), actual, f"{compiled.optimizer} at {rate}, {compiled.loss}."
+
+
+def _improvement_training(facts: ModelFacts) -> Verdict:
+    if not facts.fits:
+        return "fail", None, None, "It was never trained. Call fit(...) on the training set."
+    actual = {
+        "epochs": sum(fit.epochs_completed for fit in facts.fits),
+        "test_images": facts.test_rows,
+        "steps_outside_fit": facts.steps_outside_fit,
+    }
+    problems = [*_integrity_problems(facts), *_completion_problems(facts)]
+    if problems:
+        return "fail", None, actual, f"In fit(...), {'; '.join(problems)}."
+    return "pass", None, actual, "Trained on the training images only, every epoch of every fit completed."
+
+
+def compared_with_baseline(spec: Spec, model_spec: ModelSpec, accuracy: float) -> tuple[str, str]:
+    """``improved``, ``equal`` (within the baseline's reference runs) or ``worse``, and the
+    sentence that says so with the numbers."""
+    baseline = model_spec.baseline or ""
+    runs = spec.calibration.models[baseline].test_accuracies if baseline in spec.calibration.models else ()
+    if not runs:
+        return "unknown", f"{baseline} has no reference runs to compare with"
+    low, high = min(runs), max(runs)
+    reference = f"{baseline}'s {len(runs)} reference runs reach {low:.4f} to {high:.4f}"
+    if accuracy > high:
+        return "improved", f"better than {baseline}: {reference}"
+    if accuracy < low:
+        return "worse", f"worse than {baseline}: {reference}"
+    return "equal", f"as good as {baseline} within the noise of training: {reference}"
+
+
+def _improvement_accuracy(
+    spec: Spec, model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool
+) -> Verdict:
+    bounds = model_spec.accuracy
+    expected = {"min": bounds.min, "baseline": model_spec.baseline} if bounds else None
+    unmeasured = _unmeasured(facts, evaluation, expected, quick)
+    if unmeasured is not None:
+        return unmeasured
+    assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
+    assert bounds is not None  # the pipeline requires ranges for full grading
+    verdict, comparison = compared_with_baseline(spec, model_spec, evaluation.accuracy)
+    actual = {"accuracy": evaluation.accuracy, "compared": verdict}
+    text = f"Test accuracy {evaluation.accuracy:.4f}, measured by the grader: {comparison}."
+    if evaluation.accuracy >= bounds.min:
+        return "pass", expected, actual, text
+    return "fail", expected, actual, f"{text} The lowest accepted is {bounds.min:.4f}."
+
+
+def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
+    """For the instructor: fixed models that do better than every reference run, with the
+    evidence of how they were trained. Never a verdict: a good student can do this."""
+    warnings = []
+    for model_spec in spec.models:
+        facts, evaluation, bounds = models.get(model_spec.name), evaluations.get(model_spec.name), model_spec.accuracy
+        if model_spec.kind != "fixed" or facts is None or evaluation is None or evaluation.accuracy is None:
+            continue
+        if bounds is not None and evaluation.accuracy > bounds.max:
+            epochs = sum(fit.epochs_completed for fit in facts.fits)
+            warnings.append(
+                f"{model_spec.name} reaches {evaluation.accuracy:.4f}, above every reference run ({bounds.max:.4f} "
+                f"at most): it was trained for {epochs} epochs on {facts.test_rows:,} test images by the "
+                "fingerprints; for the instructor to look at, not a fault"
             )
     return warnings

@@ -1,8 +1,8 @@
-"""Numbers a notebook's markdown states about its models, against what the grader computed.
+"""What a notebook's markdown states about its models, against what the grader computed.
 
-The exercise asks how many parameters the models have and which one is better;
-a stated figure that the grader's own numbers contradict becomes a warning,
-never a change of score. Pure Python.
+The exercise asks how many parameters the models have, which one is better, and whether
+the suggested improvement improved anything; a statement that the grader's own numbers
+contradict becomes a warning, never a change of score. Pure Python.
 """
 
 from __future__ import annotations
@@ -13,20 +13,29 @@ from typing import Literal
 
 from nbformat import NotebookNode
 
+from grader.judge.checks import CheckResult
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
+from grader.spec.exercise import Spec
 
 # Clauses end at a full stop followed by a space, a semicolon or a line break (not at "98.28").
 CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;|\n")
 PERCENT = re.compile(r"(\d{1,3}(?:\.(\d+))?)\s*%")
 FRACTION = re.compile(r"(?<![\d.])0\.(\d{2,})(?![\d%])")
 COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{4,})(?![\d.,]*\d)")
+# "did (not) improve", "no improvement", "is worse": what a student answers to "Did it improve?"
+NOT_IMPROVED = re.compile(
+    r"\b(?:not|no|n't|never|hardly|barely)\b[^.;!?]{0,30}\b(?:improv|better|increas)|\bworse\b|\bdecreas",
+    re.IGNORECASE,
+)
+IMPROVED = re.compile(r"\bimprov(?:ed|es|ement)\b|\bbetter\b|\bincreased\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Claim:
     model: str
-    kind: Literal["params", "accuracy"]
+    kind: Literal["params", "accuracy", "improved"]
+    # a count, an accuracy, or 1.0 / 0.0 for "it improved" / "it did not"
     value: float
     # Half a unit of the last digit written: "98.3%" claims 0.983 +/- 0.0005.
     tolerance: float
@@ -38,18 +47,23 @@ def _mention(name: str) -> re.Pattern[str]:
     return re.compile(r"\b" + re.escape(name).replace("_", "[ _]?") + r"\b", re.IGNORECASE)
 
 
-def find_claims(notebook: NotebookNode, model_names: list[str]) -> list[Claim]:
-    """Parameter counts and accuracies stated in markdown.
+def find_claims(notebook: NotebookNode, spec: Spec, improvement_cell: int | None = None) -> list[Claim]:
+    """Parameter counts and accuracies stated in markdown, and whether the improvement improved.
 
     A number belongs to the model named last before it in the same clause; a
-    count is a parameter count when its clause speaks of parameters.
+    count is a parameter count when its clause speaks of parameters. An answer about the
+    improvement is a clause about improving in a markdown cell after the cell that trained it.
     """
-    mentions = {name: _mention(name) for name in model_names}
+    mentions = {name: _mention(name) for name in spec.model_names}
+    improvement = next((model.name for model in spec.models if model.kind == "improvement"), None)
     claims: list[Claim] = []
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") != "markdown":
             continue
         for clause in CLAUSE_END.split(cell.source):
+            answer = "improv" in clause.lower() and not clause.rstrip().endswith("?")  # the question is no answer
+            if improvement and improvement_cell is not None and index > improvement_cell and answer:
+                claims.append(Claim(improvement, "improved", 0.0 if NOT_IMPROVED.search(clause) else 1.0, 0.0, index))
             about_params = "param" in clause.lower()
             starts = sorted((m.start(), m.end(), name) for name, p in mentions.items() for m in p.finditer(clause))
             ends = [start for start, _, _ in starts[1:]] + [len(clause)] if starts else []
@@ -75,14 +89,23 @@ def _claims_in(text: str, model: str, cell: int, about_params: bool) -> list[Cla
     return claims
 
 
-def claim_warnings(claims: list[Claim], models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
+def claim_warnings(
+    claims: list[Claim], models: dict[str, ModelFacts], evaluations: dict[str, Evaluation], checks: list[CheckResult]
+) -> list[str]:
     """A warning for each claim that the grader's own figures contradict."""
+    compared = {
+        check.id.split(".")[0]: check.actual.get("compared")
+        for check in checks
+        if check.id.endswith(".accuracy") and isinstance(check.actual, dict)
+    }
     warnings = []
     for claim in claims:
         facts = models.get(claim.model)
         if claim.kind == "params" and facts and facts.architecture:
             actual = facts.architecture.param_count()
-            if actual is not None and actual != claim.value:
+            # Keras 3's summary() counts the optimizer's values into "Total params" once trained.
+            summary_total = actual + facts.optimizer_parameters if actual and facts.optimizer_parameters else None
+            if actual is not None and claim.value not in (actual, summary_total):
                 warnings.append(
                     f"markdown cell {claim.cell} says {claim.model} has {claim.value:,.0f} parameters; "
                     f"it has {actual:,}."
@@ -93,5 +116,13 @@ def claim_warnings(claims: list[Claim], models: dict[str, ModelFacts], evaluatio
                 warnings.append(
                     f"markdown cell {claim.cell} says {claim.model} reaches {claim.value:.2%}; "
                     f"the grader measured {evaluation.accuracy:.2%}."
+                )
+        verdict = compared.get(claim.model)
+        if claim.kind == "improved" and verdict in ("improved", "worse", "equal"):
+            if (claim.value == 1.0) != (verdict == "improved"):
+                said = "improved" if claim.value == 1.0 else "did not improve"
+                warnings.append(
+                    f"markdown cell {claim.cell} says the improvement {said}; the grader measured it {verdict} "
+                    f"(see {claim.model}.accuracy)."
                 )
     return warnings

@@ -1,9 +1,9 @@
 """Measure each exported model's test accuracy in a process of the grader's own.
 
 The parent (no TensorFlow) sends a JSON request to ``python -m grader.judge.evaluator``
-on stdin. The child (``grader.judge.evaluator``) rebuilds each model from its parsed architecture, loads
-the exported weights as plain arrays (``allow_pickle=False``, shapes checked),
-and computes the accuracy on the grader's test set itself. The student's
+on stdin. The child (``grader.judge.evaluator``) rebuilds each model from its exported
+config, loads the exported weights as plain arrays (shapes checked), and computes the
+accuracy on the grader's test set itself. The student's
 process is never asked for a number.
 """
 
@@ -32,6 +32,10 @@ class Evaluation:
     accuracy: float | None
     error: str | None = None
     train_accuracy: float | None = None
+    # How the test images were prepared for the model, and whether that was derived from what
+    # the notebook trained on (else it is the exercise's own way).
+    preprocessing: str | None = None
+    preprocessing_derived: bool = True
 
 
 def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> tuple[dict[str, Evaluation], str]:
@@ -39,9 +43,14 @@ def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -
     evaluator printed on stderr. Raises ``GraderFault`` when the evaluator itself fails: its
     crash is never the submission's fault (a malformed model is an ``Evaluation`` error)."""
     requests: list[dict[str, Any]] = [
-        {"name": m.name, "architecture": m.architecture.to_dict(), "weights": [str(p) for p in m.weights]}
+        {
+            "name": m.name,
+            "config": str(m.config_file),
+            "weights": [str(p) for p in m.weights],
+            "sample": next((str(fit.sample) for fit in reversed(m.fits) if fit.sample is not None), None),
+        }
         for m in models
-        if m.architecture is not None
+        if m.architecture is not None and m.config_file is not None
     ]
     if not requests:
         return {}, ""
@@ -80,3 +89,13 @@ def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -
 
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or ["no output"])[-1]
+
+
+def preprocessing_warnings(evaluations: dict[str, Evaluation]) -> list[str]:
+    """Models whose test images were prepared the exercise's way, for want of knowing the notebook's."""
+    return [
+        f"the grader could not tell how the notebook prepared the images {name} was trained on; it fed it the "
+        f"test images prepared the exercise's way ({evaluation.preprocessing})"
+        for name, evaluation in evaluations.items()
+        if evaluation.accuracy is not None and not evaluation.preprocessing_derived
+    ]

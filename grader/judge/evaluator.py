@@ -1,7 +1,8 @@
-"""The evaluator process: rebuilds each exported model from its parsed architecture, loads
-its weights as plain arrays and measures its test accuracy. Run as
-``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``, with a JSON request on
-stdin; it never runs a student's code. Imports TensorFlow.
+"""The evaluator process: rebuilds each exported model from its config through Keras' own
+deserialisation, restricted to the grader's allowlist, loads its weights as plain arrays,
+prepares the test images as the notebook prepared its training images, and measures the
+model's accuracy. Run as ``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``,
+with a JSON request on stdin; it never runs a student's code. Imports Keras.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from typing import Any
 import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
-from grader.judge.rebuild import build_model
-from grader.judge.untrusted import read_array
-from grader.spec.architecture import Architecture
-from grader.spec.datasets import load_dataset, prepare_images
+from grader.judge.preprocessing import derive_preprocessing
+from grader.judge.rebuild import model_from_config
+from grader.judge.untrusted import read_array, read_json
+from grader.protocol.fingerprints import row_fingerprints
+from grader.spec.datasets import Dataset, load_dataset
 from grader.spec.exercise import DataSpec
+from grader.spec.preprocessing import Preprocessing
 
 TRAIN_SAMPLE_STEP = 6
 # One weight array may hold a billion bytes: a 100,000-unit layer on 784 inputs is 314 MB.
 MAX_WEIGHT_BYTES = 2**30
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_SAMPLE_BYTES = 4 * 2**20
 
 
 def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
@@ -31,20 +36,41 @@ def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> flo
     return round(float(np.mean(predicted == labels)), 6)
 
 
-def _load_weights(paths: list[str], architecture: Architecture) -> list[np.ndarray]:
-    expected = architecture.weight_shapes()
+def _untrusted(read: Any, path: str, limit: int) -> Any:
+    """``read(path, limit)``, its refusal a ``ValueError``: what the kernel wrote is malformed."""
+    try:
+        return read(Path(path), limit)
+    except UntrustedDataError as error:
+        raise ValueError(str(error)) from None
+
+
+def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.ndarray]:
     if len(paths) != len(expected):
-        raise ValueError(f"{len(paths)} weight arrays were exported, the architecture needs {len(expected)}")
+        raise ValueError(f"{len(paths)} weight arrays were exported, the model needs {len(expected)}")
     weights = []
     for path, shape in zip(paths, expected, strict=True):
-        try:
-            array = read_array(Path(path), MAX_WEIGHT_BYTES)  # its header checked before its data is read
-        except UntrustedDataError as error:
-            raise ValueError(str(error)) from None
+        array = _untrusted(read_array, path, MAX_WEIGHT_BYTES)  # its header checked before its data is read
         if array.shape != shape or array.dtype.kind != "f":
             raise ValueError(f"a weight array has shape {array.shape} and dtype {array.dtype}, expected {shape} floats")
         weights.append(array)
     return weights
+
+
+def _preprocessing(
+    sample_path: str | None, dataset: Dataset, fingerprints: np.ndarray, data: DataSpec, input_shape: tuple[int, ...]
+) -> tuple[Preprocessing, bool]:
+    """How to prepare images for the model: as derived from what it trained on, else the
+    exercise's own (reshaped to the model's input if that is all that differs), and whether
+    it was derived."""
+    if sample_path is not None:
+        sample = _untrusted(read_array, sample_path, MAX_SAMPLE_BYTES).astype("float64")
+        derived = derive_preprocessing(sample, dataset.x_train, fingerprints)
+        if derived is not None and derived.shape == input_shape:
+            return derived, True
+    exercise = data.preprocessing
+    if int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
+        exercise = Preprocessing(exercise.scale, exercise.offset, input_shape, exercise.pad, exercise.pad_value)
+    return exercise, False
 
 
 def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -53,23 +79,24 @@ def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
         raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes")
     data = DataSpec(**{**request["data"], "image_shape": tuple(request["data"]["image_shape"])})
     dataset = load_dataset(Path(request["data_path"]), data)
-    x_test = prepare_images(dataset.x_test, data)
+    fingerprints = row_fingerprints(dataset.x_train, data.image_shape)
     # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
-    x_seen = prepare_images(dataset.x_train[::TRAIN_SAMPLE_STEP], data)
-    y_seen = dataset.y_train[::TRAIN_SAMPLE_STEP]
+    seen, seen_labels = dataset.x_train[::TRAIN_SAMPLE_STEP], dataset.y_train[::TRAIN_SAMPLE_STEP]
     answers: dict[str, dict[str, Any]] = {}
     for entry in request["models"]:
-        evaluation: dict[str, Any] = {"accuracy": None, "error": None, "train_accuracy": None}
+        evaluation: dict[str, Any] = {"accuracy": None, "error": None}
         grader_fault = None
         try:
-            architecture = Architecture.from_dict(entry["architecture"])
-            model = build_model(architecture)
-            assert architecture.input_shape is not None  # build_model refuses a model without one
-            model.set_weights(_load_weights(entry["weights"], architecture))
-            inputs = x_test.reshape(len(x_test), *architecture.input_shape)
-            evaluation["accuracy"] = measured_accuracy(model, inputs, dataset.y_test)
-            seen = x_seen.reshape(len(x_seen), *architecture.input_shape)
-            evaluation["train_accuracy"] = measured_accuracy(model, seen, y_seen)
+            model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES))
+            model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
+            input_shape = tuple(model.input_shape[1:])
+            preprocessing, derived = _preprocessing(entry["sample"], dataset, fingerprints, data, input_shape)
+            evaluation |= {
+                "accuracy": measured_accuracy(model, preprocessing.apply(dataset.x_test), dataset.y_test),
+                "train_accuracy": measured_accuracy(model, preprocessing.apply(seen), seen_labels),
+                "preprocessing": preprocessing.describe(),
+                "preprocessing_derived": derived,
+            }
         except ValueError as error:  # what the kernel exported is malformed: the submission's doing
             evaluation["error"] = f"could not evaluate the model: {error}"
         except OSError as error:  # a file listed when the facts were read is unreadable now: the grader's

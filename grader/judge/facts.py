@@ -9,7 +9,7 @@ loads them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ MAX_CONFIG_BYTES = 4 * 2**20
 # Fingerprints of a million rows: far more than any data set graded here.
 MAX_FINGERPRINT_BYTES = 8 * 2**20
 MAX_FITS = 100
+# Models trained under names the spec does not know, read for matching.
+MAX_TRAINED = 50
 MAX_WEIGHT_FILES = 400
 # Epochs kept per metric and fit: a history longer than this is cut, with a warning.
 MAX_EPOCHS = 1000
@@ -42,6 +44,7 @@ class CompileFacts:
     optimizer: str | None
     learning_rate: float | None
     loss: str | None
+    cell: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class FitFacts:
     iterations_after: int | None = None
     # A callback set model.stop_training: the run ended before the epochs it was given.
     stopped_early: bool = False
+    # The first rows of x as fit got them: how the notebook prepared its images.
+    sample: Path | None = None
+    # The student's cell that called fit.
+    cell: int | None = None
 
     @property
     def epochs_run(self) -> int | None:
@@ -134,6 +141,18 @@ class ModelFacts:
     # Optimizer steps when the graded weights were exported, and after the last cell.
     iterations_at_snapshot: int | None = None
     iterations_at_end: int | None = None
+    # The exported config, for the evaluator to rebuild the model from.
+    config_file: Path | None = None
+    # The notebook's variables that named it when it was trained (for a model of the spec: its name).
+    variables: tuple[str, ...] = ()
+    # Values the optimizer keeps (Keras 3's summary() counts them into "Total params").
+    optimizer_parameters: int | None = None
+
+    @property
+    def cells(self) -> set[int]:
+        """The student's cells that compiled, trained or last held it."""
+        found = {fit.cell for fit in self.fits} | {self.cell, self.compile.cell if self.compile else None}
+        return {cell for cell in found if cell is not None}
 
     @property
     def steps_outside_fit(self) -> int:
@@ -151,9 +170,14 @@ class ModelFacts:
 
 @dataclass(frozen=True)
 class KernelFacts:
+    """What the kernel exported: the models bound to the spec's names at the end, the other
+    models the notebook trained (``unclaimed``: under other names, or a variable reused), the
+    notebook's environment, and what was malformed or cut."""
+
     models: dict[str, ModelFacts]
     environment: dict[str, Any]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    unclaimed: tuple[ModelFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,15 +207,31 @@ def read_facts(
         if name not in records:
             continue
         try:
-            models[name], notes = _model_facts(facts_dir, name, records[name], fingerprints, student_cells)
+            model, notes = _model_facts(facts_dir, name, records[name], fingerprints, student_cells)
         except (UntrustedDataError, FileNotFoundError) as error:
             warnings.append(f"the record of {name} exported from the kernel is malformed: {_cut(error)}")
             continue
+        models[name] = replace(model, variables=(name,))
         warnings.extend(notes)
         warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
+    claimed = {record.get("snapshot") for record in records.values() if isinstance(record, dict)}
+    unclaimed = []
+    for record in list(_typed(manifest, "trained", dict).values())[:MAX_TRAINED]:
+        if not isinstance(record, dict) or record.get("snapshot") in claimed:
+            continue
+        variables = _typed(record, "variables", list)
+        name = _cut(variables[0], 60) if variables and isinstance(variables[0], str) else "a model"
+        try:
+            model, notes = _model_facts(facts_dir, name, record, fingerprints, student_cells)
+        except (UntrustedDataError, FileNotFoundError) as error:
+            warnings.append(f"the record of a trained model ({name}) is malformed: {_cut(error)}")
+            continue
+        unclaimed.append(model)
+        warnings.extend(notes)
     warnings.extend(_listed(manifest, "export_errors", "a model could not be exported"))
     warnings.extend(_listed(manifest, "legacy", "legacy Keras 2 spelling adapted"))
-    return KernelFacts(models=models, environment=_environment(manifest.get("environment")), warnings=tuple(warnings))
+    environment = _environment(manifest.get("environment"))
+    return KernelFacts(models, environment, tuple(warnings), tuple(unclaimed))
 
 
 def _cut(value: object, limit: int = MAX_TEXT) -> str:
@@ -277,9 +317,10 @@ def _model_facts(
     if not isinstance(record, dict):
         raise UntrustedDataError("not a JSON object")
     snapshot = _inside(facts_dir, record.get("snapshot"))
-    architecture, problem = None, None
+    architecture, problem, config_file = None, None, None
     try:
         architecture = parse_model_config(read_json(snapshot / SNAPSHOT_CONFIG, MAX_CONFIG_BYTES))
+        config_file = snapshot / SNAPSHOT_CONFIG
     except (UntrustedDataError, FileNotFoundError, NotADirectoryError) as error:
         problem = _cut(error) if isinstance(error, UntrustedDataError) else "its configuration was not exported"
     weights = tuple(sorted(path for path in _listing(snapshot) if path.name.startswith("w") and path.suffix == ".npy"))
@@ -287,19 +328,24 @@ def _model_facts(
     notes: list[str] = []
     if len(fits_raw) > MAX_FITS:
         notes.append(f"{name} was fitted {len(fits_raw):,} times; the first {MAX_FITS} fits are graded")
-    fits = tuple(_fit_facts(facts_dir, fit, fingerprints, name, notes) for fit in fits_raw[:MAX_FITS])
+    fits = tuple(_fit_facts(facts_dir, fit, fingerprints, name, notes, student_cells) for fit in fits_raw[:MAX_FITS])
     facts = ModelFacts(
         name=name,
         origin="fit" if record.get("origin") == "fit" else "end",
         architecture=architecture,
         problem=problem,
-        compile=_compile_facts(record.get("compile")),
+        compile=_compile_facts(record.get("compile"), student_cells),
         fits=fits,
         weights=weights,
         cell=_cell(record.get("cell_position"), student_cells),
         batches=_batch_training(facts_dir, record.get("batches"), fingerprints),
         iterations_at_snapshot=_number(record.get("iterations_at_snapshot"), int, "the optimizer's steps"),
         iterations_at_end=_number(record.get("iterations_at_end"), int, "the optimizer's steps"),
+        config_file=config_file,
+        optimizer_parameters=_number(record.get("optimizer_parameters"), int, "the optimizer's parameters"),
+        variables=tuple(
+            _cut(item, 60) for item in _typed(record, "variables", list)[:MAX_LISTED] if isinstance(item, str)
+        ),
     )
     return facts, notes
 
@@ -315,7 +361,7 @@ def _listing(folder: Path) -> list[Path]:
     return entries
 
 
-def _compile_facts(raw: Any) -> CompileFacts | None:
+def _compile_facts(raw: Any, student_cells: dict[int, int]) -> CompileFacts | None:
     if not isinstance(raw, dict):
         return None
     optimizer, loss = raw.get("optimizer"), raw.get("loss")
@@ -323,10 +369,18 @@ def _compile_facts(raw: Any) -> CompileFacts | None:
         optimizer=_cut(optimizer, 100) if isinstance(optimizer, str) else None,
         learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
         loss=_cut(loss, 100) if isinstance(loss, str) else None,
+        cell=_cell(raw.get("cell_position"), student_cells),
     )
 
 
-def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints, model: str, notes: list[str]) -> FitFacts:
+def _fit_facts(
+    facts_dir: Path,
+    raw: Any,
+    fingerprints: DataFingerprints,
+    model: str,
+    notes: list[str],
+    student_cells: dict[int, int],
+) -> FitFacts:
     if not isinstance(raw, dict):
         raise UntrustedDataError("a fit record is not a JSON object")
     rows, test_rows = _rows_and_test_rows(facts_dir, raw, "x", fingerprints)
@@ -352,6 +406,8 @@ def _fit_facts(facts_dir: Path, raw: Any, fingerprints: DataFingerprints, model:
         iterations_before=_number(raw.get("iterations_before"), int, "the optimizer's steps"),
         iterations_after=_number(raw.get("iterations_after"), int, "the optimizer's steps"),
         stopped_early=raw.get("stopped_early") is True,
+        sample=_inside(facts_dir, raw["x_sample"]) if raw.get("x_sample") is not None else None,
+        cell=_cell(raw.get("cell_position"), student_cells),
     )
 
 

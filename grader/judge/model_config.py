@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from grader.errors import UntrustedDataError
-from grader.spec.architecture import Architecture, Layer
+from grader.spec.architecture import Architecture
+from grader.spec.layers import ACTIVATION_LAYERS, KINDS, MAX_UNITS, Layer, activation_name
 
-# Layer classes that are nothing but an activation function.
-ACTIVATION_LAYERS = {"ReLU": "relu", "Softmax": "softmax"}
 MAX_LAYERS = 200
-MAX_UNITS = 1_000_000
 
 
 def parse_model_config(config: Any) -> Architecture:
@@ -121,65 +119,78 @@ def _shape_without_batch(shape: Any) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def _activation_name(value: Any) -> str:
-    if value is None:
-        return "linear"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        # Keras 3 serialises a function as {"module": ..., "class_name": "function", "config": "relu"}
-        inner = value.get("config")
-        if isinstance(inner, str):
-            return inner
-        if isinstance(value.get("class_name"), str):
-            return str(value["class_name"])
-    raise UntrustedDataError(f"unrecognised activation {value!r}")
-
-
-def _regularizer_factors(value: Any) -> tuple[float, float]:
-    if value is None:
-        return 0.0, 0.0
-    if isinstance(value, str):
-        # Keras' defaults for the string spellings
-        defaults = {"l1": (0.01, 0.0), "l2": (0.0, 0.01), "l1_l2": (0.01, 0.01)}
-        if value.lower() in defaults:
-            return defaults[value.lower()]
-    if isinstance(value, dict) and isinstance(value.get("config"), dict):
-        factors = value["config"]
-        l1, l2 = factors.get("l1", 0.0), factors.get("l2", 0.0)
-        if isinstance(l1, (int, float)) and isinstance(l2, (int, float)):
-            return float(l1), float(l2)
-    raise UntrustedDataError(f"unrecognised kernel regularizer {value!r}")
-
-
 def _canonical_layers(class_name: str, config: dict[str, Any], previous: list[Layer]) -> list[Layer]:
-    """The canonical form of one Keras layer; may amend the previous Dense layer."""
-    if class_name == "Dense":
-        units = config.get("units")
-        if not isinstance(units, int) or not 0 < units <= MAX_UNITS:
-            raise UntrustedDataError(f"a Dense layer has invalid units {units!r}")
-        l1, l2 = _regularizer_factors(config.get("kernel_regularizer"))
-        return [
-            Layer(
-                type="Dense",
-                units=units,
-                activation=_activation_name(config.get("activation")),
-                l1=l1,
-                l2=l2,
-                use_bias=bool(config.get("use_bias", True)),
-            )
-        ]
-    if class_name == "Dropout":
-        rate = config.get("rate")
-        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise UntrustedDataError(f"a Dropout layer has invalid rate {rate!r}")
-        return [Layer(type="Dropout", rate=float(rate))]
+    """The canonical form of one Keras layer; may amend the previous layer (an activation
+    layer after a linear Dense or Conv2D is that layer's activation)."""
     if class_name in ("Activation", *ACTIVATION_LAYERS):
-        name = ACTIVATION_LAYERS.get(class_name) or _activation_name(config.get("activation"))
-        if previous and previous[-1].type == "Dense" and previous[-1].activation == "linear":
+        name = ACTIVATION_LAYERS.get(class_name) or activation_name(config.get("activation"))
+        if previous and previous[-1].type in ("Dense", "Conv2D") and previous[-1].activation == "linear":
             previous[-1] = Layer(**{**previous[-1].__dict__, "activation": name})
             return []
         return [Layer(type="Activation", activation=name)]
-    if class_name == "Flatten":
-        return [Layer(type="Flatten")]
-    return [Layer(type=class_name)]
+    if class_name not in KINDS:
+        raise UntrustedDataError(
+            f"the model has a {class_name[:60]} layer, which the grader does not grade; "
+            f"it grades {', '.join(sorted(KINDS))}"
+        )
+    return [Layer(type=class_name, **KINDS[class_name].read(config))]
+
+
+# Keras objects a layer's config may hold besides plain values, by module. Anything else (a
+# Lambda, a custom class, a module to import) keeps a model from being rebuilt at all.
+NESTED_OBJECTS = {
+    "keras": {"DTypePolicy", "FloatDTypePolicy"},
+    "keras.initializers": {
+        "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "LecunNormal",
+        "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform", "TruncatedNormal",
+        "VarianceScaling", "Zeros",
+    },
+    "keras.regularizers": {"L1", "L2", "L1L2", "OrthogonalRegularizer"},
+    "keras.constraints": {"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"},
+    "keras.activations": {"function"},
+}  # fmt: skip
+REBUILDABLE_LAYERS = {*KINDS, "InputLayer", *ACTIVATION_LAYERS}
+MAX_CONFIG_DEPTH = 12
+
+
+def check_rebuildable(config: Any) -> None:
+    """Raise ``UntrustedDataError`` unless Keras may rebuild ``config`` (``model.get_config()``
+    of a Sequential or Functional model): every layer of the registry, every nested object a
+    known Keras class of a Keras module, every activation a known function, nothing else."""
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise UntrustedDataError("the model config has no list of layers")
+    if len(config["layers"]) > MAX_LAYERS:
+        raise UntrustedDataError(f"the model has {len(config['layers'])} layers; at most {MAX_LAYERS} are graded")
+    for entry in config["layers"]:
+        class_name, _ = _class_and_config(entry)
+        if class_name not in REBUILDABLE_LAYERS or entry.get("module") != "keras.layers":
+            raise UntrustedDataError(f"the model has a {class_name[:60]} layer, which the grader does not rebuild")
+        if entry.get("registered_name") not in (None, class_name):
+            raise UntrustedDataError(f"the {class_name} layer is registered as {str(entry['registered_name'])[:60]}")
+        _check_values(entry.get("config"), 0)
+    _check_values({key: value for key, value in config.items() if key != "layers"}, 0)
+
+
+def _check_values(value: Any, depth: int) -> None:
+    if depth > MAX_CONFIG_DEPTH:
+        raise UntrustedDataError("the model config is nested too deeply")
+    if isinstance(value, list):
+        for item in value:
+            _check_values(item, depth + 1)
+        return
+    if not isinstance(value, dict):
+        return
+    if any(not isinstance(key, str) or key.startswith("__") for key in value):
+        raise UntrustedDataError("the model config holds serialised code")
+    if "class_name" in value:
+        module, class_name = value.get("module"), value.get("class_name")
+        if not isinstance(module, str) or class_name not in NESTED_OBJECTS.get(module, ()):
+            raise UntrustedDataError(f"the model config holds a {str(class_name)[:60]} object of {str(module)[:60]}")
+        if class_name == "function":
+            activation_name(value)  # a known activation, or refused
+        elif value.get("registered_name") not in (None, class_name):
+            raise UntrustedDataError(f"the model config registers {str(value['registered_name'])[:60]}")
+    for key, item in value.items():
+        if key == "activation" and isinstance(item, str):
+            activation_name(item)
+        _check_values(item, depth + 1)

@@ -24,14 +24,16 @@ from grader.errors import GraderError, GraderFault
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
 from grader.judge.checks import (
     CheckResult,
+    above_the_band_warnings,
     checks_not_run,
     doctored_history_warnings,
     run_checks,
     test_set_training_warnings,
 )
 from grader.judge.claims import claim_warnings, find_claims
-from grader.judge.evaluate import Evaluation, evaluate_models
+from grader.judge.evaluate import Evaluation, evaluate_models, preprocessing_warnings
 from grader.judge.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
+from grader.judge.matching import assign_models
 from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, score
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
@@ -135,23 +137,36 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
         logs = _kernel_logs(Path(scratch), execution)
         if execution.outcome == "kernel_failed":
             raise GraderFault(execution.message or "the notebook's kernel failed", logs)
+        spec = context.spec
+        models, matching = assign_models(spec, facts, [cell.source for cell in submission.notebook.cells])
         evaluations: dict[str, Evaluation] = {}
         if not context.options.quick:
             try:
                 evaluations, logs["evaluator.log"] = evaluate_models(
-                    list(facts.models.values()), context.data_path, context.spec.data
+                    list(models.values()), context.data_path, spec.data
                 )
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
-    checks = run_checks(context.spec, facts.models, evaluations, context.options.quick, _missing_model_hint(execution))
+    checks = run_checks(spec, models, evaluations, context.options.quick, _missing_model_hint(execution))
     findings = [
-        *doctored_history_warnings(context.spec, facts.models, evaluations),
-        *test_set_training_warnings(facts.models, evaluations),
-        *claim_warnings(find_claims(submission.notebook, context.spec.model_names), facts.models, evaluations),
+        *matching,
+        *doctored_history_warnings(spec, models, evaluations),
+        *test_set_training_warnings(models, evaluations),
+        *above_the_band_warnings(spec, models, evaluations),
+        *preprocessing_warnings(evaluations),
+        *claim_warnings(
+            find_claims(submission.notebook, spec, _improvement_cell(spec, models)), models, evaluations, checks
+        ),
     ]
-    result = _result(submission, execution, facts, evaluations, checks, findings, context.isolation.describe())
+    result = _result(submission, execution, facts, models, evaluations, checks, findings, context.isolation.describe())
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
+
+
+def _improvement_cell(spec: Spec, models: dict[str, ModelFacts]) -> int | None:
+    """The cell that trained the improvement: the answer to "did it improve?" comes after it."""
+    graded = [models[model.name] for model in spec.models if model.kind == "improvement" and model.name in models]
+    return max(graded[0].cells, default=None) if graded else None
 
 
 def _kernel_logs(scratch: Path, execution: Execution) -> dict[str, str]:
@@ -214,6 +229,7 @@ def _result(
     submission: Submission,
     execution: Execution,
     facts: KernelFacts,
+    models: dict[str, ModelFacts],
     evaluations: dict[str, Evaluation],
     checks: list[CheckResult],
     findings: list[str],
@@ -244,7 +260,7 @@ def _result(
                 *_kernel_warning(execution),
             ]
         ),
-        models={name: _model_record(model, evaluations.get(name)) for name, model in facts.models.items()},
+        models={name: _model_record(model, evaluations.get(name)) for name, model in models.items()},
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
@@ -263,6 +279,8 @@ def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelReco
         history=history,
         epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
         test_accuracy=evaluation.accuracy if evaluation else None,
+        variable=facts.variables[0] if facts.variables and facts.variables[0] != facts.name else None,
+        preprocessing=evaluation.preprocessing if evaluation else None,
     )
 
 

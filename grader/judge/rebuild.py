@@ -1,11 +1,33 @@
-"""Build Keras models from canonical architectures. Imports TensorFlow: used only by the
-evaluator process and by the tools that train reference models, never by the pure stages."""
+"""Keras models rebuilt by the grader: a student's, from its exported config through Keras'
+own deserialisation in safe mode, once the config has passed the allowlist of
+``grader.judge.model_config.check_rebuildable``; a spec's reference, from its canonical
+layers. Imports Keras: used by the evaluator process and the tools that train reference
+models, never by the pure stages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from grader.spec.architecture import REBUILDABLE_LAYERS, Architecture
+from grader.judge.model_config import check_rebuildable
+from grader.spec.architecture import Architecture
+from grader.spec.layers import Layer
+
+
+def model_from_config(config: dict[str, Any]) -> Any:
+    """A student's model from ``model.get_config()``'s JSON, built, its weights not set.
+    Raises ``ValueError`` when the config holds anything outside the allowlist."""
+    import keras
+
+    check_rebuildable(config)
+    try:
+        with keras.saving.custom_object_scope({}):
+            model = (keras.Model if "input_layers" in config else keras.Sequential).from_config(config)
+    except (TypeError, KeyError, AttributeError) as error:
+        raise ValueError(f"Keras could not rebuild the model from its config ({error})") from None
+    if not model.built:
+        raise ValueError("the model has no input shape, so it cannot be rebuilt")
+    return model
 
 
 def build_model(architecture: Architecture) -> Any:
@@ -14,20 +36,58 @@ def build_model(architecture: Architecture) -> Any:
 
     if architecture.input_shape is None:
         raise ValueError("the model has no input shape, so it cannot be rebuilt")
-    unsupported = sorted({layer.type for layer in architecture.layers} - set(REBUILDABLE_LAYERS))
-    if unsupported:
-        raise ValueError(f"the grader cannot rebuild layers of type {', '.join(unsupported)}")
-    model = keras.Sequential([keras.Input(shape=architecture.input_shape)])
-    for layer in architecture.layers:
-        if layer.type == "Dense":
-            regularizer = keras.regularizers.L1L2(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
-            model.add(
-                keras.layers.Dense(
-                    layer.units, activation=layer.activation, use_bias=layer.use_bias, kernel_regularizer=regularizer
-                )
-            )
-        elif layer.type == "Dropout":
-            model.add(keras.layers.Dropout(layer.rate))
-        else:
-            model.add(keras.layers.Flatten())
-    return model
+    return keras.Sequential(
+        [keras.Input(shape=architecture.input_shape), *(_layer(keras, layer) for layer in architecture.layers)]
+    )
+
+
+def _layer(keras: Any, layer: Layer) -> Any:
+    return BUILDERS[layer.type](keras, layer)
+
+
+def _regularizer(keras: Any, layer: Layer) -> Any:
+    return keras.regularizers.L1L2(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
+
+
+def _pooling(kind: str) -> Callable[[Any, Layer], Any]:
+    return lambda keras, layer: getattr(keras.layers, kind)(
+        layer.pool_size, strides=layer.strides, padding=layer.padding
+    )
+
+
+def _zero_padding(keras: Any, layer: Layer) -> Any:
+    assert layer.margins is not None
+    top, bottom, left, right = layer.margins
+    return keras.layers.ZeroPadding2D(((top, bottom), (left, right)))
+
+
+# How each layer type of the registry (grader.spec.layers) is made in Keras.
+BUILDERS: dict[str, Callable[[Any, Layer], Any]] = {
+    "Dense": lambda keras, layer: keras.layers.Dense(
+        layer.units, activation=layer.activation, use_bias=layer.use_bias, kernel_regularizer=_regularizer(keras, layer)
+    ),
+    "Conv2D": lambda keras, layer: keras.layers.Conv2D(
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding=layer.padding,
+        activation=layer.activation,
+        use_bias=layer.use_bias,
+        kernel_regularizer=_regularizer(keras, layer),
+    ),
+    "MaxPooling2D": _pooling("MaxPooling2D"),
+    "AveragePooling2D": _pooling("AveragePooling2D"),
+    "GlobalAveragePooling2D": lambda keras, layer: keras.layers.GlobalAveragePooling2D(),
+    "GlobalMaxPooling2D": lambda keras, layer: keras.layers.GlobalMaxPooling2D(),
+    "Flatten": lambda keras, layer: keras.layers.Flatten(),
+    "Reshape": lambda keras, layer: keras.layers.Reshape(layer.target_shape),
+    "ZeroPadding2D": _zero_padding,
+    "Dropout": lambda keras, layer: keras.layers.Dropout(layer.rate),
+    "SpatialDropout2D": lambda keras, layer: keras.layers.SpatialDropout2D(layer.rate),
+    "GaussianDropout": lambda keras, layer: keras.layers.GaussianDropout(layer.rate),
+    "GaussianNoise": lambda keras, layer: keras.layers.GaussianNoise(layer.stddev),
+    "Activation": lambda keras, layer: keras.layers.Activation(layer.activation),
+    "LeakyReLU": lambda keras, layer: keras.layers.LeakyReLU(negative_slope=layer.negative_slope),
+    "BatchNormalization": lambda keras, layer: keras.layers.BatchNormalization(),
+    "Rescaling": lambda keras, layer: keras.layers.Rescaling(layer.scale, offset=layer.offset),
+}

@@ -32,6 +32,14 @@ class ModelRecord:
     history: dict[str, list[float | None]] = field(default_factory=dict)
     epoch_times: tuple[float, ...] = ()
     test_accuracy: float | None = None
+    # The notebook's variable, when it is not the spec's name (an improvement, a renamed model)
+    variable: str | None = None
+    # How the grader prepared the test images for it
+    preprocessing: str | None = None
+
+    @property
+    def params(self) -> int | None:
+        return self.architecture.param_count() if self.architecture else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +47,8 @@ class ModelRecord:
             "history": self.history,
             "epoch_times": list(self.epoch_times),
             "test_accuracy": self.test_accuracy,
+            "variable": self.variable,
+            "preprocessing": self.preprocessing,
         }
 
     @classmethod
@@ -49,6 +59,8 @@ class ModelRecord:
             history=data.get("history", {}),
             epoch_times=tuple(data.get("epoch_times", ())),
             test_accuracy=data.get("test_accuracy"),
+            variable=data.get("variable"),
+            preprocessing=data.get("preprocessing"),
         )
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from grader.kernel.compat import adapt_colab, adapt_keras2
 from grader.kernel.datasets import serve_dataset
-from grader.kernel.keras2 import adapt_keras2
 from grader.kernel.ledger import Ledger
 from grader.kernel.training import wrap_compile, wrap_fit, wrap_train_on_batch
 from grader.protocol.manifest import HookSettings
@@ -40,6 +40,7 @@ def install(settings: dict[str, Any]) -> None:
     wrap_fit(keras.Model, ledger, hook_settings)
     wrap_train_on_batch(keras.Model, ledger)
     adapt_keras2(keras, ledger.legacy)
+    adapt_colab(ledger.legacy)
     ledger.write_manifest()
     _ledger = ledger
 

@@ -4,6 +4,7 @@ of trained models, and the manifest that tells the grader about them."""
 from __future__ import annotations
 
 import json
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,16 @@ from grader.protocol.manifest import MANIFEST, MANIFEST_FORMAT, HookSettings
 
 # Rows of train_on_batch images remembered per model: beyond, they are counted, not fingerprinted.
 MAX_BATCH_ROWS = 1_000_000
+# Rows of each fit's images saved as they were passed to it.
+SAMPLE_ROWS = 32
+
+
+def optimizer_parameters(model: Any) -> int | None:
+    """Values the model's optimizer keeps (its slots, step count, learning rate)."""
+    try:
+        return int(sum(np.prod(variable.shape) for variable in model.optimizer.variables))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def optimizer_iterations(model: Any) -> int | None:
@@ -54,6 +65,8 @@ class Ledger:
             "format": MANIFEST_FORMAT,
             "environment": {},
             "models": {},
+            # every model a fit trained, by a serial of its own, with the variables naming it
+            "trained": {},
             "final_configs": {},
             "export_errors": [],
             "legacy": [],
@@ -112,6 +125,20 @@ class Ledger:
         self.fingerprint_cache[key] = name
         return name
 
+    def save_sample(self, images: Any) -> str | None:
+        """Save the first rows of ``images`` as they were passed to fit, for the grader to find
+        out how the notebook prepared its images (``grader.judge.preprocessing``)."""
+        try:
+            rows = np.asarray(images[:SAMPLE_ROWS], dtype=np.float32)
+        except Exception:  # not an array of rows
+            return None
+        if rows.ndim < 2:
+            return None
+        self.saved_fingerprints += 1
+        name = f"fit-{self.saved_fingerprints}-sample.npy"
+        np.save(self.facts_dir / name, rows, allow_pickle=False)
+        return name
+
     def record_batch(self, model: Any, images: Any) -> None:
         """A ``train_on_batch`` call: counted, its rows fingerprinted."""
         batches = self.record(model)["batches"]
@@ -133,17 +160,34 @@ class Ledger:
             self.record(model)["batches"]["fingerprints"] = name
 
     def snapshot(self, model: Any) -> None:
-        """Export config and weights now, and bind the spec names that refer to this model."""
+        """Export config and weights now (in place of the model's earlier snapshot), list the
+        model among those trained, and bind the spec names that refer to it."""
         try:
             self._save_batch_fingerprints(model)
             self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
+            earlier = self.snapshots.get(id(model))
             self.snapshots[id(model)] = (self._export(model, origin="fit"), self.cell_position)
-            for name in self._names_bound_to(model):
-                self._bind(name, model, *self.snapshots[id(model)], origin="fit")
+            if earlier is not None:  # nothing refers to it any more; a big model's copies would fill the folder
+                shutil.rmtree(self.facts_dir / earlier[0], ignore_errors=True)
+            entry = self._entry(model, *self.snapshots[id(model)], origin="fit")
+            self.manifest["trained"][str(self._serial(model))] = {**entry, "variables": self._variables(model)}
+            stale = [
+                name for name, bound in self.manifest["models"].items() if earlier and bound["snapshot"] == earlier[0]
+            ]
+            for name in {*self._names_bound_to(model), *stale}:
+                self.manifest["models"][name] = entry
         except Exception as error:  # never break the student's fit because of an export
             names = ", ".join(self._names_bound_to(model)) or "a model"
             self.manifest["export_errors"].append(f"{names}: {type(error).__name__}: {error}")
         self.write_manifest()
+
+    def _serial(self, model: Any) -> int:
+        """A number of the model's own, in the order models were first recorded."""
+        return list(self.models).index(id(model)) + 1
+
+    def _variables(self, model: Any) -> list[str]:
+        """The notebook's variables that refer to ``model`` now (IPython's ``_``, ``_1`` left out)."""
+        return [name for name, value in notebook_namespace().items() if value is model and not name.startswith("_")]
 
     def _names_bound_to(self, model: Any) -> list[str]:
         namespace = notebook_namespace()
@@ -155,9 +199,10 @@ class Ledger:
         export_model(model, self.facts_dir / folder)
         return folder
 
-    def _bind(self, name: str, model: Any, snapshot: str, cell_position: int, origin: str) -> None:
+    def _entry(self, model: Any, snapshot: str, cell_position: int, origin: str) -> dict[str, Any]:
+        """What the manifest says of a model: where it was exported, and how it was trained."""
         record = self.record(model)
-        self.manifest["models"][name] = {
+        return {
             "snapshot": snapshot,
             "origin": origin,
             "cell_position": cell_position,
@@ -166,12 +211,21 @@ class Ledger:
             "batches": record["batches"],
             "iterations_at_snapshot": record.get("iterations_at_snapshot"),
             "iterations_at_end": optimizer_iterations(model),
+            "optimizer_parameters": optimizer_parameters(model),
         }
 
     def finish(self) -> None:
         import keras
 
         namespace = notebook_namespace()
+        for model_id, (snapshot, position) in self.snapshots.items():
+            model = self.models[model_id]
+            try:
+                self._save_batch_fingerprints(model)
+                entry = self._entry(model, snapshot, position, origin="fit")
+                self.manifest["trained"][str(self._serial(model))] = {**entry, "variables": self._variables(model)}
+            except Exception as error:
+                self.manifest["export_errors"].append(f"a trained model: {type(error).__name__}: {error}")
         for name in self.model_names:
             model = namespace.get(name)
             if not isinstance(model, keras.Model):
@@ -179,11 +233,12 @@ class Ledger:
             try:
                 self._save_batch_fingerprints(model)
                 if id(model) in self.snapshots:
-                    self._bind(name, model, *self.snapshots[id(model)], origin="fit")
+                    self.manifest["models"][name] = self._entry(model, *self.snapshots[id(model)], origin="fit")
                     self.manifest["final_configs"][name] = json_safe(model.get_config())
                 elif name not in self.manifest["models"]:
                     self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
-                    self._bind(name, model, self._export(model, origin="end"), self.cell_position, origin="end")
+                    snapshot = self._export(model, origin="end")
+                    self.manifest["models"][name] = self._entry(model, snapshot, self.cell_position, origin="end")
             except Exception as error:
                 self.manifest["export_errors"].append(f"{name}: {type(error).__name__}: {error}")
         self.write_manifest()

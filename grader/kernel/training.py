@@ -6,17 +6,20 @@ it, and each trained model is exported as soon as its ``fit`` returns."""
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import numpy as np
 
-from grader.kernel.keras2 import LegacyHistory, adapt_fit_arguments
+from grader.kernel.compat import LegacyHistory, adapt_fit_arguments
 from grader.kernel.ledger import Ledger, optimizer_iterations
 from grader.protocol.keras_objects import describe_compiled, epoch_timer, json_safe
 from grader.protocol.manifest import HookSettings
 
 # Keras' own default when fit() gets no batch_size
 KERAS_DEFAULT_BATCH_SIZE = 32
+# Rows of a dataset read to fingerprint it: past this, it is not fingerprinted.
+MAX_DATASET_ROWS = 1_000_000
 
 
 def wrap_compile(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
@@ -52,15 +55,17 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         bound = signature.bind(model, *args, **kwargs)
         bound.apply_defaults()
         arguments = bound.arguments
-        call = _describe_fit(arguments, ledger)
+        images = _dataset_images(arguments["x"]) if _is_dataset(arguments["x"]) else arguments["x"]
+        call = _describe_fit(arguments, images, ledger)
         ledger.record(model)["fits"].append(call)
         if settings.quick:
-            _cut_to_quick(arguments, settings)
+            _cut_to_quick(arguments, settings, call["batch_size"])
         if arguments["steps_per_epoch"] is not None or arguments["validation_steps"] is not None:
             _run_as_written(model, ledger)
         # What Keras is asked to run, after quick mode's cut: what a complete fit must have done.
         call["ran_epochs"] = _epochs_to_run(arguments)
-        call["ran_rows"] = _rows(arguments["x"])
+        rows = _rows(images)
+        call["ran_rows"] = min(rows, settings.quick_train_rows) if settings.quick and rows is not None else rows
         if settings.steps_per_execution and arguments["verbose"] in (1, "auto"):
             arguments["verbose"] = 2  # one line per epoch instead of a progress bar redrawn every batch
         timer, epoch_times = epoch_timer()
@@ -128,11 +133,48 @@ def _shape(value: Any) -> list[int] | None:
         return None
 
 
-def _describe_fit(arguments: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
-    x = arguments["x"]
+def _is_dataset(value: Any) -> bool:
+    """A ``tf.data.Dataset``: iterable again and again, batched by itself."""
+    return hasattr(value, "element_spec") and hasattr(value, "take")
+
+
+def _dataset_images(dataset: Any) -> np.ndarray | None:
+    """The images of one pass over a dataset, for their fingerprints (MNIST's take a second)."""
+    batches = []
+    rows = 0
+    try:
+        for element in dataset:
+            images = np.asarray(element[0] if isinstance(element, (tuple, list)) else element)
+            batches.append(images)
+            rows += len(images)
+            if rows > MAX_DATASET_ROWS:
+                return None
+    except Exception:  # a dataset that cannot be read twice, or not as arrays: no fingerprints
+        return None
+    return np.concatenate(batches) if batches else None
+
+
+def _dataset_batch_size(dataset: Any) -> int | None:
+    """The batch size a ``tf.data`` pipeline was batched with, from its ``batch`` step."""
+    node = dataset
+    for _ in range(50):
+        if node is None:
+            return None
+        size = getattr(node, "_batch_size", None)
+        if size is not None:
+            try:
+                return int(np.asarray(size))
+            except (TypeError, ValueError):
+                return None
+        node = getattr(node, "_input_dataset", None)
+    return None
+
+
+def _describe_fit(arguments: dict[str, Any], x: Any, ledger: Ledger) -> dict[str, Any]:
+    """What a fit asked for; ``x`` its images (a dataset's, read in one pass)."""
     validation = arguments["validation_data"]
     validation_x = validation[0] if isinstance(validation, (tuple, list)) and validation else None
-    batch_size = arguments["batch_size"]
+    batch_size = _dataset_batch_size(arguments["x"]) if _is_dataset(arguments["x"]) else arguments["batch_size"]
     return {
         "cell_position": ledger.cell_position,
         "batch_size": KERAS_DEFAULT_BATCH_SIZE if batch_size is None else json_safe(batch_size),
@@ -142,6 +184,7 @@ def _describe_fit(arguments: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
         "steps_per_epoch": json_safe(arguments["steps_per_epoch"]),
         "x_shape": _shape(x),
         "x_fingerprints": ledger.save_fingerprints(x, "x"),
+        "x_sample": ledger.save_sample(x),
         "validation_shape": _shape(validation_x),
         "validation_fingerprints": ledger.save_fingerprints(validation_x, "validation"),
         "epoch_times": [],
@@ -150,9 +193,19 @@ def _describe_fit(arguments: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def _cut_to_quick(arguments: dict[str, Any], settings: HookSettings) -> None:
+def _cut_to_quick(arguments: dict[str, Any], settings: HookSettings, batch_size: Any) -> None:
     """Quick mode: one epoch on a small slice; the record keeps what was asked."""
     arguments["epochs"] = int(arguments["initial_epoch"] or 0) + 1
+    batches = math.ceil(
+        settings.quick_train_rows / (batch_size if isinstance(batch_size, int) and batch_size > 0 else 32)
+    )
+    if _is_dataset(arguments["x"]):
+        arguments["x"] = arguments["x"].take(batches)
+    elif hasattr(arguments["x"], "__next__") or (
+        hasattr(arguments["x"], "__getitem__") and _rows(arguments["x"]) is None
+    ):
+        # a generator or a keras.utils.PyDataset: as many batches as the slice holds
+        arguments["steps_per_epoch"] = min(arguments["steps_per_epoch"] or batches, batches)
     for key in ("x", "y", "sample_weight"):
         if _rows(arguments[key]) is not None and hasattr(arguments[key], "__getitem__"):
             arguments[key] = arguments[key][: settings.quick_train_rows]

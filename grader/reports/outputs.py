@@ -14,6 +14,7 @@ from grader.reports.gradebooks import checks_csv, gradebook_csv
 from grader.reports.pages import (
     NOTEBOOKS_DIR,
     PAGES_DIR,
+    improvement_standing,
     index_page,
     notebook_page,
     page_name,
@@ -39,12 +40,30 @@ def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, sp
             problem = f"the executed notebook of {result.id} could not be rendered ({type(error).__name__}: {error})"
             page = plain_page(result.id, problem)
         write_atomically(out_dir / NOTEBOOKS_DIR / name, page)
+    return _write_submission_page(result, run, spec, out_dir, link) or problem
+
+
+def refresh_standings(run: GradeRun, spec: Spec, out_dir: Path, drawn: dict[str, str | None]) -> None:
+    """Draw again the pages whose improvement's standing moved since they were drawn (``drawn``:
+    the standing each page shows), once the whole class is graded."""
+    for result in run.submissions:
+        standing = improvement_standing(result, run, spec)
+        if standing != drawn.get(result.id, standing):
+            notebook = out_dir / NOTEBOOKS_DIR / page_name(result.id)
+            link = f"../{NOTEBOOKS_DIR}/{page_name(result.id)}" if notebook.is_file() else None
+            _write_submission_page(result, run, spec, out_dir, link)
+
+
+def _write_submission_page(
+    result: SubmissionResult, run: GradeRun, spec: Spec, out_dir: Path, link: str | None
+) -> str | None:
+    problem = None
     try:
         page = submission_page(result, run, spec, link)
     except Exception as error:
         problem = f"the page of {result.id} could not be drawn ({type(error).__name__}: {error})"
         page = plain_page(result.id, problem + "\n\n" + json.dumps(result.to_dict(), indent=2))
-    write_atomically(out_dir / PAGES_DIR / name, page)
+    write_atomically(out_dir / PAGES_DIR / page_name(result.id), page)
     return problem
 
 

@@ -24,7 +24,7 @@ from grader.ingest.notebook import file_stem
 from grader.judge.checks import CheckResult
 from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
 from grader.reports import plots
-from grader.reports.summary import summarize, typical_epoch_seconds
+from grader.reports.summary import leaderboard, standing_of, summarize, typical_epoch_seconds
 from grader.spec.architecture import Architecture, SummaryRow
 from grader.spec.exercise import ModelSpec, Spec
 
@@ -82,13 +82,17 @@ def page_name(submission_id: str) -> str:
 
 @dataclass(frozen=True)
 class LayerPair:
-    """A row of the side-by-side layer table; ``None`` where one side has no layer."""
+    """A row of the side-by-side layer table; ``None`` where one side has no layer. An
+    improvement's layers are free: nothing to compare them with."""
 
     expected: SummaryRow | None
     actual: SummaryRow | None
+    compared: bool = True
 
     @property
     def differs(self) -> bool:
+        if not self.compared:
+            return False
         if self.expected is None or self.actual is None:
             return True
         return not self.actual.layer.matches(self.expected.layer)
@@ -108,11 +112,11 @@ class ModelSection:
     reference_epoch: float | None
 
 
-def _layer_pairs(expected: Architecture, actual: Architecture | None) -> list[LayerPair]:
+def _layer_pairs(expected: Architecture, actual: Architecture | None, compared: bool) -> list[LayerPair]:
     want = expected.summary()
     have = actual.summary() if actual is not None else []
     return [
-        LayerPair(want[index] if index < len(want) else None, have[index] if index < len(have) else None)
+        LayerPair(want[index] if index < len(want) else None, have[index] if index < len(have) else None, compared)
         for index in range(max(len(want), len(have)))
     ]
 
@@ -127,7 +131,7 @@ def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> Mo
         spec=model,
         record=record,
         checks=[check for check in result.checks if check.id.startswith(f"{model.name}.")],
-        layers=_layer_pairs(expected, architecture),
+        layers=_layer_pairs(expected, architecture, compared=model.kind == "fixed"),
         expected_params=expected.param_count(),
         actual_params=architecture.param_count() if architecture else None,
         curves=plots.learning_curves(record.history if record else {}, calibration.bands if calibration else {}),
@@ -137,11 +141,18 @@ def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> Mo
     )
 
 
+def improvement_standing(result: SubmissionResult, run: GradeRun, spec: Spec) -> str | None:
+    """Where the submission's improvement stands among the class's, if the spec has one."""
+    model = next((model.name for model in spec.models if model.kind == "improvement"), None)
+    return standing_of(leaderboard(run, model), result.id) if model else None
+
+
 def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, notebook_link: str | None) -> str:
     return _templates.get_template("submission.html.j2").render(
         result=result,
         run=run,
         spec=spec,
+        standing=improvement_standing(result, run, spec),
         sections=[_model_section(result, spec, model) for model in spec.models],
         notebook_link=notebook_link,
         content_policy=_content_policy(),
@@ -211,8 +222,11 @@ def index_page(run: GradeRun, spec: Spec) -> str:
             f"reference runs on {spec.calibration.describe_machine()}",
         ),
     }
+    improvement = next((model for model in spec.models if model.kind == "improvement"), None)
     return _templates.get_template("index.html.j2").render(
         run=run,
+        improvement=improvement,
+        board=leaderboard(run, improvement.name) if improvement else (),
         summary=summary,
         figures=figures,
         columns=[(model.name, list(model.points)) for model in spec.models],

@@ -108,3 +108,45 @@ def summarize(run: GradeRun) -> ClassSummary:
         accuracy=accuracy,
         epoch_seconds=epoch_seconds,
     )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One submission's improvement on the class's leaderboard."""
+
+    submission: str
+    variable: str | None
+    accuracy: float | None
+    params: int | None
+    epoch_seconds: float | None
+    rank: int
+
+
+def leaderboard(run: GradeRun, model: str) -> tuple[Standing, ...]:
+    """Every graded improvement called ``model``, best first: by the accuracy the grader
+    measured (none in quick mode), then by fewer parameters."""
+    entries = [
+        (result.id, record)
+        for result in run.submissions
+        if (record := result.models.get(model)) is not None and record.architecture is not None
+    ]
+    entries.sort(key=lambda item: (-(item[1].test_accuracy or 0.0), item[1].params or 0, item[0]))
+    return tuple(
+        Standing(
+            sid, record.variable, record.test_accuracy, record.params, typical_epoch_seconds(record.epoch_times), rank
+        )
+        for rank, (sid, record) in enumerate(entries, start=1)
+    )
+
+
+def standing_of(board: Sequence[Standing], submission: str) -> str | None:
+    """``3rd of 24``: where a submission's improvement stands, if it has one."""
+    for standing in board:
+        if standing.submission == submission:
+            return f"{_ordinal(standing.rank)} of {len(board)}"
+    return None
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"

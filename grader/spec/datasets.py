@@ -111,6 +111,5 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
 
 
 def prepare_images(images: np.ndarray, spec: DataSpec) -> np.ndarray:
-    """The spec's preprocessing: float32, flattened if asked, divided by ``scale``."""
-    prepared = images.astype("float32") / spec.scale
-    return prepared.reshape(len(images), -1) if spec.flatten else prepared
+    """The exercise's preprocessing (``DataSpec.preprocessing``)."""
+    return spec.preprocessing.apply(images)

@@ -10,15 +10,19 @@ import hashlib
 import math
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from grader.errors import SpecError
-from grader.spec.architecture import Architecture, Layer
+from grader.spec.architecture import Architecture
 from grader.spec.calibration import Calibration, read_calibration
+from grader.spec.layers import Layer
+from grader.spec.preprocessing import Preprocessing
 
 CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
+MODEL_KINDS = ("fixed", "improvement")
+ModelKind = Literal["fixed", "improvement"]
 # The reference folder is installed as data files (see pyproject.toml).
 INSTALLED_REFERENCE = Path(sys.prefix) / "share" / "keras-exercise-grader" / "reference"
 
@@ -30,7 +34,7 @@ def _default_spec() -> Path:
 
 
 DEFAULT_SPEC = _default_spec()
-LAYER_KEYS = {"type", "units", "activation", "rate", "l1", "l2", "use_bias"}
+LAYER_KEYS = {field.name for field in fields(Layer)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,21 @@ class DataSpec:
     test_samples: int
     flatten: bool
     scale: float
+    # Pixels the exercise pads each image with (LeNet's 28x28 to 32x32), and whether it adds a
+    # channel axis (28, 28) -> (28, 28, 1).
+    pad: int = 0
+    channel_axis: bool = False
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The exercise's way of preparing the images: divided by ``scale``, padded, reshaped."""
+        height, width = (dim + 2 * self.pad for dim in self.image_shape[:2])
+        shape: tuple[int, ...] = (height, width, *self.image_shape[2:])
+        if self.flatten:
+            shape = (math.prod(shape),)
+        elif self.channel_axis:
+            shape = (*shape, 1)
+        return Preprocessing(scale=1 / self.scale, offset=0.0, shape=shape, pad=self.pad)
 
 
 @dataclass(frozen=True)
@@ -58,16 +77,28 @@ class AccuracyRange:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model the exercise asks for. ``fixed``: these layers, trained so. ``improvement``: the
+    open answer to "suggest an improvement", any allowed layers under any name, judged on what
+    the grader measures and compared with the ``baseline`` model's reference runs."""
+
     name: str
     layers: tuple[Layer, ...]
-    params: int
+    params: int | None  # None for an improvement
     optimizer: str
     learning_rate: float
-    loss: str
+    # The losses accepted, the exercise's own first (sparse labels need the sparse one).
+    losses: tuple[str, ...]
     batch_size: int
     epochs: int
     accuracy: AccuracyRange | None  # None until `grader calibrate` has run
     points: dict[str, float]
+    kind: ModelKind = "fixed"
+    baseline: str | None = None
+    max_params: int | None = None
+
+    @property
+    def loss(self) -> str:
+        return self.losses[0]
 
 
 @dataclass(frozen=True)
@@ -86,11 +117,14 @@ class Spec:
     def model_names(self) -> list[str]:
         return [model.name for model in self.models]
 
+    @property
+    def fixed_models(self) -> tuple[ModelSpec, ...]:
+        """The models the exercise states layer by layer: those with reference runs."""
+        return tuple(model for model in self.models if model.kind == "fixed")
+
     def expected_architecture(self, model: ModelSpec) -> Architecture:
         """The model as the exercise builds it: its layers after the prepared images."""
-        shape = self.data.image_shape
-        input_shape = (math.prod(shape),) if self.data.flatten else shape
-        return Architecture(input_shape=input_shape, layers=model.layers)
+        return Architecture(input_shape=self.data.preprocessing.shape, layers=model.layers)
 
     def model(self, name: str) -> ModelSpec:
         return next(model for model in self.models if model.name == name)
@@ -108,6 +142,8 @@ class Spec:
     def require_accuracy_ranges(self) -> None:
         """Full grading needs every range; say how to get them."""
         missing = [model.name for model in self.models if model.accuracy is None]
+        if missing and all(self.model(name).kind == "improvement" for name in missing):
+            missing = [f"{name} (its baseline's)" for name in missing]
         if missing:
             raise SpecError(
                 f"the spec {self.path} has no accuracy range for {', '.join(missing)}: "
@@ -150,6 +186,8 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
         test_samples=int(data["test_samples"]),
         flatten=bool(data.get("flatten", False)),
         scale=float(data.get("scale", 1.0)),
+        pad=int(data.get("pad", 0)),
+        channel_axis=bool(data.get("channel_axis", False)),
     )
     defaults = raw.get("defaults", {})
     points = raw["points"]
@@ -167,20 +205,32 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
     for entry in raw["models"]:
         settings = {**defaults, **entry}
         name = str(settings["name"])
+        kind = settings.get("kind", "fixed")
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"{name} has kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
+        improvement = kind == "improvement"
         models.append(
             ModelSpec(
                 name=name,
-                layers=tuple(_layer(name, layer) for layer in settings["layers"]),
-                params=int(settings["params"]),
+                kind=kind,
+                layers=() if improvement else tuple(_layer(name, layer) for layer in settings["layers"]),
+                params=None if improvement else int(settings["params"]),
                 optimizer=str(settings["optimizer"]),
                 learning_rate=float(settings["learning_rate"]),
-                loss=str(settings["loss"]),
-                batch_size=int(settings["batch_size"]),
-                epochs=int(settings["epochs"]),
-                accuracy=_accuracy_range(name, settings.get("accuracy"), accuracy_section, calibration),
+                losses=tuple(str(loss) for loss in settings.get("losses", [settings["loss"]])),
+                # An improvement's training is its own: these are the exercise's, not checked.
+                batch_size=int(settings.get("batch_size", 0) if improvement else settings["batch_size"]),
+                epochs=int(settings.get("epochs", 0) if improvement else settings["epochs"]),
+                accuracy=_accuracy_range(name, settings, accuracy_section, calibration),
                 points={kind: float(points[kind]) for kind in CHECK_KINDS if kind in points},
+                baseline=str(settings["baseline"]) if improvement else None,
+                max_params=int(settings["max_params"]) if "max_params" in settings else None,
             )
         )
+    names = [model.name for model in models]
+    for model in models:
+        if model.kind == "improvement" and model.baseline not in names:
+            raise ValueError(f"{model.name}'s baseline {model.baseline!r} is not a model of the spec ({names})")
     if not models:
         raise ValueError("the spec defines no [[models]]")
     solution = exercise.get("solution")
@@ -200,17 +250,24 @@ def _layer(model: str, entry: dict[str, Any]) -> Layer:
     unknown = set(entry) - LAYER_KEYS
     if unknown:
         raise ValueError(f"a layer of {model} has unknown keys {sorted(unknown)}; known: {sorted(LAYER_KEYS)}")
-    layer = Layer(**entry)
-    if layer.type == "Dense" and layer.activation is None:
-        layer = Layer(**{**entry, "activation": "linear"})
-    return layer
+    return Layer.from_dict(entry)
 
 
 def _accuracy_range(
-    name: str, explicit: Any, section: dict[str, Any], calibration: Calibration
+    name: str, settings: dict[str, Any], section: dict[str, Any], calibration: Calibration
 ) -> AccuracyRange | None:
+    """A fixed model's range: set by hand, or its calibration runs widened by the margin. An
+    improvement's: from its ``min_accuracy``, else its baseline's range, up to 1."""
+    explicit = settings.get("accuracy")
     if explicit is not None:
         return AccuracyRange(float(explicit["min"]), float(explicit["max"]), "set by hand in the spec")
+    if settings.get("kind") == "improvement":
+        if "min_accuracy" in settings:
+            return AccuracyRange(float(settings["min_accuracy"]), 1.0, "the spec's min_accuracy")
+        baseline = _accuracy_range(settings["baseline"], {}, section, calibration)
+        if baseline is None:
+            return None
+        return AccuracyRange(baseline.min, 1.0, f"{settings['baseline']}'s lowest accepted accuracy")
     runs = calibration.models[name].test_accuracies if name in calibration.models else ()
     if not runs:
         return None

@@ -75,7 +75,7 @@ def calibrate(
 ) -> dict[str, Any]:
     """Every (model, seed) run; ``on_run`` gets each run as it finishes."""
     models: dict[str, Any] = {}
-    for model_spec in spec.models:
+    for model_spec in spec.fixed_models:
         runs = []
         for seed in seeds:
             runs.append(train_reference(model_spec, spec, dataset, seed))

@@ -68,7 +68,7 @@ def test_every_check_says_what_it_expected_and_found(spec):
         "steps_outside_fit": 0,
     }
     assert checks["model_2.accuracy"].actual == 0.5
-    assert "below" not in checks["model_2.accuracy"].message  # low accuracy gets advice on preprocessing
+    assert "below the lowest accepted 0.9730" in checks["model_2.accuracy"].message  # and advice:
     assert "preprocessing" in checks["model_2.accuracy"].message
 
 
@@ -162,3 +162,32 @@ def test_a_model_far_better_on_test_images_than_on_training_images_is_reported(s
         "classifies 99.90% of the test images right but only 95.00%"
         in test_set_training_warnings(models, suspicious)[0]
     )
+
+
+def test_an_improvement_is_judged_on_its_integrity_and_its_measured_accuracy():
+    from grader.spec.exercise import load_spec
+    from tests.conftest import ROOT
+
+    spec = load_spec(ROOT / "reference" / "mnist_mlp_open.toml")
+    case = json.loads((FIXTURES / "facts" / "all_correct_full.json").read_text())
+    mine = dataclasses.replace(model_facts("model_3", case["models"]["model_2"]), name="model_3")
+    evaluation = {"model_3": Evaluation(0.9871)}
+    checks = {
+        c.id: c for c in run_checks(spec, {"model_3": mine}, evaluation, quick=False) if c.id.startswith("model_3")
+    }
+    assert {check.status for check in checks.values()} == {"pass"}
+    assert checks["model_3.accuracy"].actual == {"accuracy": 0.9871, "compared": "improved"}
+    assert (
+        "better than model_2: model_2's 5 reference runs reach 0.9830 to 0.9850" in checks["model_3.accuracy"].message
+    )
+    worse = run_checks(spec, {"model_3": mine}, {"model_3": Evaluation(0.95)}, quick=False)
+    assert next(c for c in worse if c.id == "model_3.accuracy").status == "fail"
+    missing = [c for c in run_checks(spec, {}, {}, quick=True) if c.id.startswith("model_3")]
+    assert {c.status for c in missing} == {"error", "skipped"} and "No improvement was found" in missing[0].message
+
+
+def test_learning_rates_are_shown_as_written():
+    from grader.judge.checks import learning_rate_text
+
+    assert learning_rate_text(0.001500000013038516) == "0.0015"
+    assert learning_rate_text(0.0010000000474974513) == "0.001"

@@ -148,6 +148,28 @@ def test_full_grade_of_the_model_solution_passes_every_check(mnist_path, spec):
     assert all(len(m.history["val_accuracy"]) == len(m.epoch_times) for m in result.models.values())
 
 
+LENET_SPEC = ROOT / "reference" / "mnist_lenet.toml"
+
+
+def test_the_lenet_solution_grades_to_full_marks_in_quick_mode(mnist_path):
+    context = prepare_context(GradingOptions(quick=True), LENET_SPEC, mnist_path)
+    result = grade_notebook(context.spec.solution, context).result
+    assert (result.status, result.score, result.max_score) == ("graded", 5, 5), result.checks
+    architecture = result.models["lenet"].architecture
+    assert architecture.input_shape == (32, 32, 1) and architecture.param_count() == 61706
+
+
+@pytest.mark.slow
+def test_full_grade_of_the_lenet_solution_passes_every_check(mnist_path):
+    """A second exercise, of convolutions, rebuilt by Keras' own deserialisation and fed the
+    test images padded to 32x32 as the notebook padded its own (10 epochs: minutes)."""
+    context = prepare_context(GradingOptions(quick=False), LENET_SPEC, mnist_path)
+    result = grade_notebook(context.spec.solution, context).result
+    assert result.status == "graded", result.error
+    assert (result.score, result.max_score) == (8, 8), [(c.id, c.message) for c in result.checks]
+    assert result.models["lenet"].preprocessing == "x / 255, padded by 2, shaped (32, 32, 1)"
+
+
 def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_own_faults_are_the_graders(
     mnist_path, spec, tmp_path, monkeypatch
 ):
@@ -169,8 +191,11 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
     pickled = tmp_path / "pickled.npy"
     np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
 
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(keras_config("model_1_sequential_add")))
+
     def facts(name, weights):
-        return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None)
+        return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None, config_file=config)
 
     answers, _ = evaluate_models(
         [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])],
@@ -259,3 +284,19 @@ def test_bench_times_plain_and_instrumented_epochs(mnist_path):
     for way in ("plain", "instrumented"):
         assert 0 < model[way]["min"] <= model[way]["median"] <= model[way]["max"]
     assert model["speed_up"] == pytest.approx(model["plain"]["median"] / model["instrumented"]["median"], rel=1e-2)
+
+
+def test_an_improvement_is_judged_on_its_measured_accuracy_with_the_notebooks_own_preprocessing(mnist_path):
+    """Full mode: the fixed model trained on standardised images, the improvement on raw pixels
+    with a Rescaling layer; the grader feeds each the test images the same way."""
+    context = prepare_context(GradingOptions(quick=False, timeout=240), FIXTURES / "tiny_open_spec.toml", mnist_path)
+    result = grade_notebook(NOTEBOOKS / "improvement_on_other_inputs.ipynb", context).result
+    checks = {check.id: check for check in result.checks}
+    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks]
+    assert result.models["tiny"].preprocessing.startswith("(x - 33.3")  # standardised, derived
+    assert result.models["better"].preprocessing.startswith("x, shaped (784,)")  # raw, rescaled by the model
+    assert result.models["better"].variable == "mine"
+    accuracy = checks["better.accuracy"]
+    assert accuracy.actual["accuracy"] > 0.9 and accuracy.actual["compared"] == "improved"
+    assert "better than tiny: tiny's 2 reference runs reach 0.9000 to 0.9100" in accuracy.message
+    assert any("says the improvement did not improve; the grader measured it improved" in w for w in result.warnings)

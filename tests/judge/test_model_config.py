@@ -1,8 +1,11 @@
+import copy
+
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import parse_model_config
-from grader.spec.architecture import Architecture, Layer
+from grader.judge.model_config import check_rebuildable, parse_model_config
+from grader.spec.architecture import Architecture
+from grader.spec.layers import Layer
 from tests.conftest import keras_config
 
 
@@ -103,3 +106,50 @@ def test_keras2_style_input_shape_on_the_first_layer():
 def test_architecture_round_trips_through_a_dict():
     parsed = parse_model_config(keras_config("model_3_activation_layers"))
     assert Architecture.from_dict(parsed.to_dict()) == parsed
+
+
+@pytest.mark.parametrize("name", ["model_1_sequential_add", "model_2_functional", "model_3_activation_layers"])
+def test_configs_of_allowed_layers_may_be_rebuilt(name):
+    check_rebuildable(keras_config(name))
+
+
+def poisoned(change) -> dict:
+    config = copy.deepcopy(keras_config("model_1_sequential_add"))
+    change(config)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            poisoned(lambda c: c["layers"].insert(1, {"module": "keras.layers", "class_name": "Lambda", "config": {}})),
+            "a Lambda layer, which the grader does not rebuild",
+        ),
+        (poisoned(lambda c: c["layers"][1].update(module="os")), "a Dense layer, which the grader does not rebuild"),
+        (
+            poisoned(
+                lambda c: c["layers"][1]["config"].update(
+                    kernel_initializer={"module": "subprocess", "class_name": "Popen", "config": {}}
+                )
+            ),
+            "a Popen object of subprocess",
+        ),
+        (
+            poisoned(
+                lambda c: c["layers"][1]["config"].update(
+                    activation={"module": "keras.activations", "class_name": "function", "config": "exec"}
+                )
+            ),
+            "unrecognised activation",
+        ),
+        (
+            poisoned(lambda c: c["layers"][1]["config"].update(kernel_regularizer={"__lambda__": "AAAA"})),
+            "serialised code",
+        ),
+        (poisoned(lambda c: c["layers"][1].update(registered_name="Custom>Dense")), "registered as Custom>Dense"),
+    ],
+)
+def test_anything_outside_the_allowlist_keeps_a_model_from_being_rebuilt(config, message):
+    with pytest.raises(UntrustedDataError, match=message):
+        check_rebuildable(config)

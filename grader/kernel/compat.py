@@ -1,5 +1,6 @@
-"""Keras 2 spellings, adapted so that old notebooks run under Keras 3 and are graded on
-their merits; each use becomes a warning that gives the modern spelling."""
+"""What real notebooks write for older Keras and for Colab, adapted so that they run under
+Keras 3 here and are graded on their merits; each use becomes a warning that gives the
+modern spelling."""
 
 from __future__ import annotations
 
@@ -37,6 +38,40 @@ def adapt_keras2(keras: Any, note: Note) -> None:
     np_utils.__getattr__ = np_utils_attribute  # type: ignore[method-assign]
     sys.modules["keras.utils.np_utils"] = np_utils
     keras.utils.np_utils = np_utils
+    for old, modern in (("keras.layers.core", "keras.layers"), ("keras.layers.advanced_activations", "keras.layers")):
+        sys.modules[old] = _alias(old, keras.layers, f"{old} is Keras 2: import from {modern}", note)
+    tensorflow = sys.modules.get("tensorflow")  # loaded by Keras' TensorFlow backend; never loaded for this
+    if tensorflow is not None:
+        tensorflow.keras.utils.np_utils = np_utils
+        sys.modules["tensorflow.keras.utils.np_utils"] = np_utils
+
+
+def _alias(name: str, target: Any, message: str, note: Note) -> types.ModuleType:
+    """A module ``name`` whose attributes are ``target``'s, noting its first use."""
+    module = types.ModuleType(name)
+
+    def attribute(attribute_name: str) -> Any:
+        if attribute_name.startswith("__"):
+            raise AttributeError(attribute_name)
+        note(message)
+        return getattr(target, attribute_name)
+
+    module.__getattr__ = attribute  # type: ignore[method-assign]
+    return module
+
+
+def adapt_colab(note: Note) -> None:
+    """Colab's ``%tensorflow_version 2.x`` line: nothing to do outside Colab."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def tensorflow_version(line: str) -> None:
+        note("%tensorflow_version is Colab's: outside Colab it does nothing; remove it")
+
+    shell.register_magic_function(tensorflow_version, "line", "tensorflow_version")
 
 
 def adapt_fit_arguments(kwargs: dict[str, Any], note: Note) -> None:
