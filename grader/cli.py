@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from functools import wraps
 from pathlib import Path
@@ -29,18 +29,22 @@ from grader.batch.grade import grade_batch, make_executor, make_run
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore
 from grader.errors import FAULT_INJECTION_ENV, INJECTABLE_FAULTS, GraderError
-from grader.ingest.discover import discover_submissions
+from grader.ingest.roster import Submitted, read_roster
 from grader.judge.pipeline import GradingContext, GradingOptions, grade_safely, prepare_context
 from grader.judge.results import Graded, SubmissionResult
+from grader.protocol.files import write_atomically
+from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
 from grader.run.isolation import Limits
 from grader.spec.datasets import load_dataset, locate_data
-from grader.spec.exercise import DEFAULT_SPEC, load_spec
+from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
 EXIT_CHECK_FAILED = 1
 EXIT_NOT_GRADED = 2
 EXIT_GRADER_ERROR = 3
 # How often a long batch refreshes gradebook.csv, index.html and results.json.
 SUMMARY_INTERVAL_SECONDS = 30
+# What `grader github` writes in the repository: the result, for the workflow's check steps.
+GITHUB_RESULTS = "grader-results.json"
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
 
 console = Console(stderr=True)
@@ -73,6 +77,15 @@ SPEC_OPTION = click.option(
     show_default="the MNIST exercise",
     help="The exercise's TOML spec.",
 )
+
+
+PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+
+
+def _out_option(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help=purpose
+    )
 
 
 def _grading_options(quick_by_default: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -169,15 +182,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Folder for results.json, gradebook.csv, the HTML reports and the results store.",
-)
+@PATHS_ARGUMENT
+@_out_option("Folder for results.json, gradebook.csv, the HTML reports and the results store.")
 @click.option("--force", is_flag=True, help="Regrade every notebook, even those already graded unchanged.")
 @click.option(
     "--jobs",
@@ -206,6 +212,15 @@ def cli() -> None:
     show_default=True,
     help="Ray: the share of a GPU per notebook, e.g. 0.25 for four notebooks per card.",
 )
+@click.option("--canvas-assignment", help="The assignment's title in Canvas' gradebook [default: the spec's name].")
+@click.option("--canvas-assignment-id", help="Canvas' id of the assignment, so that the import fills it.")
+@click.option(
+    "--no-similarity",
+    "similarity",
+    flag_value=False,
+    default=True,
+    help="Leave out the class page's section of similar notebooks.",
+)
 @_grading_options(quick_by_default=False)
 @_reports_grader_errors
 def grade(
@@ -217,10 +232,15 @@ def grade(
     address: str | None,
     cpus_per_task: float,
     gpus_per_task: float,
+    canvas_assignment: str | None,
+    canvas_assignment_id: str | None,
+    similarity: bool,
     **settings: Any,
 ) -> None:
-    """Grade every .ipynb in the given folders, and the files named."""
+    """Grade every .ipynb in the given folders and files, or in an LMS's download (a Canvas or
+    Moodle zip or folder, an nbgrader course's submitted/ tree): one notebook per student."""
     # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
+    from grader.reports.gradebooks import Assignment
     from grader.reports.outputs import refresh_standings, write_page, write_summaries
     from grader.reports.pages import improvement_standing
 
@@ -231,40 +251,46 @@ def grade(
             raise GraderError("--executor ray needs Ray: pip install 'keras-exercise-grader[ray]'.") from None
     elif address is not None:
         raise click.UsageError("--address needs --executor ray.")
-    notebooks = discover_submissions(list(paths))
     context = _context(**settings)
+    assignment = Assignment(canvas_assignment or context.spec.name, canvas_assignment_id)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
-    results: list[SubmissionResult] = []
-    standings: dict[str, str | None] = {}  # the improvement standing each page shows
-    reused = 0
-    summaries_written = time.monotonic()
-    with closing(ResultStore(out_dir)) as store, _progress() as progress:
-        where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
-        task = progress.add_task(f"Grading {where}".strip(), total=len(notebooks))
+    with tempfile.TemporaryDirectory(prefix="grader-unpacked-") as unpacked:  # zips are unpacked here
+        roster = read_roster(list(paths), Path(unpacked), context.spec.model_names)
+        for note in roster.notes:
+            console.print(f"[yellow]not graded:[/] {note}", highlight=False, soft_wrap=True)
+        notebooks = roster.submissions
+        results: list[SubmissionResult] = []
+        standings: dict[str, str | None] = {}  # the improvement standing each page shows
+        reused = 0
+        summaries_written = time.monotonic()
+        with closing(ResultStore(out_dir)) as store, _progress() as progress:
+            where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
+            task = progress.add_task(f"Grading {where}".strip(), total=len(notebooks))
 
-        def on_result(graded: Graded, was_reused: bool) -> None:
-            nonlocal reused, summaries_written
-            reused += was_reused
-            results.append(graded.result)
-            run_so_far = make_run(context, results)
-            problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir)
-            standings[graded.result.id] = improvement_standing(graded.result, run_so_far, context.spec)
-            # The class files cover every result so far: rewritten now and then, not per result.
-            if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
-                problem = write_summaries(make_run(context, results), context.spec, out_dir) or problem
-                summaries_written = time.monotonic()
-            progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
-            if problem:
-                progress.console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
-            progress.advance(task)
+            def on_result(graded: Graded, was_reused: bool) -> None:
+                nonlocal reused, summaries_written
+                reused += was_reused
+                results.append(graded.result)
+                run_so_far = make_run(context, results)
+                problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir)
+                standings[graded.result.id] = improvement_standing(graded.result, run_so_far, context.spec)
+                # The class files cover every result so far: rewritten now and then, not per result.
+                if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
+                    problem = write_summaries(make_run(context, results), context.spec, out_dir, assignment) or problem
+                    summaries_written = time.monotonic()
+                progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
+                if problem:
+                    progress.console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
+                progress.advance(task)
 
-        chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
-        run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
-        refresh_standings(run, context.spec, out_dir, standings)
-        problem = write_summaries(run, context.spec, out_dir)
+            chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
+            run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
+            refresh_standings(run, context.spec, out_dir, standings)
+        similar = _similar_notebooks(notebooks, context.spec) if similarity else None
+        problem = write_summaries(run, context.spec, out_dir, assignment, similar)
         if problem:
             console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
     if reused:
@@ -283,6 +309,33 @@ def grade(
             soft_wrap=True,
         )
         sys.exit(EXIT_NOT_GRADED)
+
+
+def _similar_notebooks(
+    submissions: Sequence[Submitted], spec: Spec, threshold: float = DEFAULT_THRESHOLD
+) -> ClassSimilarity | None:
+    """The pairs of ``submissions`` that share code beyond the handout's and the solution's;
+    None, with a warning, when they cannot be compared (the grades stand without them)."""
+    notebooks = {item.id: item.path for item in submissions}
+    try:
+        with console.status(f"Comparing the code of {len(notebooks)} notebooks pair by pair…"):
+            found = class_similarity(notebooks, expected_code(spec.handout, spec.solution), threshold)
+    except Exception as error:
+        console.print(
+            f"[yellow]warning:[/] the notebooks could not be compared ({type(error).__name__}: {error}); "
+            "please report it",
+            highlight=False,
+        )
+        return None
+    if found.pairs:
+        console.print(
+            f"[yellow]{len(found.pairs)} pairs of notebooks share {threshold:.0%} of their own code or more:[/] "
+            + ", ".join(f"{pair.first} and {pair.second}" for pair in found.pairs[:5])
+            + (" …" if len(found.pairs) > 5 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    return found
 
 
 def _progress() -> Progress:
@@ -428,6 +481,216 @@ def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path |
         f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}",
         highlight=False,
     )
+
+
+@cli.command()
+@PATHS_ARGUMENT
+@_out_option("Folder for similarity.html.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, max=1),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    help="The share of each notebook's own code found in the other from which a pair is listed.",
+)
+@SPEC_OPTION
+@_reports_grader_errors
+def similarity(paths: tuple[Path, ...], out_dir: Path, threshold: float, spec_path: Path) -> None:
+    """List the pairs of notebooks that share code beyond the handout's and the solution's.
+
+    Reads what ``grade`` reads (folders, notebooks, an LMS's download), one notebook per student;
+    writes OUT/similarity.html with the shared code side by side and prints the pairs.
+    """
+    from grader.reports.pages import similarity_page
+
+    spec = load_spec(spec_path)
+    with tempfile.TemporaryDirectory(prefix="grader-unpacked-") as unpacked:
+        roster = read_roster(list(paths), Path(unpacked), spec.model_names)
+        for note in roster.notes:
+            console.print(f"[yellow]not compared:[/] {note}", highlight=False, soft_wrap=True)
+        started = time.monotonic()
+        found = _similar_notebooks(roster.submissions, spec, threshold)
+    if found is None:
+        sys.exit(EXIT_GRADER_ERROR)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(out_dir / "similarity.html", similarity_page(spec.name, found))
+    except OSError as error:
+        raise GraderError(f"--out {out_dir}: cannot write similarity.html ({error.strerror}).") from None
+    if found.pairs:
+        table = Table(title=f"Pairs sharing {threshold:.0%} or more", title_justify="left")
+        for column in ("notebook", "notebook", "share of each one's code in the other"):
+            table.add_column(column)
+        for pair in found.pairs:
+            table.add_row(pair.first, pair.second, f"{pair.shares[0]:.0%} / {pair.shares[1]:.0%}")
+        stdout.print(table)
+    console.print(
+        f"Compared {found.compared} notebooks in {time.monotonic() - started:.1f} s: {len(found.pairs)} pairs. "
+        f"Side by side: {out_dir / 'similarity.html'}",
+        highlight=False,
+    )
+
+
+# -- autograder platforms ---------------------------------------------------------------
+
+
+def _root_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help="The platform's folder (tests point it at a temporary one).",
+    )
+
+
+def _grade_for_platform(folder: Path, logs_out: Path, settings: dict[str, Any]) -> tuple[SubmissionResult, float]:
+    """The submission in ``folder`` graded as ``grade`` would, its logs under ``logs_out``."""
+    from grader.platforms.entry import grade_submission_folder
+
+    started = time.monotonic()
+    context = _context(**settings)
+    result = grade_submission_folder(folder, context, logs_out).result
+    print_result(result)
+    if result.logs:
+        console.print(f"The grader's logs of this notebook: {logs_out / result.logs}", highlight=False)
+    return result, time.monotonic() - started
+
+
+@cli.command()
+@_root_option("/autograder")
+@click.option(
+    "--visibility",
+    type=click.Choice(["visible", "hidden", "after_due_date", "after_published"]),
+    default="visible",
+    show_default=True,
+    help="When students see the tests.",
+)
+@_grading_options(quick_by_default=True)
+@_reports_grader_errors
+def gradescope(root: Path, visibility: str, **settings: Any) -> None:
+    """Gradescope's run_autograder: grade ROOT/submission, write ROOT/results/results.json.
+
+    Exit 0 when the notebook was graded; 2 when a fault of the grader's kept it from being
+    graded (no results.json: Gradescope reports that the autograder failed, never a zero).
+    """
+    from grader.platforms.results import gradescope_results
+
+    result, seconds = _grade_for_platform(root / "submission", root / "results", settings)
+    results = gradescope_results(result, load_spec(settings["spec_path"]), seconds, visibility)
+    if results is None:
+        sys.exit(EXIT_NOT_GRADED)
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+@cli.command()
+@_root_option("/grade")
+@_grading_options(quick_by_default=True)
+@_reports_grader_errors
+def prairielearn(root: Path, **settings: Any) -> None:
+    """PrairieLearn's external grader: grade ROOT/student, write ROOT/results/results.json.
+
+    A fault of the grader's makes the submission not gradable: no points lost, no attempt spent.
+    """
+    from grader.platforms.results import prairielearn_results
+
+    result, _ = _grade_for_platform(root / "student", root / "results", settings)
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    results = prairielearn_results(result, load_spec(settings["spec_path"]))
+    (root / "results" / "results.json").write_text(json.dumps(results) + "\n")
+
+
+@cli.command()
+@_root_option(".")
+@click.option(
+    "--classroom50",
+    is_flag=True,
+    help="Write classroom50's result.json and exit 0 whenever grading ran (its autograder.py's contract).",
+)
+@click.option(
+    "--check",
+    "check_id",
+    metavar="ID",
+    help="Grade nothing: exit 0 if the check ID (e.g. model_1.architecture) passed in ROOT/grader-results.json.",
+)
+@_grading_options(quick_by_default=True)
+@_reports_grader_errors
+def github(root: Path, classroom50: bool, check_id: str | None, **settings: Any) -> None:
+    """GitHub classrooms: grade the repository's notebook, print the table, write the results.
+
+    Writes ROOT/grader-results.json (the schema of results.json) and exits 0 when every check
+    passes, 1 otherwise, 3 when a fault of the grader's kept it from grading; with
+    --classroom50, writes ROOT/result.json and exits 0 whenever the notebook was graded.
+    With --check, reads that file instead and passes or fails one check: GitHub Classroom's
+    workflow scores each check in a step of its own.
+    """
+    from grader.platforms.results import classroom50_result
+
+    results_path = root / GITHUB_RESULTS
+    if check_id is not None:
+        sys.exit(_github_check(results_path, check_id))
+    result, _ = _grade_for_platform(root, root / ".grader-logs", settings)
+    results_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if result.fault == "grader":
+        sys.exit(EXIT_GRADER_ERROR)
+    if classroom50:
+        (root / "result.json").write_text(json.dumps(classroom50_result(result, os.environ), indent=2) + "\n")
+        return
+    sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
+
+
+def _github_check(results_path: Path, check_id: str) -> int:
+    """The exit code of one check's step: 0 passed, 1 not, 3 when there is no graded result."""
+    try:
+        result = SubmissionResult.from_dict(json.loads(results_path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        console.print(f"[bold red]error:[/] {results_path}: no graded result to read ({error}); grade first.")
+        return EXIT_GRADER_ERROR
+    if result.fault == "grader":
+        console.print(f"[bold red]not graded:[/] {result.error}", highlight=False)
+        return EXIT_GRADER_ERROR
+    check = next((check for check in result.checks if check.id == check_id), None)
+    if check is None:
+        known = ", ".join(check.id for check in result.checks)
+        console.print(f"[bold red]error:[/] no check {check_id!r} in {results_path}; its checks: {known}")
+        return EXIT_GRADER_ERROR
+    stdout.print(f"{check.id}: {check.status}, {check.points:g}/{check.max_points:g}. {check.message}", highlight=False)
+    return 0 if check.status == "pass" else EXIT_CHECK_FAILED
+
+
+@cli.command()
+@click.argument("platform", type=click.Choice(["gradescope", "prairielearn", "github"]))
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="The zip (Gradescope) or folder to write."
+)
+@click.option("--quick/--full", default=True, show_default=True, help="How the platform will grade.")
+@click.option(
+    "--requirement",
+    default="keras-exercise-grader",
+    show_default=True,
+    help="GitHub: how pip installs the grader there (a name, or git+https://... of this repository).",
+)
+@DATA_OPTION
+@SPEC_OPTION
+@_reports_grader_errors
+def export(platform: str, out: Path, quick: bool, requirement: str, data_path: Path | None, spec_path: Path) -> None:
+    """Set a course up on PLATFORM: Gradescope's autograder zip, PrairieLearn's grader image
+    and info.json, a GitHub Classroom workflow and classroom50 autograder.py."""
+    from grader.platforms import exports
+
+    spec = load_spec(spec_path)
+    if out.exists():
+        raise GraderError(f"--out {out} exists already; name a new file or folder.")
+    if platform == "github":
+        exports.export_github(out, spec, quick, requirement)
+    else:
+        data = locate_data(spec.data, data_path)
+        if platform == "gradescope":
+            exports.export_gradescope(out, spec, data, quick)
+        else:
+            exports.export_prairielearn(out, spec, data, quick)
+    console.print(f"Wrote {out}")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from grader.errors import fault_injected
 from grader.judge.pipeline import GradingContext, grade_safely, not_graded_result
 from grader.judge.results import Graded
+from grader.run.isolation import machine_memory_bytes
 
 
 class Executor(Protocol):
@@ -41,7 +42,7 @@ def default_jobs() -> int:
     gpus = gpu_count()
     if gpus:
         return max(1, min(cores, 4 * gpus))
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    memory_gib = machine_memory_bytes() / 2**30
     return max(1, min(cores, int(memory_gib // 4)))
 
 

@@ -11,13 +11,13 @@ from grader import __version__
 from grader.batch.executors import Executor, InProcess, LocalProcesses
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
-from grader.ingest.notebook import submission_id
+from grader.ingest.roster import Submitted
 from grader.judge.pipeline import GradingContext, unrunnable_result
 from grader.judge.results import Graded, GradeRun, SubmissionResult
 
 
 def grade_batch(
-    paths: Iterable[Path],
+    submissions: Iterable[Submitted | Path],
     context: GradingContext,
     store: ResultStore,
     force: bool = False,
@@ -25,40 +25,53 @@ def grade_batch(
     executor: Executor | None = None,
     logs_out: Path | None = None,
 ) -> GradeRun:
-    """Grade every path, one result each, each stored and reported as soon as it is done.
+    """Grade every submission (a notebook alone is its own student's), one result each, each
+    stored and reported as soon as it is done.
 
     A result already in ``store`` for the same notebook and settings is reused
     (``on_result`` is told so) unless ``force``; a duplicate id is an invalid result.
     The rest go to ``executor`` (default: one after another, here); the run lists the
-    results in the order of ``paths``, whatever order they finish in. Logs are kept
-    under ``logs_out`` (see ``grader.batch.logs``).
+    results in the order given, whatever order they finish in, each with its id and student.
+    Logs are kept under ``logs_out`` (see ``grader.batch.logs``).
     """
+    ordered = list({item.path: item for item in map(_submitted, submissions)}.values())
+    by_path = {item.path: item for item in ordered}
     results: dict[Path, SubmissionResult] = {}
     keys: dict[Path, str] = {}
     seen: dict[str, Path] = {}
-    ordered = list(dict.fromkeys(paths))
-    for path in ordered:
-        sid = submission_id(path)
-        if sid in seen:
-            reason = f"{seen[sid]} has the same id {sid!r}; rename one of the files"
-            graded = Graded(unrunnable_result(path, "invalid", reason, context))
-            results[path] = graded.result
+
+    def named(graded: Graded, path: Path) -> Graded:
+        item = by_path[path]
+        result = dataclasses.replace(graded.result, id=item.id, path=str(path), student=item.student)
+        return dataclasses.replace(graded, result=result)
+
+    for item in ordered:
+        if item.id in seen:
+            reason = f"{seen[item.id]} has the same id {item.id!r}; rename one of the files"
+            graded = named(Graded(unrunnable_result(item.path, "invalid", reason, context)), item.path)
+            results[item.path] = graded.result
             on_result(graded, False)
             continue
-        seen[sid] = path
-        keys[path] = _result_key(path, context)
-        stored = None if force else store.get(keys[path])
+        seen[item.id] = item.path
+        keys[item.path] = _result_key(item.path, context)
+        stored = None if force else store.get(keys[item.path])
         if stored is not None:
-            graded = dataclasses.replace(stored, result=dataclasses.replace(stored.result, id=sid, path=str(path)))
-            results[path] = graded.result
+            graded = named(stored, item.path)
+            results[item.path] = graded.result
             on_result(graded, True)
-    to_grade = [path for path in ordered if path not in results]
+    to_grade = [item.path for item in ordered if item.path not in results]
     for path, fresh in (executor or InProcess()).grade(to_grade, context):
-        graded = keep_logs(fresh, logs_out, context.options.keep_logs) if logs_out else fresh
+        graded = named(fresh, path)
+        if logs_out is not None:
+            graded = keep_logs(graded, logs_out, context.options.keep_logs)
         store.put(keys[path], graded)
         results[path] = graded.result
         on_result(graded, False)
-    return make_run(context, [results[path] for path in ordered])
+    return make_run(context, [results[item.path] for item in ordered])
+
+
+def _submitted(item: Submitted | Path) -> Submitted:
+    return item if isinstance(item, Submitted) else Submitted.of(item)
 
 
 def _result_key(path: Path, context: GradingContext) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
 from grader.spec.architecture import Architecture
 
@@ -85,6 +86,8 @@ class SubmissionResult:
     attempts: int = 1
     # The folder, relative to the output folder, that keeps the kernel's and evaluator's logs
     logs: str | None = None
+    # Who submitted it, in the LMS's terms, when the grader was handed an LMS's download
+    student: Student | None = None
 
     @property
     def fault(self) -> Fault | None:
@@ -112,6 +115,7 @@ class SubmissionResult:
             "kernel_asked": self.kernel_asked,
             "attempts": self.attempts,
             "logs": self.logs,
+            "student": self.student.to_dict() if self.student else None,
             "fault": self.fault,
         }
 
@@ -124,6 +128,7 @@ class SubmissionResult:
                 "checks": tuple(CheckResult(**check) for check in data["checks"]),
                 "warnings": tuple(data.get("warnings", ())),
                 "models": {name: ModelRecord.from_dict(model) for name, model in data.get("models", {}).items()},
+                "student": Student.from_dict(data["student"]) if data.get("student") else None,
             }
         )
 

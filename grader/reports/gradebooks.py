@@ -1,39 +1,88 @@
-"""The CSV files of a run: a gradebook an LMS imports, and every check's points."""
+"""The CSV files of a run: the gradebooks Canvas and Moodle import, and every check's points.
+A notebook the grader failed on is blank in each, never 0."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
+from dataclasses import dataclass
+from datetime import datetime
 
-from grader.judge.results import GradeRun
-
-# Canvas names the files of a bulk download "<name>[_late]_<user id>_<submission id>_<file>".
-CANVAS_DOWNLOAD_NAME = re.compile(r"^(?P<name>[^_]+)(?:_late)?_(?P<user_id>\d+)_\d+_", re.IGNORECASE)
+from grader.judge.results import GradeRun, SubmissionResult
 
 
-def lms_identity(submission_id: str) -> tuple[str, str]:
-    """The student's name and LMS user id, read from a Canvas download's file name; else the id and ""."""
-    match = CANVAS_DOWNLOAD_NAME.match(submission_id)
-    if match:
-        return match["name"], match["user_id"]
-    return submission_id, ""
+@dataclass(frozen=True)
+class Assignment:
+    """The LMS assignment the grades go to: its title, and Canvas' id for it if known (Canvas
+    then fills that assignment instead of creating one)."""
+
+    title: str
+    canvas_id: str | None = None
 
 
-def gradebook_csv(run: GradeRun) -> str:
-    """One row per submission in the columns Canvas imports (Moodle maps them by hand).
+def gradebook_csv(run: GradeRun, assignment: Assignment) -> str:
+    """Canvas' gradebook import: ``Student, ID, SIS User ID, SIS Login ID, Section``, then the
+    assignment's column, a ``Points Possible`` row, one row per submission.
 
-    ``Student`` and ``SIS Login ID`` hold the submission's id (its file name), ``ID`` the
-    Canvas user id when the file name is Canvas's own; the last column is the score.
+    Canvas matches a row by ``ID`` (its user id, known from a Canvas download), else by ``SIS
+    Login ID``, which holds the submission's id (a notebook's file name, elsewhere).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", run.spec])
+    title = f"{assignment.title} ({assignment.canvas_id})" if assignment.canvas_id else assignment.title
+    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", title])
+    points = max((result.max_score for result in run.submissions if result.max_score is not None), default=0)
+    writer.writerow(["    Points Possible", "", "", "", "", f"{points:g}"])
     for result in run.submissions:
-        name, user_id = lms_identity(result.id)
-        # Blank, never 0, when a fault of the grader's kept the notebook from being graded.
-        writer.writerow([name, user_id, "", result.id, "", _points(result.score)])
+        student = result.student
+        canvas = student is not None and student.platform == "canvas"
+        name = student.name if student else result.id
+        writer.writerow([name, student.user_id if canvas and student else "", "", result.id, "", _points(result.score)])
     return buffer.getvalue()
+
+
+MOODLE_COLUMNS = (
+    "Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
+    "Last modified (submission)", "Last modified (grade)", "Feedback comments",
+)  # fmt: skip
+
+
+def moodle_worksheet(run: GradeRun, graded_at: datetime) -> str | None:
+    """Moodle's offline grading worksheet for the submissions of a Moodle download, their grade
+    and a short feedback from the failed checks; None when none came from Moodle."""
+    rows = [result for result in run.submissions if result.student and result.student.participant_id]
+    if not rows:
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MOODLE_COLUMNS)
+    stamp = graded_at.strftime("%A, %d %B %Y, %I:%M %p")
+    for result in rows:
+        assert result.student is not None and result.student.participant_id is not None
+        writer.writerow(
+            [
+                f"Participant {result.student.participant_id}",
+                result.student.name,
+                "",
+                "Submitted for grading",
+                _points(result.score),
+                _points(result.max_score),
+                "Yes",
+                "",
+                stamp,
+                feedback(result),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def feedback(result: SubmissionResult, limit: int = 800) -> str:
+    """A short feedback for the student: the score and what failed, each check's message."""
+    if result.score is None:
+        return result.error or "Not graded."
+    failed = [f"{check.id}: {check.message}" for check in result.checks if check.status in ("fail", "error")]
+    text = f"{result.score:g}/{result.max_score:g}. " + (" ".join(failed) if failed else "Every check passed.")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def checks_csv(run: GradeRun) -> str:

@@ -6,11 +6,12 @@ plain one that says why: one submission never costs the class its reports."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from grader.judge.results import GradeRun, SubmissionResult
 from grader.protocol.files import write_atomically
-from grader.reports.gradebooks import checks_csv, gradebook_csv
+from grader.reports.gradebooks import Assignment, checks_csv, gradebook_csv, moodle_worksheet
 from grader.reports.pages import (
     NOTEBOOKS_DIR,
     PAGES_DIR,
@@ -21,6 +22,7 @@ from grader.reports.pages import (
     plain_page,
     submission_page,
 )
+from grader.reports.similarity import ClassSimilarity
 from grader.spec.exercise import Spec
 
 
@@ -67,13 +69,22 @@ def _write_submission_page(
     return problem
 
 
-def write_summaries(run: GradeRun, spec: Spec, out_dir: Path) -> str | None:
+def write_summaries(
+    run: GradeRun,
+    spec: Spec,
+    out_dir: Path,
+    assignment: Assignment | None = None,
+    similarity: ClassSimilarity | None = None,
+) -> str | None:
     """The files about the whole class, the data first; what went wrong drawing the class page."""
     write_atomically(out_dir / "results.json", json.dumps(run.to_dict(), indent=2) + "\n")
-    write_atomically(out_dir / "gradebook.csv", gradebook_csv(run))
+    write_atomically(out_dir / "gradebook.csv", gradebook_csv(run, assignment or Assignment(run.spec)))
+    worksheet = moodle_worksheet(run, datetime.now())
+    if worksheet is not None:
+        write_atomically(out_dir / "moodle_grades.csv", worksheet)
     write_atomically(out_dir / "checks.csv", checks_csv(run))
     try:
-        write_atomically(out_dir / "index.html", index_page(run, spec))
+        write_atomically(out_dir / "index.html", index_page(run, spec, similarity))
     except Exception as error:
         problem = f"the class page could not be drawn ({type(error).__name__}: {error})"
         write_atomically(out_dir / "index.html", plain_page(run.spec, problem + "; results.json holds every result."))

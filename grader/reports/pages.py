@@ -24,6 +24,7 @@ from grader.ingest.notebook import file_stem
 from grader.judge.checks import CheckResult
 from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
 from grader.reports import plots
+from grader.reports.similarity import ClassSimilarity
 from grader.reports.summary import leaderboard, standing_of, summarize, typical_epoch_seconds
 from grader.spec.architecture import Architecture, SummaryRow
 from grader.spec.exercise import ModelSpec, Spec
@@ -199,7 +200,8 @@ def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> st
 # -- the class page ------------------------------------------------------------------
 
 
-def index_page(run: GradeRun, spec: Spec) -> str:
+def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = None) -> str:
+    """The class page; with ``similarity``, a section of the pairs found similar."""
     summary = summarize(run)
     accepted = {model.name: (model.accuracy.min, model.accuracy.max) for model in spec.models if model.accuracy}
     # Quick grades train on a slice: their epochs compare with no reference run.
@@ -227,6 +229,7 @@ def index_page(run: GradeRun, spec: Spec) -> str:
         run=run,
         improvement=improvement,
         board=leaderboard(run, improvement.name) if improvement else (),
+        similarity=similarity,
         summary=summary,
         figures=figures,
         columns=[(model.name, list(model.points)) for model in spec.models],
@@ -235,4 +238,15 @@ def index_page(run: GradeRun, spec: Spec) -> str:
         page_name=page_name,
         sort_script=SORT_SCRIPT,
         content_policy=_content_policy(SORT_SCRIPT),
+    )
+
+
+def similarity_page(title: str, similarity: ClassSimilarity) -> str:
+    """The pairs of a class found similar, on a page of their own."""
+    return _templates.get_template("similarity.html.j2").render(
+        title=title,
+        count=similarity.compared,
+        pairs=similarity.pairs,
+        threshold=similarity.threshold,
+        content_policy=_content_policy(),
     )

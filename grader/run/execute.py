@@ -25,6 +25,7 @@ from nbclient.util import run_sync
 from nbformat import NotebookNode
 
 from grader.errors import fault_injected
+from grader.run.isolation import machine_memory_bytes, machine_oom_kills
 from grader.run.sandbox import Sandbox
 
 Outcome = Literal["completed", "timeout", "dead_kernel", "kernel_failed"]
@@ -69,8 +70,9 @@ def _cut(value: object) -> str:
 
 @dataclass(frozen=True)
 class Execution:
-    """How a run went. ``kernel_failed`` is the grader's fault (no student code had run):
-    the kernel did not start, or died or failed while the instrumentation was set up."""
+    """How a run went. ``kernel_failed`` is the grader's fault: the kernel did not start, died
+    or failed while the instrumentation was set up, or the machine ran out of memory before the
+    notebook reached its own limit."""
 
     outcome: Outcome
     message: str | None
@@ -158,6 +160,7 @@ def execute_notebook(
     """Run ``preamble``, every code cell of ``notebook``, then ``finale``, in ``sandbox``."""
     started = time.monotonic()
     deadline = started + timeout
+    oom_kills = machine_oom_kills()
     cells, student_index = _instrumented_cells(notebook, preamble, finale)
     metadata = {key: value for key, value in notebook.get("metadata", {}).items() if key != "kernelspec"}
     run = nbformat.v4.new_notebook(cells=cells, metadata=metadata)  # type: ignore[no-untyped-call]
@@ -220,14 +223,17 @@ def execute_notebook(
                 run_sync(client.km.interrupt_kernel)()  # type: ignore[arg-type]
             except DeadKernelError:
                 outcome = "dead_kernel"
-                message = _dead_kernel_message(client, run, student_index, sandbox)
-                if overwritten.is_set():
+                where = _running_cell(client, run, student_index)
+                message = _dead_kernel_message(where, sandbox)
+                if _machine_ran_out_of_memory(sandbox, oom_kills):
+                    outcome, message = "kernel_failed", _machine_memory_message(where, sandbox)
+                elif overwritten.is_set():
                     message = f"the notebook wrote more than its limit of {sandbox.limits.write_bytes / 2**20:,.0f} MiB"
             if preamble_error or (outcome != "completed" and client.code_cells_executed <= 1):
                 # No student code had run: the grader's own set-up failed.
                 reason = preamble_error[0] if preamble_error else message
                 outcome, message = "kernel_failed", f"the grader's instrumentation failed in the kernel ({reason})"
-            elif outcome != "dead_kernel":
+            elif outcome not in ("dead_kernel", "kernel_failed"):
                 finishing = True
                 try:
                     client.execute_cell(run.cells[-1], len(run.cells) - 1)
@@ -320,13 +326,37 @@ def _instrumented_cells(
     return cells, student_index
 
 
-def _dead_kernel_message(
-    client: NotebookClient, run: NotebookNode, student_index: dict[int, int], sandbox: Sandbox
-) -> str:
+def _machine_ran_out_of_memory(sandbox: Sandbox, oom_kills_before: int | None) -> bool:
+    """Whether the machine's out-of-memory killer struck while the notebook ran, not its own
+    limit: the machine (a container, other notebooks graded at once) had less memory than the
+    grader promised the notebook, which is no fault of the notebook's."""
+    oom_kills = machine_oom_kills()
+    return (
+        oom_kills is not None
+        and oom_kills_before is not None
+        and oom_kills > oom_kills_before
+        and not sandbox.out_of_memory()
+    )
+
+
+def _machine_memory_message(where: str, sandbox: Sandbox) -> str:
+    return (
+        f"the machine ran out of memory{where}, before the notebook reached "
+        f"its limit of {sandbox.limits.memory_bytes / 2**30:g} GiB: this machine gives the grader "
+        f"{machine_memory_bytes() / 2**30:.1f} GiB. Give the grader more memory (an autograder platform's "
+        "settings), or grade fewer notebooks at once (--jobs)"
+    )
+
+
+def _running_cell(client: NotebookClient, run: NotebookNode, student_index: dict[int, int]) -> str:
+    """`` while running cell N (its source)``, the student's cell that was running, or ""."""
     # The cell that was running is the last one that received an execution request.
     running = client.code_cells_executed - 1
     cell = student_index.get(running)
-    where = f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
+    return f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
+
+
+def _dead_kernel_message(where: str, sandbox: Sandbox) -> str:
     if sandbox.out_of_memory():
         limit = sandbox.limits.memory_bytes / 2**30
         return f"the notebook ran out of memory{where}: it used more than its limit of {limit:g} GiB"

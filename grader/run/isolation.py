@@ -122,3 +122,35 @@ def own_cgroup(controller: str) -> Path | None:
                 return None
             return folder
     return None
+
+
+# Where a container's memory limit is read: cgroup v2, then v1. A v1 "no limit" is a huge number.
+MEMORY_LIMIT_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def machine_memory_bytes() -> int:
+    """The memory this machine gives the grader: its RAM, or less where a container's limit
+    says so (an autograder platform's 768 MB)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in MEMORY_LIMIT_FILES:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            memory = min(memory, int(limit))
+    return memory
+
+
+def machine_oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed on this machine since it
+    started (any cgroup's limit included), or None where Linux does not say."""
+    try:
+        lines = Path("/proc/vmstat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(" ")
+        if name == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None

@@ -112,6 +112,8 @@ class Spec:
     digest: str
     _calibration_path: Path | None = None
     calibration: Calibration = field(default_factory=Calibration)
+    # The notebook students start from, if the spec names one
+    handout: Path | None = None
 
     @property
     def model_names(self) -> list[str]:
@@ -234,6 +236,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
     if not models:
         raise ValueError("the spec defines no [[models]]")
     solution = exercise.get("solution")
+    handout = exercise.get("handout")
     return Spec(
         path=path,
         name=str(exercise["name"]),
@@ -243,6 +246,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
         digest=digest.hexdigest()[:16],
         _calibration_path=calibration_path,
         calibration=calibration,
+        handout=path.parent / handout if handout else None,
     )
 
 

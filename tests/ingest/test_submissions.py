@@ -3,8 +3,6 @@ import json
 import nbformat
 import pytest
 
-from grader.errors import GraderError
-from grader.ingest.discover import discover_submissions
 from grader.ingest.notebook import InvalidSubmission, load_submission
 
 
@@ -42,21 +40,6 @@ def test_a_notebook_without_code_is_invalid(tmp_path):
     path = write_notebook(tmp_path / "empty.ipynb", [nbformat.v4.new_markdown_cell("# nothing")])
     with pytest.raises(InvalidSubmission, match="no code to run"):
         load_submission(path)
-
-
-def test_discovery_takes_folders_and_files_and_refuses_nothing(tmp_path):
-    folder = tmp_path / "class"
-    folder.mkdir()
-    for name in ("b.ipynb", "a.ipynb", "notes.txt"):
-        (folder / name).write_text("{}")
-    extra = tmp_path / "late.ipynb"
-    extra.write_text("{}")
-    assert [p.name for p in discover_submissions([folder, extra])] == ["a.ipynb", "b.ipynb", "late.ipynb"]
-    (tmp_path / "void").mkdir()
-    with pytest.raises(GraderError, match="nothing to grade"):
-        discover_submissions([tmp_path / "void"])
-    with pytest.raises(GraderError, match="no such file or folder"):
-        discover_submissions([tmp_path / "missing"])
 
 
 def test_a_very_large_notebook_is_refused_with_what_to_do(tmp_path):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from click.testing import CliRunner
 
@@ -31,7 +32,7 @@ def grade(folder: Path, out: Path, mnist_path: Path, *extra: str) -> tuple[int, 
 
 def gradebook(out: Path) -> dict[str, str]:
     rows = list(csv.reader((out / "gradebook.csv").read_text().splitlines()))
-    return {row[3]: row[5] for row in rows[1:]}
+    return {row[3]: row[5] for row in rows[2:]}  # after the header and Points Possible
 
 
 def test_an_injected_kernel_start_fault_exits_2_is_blank_and_graded_on_the_next_run(mnist_path, tmp_path, monkeypatch):
@@ -126,3 +127,26 @@ def test_without_bubblewrap_as_root_the_samples_grade_as_with_it(mnist_path, tmp
     hidden = any(folder.stat().st_mode & 0o005 == 0 for folder in interpreter.parents)  # a folder others cannot enter
     if os.geteuid() == 0 and hidden:
         assert "a change to an unprivileged uid: an unprivileged uid cannot run the grader's Python here" in isolation
+
+
+def test_a_machine_out_of_memory_is_the_graders_fault_and_a_notebooks_own_death_is_not(
+    mnist_path, tmp_path, monkeypatch
+):
+    """A kernel killed while the machine's out-of-memory killer struck, though the notebook
+    stayed under its own limit (a small container, too many jobs), is not graded, saying how
+    to fix it; the same death without it is the notebook's."""
+    from grader.judge.pipeline import GradingOptions, grade_safely, prepare_context
+    from grader.run import execute
+
+    context = prepare_context(GradingOptions(quick=True, retry_pause=0.0), data_path=mnist_path)
+    notebook = tmp_path / "dies.ipynb"
+    cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("import os\nos._exit(1)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
+    own = grade_safely(notebook, context).result
+    assert (own.status, own.fault) == ("error", "submission") and "the kernel died while running cell" in own.error
+    kills = iter(range(100))
+    monkeypatch.setattr(execute, "machine_oom_kills", lambda: next(kills))
+    machine = grade_safely(notebook, context).result
+    assert (machine.status, machine.score, machine.attempts) == ("not_graded", None, 3)
+    assert "the machine ran out of memory while running cell" in machine.error
+    assert "Give the grader more memory" in machine.error and "--jobs" in machine.error

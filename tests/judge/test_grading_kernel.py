@@ -78,7 +78,7 @@ def test_grade_the_samples_folder(mnist_path, graded_samples):
     assert json.loads(checked.stdout)["checks"] == results["wrong_architecture"]["checks"]
 
     gradebook = (out / "gradebook.csv").read_text().splitlines()
-    assert len(gradebook) == 5 and "correct_other_spellings,,,correct_other_spellings,,15" in gradebook
+    assert len(gradebook) == 6 and "correct_other_spellings,,,correct_other_spellings,,15" in gradebook
     assert (out / "index.html").is_file() and len(list((out / "submissions").glob("*.html"))) == 4
     assert len(list((out / "notebooks").glob("*.html"))) == 4
 

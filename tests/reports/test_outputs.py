@@ -8,18 +8,21 @@ on the matplotlib version), so the golden pages hold a placeholder for each.
 
 import base64
 import csv
+import dataclasses
 import hashlib
 import html
 import io
 import json
 import re
+from datetime import datetime
 
 import nbformat
 import pytest
 
+from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
 from grader.judge.results import GradeRun, SubmissionResult, score
-from grader.reports.gradebooks import checks_csv, gradebook_csv, lms_identity
+from grader.reports.gradebooks import Assignment, checks_csv, feedback, gradebook_csv, moodle_worksheet
 from grader.reports.outputs import write_page, write_summaries
 from grader.reports.pages import SORT_SCRIPT, index_page, notebook_page, page_name, submission_page
 from tests.conftest import FIXTURES
@@ -183,13 +186,44 @@ def test_event_handlers_and_javascript_links_are_dropped_wherever_they_come_from
 
 
 def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
-    graded = run(result("jdoe"), result("doejane_late_1234_5678_mnist", status="timeout"))
-    rows = list(csv.reader(io.StringIO(gradebook_csv(graded))))
+    jane = Student("doejane", "canvas", user_id="1234", late=True, file="mnist.ipynb")
+    graded = run(result("jdoe"), dataclasses.replace(result("doejane_1234", status="timeout"), student=jane))
+    rows = list(csv.reader(io.StringIO(gradebook_csv(graded, Assignment("MNIST homework", "5678")))))
     assert rows == [
-        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "MNIST"],
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "MNIST homework (5678)"],
+        ["    Points Possible", "", "", "", "", "3"],
         ["jdoe", "", "", "jdoe", "", "2"],
-        ["doejane", "1234", "", "doejane_late_1234_5678_mnist", "", "2"],
+        ["doejane", "1234", "", "doejane_1234", "", "2"],
     ]
+    assert gradebook_csv(graded, Assignment("MNIST")).splitlines()[0].endswith(",Section,MNIST")
+
+
+def test_moodle_worksheet_names_participants_and_gives_feedback_from_the_failed_checks():
+    jane = Student("Jane Doe", "moodle", participant_id="1234567", file="mnist.ipynb")
+    from_moodle = dataclasses.replace(result("Jane Doe_1234567"), student=jane)
+    graded_at = datetime(2026, 11, 30, 14, 5)
+    rows = list(csv.reader(io.StringIO(moodle_worksheet(run(from_moodle, result("jdoe")), graded_at))))
+    assert rows[0][:5] == ["Identifier", "Full name", "Email address", "Status", "Grade"]
+    assert {"Maximum Grade", "Last modified (grade)", "Feedback comments"} <= set(rows[0])
+    assert len(rows) == 2  # the student from a plain folder is not Moodle's
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert (row["Identifier"], row["Full name"], row["Grade"], row["Maximum Grade"]) == (
+        "Participant 1234567", "Jane Doe", "2", "3"
+    )  # fmt: skip
+    assert row["Last modified (grade)"] == "Monday, 30 November 2026, 02:05 PM"
+    assert row["Feedback comments"] == "2/3. model_1.params: 1,000 parameters"
+    assert moodle_worksheet(run(result("jdoe")), graded_at) is None
+
+
+def test_feedback_is_short_and_says_when_the_grader_failed():
+    assert feedback(result("alice", message="x")).startswith("2/3. model_1.params")
+    long = result("alice", message="x")
+    long = dataclasses.replace(
+        long, checks=tuple(dataclasses.replace(c, status="fail", message="y" * 500) for c in long.checks)
+    )
+    assert len(feedback(long)) == 800 and feedback(long).endswith("…")
+    failed = SubmissionResult("bob", "bob.ipynb", "not_graded", None, None, (), error="could not be graded: kernel")
+    assert feedback(failed) == "could not be graded: kernel"
 
 
 def test_a_notebook_the_grader_failed_is_blank_in_every_export_and_named_on_the_pages(spec):
@@ -197,20 +231,20 @@ def test_a_notebook_the_grader_failed_is_blank_in_every_export_and_named_on_the_
         "bob", "bob.ipynb", "not_graded", None, None, (), error="could not be graded: kernel", logs="logs/bob"
     )
     graded = run(result("alice"), failed)
-    assert list(csv.reader(io.StringIO(gradebook_csv(graded))))[2] == ["bob", "", "", "bob", "", ""]
+    assert list(csv.reader(io.StringIO(gradebook_csv(graded, Assignment("MNIST")))))[3] == [
+        "bob",
+        "",
+        "",
+        "bob",
+        "",
+        "",
+    ]
     assert list(csv.reader(io.StringIO(checks_csv(graded))))[2][:4] == ["bob", "", "", "not_graded"]
     index = index_page(graded, spec)
     assert "1 notebook could not be graded</strong>" in index and ">not graded</td>" in index
     page = submission_page(failed, graded, spec, None)
     assert "Not graded, and not the student's fault:" in page and 'href="../logs/bob/"' in page
     assert failed.to_dict()["fault"] == "grader" and SubmissionResult.from_dict(failed.to_dict()) == failed
-
-
-def test_canvas_download_names_give_the_canvas_user_id():
-    assert lms_identity("smithjohn_48213_9911830_mnist_homework") == ("smithjohn", "48213")
-    assert lms_identity("smithjohn_LATE_48213_9911830_mnist") == ("smithjohn", "48213")
-    assert lms_identity("jdoe") == ("jdoe", "")
-    assert lms_identity("lab_2_final") == ("lab_2_final", "")
 
 
 def test_checks_csv_has_one_row_per_submission_and_a_column_per_check():
