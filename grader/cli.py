@@ -34,6 +34,7 @@ from grader.judge.pipeline import GradingContext, GradingOptions, grade_safely, 
 from grader.judge.results import Graded, SubmissionResult
 from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
+from grader.run.backends import BACKENDS, choose_backend, use_backend_in_this_process
 from grader.run.isolation import Limits
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
@@ -78,6 +79,13 @@ SPEC_OPTION = click.option(
     help="The exercise's TOML spec.",
 )
 
+
+BACKEND_OPTION = click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="The Keras backend to train on [default: $KERAS_BACKEND, else TensorFlow if installed, else another].",
+)
 
 PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 
@@ -131,6 +139,7 @@ def _with_options(command: Callable[..., Any], quick_by_default: bool) -> Callab
             is_flag=True,
             help="Keep the kernel's and evaluator's logs of every notebook (always kept when the grader fails).",
         ),
+        BACKEND_OPTION,
     ]
     for option in reversed(options):
         command = option(command)
@@ -146,6 +155,8 @@ def _context(
     accelerate: bool,
     write_limit: float,
     keep_logs: bool,
+    backend: str | None,
+    jobs: int = 1,
 ) -> GradingContext:
     injected = os.environ.get(FAULT_INJECTION_ENV)
     if injected:
@@ -163,12 +174,22 @@ def _context(
             accelerate=accelerate,
             keep_logs=keep_logs,
             limits=Limits(write_bytes=int(write_limit * 2**30)),
+            backend=backend,
         )
-        context = prepare_context(options, spec_path, data_path)
+        context = prepare_context(options, spec_path, data_path, jobs)
     if context.isolation.missing():
         console.print(
             f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the README's "
             "security model; --strict-sandbox refuses to grade like this.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    calibration = context.spec.calibration.key
+    if calibration and calibration != context.backend.key:
+        console.print(
+            f"[yellow]note:[/] the spec has no calibration on {context.backend.key}: its accuracy ranges and epoch "
+            f"times are those measured on {calibration} (`grader calibrate --backend {context.backend.name}` "
+            "measures them here).",
             highlight=False,
             soft_wrap=True,
         )
@@ -189,7 +210,7 @@ def cli() -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=default_jobs,
-    show_default="1 per core (at most 1 per 4 GiB), or 4 per GPU",
+    show_default="1 per core, at most 1 per 4 GiB",
     help="Notebooks graded at once, each worker on its own share of the cores.",
 )
 @click.option(
@@ -251,7 +272,7 @@ def grade(
             raise GraderError("--executor ray needs Ray: pip install 'keras-exercise-grader[ray]'.") from None
     elif address is not None:
         raise click.UsageError("--address needs --executor ray.")
-    context = _context(**settings)
+    context = _context(**settings, jobs=jobs)
     assignment = Assignment(canvas_assignment or context.spec.name, canvas_assignment_id)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -403,46 +424,83 @@ def print_result(result: SubmissionResult) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Runs per model.")
 @DATA_OPTION
 @SPEC_OPTION
+@BACKEND_OPTION
 @_reports_grader_errors
-def calibrate(seeds: int, data_path: Path | None, spec_path: Path) -> None:
-    """Train every reference model with several seeds on the full data; write the spec's calibration."""
+def calibrate(seeds: int, data_path: Path | None, spec_path: Path, backend: str | None) -> None:
+    """Train every reference model with several seeds on the full data, on the backend chosen;
+    write their runs into the spec's calibration, beside those of other backends and devices."""
     from grader.tools.calibrate import calibrate as run_calibration
     from grader.tools.calibrate import write_calibration
 
+    chosen = choose_backend(backend)
+    use_backend_in_this_process(chosen)
     spec = load_spec(spec_path)
     if spec.calibration_path is None:
         raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
     with _progress() as progress:
-        task = progress.add_task("Training", total=seeds * len(spec.fixed_models))
+        task = progress.add_task(f"Training on {chosen.name}", total=seeds * len(spec.fixed_models))
 
         def on_run(name: str, run: dict[str, Any]) -> None:
             progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
             progress.advance(task)
 
-        document = run_calibration(spec, dataset, list(range(seeds)), on_run)
-    write_calibration(document, spec.calibration_path)
-    for model in load_spec(spec_path).fixed_models:
+        document = run_calibration(spec, dataset, list(range(seeds)), chosen, on_run)
+    key = write_calibration(document, spec.calibration_path)
+    for model in load_spec(spec_path, key).fixed_models:
         assert model.accuracy is not None
         console.print(
             f"{model.name}: accuracy range {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
             f"({model.accuracy.derivation})"
         )
-    console.print(f"Wrote {spec.calibration_path}")
+    console.print(f"Wrote the runs on {key} into {spec.calibration_path}")
 
 
 @cli.command()
 @click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True, help="Epochs per model and way.")
 @click.option("--model", "models", multiple=True, help="A model of the spec to bench (repeat); default: all of them.")
+@click.option(
+    "--batch",
+    "copies",
+    type=click.IntRange(min=1),
+    help="Instead: grade this many copies of a notebook as `grade` would, and time the batch.",
+)
+@click.option(
+    "--notebook",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --batch: the notebook [default: the spec's solution].",
+)
+@click.option("--jobs", type=click.IntRange(min=1), default=default_jobs, show_default="as for grade")
+@click.option("--quick/--full", default=False, show_default=True, help="With --batch: how the copies are graded.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @DATA_OPTION
 @SPEC_OPTION
+@BACKEND_OPTION
 @_reports_grader_errors
-def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path | None, spec_path: Path) -> None:
-    """Time epochs of each reference model: plain Keras, then through the grader's instrumentation."""
+def bench(
+    epochs: int,
+    models: tuple[str, ...],
+    copies: int | None,
+    notebook: Path | None,
+    jobs: int,
+    quick: bool,
+    as_json: bool,
+    data_path: Path | None,
+    spec_path: Path,
+    backend: str | None,
+) -> None:
+    """Time epochs of each reference model: plain Keras, then through the grader's instrumentation.
+    With --batch: grades per hour, seconds per epoch, overhead and GPU memory per notebook."""
+    if copies is not None:
+        write_limit = Limits().write_bytes / 2**30
+        context = _context(quick, data_path, None, spec_path, False, True, write_limit, False, backend, jobs)
+        _bench_batch(copies, notebook or context.spec.solution, jobs, as_json, context)
+        return
     from grader.tools.bench import ModelBench, run_bench
 
-    spec = load_spec(spec_path)
+    chosen = choose_backend(backend)
+    use_backend_in_this_process(chosen)
+    spec = load_spec(spec_path, chosen.key)
     fixed = [model.name for model in spec.fixed_models]
     unknown = sorted(set(models) - set(fixed))
     if unknown:
@@ -450,13 +508,13 @@ def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path |
     names = list(models) or fixed
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
     with _progress() as progress:
-        task = progress.add_task("Benching", total=len(names))
+        task = progress.add_task(f"Benching on {chosen.name}", total=len(names))
 
         def on_model(result: ModelBench) -> None:
             progress.console.print(f"{result.model}: {result.speed_up:.2f} times faster through the grader")
             progress.advance(task)
 
-        report = run_bench(spec, dataset, epochs, names, on_model)
+        report = run_bench(spec, dataset, epochs, names, chosen, on_model)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -475,10 +533,40 @@ def bench(epochs: int, models: tuple[str, ...], as_json: bool, data_path: Path |
             f"{result.speed_up:.2f}x",
         )
     stdout.print(table)
-    machine = report.machine
-    stdout.print(
+    stdout.print(_describe_machine(report.machine), highlight=False)
+
+
+def _describe_machine(machine: dict[str, Any]) -> str:
+    backend = machine["backend"]
+    return (
         f"{machine['cpu']}, {machine['cores']} cores, GPUs: {', '.join(machine['gpus']) or 'none'}; "
-        f"Python {machine['python']}, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}",
+        f"Python {machine['python']}, Keras {machine['keras']} on {backend} {machine[backend]}"
+    )
+
+
+def _bench_batch(copies: int, notebook: Path | None, jobs: int, as_json: bool, context: GradingContext) -> None:
+    from grader.tools.throughput import bench_batch
+
+    if notebook is None:
+        raise GraderError(f"the spec {context.spec.path} names no solution notebook: pass one with --notebook.")
+    with _progress() as progress:
+        task = progress.add_task(f"Grading {copies} copies of {notebook.name}, {jobs} at a time", total=copies)
+        report = bench_batch(notebook, copies, jobs, context, lambda graded, reused: progress.advance(task))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    memory = (
+        f"{report.gpu_mib_per_notebook:,.0f} MiB of GPU memory per notebook at most, {report.gpu_mib_peak:,.0f} MiB "
+        "in all at the peak"
+        if report.gpu_mib_per_notebook is not None and report.gpu_mib_peak is not None
+        else "GPU memory: not measured (no nvidia-smi, or it shows no processes)"
+    )
+    epochs = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in report.epoch_seconds.items())
+    stdout.print(
+        f"{report.graded} of {report.notebooks} graded ({report.mode} mode, {report.backend}, {report.jobs} at a "
+        f"time) in {report.wall_seconds:.1f} s: {report.grades_per_hour:,.0f} grades per hour.\n"
+        f"Per notebook: {report.training_seconds:.1f} s training, {report.overhead_seconds:.1f} s of a worker's "
+        f"time besides.\nSeconds per epoch (median, first epochs apart): {epochs or 'none'}.\n{memory}.",
         highlight=False,
     )
 

@@ -22,7 +22,7 @@ ALLOWED = {
     "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
-    "tools": {"root", "errors", "protocol", "spec", "judge"},
+    "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
     "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"},
     "root": {"judge"},

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from grader.errors import fault_injected
 from grader.judge.pipeline import GradingContext, grade_safely, not_graded_result
 from grader.judge.results import Graded
+from grader.run.backends import gpu_count
 from grader.run.isolation import machine_memory_bytes
 
 
@@ -29,19 +30,12 @@ class Executor(Protocol):
         ...
 
 
-def gpu_count() -> int:
-    """NVIDIA GPUs on this machine, counted by their device nodes (no CUDA needed)."""
-    return sum(1 for node in Path("/dev").glob("nvidia[0-9]*"))
-
-
 def default_jobs() -> int:
-    """Four kernels per GPU, which they share thanks to memory growth; on a CPU one per core
-    (measured faster than one kernel on all cores: start-up and evaluation run in parallel),
-    but no more than one per 4 GiB of memory."""
+    """One kernel per core (measured faster than one kernel on all cores: start-up, data
+    feeding and evaluation run on the CPU, in parallel), but no more than one per 4 GiB of
+    memory. With GPUs too: the kernels share them, each backend held to its share of memory
+    (``grader.run.backends``)."""
     cores = len(os.sched_getaffinity(0))
-    gpus = gpu_count()
-    if gpus:
-        return max(1, min(cores, 4 * gpus))
     memory_gib = machine_memory_bytes() / 2**30
     return max(1, min(cores, int(memory_gib // 4)))
 
@@ -112,7 +106,7 @@ class LocalProcesses:
         spawn = multiprocessing.get_context("spawn")
         slot = spawn.Value("i", 0)
         return ProcessPoolExecutor(
-            workers, mp_context=spawn, initializer=_start_worker, initargs=(slot, slices, gpu_count() > 0)
+            workers, mp_context=spawn, initializer=_start_worker, initargs=(slot, slices, gpu_count())
         )
 
 
@@ -123,13 +117,13 @@ def grade_in_worker(path: Path, context: GradingContext) -> Graded:
     return grade_safely(path, context)
 
 
-def _start_worker(slot: Any, slices: list[list[int]], gpus: bool) -> None:
-    """Pin this worker, and so its kernels, to its cores: TensorFlow sizes its thread pools
-    to the cores it may use, so workers split the machine instead of fighting over it."""
+def _start_worker(slot: Any, slices: list[list[int]], gpus: int) -> None:
+    """Pin this worker, and so its kernels, to its cores (the backends size their thread pools
+    to the cores they may use, so workers split the machine instead of fighting over it), and
+    give it one GPU, the workers taking the GPUs in turn."""
     with slot.get_lock():
         index = slot.value
         slot.value += 1
     os.sched_setaffinity(0, slices[index % len(slices)])
-    if gpus:
-        # Several kernels share a card only if none takes all of its memory up front.
-        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    if gpus and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)

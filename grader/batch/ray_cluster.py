@@ -102,7 +102,7 @@ class ShippedContext:
         (folder / "reference").mkdir()
         for name, content in self.spec_folder.items():
             (folder / "reference" / name).write_bytes(content)
-        spec = load_spec(folder / "reference" / self.context.spec.path.name)
+        spec = load_spec(folder / "reference" / self.context.spec.path.name, self.context.backend.key)
         # The sandbox is this worker's own: what isolation it gives is probed here, not on the driver.
         return replace(self.context, data_path=data_path, spec=spec, isolation=probe_isolation())
 

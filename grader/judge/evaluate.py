@@ -38,10 +38,13 @@ class Evaluation:
     preprocessing_derived: bool = True
 
 
-def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -> tuple[dict[str, Evaluation], str]:
-    """Test accuracy of each model whose architecture was read, by name, and what the
-    evaluator printed on stderr. Raises ``GraderFault`` when the evaluator itself fails: its
-    crash is never the submission's fault (a malformed model is an ``Evaluation`` error)."""
+def evaluate_models(
+    models: list[ModelFacts], data_path: Path, data: DataSpec, backend: str
+) -> tuple[dict[str, Evaluation], str]:
+    """Test accuracy of each model whose architecture was read, by name, measured with Keras on
+    ``backend``, and what the evaluator printed on stderr. Raises ``GraderFault`` when the
+    evaluator itself fails: its crash is never the submission's fault (a malformed model is an
+    ``Evaluation`` error)."""
     requests: list[dict[str, Any]] = [
         {
             "name": m.name,
@@ -56,7 +59,8 @@ def evaluate_models(models: list[ModelFacts], data_path: Path, data: DataSpec) -
         return {}, ""
     request = {"data_path": str(data_path), "data": asdict(data), "models": requests}
     # Evaluation is 10,000 predictions: the CPU gives the same figures on every machine.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "JAX_PLATFORMS": "cpu"}  # fmt: skip
     try:
         completed = subprocess.run(
             [sys.executable, "-m", "grader.judge.evaluator"],

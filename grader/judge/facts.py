@@ -230,6 +230,7 @@ def read_facts(
         warnings.extend(notes)
     warnings.extend(_listed(manifest, "export_errors", "a model could not be exported"))
     warnings.extend(_listed(manifest, "legacy", "legacy Keras 2 spelling adapted"))
+    warnings.extend(_listed(manifest, "stand_ins", "not installed here"))
     environment = _environment(manifest.get("environment"))
     return KernelFacts(models, environment, tuple(warnings), tuple(unclaimed))
 

@@ -37,7 +37,8 @@ from grader.judge.matching import assign_models
 from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, score
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
-from grader.protocol.manifest import FINALE, STEPS_PER_EXECUTION, HookSettings, preamble
+from grader.protocol.manifest import FINALE, HookSettings, preamble
+from grader.run.backends import Backend, choose_backend, gpu_count
 from grader.run.environment import installed_versions
 from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution, execute_notebook
 from grader.run.isolation import Isolation, Limits
@@ -77,6 +78,8 @@ class GradingOptions:
     retry_pause: float = 5.0
     # Keep the logs of every grading, not only of those the grader failed.
     keep_logs: bool = False
+    # The Keras backend to train and evaluate on (tensorflow, jax, torch); None: see ``choose_backend``
+    backend: str | None = None
 
     @property
     def mode(self) -> str:
@@ -99,13 +102,18 @@ class GradingContext:
     # What else a verdict depends on: the data set's bytes and the Keras stack's versions.
     data_digest: str = ""
     software: dict[str, str] = field(default_factory=dict)
+    backend: Backend = field(default_factory=lambda: Backend("tensorflow"))
+    # What every kernel and evaluator runs with to use the backend (and share a GPU)
+    backend_environment: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_context(
-    options: GradingOptions, spec_path: Path = DEFAULT_SPEC, data_path: Path | None = None
+    options: GradingOptions, spec_path: Path = DEFAULT_SPEC, data_path: Path | None = None, jobs: int = 1
 ) -> GradingContext:
-    """Load the spec and the data; raises ``GraderError`` subclasses with what to do."""
-    spec = load_spec(spec_path)
+    """Choose the backend, load the spec and the data; raises ``GraderError`` subclasses with
+    what to do. ``jobs`` notebooks at once share the GPUs, if any."""
+    backend = choose_backend(options.backend)
+    spec = load_spec(spec_path, backend.key)
     if not options.quick:
         spec.require_accuracy_ranges()
     path = locate_data(spec.data, data_path)
@@ -120,7 +128,12 @@ def prepare_context(
             "or grade without --strict-sandbox."
         )
     data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return GradingContext(spec, path.resolve(), fingerprints, options, isolation, data_digest, installed_versions())
+    software = installed_versions() | {"backend": backend.key}
+    per_gpu = -(-jobs // max(1, gpu_count()))
+    return GradingContext(
+        spec, path.resolve(), fingerprints, options, isolation, data_digest, software, backend,
+        backend.environment(per_gpu),
+    )  # fmt: skip
 
 
 def grade_notebook(path: Path, context: GradingContext) -> Graded:
@@ -143,7 +156,7 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
         if not context.options.quick:
             try:
                 evaluations, logs["evaluator.log"] = evaluate_models(
-                    list(models.values()), context.data_path, spec.data
+                    list(models.values()), context.data_path, spec.data, context.backend.name
                 )
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
@@ -158,7 +171,7 @@ def grade_notebook(path: Path, context: GradingContext) -> Graded:
             find_claims(submission.notebook, spec, _improvement_cell(spec, models)), models, evaluations, checks
         ),
     ]
-    result = _result(submission, execution, facts, models, evaluations, checks, findings, context.isolation.describe())
+    result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
 
@@ -192,17 +205,20 @@ def instrumented_run(
         *([spec.calibration_path] if spec.calibration_path and spec.calibration_path.is_file() else []),
     ]
     with Sandbox(
-        context.isolation, context.options.limits, scratch, context.data_path, references, cpu_seconds
-    ) as sandbox:
+        context.isolation, context.options.limits, scratch, context.data_path, references, cpu_seconds,
+        context.backend_environment,
+    ) as sandbox:  # fmt: skip
         shutil.copyfile(submission.path, sandbox.notebook)
-        settings = hook_settings(spec, context.options, sandbox.inside_facts, sandbox.inside_data)
+        settings = hook_settings(spec, context.options, context.backend, sandbox.inside_facts, sandbox.inside_data)
         execution = execute_notebook(
             submission.notebook, sandbox, preamble(settings), FINALE, context.options.time_limit
         )
         yield execution, read_facts(sandbox.facts_dir, spec.model_names, context.fingerprints, execution.student_cells)
 
 
-def hook_settings(spec: Spec, options: GradingOptions, facts_dir: str, data_path: str) -> HookSettings:
+def hook_settings(
+    spec: Spec, options: GradingOptions, backend: Backend, facts_dir: str, data_path: str
+) -> HookSettings:
     """What the instrumentation needs: where to export, what data to serve, how to run."""
     return HookSettings(
         facts_dir=facts_dir,
@@ -213,7 +229,7 @@ def hook_settings(spec: Spec, options: GradingOptions, facts_dir: str, data_path
         quick=options.quick,
         quick_train_rows=options.quick_train_rows,
         quick_validation_rows=options.quick_validation_rows,
-        steps_per_execution=STEPS_PER_EXECUTION if options.accelerate else 0,
+        steps_per_execution=backend.steps_per_execution if options.accelerate else 0,
     )
 
 
@@ -233,7 +249,7 @@ def _result(
     evaluations: dict[str, Evaluation],
     checks: list[CheckResult],
     findings: list[str],
-    isolation: str,
+    context: GradingContext,
 ) -> SubmissionResult:
     status: SubmissionStatus = "graded"
     error = None
@@ -264,7 +280,8 @@ def _result(
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
-        isolation=isolation,
+        isolation=context.isolation.describe(),
+        backend=context.backend.key,
         kernel_asked=execution.kernel_asked if execution.kernel_asked != GRADER_KERNEL else None,
     )
 

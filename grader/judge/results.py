@@ -88,6 +88,8 @@ class SubmissionResult:
     logs: str | None = None
     # Who submitted it, in the LMS's terms, when the grader was handed an LMS's download
     student: Student | None = None
+    # The Keras backend and device kind it trained on ("jax/gpu"), when it ran
+    backend: str | None = None
 
     @property
     def fault(self) -> Fault | None:
@@ -116,6 +118,7 @@ class SubmissionResult:
             "attempts": self.attempts,
             "logs": self.logs,
             "student": self.student.to_dict() if self.student else None,
+            "backend": self.backend,
             "fault": self.fault,
         }
 

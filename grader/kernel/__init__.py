@@ -1,7 +1,7 @@
 """The instrumentation that runs inside the student's kernel, before the first cell.
 
 It serves the grader's data set to ``keras.datasets.<name>.load_data()``, lets
-Keras 2 spellings run, wraps ``Model.compile``, ``Model.fit`` and
+Keras 2 spellings run (and ``tf.keras`` where TensorFlow is not installed), wraps ``Model.compile``, ``Model.fit`` and
 ``Model.train_on_batch`` to record what the notebook asked for and did, and exports each model (config as JSON, weights
 as ``.npy`` arrays) as soon as its ``fit`` returns, so that a later crash, hang
 or dead kernel cannot take a trained model away. ``finish()`` runs after the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.kernel.compat import adapt_colab, adapt_keras2
+from grader.kernel.compat import adapt_colab, adapt_keras2, stand_in_for_tensorflow
 from grader.kernel.datasets import serve_dataset
 from grader.kernel.ledger import Ledger
 from grader.kernel.training import wrap_compile, wrap_fit, wrap_train_on_batch
@@ -41,6 +41,7 @@ def install(settings: dict[str, Any]) -> None:
     wrap_train_on_batch(keras.Model, ledger)
     adapt_keras2(keras, ledger.legacy)
     adapt_colab(ledger.legacy)
+    stand_in_for_tensorflow(keras, ledger.stand_in)
     ledger.write_manifest()
     _ledger = ledger
 

@@ -14,7 +14,7 @@ import numpy as np
 from grader.kernel.export import export_model
 from grader.protocol.files import write_atomically
 from grader.protocol.fingerprints import row_fingerprints
-from grader.protocol.keras_objects import json_safe, notebook_namespace
+from grader.protocol.keras_objects import json_safe, keras_backend, notebook_namespace
 from grader.protocol.manifest import MANIFEST, MANIFEST_FORMAT, HookSettings
 
 # Rows of train_on_batch images remembered per model: beyond, they are counted, not fingerprinted.
@@ -70,17 +70,12 @@ class Ledger:
             "final_configs": {},
             "export_errors": [],
             "legacy": [],
+            # what the notebook used that is not here, and what ran in its place
+            "stand_ins": [],
         }
 
     def describe_environment(self) -> None:
-        import keras
-        import tensorflow as tf
-
-        self.manifest["environment"] = {
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "devices": [device.name for device in tf.config.list_physical_devices()],
-        }
+        self.manifest["environment"] = keras_backend()
 
     def count_cells(self) -> None:
         from IPython import get_ipython
@@ -94,8 +89,15 @@ class Ledger:
 
     def legacy(self, message: str) -> None:
         """Note a Keras 2 spelling that was adapted to run, and its modern form."""
-        if message not in self.manifest["legacy"]:
-            self.manifest["legacy"].append(message)
+        self._note("legacy", message)
+
+    def stand_in(self, message: str) -> None:
+        """Note a package the notebook imported that is not here, and what ran in its place."""
+        self._note("stand_ins", message)
+
+    def _note(self, key: str, message: str) -> None:
+        if message not in self.manifest[key]:
+            self.manifest[key].append(message)
             self.write_manifest()
 
     def record(self, model: Any) -> dict[str, Any]:

@@ -79,3 +79,23 @@ def epoch_timer() -> tuple[Any, list[float]]:
             times.append(time.perf_counter() - self.started)
 
     return EpochTimer(), times
+
+
+def keras_backend() -> dict[str, Any]:
+    """The backend Keras runs on in this process, its version and the accelerators it sees."""
+    import importlib
+    from importlib import metadata
+
+    import keras
+
+    name = keras.backend.backend()
+    module = importlib.import_module(name)
+    if name == "tensorflow":
+        accelerators = [device.name for device in module.config.list_physical_devices("GPU")]
+    elif name == "jax":
+        accelerators = [str(device) for device in module.devices() if device.platform != "cpu"]
+    elif name == "torch":
+        accelerators = [module.cuda.get_device_name(i) for i in range(module.cuda.device_count())]
+    else:
+        accelerators = []
+    return {"backend": name, name: metadata.version(name), "keras": keras.__version__, "gpus": accelerators}

@@ -21,8 +21,6 @@ MANIFEST_FORMAT = 1
 SNAPSHOT_CONFIG = "config.json"
 # The package the preamble imports inside the kernel: named here, never imported by the host.
 KERNEL_PACKAGE = "grader.kernel"
-# Batches per graph call when the grader accelerates training (measured on a CPU: README, Speed).
-STEPS_PER_EXECUTION = 32
 
 
 @dataclass(frozen=True)

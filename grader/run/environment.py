@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-KERAS_STACK = ("keras", "tensorflow")
+KERAS_STACK = ("keras", "tensorflow", "jax", "jaxlib", "torch")
 
 
 def installed_versions(packages: tuple[str, ...] = KERAS_STACK) -> dict[str, str]:

@@ -46,10 +46,13 @@ class Sandbox:
         data_path: Path,
         reference_files: list[Path],
         cpu_seconds: int,
+        environment: dict[str, str] | None = None,
     ) -> None:
         """``reference_files`` are what ``grader.check`` needs inside (the spec and its
-        calibration): bound one by one, never their folder, which holds the solution."""
+        calibration): bound one by one, never their folder, which holds the solution.
+        ``environment``: variables the kernel needs besides its own (the Keras backend's)."""
         self.isolation = isolation
+        self.environment = environment or {}
         self.limits = limits
         self.data_path = data_path
         self.reference_files = reference_files
@@ -163,7 +166,7 @@ class Sandbox:
         arguments += ["--size", str(self.limits.scratch_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
         arguments += ["--perms", "0777", "--dir", INSIDE_WORKDIR]
         made: set[str] = {"/tmp"}
-        python_trees = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(GRADER_PACKAGE)}
+        python_trees = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(GRADER_PACKAGE), *_python_path()}
         for tree in sorted(python_trees):
             arguments += [*_parents(tree, made), "--ro-bind", tree, tree]
         for device in sorted(Path("/dev").glob("nvidia*")):
@@ -196,10 +199,11 @@ class Sandbox:
             "KERAS_HOME": f"{home}/keras",
         }
         if not self.isolation.bubblewrap:
-            return {**os.environ, **variables}
+            return {**os.environ, **variables, **self.environment}
         variables |= {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
-        gpu_settings = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH")
-        return variables | {name: os.environ[name] for name in gpu_settings if name in os.environ}
+        # Packages installed beside Python (pip install --target) and the worker's GPU
+        passed = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")
+        return variables | {name: os.environ[name] for name in passed if name in os.environ} | self.environment
 
     @contextmanager
     def confined(self) -> Iterator[Sandbox]:
@@ -244,6 +248,11 @@ KERNEL_PROBE = (
     "missing = [m for m in ('keras',) if importlib.util.find_spec(m) is None]; "
     "assert not missing, f'cannot import {missing}'"
 )
+
+
+def _python_path() -> list[str]:
+    """The folders of ``$PYTHONPATH`` that exist: the kernel imports from them too."""
+    return [folder for folder in os.environ.get("PYTHONPATH", "").split(os.pathsep) if folder and Path(folder).is_dir()]
 
 
 def _parents(path: str, made: set[str]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from grader.errors import SpecError
 from grader.spec.architecture import Architecture
-from grader.spec.calibration import Calibration, read_calibration
+from grader.spec.calibration import DEFAULT_KEY, Calibration, read_calibration
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
 
@@ -153,8 +153,10 @@ class Spec:
             )
 
 
-def load_spec(path: Path = DEFAULT_SPEC) -> Spec:
-    """Read and validate a spec file; raise ``SpecError`` naming the offending key."""
+def load_spec(path: Path = DEFAULT_SPEC, calibration_key: str = DEFAULT_KEY) -> Spec:
+    """Read and validate a spec file, its accuracy ranges from the calibration runs of
+    ``calibration_key`` (``backend/device``, or the nearest); raise ``SpecError`` naming the
+    offending key."""
     try:
         raw_bytes = path.read_bytes()
     except OSError as error:
@@ -164,7 +166,7 @@ def load_spec(path: Path = DEFAULT_SPEC) -> Spec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise SpecError(f"the spec {path} is not valid TOML: {error}") from None
     try:
-        return _build_spec(path, raw, raw_bytes)
+        return _build_spec(path.resolve(), raw, raw_bytes, calibration_key)  # bound into sandboxes by its path
     except (KeyError, TypeError, ValueError) as error:
         raise SpecError(f"the spec {path} is incomplete or malformed: {_describe(error)}") from None
 
@@ -175,7 +177,7 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
+def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_key: str) -> Spec:
     exercise = raw["exercise"]
     data = raw["data"]
     data_spec = DataSpec(
@@ -198,7 +200,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes) -> Spec:
         raise ValueError(f"[points] names unknown checks {sorted(unknown_checks)}; known: {list(CHECK_KINDS)}")
     accuracy_section = raw.get("accuracy", {})
     calibration_path = path.parent / accuracy_section["calibration"] if "calibration" in accuracy_section else None
-    calibration = read_calibration(calibration_path) if calibration_path else Calibration()
+    calibration = read_calibration(calibration_path, calibration_key) if calibration_path else Calibration()
     digest = hashlib.sha256(raw_bytes)
     if calibration_path is not None and calibration_path.is_file():
         digest.update(calibration_path.read_bytes())
@@ -280,5 +282,6 @@ def _accuracy_range(
     return AccuracyRange(
         min=round(max(0.0, low - margin), 4),
         max=round(min(1.0, high + margin), 4),
-        derivation=f"{len(runs)} calibration runs gave {low:.4f} to {high:.4f}, widened by {margin:g} each side",
+        derivation=f"{len(runs)} calibration runs on {calibration.key} gave {low:.4f} to {high:.4f}, "
+        f"widened by {margin:g} each side",
     )

@@ -1,6 +1,7 @@
 """The training-speed bench: epochs of each reference model, trained as a notebook
 writes them with plain Keras, then through the grader's instrumentation (its
-acceleration included), in one process on one machine. Imports TensorFlow."""
+acceleration included), in one process on one machine, on the backend Keras runs on here.
+Imports Keras."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from grader.judge.pipeline import GradingOptions, hook_settings
 from grader.protocol.keras_objects import epoch_timer
 from grader.protocol.manifest import preamble
+from grader.run.backends import Backend
 from grader.spec.datasets import Dataset
 from grader.spec.exercise import ModelSpec, Spec
 from grader.tools.calibrate import machine_fingerprint
@@ -88,7 +90,7 @@ def time_epochs(model_spec: ModelSpec, spec: Spec, arrays: tuple[Any, ...], epoc
 
 
 @contextlib.contextmanager
-def instrumented(spec: Spec, data_path: Path) -> Iterator[None]:
+def instrumented(spec: Spec, data_path: Path, backend: Backend) -> Iterator[None]:
     """The grader's kernel instrumentation, installed in this process as the kernel's preamble
     cell installs it (the same code), then taken out again."""
     import keras
@@ -96,7 +98,7 @@ def instrumented(spec: Spec, data_path: Path) -> Iterator[None]:
     patched = [(keras.Model, "compile"), (keras.Model, "fit"), (keras.optimizers.Optimizer, "__init__")]
     originals = [(owner, name, getattr(owner, name)) for owner, name in patched]
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as facts_dir:
-        exec(preamble(hook_settings(spec, GradingOptions(), facts_dir, str(data_path))), {})
+        exec(preamble(hook_settings(spec, GradingOptions(), backend, facts_dir, str(data_path))), {})
         try:
             yield
         finally:
@@ -109,6 +111,7 @@ def run_bench(
     dataset: Dataset,
     epochs: int,
     model_names: list[str],
+    backend: Backend,
     on_model: Callable[[ModelBench], None] = lambda result: None,
 ) -> BenchReport:
     """Each model plainly, then the same through the instrumentation, one after the other."""
@@ -116,7 +119,7 @@ def run_bench(
     models = [spec.model(name) for name in model_names]
     plain = {model.name: time_epochs(model, spec, arrays, epochs) for model in models}
     results = []
-    with instrumented(spec, dataset.path):
+    with instrumented(spec, dataset.path, backend):
         for model in models:
             result = ModelBench(
                 model.name, EpochStats.of(plain[model.name]), EpochStats.of(time_epochs(model, spec, arrays, epochs))

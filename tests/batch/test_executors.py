@@ -19,21 +19,17 @@ def test_cores_are_split_evenly_and_shared_when_workers_outnumber_them():
     assert core_slices([0, 1], 3) == [[0], [1], [0]]
 
 
-def test_default_jobs_follow_cores_gpus_and_memory(monkeypatch):
+def test_default_jobs_follow_cores_and_memory(monkeypatch):
     import grader.batch.executors
 
     gib = 2**30 // 4096
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 24 * gib}
     monkeypatch.setattr(grader.batch.executors.os, "sysconf", lambda name: pages[name])
     monkeypatch.setattr(grader.batch.executors.os, "sched_getaffinity", lambda pid: set(range(16)))
-    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 0)
     assert default_jobs() == 6  # 24 GiB: one kernel per 4 GiB
     pages["SC_PHYS_PAGES"] = 128 * gib
     assert default_jobs() == 16  # one per core
-    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 1)
-    assert default_jobs() == 4
     monkeypatch.setattr(grader.batch.executors.os, "sched_getaffinity", lambda pid: {0})
-    monkeypatch.setattr(grader.batch.executors, "gpu_count", lambda: 0)
     assert default_jobs() == 1
 
 

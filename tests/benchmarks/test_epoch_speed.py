@@ -4,6 +4,7 @@ included). Run with `tox -e bench`; the default test run skips benchmarks."""
 
 import pytest
 
+from grader.run.backends import choose_backend
 from grader.spec.datasets import load_dataset
 from grader.tools.bench import fit_as_written, instrumented
 from grader.tools.reference_models import compiled_reference, training_arrays
@@ -31,5 +32,5 @@ def test_epoch_with_plain_keras(benchmark, spec, arrays, name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_epoch_through_the_grader(benchmark, spec, arrays, mnist_path, name):
-    with instrumented(spec, mnist_path):
+    with instrumented(spec, mnist_path, choose_backend()):
         bench_epoch(benchmark, spec, arrays, name)

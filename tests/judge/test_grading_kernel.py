@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
+from grader.run.backends import choose_backend
 from tests.conftest import FIXTURES, ROOT
 
 pytestmark = pytest.mark.kernel
@@ -201,6 +202,7 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
         [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])],
         mnist_path,
         spec.data,
+        choose_backend().name,
     )
     assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
     assert "has shape (3, 3)" in answers["wrong"].error
@@ -208,10 +210,10 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
 
     right[1].unlink()  # listed when the facts were read, gone now: the grader's problem, not the student's
     with pytest.raises(GraderFault, match=r"could not read what it needed: zeros: .*No such file"):
-        evaluate_models([facts("zeros", right)], mnist_path, spec.data)
+        evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
     monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator")
     with pytest.raises(GraderFault, match=r"evaluator failed: it exited with 1") as fault:
-        evaluate_models([facts("zeros", right)], mnist_path, spec.data)
+        evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
     assert "GRADER_INJECT_FAULT: the evaluator crashes" in fault.value.logs["evaluator.log"]
 
 
@@ -260,7 +262,8 @@ def test_acceleration_trains_exactly_the_same_weights(mnist_path, tmp_path):
             assert execution.outcome == "completed" and not execution.cell_errors
             model = facts.models["tiny"]
             manifest = json.loads((scratch / "writable" / "facts" / "manifest.json").read_text())
-            assert manifest["models"]["tiny"]["compile"]["steps_per_execution"] == (32 if accelerate else 1)
+            expected = context.backend.steps_per_execution if accelerate else 1
+            assert manifest["models"]["tiny"]["compile"]["steps_per_execution"] == expected
             trained[accelerate] = ([np.load(path) for path in model.weights], model.fits[0].history)
             # Every epoch and every batch of each ran: 2 epochs of 60,000 images in batches of 128.
             assert (model.fits[0].epochs_completed, model.fits[0].steps) == (2, 2 * 469) and model.fits[0].finished
@@ -278,12 +281,29 @@ def test_bench_times_plain_and_instrumented_epochs(mnist_path):
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
-    assert report["epochs"] == 2 and report["machine"]["tensorflow"]
+    machine = report["machine"]
+    assert report["epochs"] == 2 and machine["backend"] == choose_backend().name and machine[machine["backend"]]
     (model,) = report["models"]
     assert model["model"] == "model_1"
     for way in ("plain", "instrumented"):
         assert 0 < model[way]["min"] <= model[way]["median"] <= model[way]["max"]
     assert model["speed_up"] == pytest.approx(model["plain"]["median"] / model["instrumented"]["median"], rel=1e-2)
+
+
+def test_the_batch_bench_grades_copies_and_reports_grades_per_hour_and_overhead(mnist_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "bench", "--batch", "2", "--quick", "--jobs", "2", "--json", "--data",
+         str(mnist_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert (report["notebooks"], report["graded"], report["jobs"], report["mode"]) == (2, 2, 2, "quick")
+    assert report["backend"] == f"{choose_backend().name}/cpu"
+    assert report["grades_per_hour"] == pytest.approx(2 * 3600 / report["wall_seconds"], rel=1e-2)
+    assert sorted(report["epoch_seconds"]) == ["model_1", "model_2", "model_3"]
+    assert 0 < report["training_seconds"] < report["worker_seconds"] == pytest.approx(report["wall_seconds"], rel=1e-2)
+    assert report["overhead_seconds"] == pytest.approx(report["worker_seconds"] - report["training_seconds"], abs=0.02)
 
 
 def test_an_improvement_is_judged_on_its_measured_accuracy_with_the_notebooks_own_preprocessing(mnist_path):
