@@ -12,8 +12,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -296,7 +296,7 @@ def grade(
                 reused += was_reused
                 results.append(graded.result)
                 run_so_far = make_run(context, results)
-                problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir)
+                problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir, was_reused)
                 standings[graded.result.id] = improvement_standing(graded.result, run_so_far, context.spec)
                 # The class files cover every result so far: rewritten now and then, not per result.
                 if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
@@ -357,6 +357,36 @@ def _similar_notebooks(
             soft_wrap=True,
         )
     return found
+
+
+@contextmanager
+def _native_logs_apart() -> Iterator[None]:
+    """While a tool runs Keras in this process: TensorFlow's and absl's C++ start-up lines go to
+    file descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says, so fd 2 goes to a log file and the
+    console keeps the terminal. The log is kept, and named, only if the tool fails."""
+    try:
+        terminal_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real stream (a test's runner): nothing to keep apart
+        yield
+        return
+    saved = os.dup(terminal_fd)
+    terminal = os.fdopen(os.dup(terminal_fd), "w", buffering=1)
+    log = tempfile.NamedTemporaryFile(prefix="grader-native-", suffix=".log", delete=False)
+    console.file = terminal
+    os.dup2(log.fileno(), terminal_fd)
+    try:
+        yield
+    except BaseException:
+        console.print(f"What TensorFlow and the other native libraries printed: {log.name}", highlight=False)
+        raise
+    else:
+        os.unlink(log.name)
+    finally:
+        os.dup2(saved, terminal_fd)
+        os.close(saved)
+        console.file = None  # type: ignore[assignment]  # back to sys.stderr
+        terminal.close()
+        log.close()
 
 
 def _progress() -> Progress:
@@ -445,7 +475,8 @@ def calibrate(seeds: int, data_path: Path | None, spec_path: Path, backend: str 
             progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
             progress.advance(task)
 
-        document = run_calibration(spec, dataset, list(range(seeds)), chosen, on_run)
+        with _native_logs_apart():
+            document = run_calibration(spec, dataset, list(range(seeds)), chosen, on_run)
     key = write_calibration(document, spec.calibration_path)
     for model in load_spec(spec_path, key).fixed_models:
         assert model.accuracy is not None
@@ -514,7 +545,8 @@ def bench(
             progress.console.print(f"{result.model}: {result.speed_up:.2f} times faster through the grader")
             progress.advance(task)
 
-        report = run_bench(spec, dataset, epochs, names, chosen, on_model)
+        with _native_logs_apart():
+            report = run_bench(spec, dataset, epochs, names, chosen, on_model)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -95,16 +97,28 @@ class ShippedContext:
         files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
         return cls(context, context.data_path.read_bytes(), files)
 
-    def unpack(self, folder: Path) -> GradingContext:
-        """The context with its data and spec written under ``folder``."""
-        data_path = folder / "data.npz"
-        data_path.write_bytes(self.data)
-        (folder / "reference").mkdir()
-        for name, content in self.spec_folder.items():
-            (folder / "reference" / name).write_bytes(content)
+    def unpack(self, under: Path | None = None) -> GradingContext:
+        """The context with its data and spec written into a folder of the node's temporary
+        folder (or ``under``) named by their content: once per node, whatever the tasks."""
+        parent = under or Path(tempfile.gettempdir())
+        folder = parent / f"grader-ray-{self.context.data_digest[:16]}-{self.context.spec.digest}"
+        if not folder.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=parent))
+            (staging / "data.npz").write_bytes(self.data)
+            (staging / "reference").mkdir()
+            for name, content in self.spec_folder.items():
+                (staging / "reference" / name).write_bytes(content)
+            try:
+                staging.rename(folder)  # whole or not at all, whichever task of the node gets there first
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
         spec = load_spec(folder / "reference" / self.context.spec.path.name, self.context.backend.key)
-        # The sandbox is this worker's own: what isolation it gives is probed here, not on the driver.
-        return replace(self.context, data_path=data_path, spec=spec, isolation=probe_isolation())
+        # The sandbox is this worker's own: what isolation it gives is probed here, once, not on the driver.
+        return replace(self.context, data_path=folder / "data.npz", spec=spec, isolation=_worker_isolation())
+
+
+# A worker process probes its isolation once, on its first task.
+_worker_isolation = functools.cache(probe_isolation)
 
 
 def grade_on_worker(
@@ -114,9 +128,9 @@ def grade_on_worker(
     grade: Callable[[Path, GradingContext], Graded] | None,
 ) -> Graded:
     """A Ray task: grade one notebook, sent as bytes, with the shipped data and spec."""
+    context = shipped.unpack()
     with tempfile.TemporaryDirectory(prefix="grader-ray-") as scratch:
         folder = Path(scratch)
-        context = shipped.unpack(folder)
         (folder / "submissions").mkdir()
         path = folder / "submissions" / file_name
         path.write_bytes(notebook)

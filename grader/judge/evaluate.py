@@ -1,27 +1,32 @@
 """Measure each exported model's test accuracy in a process of the grader's own.
 
-The parent (no TensorFlow) sends a JSON request to ``python -m grader.judge.evaluator``
-on stdin. The child (``grader.judge.evaluator``) rebuilds each model from its exported
-config, loads the exported weights as plain arrays (shapes checked), and computes the
-accuracy on the grader's test set itself. The student's
-process is never asked for a number.
+The parent (no Keras) sends a JSON request per notebook to ``python -m grader.judge.evaluator``,
+a process it keeps for the next notebooks. The child (``grader.judge.evaluator``) rebuilds each
+model from its exported config, loads the exported weights as plain arrays (shapes checked),
+and computes the accuracy on the grader's test set itself. The student's process is never
+asked for a number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.errors import GraderFault
+from grader.errors import FAULT_INJECTION_ENV, GraderFault
 from grader.judge.facts import ModelFacts
 from grader.spec.exercise import DataSpec
 
 EVALUATOR_TIMEOUT_SECONDS = 600
+# What the evaluator printed while it answered one request, kept to its last this many bytes.
+MAX_LOG_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -58,37 +63,92 @@ def evaluate_models(
     if not requests:
         return {}, ""
     request = {"data_path": str(data_path), "data": asdict(data), "models": requests}
-    # Evaluation is 10,000 predictions: the CPU gives the same figures on every machine.
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    evaluator = _evaluator(backend)
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "grader.judge.evaluator"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=EVALUATOR_TIMEOUT_SECONDS,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as expired:
-        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else ""
-        raise GraderFault(
-            f"the grader's evaluator did not finish within {EVALUATOR_TIMEOUT_SECONDS} s", {"evaluator.log": stderr}
-        ) from None
-    logs = {"evaluator.log": completed.stderr}
+        answer, printed = evaluator.ask(request)
+    except GraderFault:
+        _EVALUATORS.pop(evaluator.key, None)
+        raise
+    logs = {"evaluator.log": printed}
     try:
-        if completed.returncode != 0:
-            raise ValueError(f"it exited with {completed.returncode}: {_last_line(completed.stderr)}")
-        answers = json.loads(completed.stdout.strip().splitlines()[-1])
+        answers = json.loads(answer)
         evaluations = {str(r["name"]): Evaluation(**answers[r["name"]]["evaluation"]) for r in requests}
         grader_faults = [
             str(answers[r["name"]]["grader_fault"]) for r in requests if answers[r["name"]]["grader_fault"]
         ]
     except (ValueError, IndexError, KeyError, TypeError) as error:
+        _EVALUATORS.pop(evaluator.key, None)
+        evaluator.stop()
         raise GraderFault(f"the grader's evaluator failed: {error}", logs) from None
     if grader_faults:
         raise GraderFault(f"the grader's evaluator could not read what it needed: {grader_faults[0]}", logs)
-    return evaluations, completed.stderr
+    return evaluations, printed
+
+
+class _Evaluator:
+    """An evaluator process that answers one request after another, what it prints kept in a
+    log file of its own."""
+
+    def __init__(self, key: tuple[str, str], backend: str) -> None:
+        self.key = key
+        self.log = tempfile.TemporaryFile()
+        # Evaluation is 10,000 predictions: the CPU gives the same figures on every machine.
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+               "JAX_PLATFORMS": "cpu"}  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "grader.judge.evaluator"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+        )
+
+    def ask(self, request: dict[str, Any]) -> tuple[str, str]:
+        """The answer to ``request`` and what the evaluator printed meanwhile; raises
+        ``GraderFault`` (and stops the process) when it dies or does not answer in time."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        start = self.log.seek(0, os.SEEK_END)
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            ready = select.select([self.process.stdout], [], [], EVALUATOR_TIMEOUT_SECONDS)[0]
+            answer = self.process.stdout.readline() if ready else None
+        except (BrokenPipeError, OSError):
+            answer = ""
+        if answer == "":  # it closed its output: let it finish dying, for its last words and exit status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        self.log.seek(start)
+        printed = self.log.read()[-MAX_LOG_BYTES:].decode(errors="replace")
+        if answer:
+            return answer, printed
+        self.stop()
+        if answer is None:
+            reason = f"did not finish within {EVALUATOR_TIMEOUT_SECONDS} s"
+        else:
+            reason = f"failed: it exited with {self.process.returncode}: {_last_line(printed)}"
+        raise GraderFault(f"the grader's evaluator {reason}", {"evaluator.log": printed})
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+# One evaluator per backend (and fault injected, for tests) in each process that grades.
+_EVALUATORS: dict[tuple[str, str], _Evaluator] = {}
+
+
+def _evaluator(backend: str) -> _Evaluator:
+    key = (backend, os.environ.get(FAULT_INJECTION_ENV, ""))
+    found = _EVALUATORS.get(key)
+    if found is not None and found.process.poll() is not None:  # it died since its last answer
+        found.stop()
+        found = None
+    if found is None:
+        found = _EVALUATORS[key] = _Evaluator(key, backend)
+    return found
 
 
 def _last_line(text: str) -> str:

@@ -1,13 +1,17 @@
 """The evaluator process: rebuilds each exported model from its config through Keras' own
 deserialisation, restricted to the grader's allowlist, loads its weights as plain arrays,
 prepares the test images as the notebook prepared its training images, and measures the
-model's accuracy. Run as ``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``,
-with a JSON request on stdin; it never runs a student's code. Imports Keras.
+model's accuracy. Run as ``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``:
+one JSON request per line on stdin, one answer per line on stdout, for as long as the grader
+keeps it (it never runs a student's code, so one process serves every notebook of a worker,
+and Keras and the data set are loaded once). Imports Keras.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,13 +77,19 @@ def _preprocessing(
     return exercise, False
 
 
+@functools.cache
+def _dataset(path: str, data: DataSpec) -> tuple[Dataset, np.ndarray]:
+    """The data set and its training rows' fingerprints, loaded once per path and spec."""
+    dataset = load_dataset(Path(path), data)
+    return dataset, row_fingerprints(dataset.x_train, data.image_shape)
+
+
 def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per model: its evaluation, and a fault of the grader's (a file it could not read), if any."""
     if fault_injected("evaluator"):
         raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes")
     data = DataSpec(**{**request["data"], "image_shape": tuple(request["data"]["image_shape"])})
-    dataset = load_dataset(Path(request["data_path"]), data)
-    fingerprints = row_fingerprints(dataset.x_train, data.image_shape)
+    dataset, fingerprints = _dataset(request["data_path"], data)
     # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
     seen, seen_labels = dataset.x_train[::TRAIN_SAMPLE_STEP], dataset.y_train[::TRAIN_SAMPLE_STEP]
     answers: dict[str, dict[str, Any]] = {}
@@ -105,5 +115,17 @@ def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return answers
 
 
+def serve() -> None:
+    """Answer each request line until stdin closes (the grader's worker is gone). The answers
+    keep stdout to themselves: whatever Keras or a library prints goes to stderr, the log."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for line in sys.stdin:
+        answers.write(json.dumps(_evaluate(json.loads(line))) + "\n")
+        keras = sys.modules.get("keras")
+        if keras is not None:
+            keras.backend.clear_session()  # the models of one notebook, gone before the next
+
+
 if __name__ == "__main__":
-    print(json.dumps(_evaluate(json.loads(sys.stdin.read()))))
+    serve()

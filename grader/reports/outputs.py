@@ -26,9 +26,12 @@ from grader.reports.similarity import ClassSimilarity
 from grader.spec.exercise import Spec
 
 
-def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, spec: Spec, out_dir: Path) -> str | None:
+def write_page(
+    result: SubmissionResult, notebook: str | None, run: GradeRun, spec: Spec, out_dir: Path, reused: bool = False
+) -> str | None:
     """One submission's page and its executed notebook, written as soon as it is graded; what
-    went wrong drawing them, if anything (a plain page says so in their place)."""
+    went wrong drawing them, if anything (a plain page says so in their place). A result
+    ``reused`` from the store keeps the notebook page an earlier run drew of it."""
     name = page_name(result.id)
     (out_dir / PAGES_DIR).mkdir(parents=True, exist_ok=True)
     link = None
@@ -36,6 +39,9 @@ def write_page(result: SubmissionResult, notebook: str | None, run: GradeRun, sp
     if notebook is not None:
         (out_dir / NOTEBOOKS_DIR).mkdir(parents=True, exist_ok=True)
         link = f"../{NOTEBOOKS_DIR}/{name}"
+        if reused and (out_dir / NOTEBOOKS_DIR / name).is_file():
+            # The same notebook, as it ran: drawing it again (nbconvert, the slow part) draws the same page.
+            return _write_submission_page(result, run, spec, out_dir, link)
         try:
             page = notebook_page(result, notebook, run.mode)
         except Exception as error:  # a notebook nbconvert cannot render: the grade stands without it

@@ -70,7 +70,7 @@ def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(s
     assert {results[path].result.status for path in paths} == {"invalid"}
 
 
-def test_a_shipped_context_unpacks_to_the_same_spec_and_data_and_probes_its_own_sandbox(spec, tmp_path):
+def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_probes_its_own_sandbox(spec, tmp_path):
     import dataclasses
 
     from grader.batch.ray_cluster import ShippedContext
@@ -90,3 +90,8 @@ def test_a_shipped_context_unpacks_to_the_same_spec_and_data_and_probes_its_own_
     assert unpacked.spec.calibration.models.keys() == spec.calibration.models.keys()
     assert unpacked.isolation == probe_isolation()
     assert unpacked.options == driver.options
+    # The node's next task finds them unpacked: nothing is written again.
+    written = unpacked.data_path.stat().st_mtime_ns
+    again = ShippedContext.of(driver).unpack(worker)
+    assert again.data_path == unpacked.data_path and again.data_path.stat().st_mtime_ns == written
+    assert [path.name for path in worker.iterdir()] == [unpacked.data_path.parent.name]

@@ -1,6 +1,7 @@
 """End-to-end grading in real Jupyter kernels with TensorFlow (tens of seconds each)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -177,7 +178,7 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
     import numpy as np
 
     from grader.errors import GraderFault
-    from grader.judge.evaluate import evaluate_models
+    from grader.judge.evaluate import _EVALUATORS, evaluate_models
     from grader.judge.facts import ModelFacts
     from grader.judge.model_config import parse_model_config
     from tests.conftest import keras_config
@@ -208,9 +209,12 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
     assert "has shape (3, 3)" in answers["wrong"].error
     assert "python objects are refused" in answers["pickled"].error  # never unpickled
 
+    kept = {key: evaluator.process.pid for key, evaluator in _EVALUATORS.items()}
     right[1].unlink()  # listed when the facts were read, gone now: the grader's problem, not the student's
     with pytest.raises(GraderFault, match=r"could not read what it needed: zeros: .*No such file"):
         evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
+    # One evaluator process answered both: Keras and the data set were loaded once.
+    assert {key: evaluator.process.pid for key, evaluator in _EVALUATORS.items()} == kept
     monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator")
     with pytest.raises(GraderFault, match=r"evaluator failed: it exited with 1") as fault:
         evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
@@ -280,6 +284,8 @@ def test_bench_times_plain_and_instrumented_epochs(mnist_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
+    # TensorFlow's and absl's own lines (I0000 ..., "WARNING: All log messages before absl::...") stay off the terminal.
+    assert not re.search(r"^([IWE]0000|WARNING: All log messages)", completed.stderr, re.MULTILINE), completed.stderr
     report = json.loads(completed.stdout)
     machine = report["machine"]
     assert report["epochs"] == 2 and machine["backend"] == choose_backend().name and machine[machine["backend"]]

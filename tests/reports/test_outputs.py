@@ -280,6 +280,21 @@ def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
     assert not [name for name in written if name.endswith(".part")]
 
 
+def test_a_reused_result_keeps_its_notebook_page_and_a_missing_one_is_drawn(tmp_path, spec):
+    graded = load_run("full_run")
+    first = next(entry for entry in graded.submissions if entry.id == "mnist_mlp_solution")
+    notebook_page = tmp_path / "notebooks" / page_name(first.id)
+    write_page(first, nbformat.writes(nbformat.v4.new_notebook()), graded, spec, tmp_path)
+    drawn = notebook_page.read_text()
+    changed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("drawn again")])
+    write_page(first, nbformat.writes(changed), graded, spec, tmp_path, reused=True)
+    assert notebook_page.read_text() == drawn  # not drawn again
+    assert (tmp_path / "submissions" / page_name(first.id)).is_file()
+    notebook_page.unlink()
+    write_page(first, nbformat.writes(changed), graded, spec, tmp_path, reused=True)
+    assert "drawn again" in notebook_page.read_text()
+
+
 def test_odd_ids_get_safe_page_names_that_never_collide():
     assert page_name("jdoe") == "jdoe.html"
     assert re.fullmatch(r"_\.\._etc_passwd-[0-9a-f]{8}\.html", page_name("../../etc/passwd"))
