@@ -9,6 +9,7 @@ asked for a number.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -133,11 +134,20 @@ class _Evaluator:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
-        self.log.close()
+        for stream in (self.process.stdin, self.process.stdout, self.log):
+            with contextlib.suppress(OSError):  # a pipe to a dead process may refuse its last flush
+                if stream is not None:
+                    stream.close()
 
 
 # One evaluator per backend (and fault injected, for tests) in each process that grades.
 _EVALUATORS: dict[tuple[str, str], _Evaluator] = {}
+
+
+@atexit.register
+def _stop_evaluators() -> None:
+    while _EVALUATORS:
+        _EVALUATORS.popitem()[1].stop()
 
 
 def _evaluator(backend: str) -> _Evaluator:
