@@ -54,3 +54,15 @@ def test_strict_sandbox_refuses_a_machine_without_every_layer(tmp_path, monkeypa
     assert outcome.exit_code == 3
     assert "--strict-sandbox: this machine lacks bubblewrap" in outcome.output
     assert "apt-get install bubblewrap" in outcome.output
+
+
+def test_a_backend_not_installed_exits_3_saying_which_extra_installs_it(tmp_path, monkeypatch):
+    import grader.run.backends
+
+    monkeypatch.setattr(grader.run.backends, "installed_backends", lambda: ["tensorflow"])
+    (tmp_path / "a.ipynb").write_text("{}")
+    outcome = invoke("grade", str(tmp_path), "--quick", "--backend", "torch")
+    assert outcome.exit_code == 3
+    # The extra's brackets are text, not console markup.
+    assert "'torch' is not installed here (installed: tensorflow)" in outcome.output
+    assert "pip install 'keras-exercise-grader[torch]'" in outcome.output
