@@ -206,10 +206,10 @@ def regularizer_factors(value: Any) -> tuple[float, float]:
     raise UntrustedDataError(f"unrecognised kernel regularizer {str(value)[:60]!r}")
 
 
-def _read_dense(config: dict[str, Any]) -> dict[str, Any]:
+def _read_weighted(config: dict[str, Any]) -> dict[str, Any]:
+    """What a layer with a kernel shares with the others: activation, kernel regularizer, bias."""
     l1, l2 = regularizer_factors(config.get("kernel_regularizer"))
     return {
-        "units": _number(config, "units", 1, MAX_UNITS, int),
         "activation": activation_name(config.get("activation")),
         "l1": l1,
         "l2": l2,
@@ -217,20 +217,20 @@ def _read_dense(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _read_dense(config: dict[str, Any]) -> dict[str, Any]:
+    return {"units": _number(config, "units", 1, MAX_UNITS, int), **_read_weighted(config)}
+
+
 def _read_conv(config: dict[str, Any]) -> dict[str, Any]:
     _channels_last(config)
     if _pair(config, "dilation_rate", 1) != (1, 1) or config.get("groups", 1) != 1:
         raise UntrustedDataError("dilated or grouped convolutions are not graded")
-    l1, l2 = regularizer_factors(config.get("kernel_regularizer"))
     return {
         "filters": _number(config, "filters", 1, 65536, int),
         "kernel_size": _pair(config, "kernel_size"),
         "strides": _pair(config, "strides", 1),
         "padding": _padding(config),
-        "activation": activation_name(config.get("activation")),
-        "l1": l1,
-        "l2": l2,
-        "use_bias": bool(config.get("use_bias", True)),
+        **_read_weighted(config),
     }
 
 
