@@ -13,6 +13,7 @@ from grader.judge.results import GradeRun, SubmissionResult
 from grader.protocol.files import write_atomically
 from grader.reports.gradebooks import Assignment, checks_csv, gradebook_csv, moodle_worksheet
 from grader.reports.pages import (
+    DIGEST_META,
     NOTEBOOKS_DIR,
     PAGES_DIR,
     improvement_standing,
@@ -21,6 +22,7 @@ from grader.reports.pages import (
     page_name,
     plain_page,
     submission_page,
+    submission_page_digest,
 )
 from grader.reports.similarity import ClassSimilarity
 from grader.spec.exercise import Spec
@@ -65,14 +67,32 @@ def refresh_standings(run: GradeRun, spec: Spec, out_dir: Path, drawn: dict[str,
 def _write_submission_page(
     result: SubmissionResult, run: GradeRun, spec: Spec, out_dir: Path, link: str | None
 ) -> str | None:
+    """Draw the page, unless the one there was drawn from the same result, class and spec."""
+    path = out_dir / PAGES_DIR / page_name(result.id)
+    if _drawn_from(path, submission_page_digest(result, run, spec, link)):
+        return None
     problem = None
     try:
         page = submission_page(result, run, spec, link)
     except Exception as error:
         problem = f"the page of {result.id} could not be drawn ({type(error).__name__}: {error})"
         page = plain_page(result.id, problem + "\n\n" + json.dumps(result.to_dict(), indent=2))
-    write_atomically(out_dir / PAGES_DIR / page_name(result.id), page)
+    write_atomically(path, page)
     return problem
+
+
+def _drawn_from(page: Path, digest: str) -> bool:
+    """Whether ``page`` exists and names ``digest`` in its head."""
+    try:
+        with page.open(encoding="utf-8", errors="replace") as file:
+            head = file.read(PAGE_HEAD_CHARS)
+    except OSError:
+        return False
+    return DIGEST_META.format(digest=digest) in head
+
+
+# Where a page's head, and the digest it names, ends
+PAGE_HEAD_CHARS = 4096
 
 
 def write_summaries(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from html import escape
 
 import bleach
 import nbformat
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from pygments.formatters import HtmlFormatter
@@ -41,8 +43,9 @@ PROTOCOLS = ("http", "https", "mailto", "data")
 LINK_PREFIXES = ("http://", "https://", "mailto:", "#")
 IMAGE_PREFIXES = tuple(f"data:image/{kind};base64," for kind in ("png", "jpeg", "gif", "svg+xml"))
 
+_loader = PackageLoader("grader.reports", "templates")
 _templates = Environment(
-    loader=PackageLoader("grader.reports", "templates"),
+    loader=_loader,
     autoescape=select_autoescape(default=True, default_for_string=True),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -157,7 +160,27 @@ def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, noteboo
         sections=[_model_section(result, spec, model) for model in spec.models],
         notebook_link=notebook_link,
         content_policy=_content_policy(),
+        drawn_from=Markup(DIGEST_META.format(digest=submission_page_digest(result, run, spec, notebook_link))),
     )
+
+
+def submission_page_digest(result: SubmissionResult, run: GradeRun, spec: Spec, notebook_link: str | None) -> str:
+    """A digest of everything a submission page shows: a page drawn from the same digest is the
+    same page, and need not be drawn again. The page carries it (``DIGEST_META``)."""
+    shown = {
+        "result": result.to_dict(),
+        "run": [run.grader_version, run.mode, run.spec],
+        "spec": spec.digest,
+        "standing": improvement_standing(result, run, spec),
+        "notebook_link": notebook_link,
+        "templates": [_loader.get_source(_templates, name)[0] for name in PAGE_TEMPLATES],
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:32]
+
+
+PAGE_TEMPLATES = ("base.html.j2", "submission.html.j2")
+# How a submission page names the digest it was drawn from
+DIGEST_META = '<meta name="grader-drawn-from" content="{digest}">'
 
 
 def sanitized_html(html: str) -> str:

@@ -30,6 +30,8 @@ from tests.conftest import FIXTURES
 GOLDEN = FIXTURES.parent / "golden"
 RUNS = ("full_run", "quick_run")
 DATA_URI = re.compile(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=]+")
+# The digest a page was drawn from changes with the grader's version: compared apart, like plots.
+DRAWN_FROM = re.compile(r'(<meta name="grader-drawn-from" content=")[0-9a-f]+(">)')
 
 
 def load_run(name: str) -> GradeRun:
@@ -43,7 +45,7 @@ def load_run(name: str) -> GradeRun:
 
 
 def without_plots(page: str) -> str:
-    return DATA_URI.sub("data:image/svg+xml;base64,PLOT", page)
+    return DRAWN_FROM.sub(r"\1DIGEST\2", DATA_URI.sub("data:image/svg+xml;base64,PLOT", page))
 
 
 def assert_matches_golden(page: str, name: str, update: bool) -> None:
@@ -293,6 +295,19 @@ def test_a_reused_result_keeps_its_notebook_page_and_a_missing_one_is_drawn(tmp_
     notebook_page.unlink()
     write_page(first, nbformat.writes(changed), graded, spec, tmp_path, reused=True)
     assert "drawn again" in notebook_page.read_text()
+
+
+def test_a_submission_page_is_drawn_again_only_when_what_it_shows_changed(tmp_path, spec):
+    graded = load_run("full_run")
+    first = next(entry for entry in graded.submissions if entry.id == "mnist_mlp_solution")
+    page = tmp_path / "submissions" / page_name(first.id)
+    write_page(first, None, graded, spec, tmp_path)
+    page.write_text(page.read_text().replace("</h1>", "</h1><!-- kept -->"))
+    write_page(first, None, graded, spec, tmp_path, reused=True)
+    assert "<!-- kept -->" in page.read_text()  # the same result in the same class: not drawn again
+    regraded = dataclasses.replace(first, warnings=(*first.warnings, "a warning of the new run"))
+    write_page(regraded, None, graded, spec, tmp_path)
+    assert "<!-- kept -->" not in page.read_text() and "a warning of the new run" in page.read_text()
 
 
 def test_odd_ids_get_safe_page_names_that_never_collide():
