@@ -159,7 +159,10 @@ def _context(
     keep_logs: bool,
     backend: str | None,
     jobs: int = 1,
+    start_kernel: bool = False,
 ) -> GradingContext:
+    """The grading context of the options given; ``start_kernel``: a notebook is graded in this
+    process next, so its kernel starts while the data set is read."""
     injected = os.environ.get(FAULT_INJECTION_ENV)
     if injected:
         unknown = sorted(set(injected.split(",")) - set(INJECTABLE_FAULTS))
@@ -178,7 +181,7 @@ def _context(
             limits=Limits(write_bytes=int(write_limit * 2**30)),
             backend=backend,
         )
-        context = prepare_context(options, spec_path, data_path, jobs)
+        context = prepare_context(options, spec_path, data_path, jobs, start_kernel)
     if context.isolation.missing():
         console.print(
             f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the README's "
@@ -416,7 +419,7 @@ def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise,
     3 when a fault of the grader's kept it from grading the notebook.
     """
-    context = _context(**settings)
+    context = _context(**settings, start_kernel=True)
     with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
         graded = grade_safely(notebook, context)
     logs_out = Path(tempfile.mkdtemp(prefix="grader-logs-"))
@@ -671,7 +674,7 @@ def _grade_for_platform(folder: Path, logs_out: Path, settings: dict[str, Any]) 
     from grader.platforms.entry import grade_submission_folder
 
     started = time.monotonic()
-    context = _context(**settings)
+    context = _context(**settings, start_kernel=True)
     result = grade_submission_folder(folder, context, logs_out).result
     print_result(result)
     if result.logs:

@@ -49,11 +49,12 @@ def core_slices(cores: list[int], jobs: int) -> list[list[int]]:
 
 
 class InProcess:
-    """One notebook after another in this process (``--jobs 1``)."""
+    """One notebook after another in this process (``--jobs 1``), each next kernel started
+    while the notebook before it runs."""
 
     def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
-        for path in paths:
-            yield path, grade_safely(path, context)
+        for index, path in enumerate(paths):
+            yield path, grade_safely(path, context, more_to_come=index < len(paths) - 1)
 
 
 class LocalProcesses:
@@ -64,7 +65,7 @@ class LocalProcesses:
     goes on.
     """
 
-    def __init__(self, jobs: int, grade: Callable[[Path, GradingContext], Graded] | None = None) -> None:
+    def __init__(self, jobs: int, grade: Callable[[Path, GradingContext, bool], Graded] | None = None) -> None:
         self.jobs = jobs
         # What a worker runs per notebook: ``grade_safely``; tests swap in their own.
         self.grade_one = grade
@@ -86,8 +87,11 @@ class LocalProcesses:
     ) -> Iterator[tuple[Path, Graded]]:
         """Grade ``paths`` in a fresh pool; those lost to a dead worker go into ``broken``."""
         with self._pool(workers) as pool:
+            # Tasks are taken in order: each worker's last one is among the last ``workers``,
+            # and starts no spare kernel (``grader.run.warm``) that no notebook would use.
             futures: dict[Future[Graded], Path] = {
-                pool.submit(self._grade_function(), path, context): path for path in paths
+                pool.submit(self._grade_function(), path, context, index < len(paths) - workers): path
+                for index, path in enumerate(paths)
             }
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -98,7 +102,7 @@ class LocalProcesses:
                     except BrokenProcessPool:
                         broken.append(path)
 
-    def _grade_function(self) -> Callable[[Path, GradingContext], Graded]:
+    def _grade_function(self) -> Callable[[Path, GradingContext, bool], Graded]:
         return self.grade_one or grade_in_worker
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
@@ -110,11 +114,12 @@ class LocalProcesses:
         )
 
 
-def grade_in_worker(path: Path, context: GradingContext) -> Graded:
-    """What a worker process (local or on Ray) runs per notebook: ``grade_safely``."""
+def grade_in_worker(path: Path, context: GradingContext, more_to_come: bool = False) -> Graded:
+    """What a worker process (local or on Ray) runs per notebook: ``grade_safely``;
+    ``more_to_come``: this worker is likely to grade another after it."""
     if fault_injected("worker"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return grade_safely(path, context)
+    return grade_safely(path, context, more_to_come)
 
 
 def _start_worker(slot: Any, slices: list[list[int]], gpus: int) -> None:

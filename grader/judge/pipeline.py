@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -37,13 +35,14 @@ from grader.judge.matching import assign_models
 from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, score
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
-from grader.protocol.manifest import FINALE, HookSettings, preamble
+from grader.protocol.manifest import HookSettings
 from grader.run.backends import Backend, choose_backend, gpu_count
 from grader.run.environment import installed_versions
-from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution, execute_notebook
+from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution
 from grader.run.isolation import Isolation, Limits
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import Sandbox
+from grader.run.warm import KERNELS, KernelRecipe
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
@@ -108,18 +107,20 @@ class GradingContext:
 
 
 def prepare_context(
-    options: GradingOptions, spec_path: Path = DEFAULT_SPEC, data_path: Path | None = None, jobs: int = 1
+    options: GradingOptions,
+    spec_path: Path = DEFAULT_SPEC,
+    data_path: Path | None = None,
+    jobs: int = 1,
+    start_kernel: bool = False,
 ) -> GradingContext:
     """Choose the backend, load the spec and the data; raises ``GraderError`` subclasses with
-    what to do. ``jobs`` notebooks at once share the GPUs, if any."""
+    what to do. ``jobs`` notebooks at once share the GPUs, if any. ``start_kernel``: this
+    process grades next, so its first kernel starts while the data set is read."""
     backend = choose_backend(options.backend)
     spec = load_spec(spec_path, backend.key)
     if not options.quick:
         spec.require_accuracy_ranges()
-    path = locate_data(spec.data, data_path)
-    dataset = load_dataset(path, spec.data)
-    shape = spec.data.image_shape
-    fingerprints = DataFingerprints(row_fingerprints(dataset.x_train, shape), row_fingerprints(dataset.x_test, shape))
+    path = locate_data(spec.data, data_path).resolve()
     isolation = probe_isolation()
     if options.strict_sandbox and isolation.missing():
         raise GraderError(
@@ -127,27 +128,30 @@ def prepare_context(
             "(Debian: apt-get install bubblewrap) and util-linux, run as root for the uid change and cgroups, "
             "or grade without --strict-sandbox."
         )
+    per_gpu = -(-jobs // max(1, gpu_count()))
+    environment = backend.environment(per_gpu)
+    if start_kernel:
+        KERNELS.start_spare(kernel_recipe(spec, options, backend, isolation, path, environment))
+    dataset = load_dataset(path, spec.data)
+    shape = spec.data.image_shape
+    fingerprints = DataFingerprints(row_fingerprints(dataset.x_train, shape), row_fingerprints(dataset.x_test, shape))
     data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
     software = installed_versions() | {"backend": backend.key}
-    per_gpu = -(-jobs // max(1, gpu_count()))
     return GradingContext(
-        spec, path.resolve(), fingerprints, options, isolation, data_digest, software, backend,
-        backend.environment(per_gpu),
+        spec, path, fingerprints, options, isolation, data_digest, software, backend, environment
     )  # fmt: skip
 
 
-def grade_notebook(path: Path, context: GradingContext) -> Graded:
+def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = False) -> Graded:
     """Grade one notebook file. Whatever the notebook does, a result comes back; a fault of
-    the grader's own raises ``GraderFault`` with the logs gathered so far."""
+    the grader's own raises ``GraderFault`` with the logs gathered so far. ``more_to_come``:
+    this process grades another notebook next (see ``grader.run.warm``)."""
     try:
         submission = load_submission(path)
     except InvalidSubmission as error:
         return Graded(unrunnable_result(path, "invalid", str(error), context))
-    with (
-        tempfile.TemporaryDirectory(prefix="grader-") as scratch,
-        instrumented_run(submission, context, Path(scratch)) as (execution, facts),
-    ):
-        logs = _kernel_logs(Path(scratch), execution)
+    with instrumented_run(submission, context, more_to_come) as (execution, facts, sandbox):
+        logs = _kernel_logs(sandbox, execution)
         if execution.outcome == "kernel_failed":
             raise GraderFault(execution.message or "the notebook's kernel failed", logs)
         spec = context.spec
@@ -182,10 +186,10 @@ def _improvement_cell(spec: Spec, models: dict[str, ModelFacts]) -> int | None:
     return max(graded[0].cells, default=None) if graded else None
 
 
-def _kernel_logs(scratch: Path, execution: Execution) -> dict[str, str]:
+def _kernel_logs(sandbox: Sandbox, execution: Execution) -> dict[str, str]:
     """What the kernel process and the grader's own cells printed, each cut to its end."""
     try:
-        kernel_log = (scratch / "kernel.log").read_bytes()[-MAX_LOG_CHARS:].decode(errors="replace")
+        kernel_log = sandbox.kernel_log.read_bytes()[-MAX_LOG_CHARS:].decode(errors="replace")
     except OSError:
         kernel_log = ""
     return {"kernel.log": kernel_log, "instrumentation.log": execution.instrumentation_output[-MAX_LOG_CHARS:]}
@@ -193,27 +197,40 @@ def _kernel_logs(scratch: Path, execution: Execution) -> dict[str, str]:
 
 @contextmanager
 def instrumented_run(
-    submission: Submission, context: GradingContext, scratch: Path
-) -> Iterator[tuple[Execution, KernelFacts]]:
-    """Run the notebook in a sandbox under ``scratch`` and read what it exported; the files it
-    exported (its models' weights) stay readable until the block ends."""
+    submission: Submission, context: GradingContext, more_to_come: bool = False
+) -> Iterator[tuple[Execution, KernelFacts, Sandbox]]:
+    """Run the notebook in a sandboxed kernel (this process' spare, if it has one; see
+    ``grader.run.warm``) and read what it exported; the files it exported (its models' weights)
+    stay readable in the sandbox until the block ends."""
+    recipe = kernel_recipe(
+        context.spec, context.options, context.backend, context.isolation, context.data_path,
+        context.backend_environment,
+    )  # fmt: skip
+    kernel = KERNELS.take(recipe, more_to_come)
+    try:
+        execution = kernel.run(submission.path, submission.notebook, context.options.time_limit)
+        sandbox = kernel.sandbox
+        facts = read_facts(sandbox.facts_dir, context.spec.model_names, context.fingerprints, execution.student_cells)
+        yield execution, facts, sandbox
+    finally:
+        kernel.close()
+
+
+def kernel_recipe(
+    spec: Spec, options: GradingOptions, backend: Backend, isolation: Isolation, data_path: Path,
+    backend_environment: dict[str, str],
+) -> KernelRecipe:  # fmt: skip
+    """What every kernel of a grading starts with, before its notebook is known."""
     # TensorFlow spends CPU time on every core: the CPU limit is the wall limit on all of them.
-    cpu_seconds = int(context.options.time_limit * len(os.sched_getaffinity(0))) + 60
-    spec = context.spec
-    references = [
+    cpu_seconds = int(options.time_limit * len(os.sched_getaffinity(0))) + 60
+    references = (
         spec.path,
         *([spec.calibration_path] if spec.calibration_path and spec.calibration_path.is_file() else []),
-    ]
-    with Sandbox(
-        context.isolation, context.options.limits, scratch, context.data_path, references, cpu_seconds,
-        context.backend_environment,
-    ) as sandbox:  # fmt: skip
-        shutil.copyfile(submission.path, sandbox.notebook)
-        settings = hook_settings(spec, context.options, context.backend, sandbox.inside_facts, sandbox.inside_data)
-        execution = execute_notebook(
-            submission.notebook, sandbox, preamble(settings), FINALE, context.options.time_limit
-        )
-        yield execution, read_facts(sandbox.facts_dir, spec.model_names, context.fingerprints, execution.student_cells)
+    )
+    return KernelRecipe(
+        isolation, options.limits, data_path, references, cpu_seconds, tuple(sorted(backend_environment.items())),
+        hook_settings(spec, options, backend, facts_dir="", data_path=""), start_timeout=options.time_limit,
+    )  # fmt: skip
 
 
 def hook_settings(
@@ -344,14 +361,14 @@ def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context
     return SubmissionResult(submission_id(path), str(path), status, earned, available, tuple(checks), error=reason)
 
 
-def grade_safely(path: Path, context: GradingContext) -> Graded:
+def grade_safely(path: Path, context: GradingContext, more_to_come: bool = False) -> Graded:
     """``grade_notebook``, with a fault of the grader's own retried (a fresh kernel at once,
     then once more after a pause) and, if it persists, turned into a ``not_graded`` result."""
     for attempt in range(1, GRADING_ATTEMPTS + 1):
         if attempt == GRADING_ATTEMPTS:
             time.sleep(context.options.retry_pause)
         try:
-            graded = grade_notebook(path, context)
+            graded = grade_notebook(path, context, more_to_come)
         except GraderFault as fault:
             reason, logs = str(fault), fault.logs
         except Exception as error:  # a bug of the grader's must not cost the rest of the batch

@@ -1,8 +1,9 @@
 """Run a notebook in a fresh kernel behind the grader's instrumentation.
 
-Every code cell runs even when an earlier one fails; a whole-notebook time
-limit interrupts the kernel, which is then given a short grace period to
-export the models it holds before it is shut down.
+The kernel starts, and runs the instrumentation's preamble, before its notebook is known
+(``grader.run.warm`` starts the next one while a worker grades). Every code cell runs even
+when an earlier one fails; a whole-notebook time limit interrupts the kernel, which is then
+given a short grace period to export the models it holds before it is shut down.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,112 +151,145 @@ def source_preview(source: str) -> str:
     return flat if len(flat) <= SOURCE_PREVIEW_CHARS else flat[: SOURCE_PREVIEW_CHARS - 1] + "…"
 
 
-def execute_notebook(
-    notebook: NotebookNode,
-    sandbox: Sandbox,
-    preamble: str,
-    finale: str,
-    timeout: float,
-) -> Execution:
-    """Run ``preamble``, every code cell of ``notebook``, then ``finale``, in ``sandbox``."""
-    started = time.monotonic()
-    deadline = started + timeout
-    oom_kills = machine_oom_kills()
-    cells, student_index = _instrumented_cells(notebook, preamble, finale)
-    metadata = {key: value for key, value in notebook.get("metadata", {}).items() if key != "kernelspec"}
-    run = nbformat.v4.new_notebook(cells=cells, metadata=metadata)  # type: ignore[no-untyped-call]
-    errors: list[CellError] = []
-    preamble_error: list[str] = []
+class NotebookKernel:
+    """One notebook's kernel in ``sandbox``, in two halves: ``start`` starts it and runs the
+    grader's ``preamble``, before the notebook is known; ``run`` then runs the notebook's code
+    cells and the ``finale`` once, and shuts the kernel down. ``close`` shuts down a kernel that
+    never got its notebook. nbclient drives a kernel from one thread's event loop, which holds
+    its sockets: call all three from one thread."""
 
-    def on_cell_executed(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
+    def __init__(self, sandbox: Sandbox, preamble: str, start_timeout: float) -> None:
+        self.sandbox = sandbox
+        self.start_timeout = start_timeout
+        # Why the kernel is not ready for a notebook, if it is not: always the grader's fault.
+        self.failure: str | None = None
+        self._preamble = new_code_cell(preamble)
+        self._oom_kills: int | None = None
+        self._deadline = 0.0
+        self._finishing = False
+        self._errors: list[CellError] = []
+        self._student_index: dict[int, int] = {}
+        self._overwritten = threading.Event()
+        self._open = ExitStack()
+        self.client = CappedNotebookClient(
+            nbformat.v4.new_notebook(cells=[self._preamble]),  # type: ignore[no-untyped-call]
+            kernel_name=GRADER_KERNEL,
+            store_widget_state=False,
+            allow_errors=True,
+            interrupt_on_timeout=False,
+            kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
+            resources={"metadata": {"path": str(sandbox.workdir)}},
+            on_cell_executed=self._on_cell_executed,
+            timeout_func=self._seconds_left,
+            shutdown_kernel="immediate",
+        )
+
+    def start(self) -> None:
+        """Start the kernel in its cgroups and run the preamble; ``failure`` says why if that failed."""
+        self._deadline = time.monotonic() + self.start_timeout
+        try:
+            # The kernel's own stdout/stderr (C++ logs, writes to fd 2) stay out of the grader's console.
+            kernel_log = self._open.enter_context(self.sandbox.kernel_log.open("wb"))
+            self._open.enter_context(self.sandbox.confined())
+            self._open.enter_context(
+                self.client.setup_kernel(env=self.sandbox.kernel_environment(), stdout=kernel_log, stderr=kernel_log)
+            )
+            self._overwritten = self._open.enter_context(_write_watchdog(self.sandbox, self.client))
+            self.client.execute_cell(self._preamble, 0)
+        except (RuntimeError, TimeoutError) as error:
+            self.failure = f"the notebook's kernel could not be started: {error}"
+        except (CellTimeoutError, DeadKernelError) as error:
+            self.failure = f"the grader's instrumentation failed in the kernel ({type(error).__name__}: {error})"
+
+    def run(self, notebook: NotebookNode, finale: str, timeout: float) -> Execution:
+        """Run every code cell of ``notebook``, then ``finale``, within ``timeout`` seconds; then
+        shut the kernel down."""
+        started = time.monotonic()
+        self._deadline = started + timeout
+        self._oom_kills = machine_oom_kills()
+        cells, self._student_index = _instrumented_cells(notebook, self._preamble, finale)
+        metadata = {key: value for key, value in notebook.get("metadata", {}).items() if key != "kernelspec"}
+        run = self.client.nb = nbformat.v4.new_notebook(cells=cells, metadata=metadata)  # type: ignore[no-untyped-call]
+        outcome: Outcome = "completed"
+        message: str | None = None
+        if self.failure is None and not self._alive():
+            self.failure = "the kernel died before the notebook was given to it"
+        try:
+            with self._open:
+                if self.failure is not None:
+                    raise _NotReady
+                try:
+                    for index, cell in enumerate(run.cells[1:-1], start=1):
+                        self.client.execute_cell(cell, index)
+                except CellTimeoutError:
+                    outcome = "timeout"
+                    message = f"the notebook did not finish within its time limit of {timeout:g} s"
+                    assert self.client.km is not None
+                    run_sync(self.client.km.interrupt_kernel)()  # type: ignore[arg-type]
+                except DeadKernelError:
+                    outcome = "dead_kernel"
+                    where = _running_cell(self.client, run, self._student_index)
+                    message = _dead_kernel_message(where, self.sandbox)
+                    if _machine_ran_out_of_memory(self.sandbox, self._oom_kills):
+                        outcome, message = "kernel_failed", _machine_memory_message(where, self.sandbox)
+                    elif self._overwritten.is_set():
+                        limit = self.sandbox.limits.write_bytes / 2**20
+                        message = f"the notebook wrote more than its limit of {limit:,.0f} MiB"
+                if outcome == "completed" or outcome == "timeout":
+                    self._finishing = True
+                    try:
+                        self.client.execute_cell(run.cells[-1], len(run.cells) - 1)
+                    except (CellTimeoutError, DeadKernelError):
+                        pass  # models exported when their fit returned are still there
+        except _NotReady:
+            outcome, message = "kernel_failed", self.failure
+        except (RuntimeError, TimeoutError) as error:
+            outcome, message = "kernel_failed", f"the notebook's kernel failed: {error}"
+        return Execution(
+            outcome,
+            message,
+            tuple(self._errors),
+            self.client.output_dropped,
+            self._student_index,
+            round(time.monotonic() - started, 3),
+            _with_outputs(notebook, run, self._student_index),
+            instrumentation_output=_outputs_text([run.cells[0], run.cells[-1]]),
+            kernel_asked=notebook.get("metadata", {}).get("kernelspec", {}).get("name"),
+            comm_messages=self.client.comm_messages,
+            write_limit_reached=self.sandbox.written_bytes() >= WRITE_LIMIT_FULL * self.sandbox.limits.write_bytes,
+        )
+
+    def close(self) -> None:
+        """Shut down a kernel that never ran its notebook."""
+        try:
+            self._open.close()
+        except (RuntimeError, TimeoutError):
+            pass  # the cgroups, where there are any, have killed what was left
+
+    def _alive(self) -> bool:
+        manager = self.client.km
+        return manager is not None and bool(run_sync(manager.is_alive)())  # type: ignore[arg-type]
+
+    def _on_cell_executed(self, cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
         content = (execute_reply or {}).get("content", {})
         if content.get("status") != "error":
             return
-        index = student_index.get(cell_index)
+        index = self._student_index.get(cell_index)
         if index is not None:
-            errors.append(CellError.of(index, content, cell.source))
+            self._errors.append(CellError.of(index, content, cell.source))
         elif cell_index == 0:
-            preamble_error.append(f"{_cut(content.get('ename'))}: {_cut(content.get('evalue'))}")
+            # Without the instrumentation nothing the notebook does can be graded.
+            reason = f"{_cut(content.get('ename'))}: {_cut(content.get('evalue'))}"
+            self.failure = f"the grader's instrumentation failed in the kernel ({reason})"
 
-    finishing = False
-
-    def seconds_left(cell: NotebookNode) -> float:
-        if finishing:
+    def _seconds_left(self, cell: NotebookNode) -> float:
+        if self._finishing:
             return FINISH_GRACE_SECONDS
-        return max(1.0, deadline - time.monotonic())
+        return max(1.0, self._deadline - time.monotonic())
 
-    client = CappedNotebookClient(
-        run,
-        kernel_name=GRADER_KERNEL,
-        store_widget_state=False,
-        allow_errors=True,
-        interrupt_on_timeout=False,
-        kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
-        resources={"metadata": {"path": str(sandbox.workdir)}},
-        on_cell_executed=on_cell_executed,
-        timeout_func=seconds_left,
-        shutdown_kernel="immediate",
-    )
-    outcome: Outcome = "completed"
-    message: str | None = None
-    # The kernel's own stdout/stderr (C++ logs, writes to fd 2) stay out of the grader's console.
-    kernel_log = sandbox.kernel_log.open("wb")
-    try:
-        with (
-            kernel_log,
-            sandbox.confined(),
-            client.setup_kernel(
-                env=sandbox.kernel_environment(),
-                stdout=kernel_log,
-                stderr=kernel_log,
-            ),
-            _write_watchdog(sandbox, client) as overwritten,
-        ):
-            try:
-                for index, cell in enumerate(run.cells[:-1]):
-                    client.execute_cell(cell, index)
-                    if preamble_error:
-                        break  # without the instrumentation nothing the notebook does can be graded
-            except CellTimeoutError:
-                outcome = "timeout"
-                message = f"the notebook did not finish within its time limit of {timeout:g} s"
-                assert client.km is not None
-                run_sync(client.km.interrupt_kernel)()  # type: ignore[arg-type]
-            except DeadKernelError:
-                outcome = "dead_kernel"
-                where = _running_cell(client, run, student_index)
-                message = _dead_kernel_message(where, sandbox)
-                if _machine_ran_out_of_memory(sandbox, oom_kills):
-                    outcome, message = "kernel_failed", _machine_memory_message(where, sandbox)
-                elif overwritten.is_set():
-                    message = f"the notebook wrote more than its limit of {sandbox.limits.write_bytes / 2**20:,.0f} MiB"
-            if preamble_error or (outcome != "completed" and client.code_cells_executed <= 1):
-                # No student code had run: the grader's own set-up failed.
-                reason = preamble_error[0] if preamble_error else message
-                outcome, message = "kernel_failed", f"the grader's instrumentation failed in the kernel ({reason})"
-            elif outcome not in ("dead_kernel", "kernel_failed"):
-                finishing = True
-                try:
-                    client.execute_cell(run.cells[-1], len(run.cells) - 1)
-                except (CellTimeoutError, DeadKernelError):
-                    pass  # models exported when their fit returned are still there
-    except (RuntimeError, TimeoutError) as error:
-        outcome, message = "kernel_failed", f"the notebook's kernel could not be started: {error}"
-    seconds = round(time.monotonic() - started, 3)
-    executed = _with_outputs(notebook, run, student_index)
-    return Execution(
-        outcome,
-        message,
-        tuple(errors),
-        client.output_dropped,
-        student_index,
-        seconds,
-        executed,
-        instrumentation_output=_outputs_text([run.cells[0], run.cells[-1]]),
-        kernel_asked=notebook.get("metadata", {}).get("kernelspec", {}).get("name"),
-        comm_messages=client.comm_messages,
-        write_limit_reached=sandbox.written_bytes() >= WRITE_LIMIT_FULL * sandbox.limits.write_bytes,
-    )
+
+class _NotReady(Exception):
+    """The kernel failed before its notebook could run."""
 
 
 # A tmpfs this full was filled: the notebook met its limit (a write then fails with ENOSPC).
@@ -313,10 +347,11 @@ def _with_outputs(notebook: NotebookNode, run: NotebookNode, student_index: dict
 
 
 def _instrumented_cells(
-    notebook: NotebookNode, preamble: str, finale: str
+    notebook: NotebookNode, preamble: NotebookNode, finale: str
 ) -> tuple[list[NotebookNode], dict[int, int]]:
-    """The cells to run, and the map from their positions to the student's cell indices."""
-    cells = [new_code_cell(preamble)]
+    """The cells to run, the preamble (already run) first, and the map from their positions to
+    the student's cell indices."""
+    cells = [preamble]
     student_index: dict[int, int] = {}
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") == "code":

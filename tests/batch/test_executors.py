@@ -51,11 +51,11 @@ def test_worker_processes_give_the_results_of_one_process(spec, tmp_path):
     assert {graded.result.status for graded in alone.values()} == {"invalid"}
 
 
-def die_on_doomed(path: Path, grading) -> Graded:
+def die_on_doomed(path: Path, grading, more_to_come: bool = False) -> Graded:
     """Kills the worker process that grades ``doomed.ipynb``, as a crash of the grader would."""
     if path.stem == "doomed":
         os._exit(1)
-    return grade_safely(path, grading)
+    return grade_safely(path, grading, more_to_come)
 
 
 @pytest.mark.timeout(120)

@@ -45,7 +45,7 @@ def test_a_fault_of_the_grader_is_retried_then_not_graded_not_stored_and_graded_
     attempts: list[str] = []
     broken = {"first": True}
 
-    def flaky(path, context):
+    def flaky(path, context, more_to_come=False):
         attempts.append(path.stem)
         if path.stem == "first" and broken["first"]:
             raise GraderFault("the kernel died before replying to kernel_info", {"kernel.log": "Permission denied"})
@@ -83,7 +83,7 @@ def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, 
 
     graded = []
 
-    def fake_grade(path, context):
+    def fake_grade(path, context, more_to_come=False):
         graded.append(path.name)
         return Graded(grader.judge.pipeline.unrunnable_result(path, "error", f"graded {len(graded)}", context), "{}")
 

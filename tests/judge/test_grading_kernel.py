@@ -248,7 +248,7 @@ def test_a_keras2_notebook_runs_and_each_adapted_spelling_is_a_warning(quick_con
     )
 
 
-def test_acceleration_trains_exactly_the_same_weights(mnist_path, tmp_path):
+def test_acceleration_trains_exactly_the_same_weights(mnist_path):
     """With a fixed seed on the CPU, steps_per_execution changes the speed, not the computation."""
     import numpy as np
 
@@ -260,12 +260,10 @@ def test_acceleration_trains_exactly_the_same_weights(mnist_path, tmp_path):
     for accelerate in (False, True):
         options = GradingOptions(quick=False, timeout=300, accelerate=accelerate)
         context = prepare_context(options, FIXTURES / "tiny_spec.toml", mnist_path)
-        scratch = tmp_path / f"accelerate-{accelerate}"
-        scratch.mkdir()
-        with instrumented_run(submission, context, scratch) as (execution, facts):
+        with instrumented_run(submission, context) as (execution, facts, sandbox):
             assert execution.outcome == "completed" and not execution.cell_errors
             model = facts.models["tiny"]
-            manifest = json.loads((scratch / "writable" / "facts" / "manifest.json").read_text())
+            manifest = json.loads((sandbox.facts_dir / "manifest.json").read_text())
             expected = context.backend.steps_per_execution if accelerate else 1
             assert manifest["models"]["tiny"]["compile"]["steps_per_execution"] == expected
             trained[accelerate] = ([np.load(path) for path in model.weights], model.fits[0].history)

@@ -1,0 +1,151 @@
+"""Kernels started before their notebook is known.
+
+Starting a kernel and importing Keras, its backend and the instrumentation takes seconds, and
+none of it depends on the notebook. A ``WarmKernel`` does it in a fresh sandbox, in a thread of
+its own, then waits for the one notebook it will run: a kernel is never reused. Each process
+keeps at most one such spare (``KERNELS``): a grading takes the spare, and starts the next one
+while its notebook runs when more notebooks are to come and the process has room for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from jupyter_core.utils import ensure_event_loop
+from nbformat import NotebookNode
+
+from grader.protocol.manifest import FINALE, HookSettings, preamble
+from grader.run.backends import gpu_count
+from grader.run.execute import Execution, NotebookKernel
+from grader.run.isolation import Isolation, Limits
+from grader.run.sandbox import Sandbox
+
+
+@dataclass(frozen=True)
+class KernelRecipe:
+    """Everything a kernel is started with besides its notebook."""
+
+    isolation: Isolation
+    limits: Limits
+    data_path: Path
+    # What ``grader.check`` reads inside: the spec and its calibration
+    reference_files: tuple[Path, ...]
+    cpu_seconds: int
+    # Variables the kernel needs besides its own (the Keras backend's)
+    environment: tuple[tuple[str, str], ...]
+    # The instrumentation's settings; its facts folder and data path are each sandbox's own.
+    settings: HookSettings
+    # Seconds the kernel may take to start and run the preamble
+    start_timeout: float
+
+
+class WarmKernel:
+    """A kernel started for ``recipe`` in a sandbox of its own, waiting in a thread of its own
+    for its notebook. ``run`` runs the notebook; ``close`` removes the sandbox, once what the
+    kernel exported has been read."""
+
+    def __init__(self, recipe: KernelRecipe) -> None:
+        self.recipe = recipe
+        self._scratch = tempfile.TemporaryDirectory(prefix="grader-")
+        sandbox = Sandbox(
+            recipe.isolation, recipe.limits, Path(self._scratch.name), recipe.data_path,
+            list(recipe.reference_files), recipe.cpu_seconds, dict(recipe.environment),
+        )  # fmt: skip
+        try:
+            self.sandbox = sandbox.__enter__()
+        except BaseException:
+            self._scratch.cleanup()
+            raise
+        # Bound into the sandbox as the kernel starts; the notebook is written into this same file later.
+        self.sandbox.notebook.write_bytes(b"")
+        self._orders: queue.SimpleQueue[tuple[NotebookNode, float] | None] = queue.SimpleQueue()
+        self._execution: Execution | None = None
+        self._crash: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="grader-kernel", daemon=True)
+        self._thread.start()
+
+    def run(self, submission: Path, notebook: NotebookNode, timeout: float) -> Execution:
+        """Run ``notebook`` (read from ``submission``) within ``timeout`` seconds."""
+        # Written in place: the sandbox sees this file, not a new one at its path.
+        shutil.copyfile(submission, self.sandbox.notebook)
+        self._orders.put((notebook, timeout))
+        self._thread.join()
+        if self._crash is not None:
+            raise self._crash
+        assert self._execution is not None
+        return self._execution
+
+    def close(self) -> None:
+        """Shut down the kernel if it never got a notebook, and remove the sandbox."""
+        if self._thread.is_alive():
+            self._orders.put(None)
+            self._thread.join()
+        self.sandbox.__exit__(None, None, None)
+        self._scratch.cleanup()
+
+    def _serve(self) -> None:
+        sandbox = self.sandbox
+        settings = replace(self.recipe.settings, facts_dir=sandbox.inside_facts, data_path=sandbox.inside_data)
+        kernel = NotebookKernel(sandbox, preamble(settings), self.recipe.start_timeout)
+        try:
+            kernel.start()
+            order = self._orders.get()
+            if order is None:
+                kernel.close()
+            else:
+                self._execution = kernel.run(order[0], FINALE, order[1])
+        except BaseException as error:  # a bug of the grader's: raised where the notebook was given
+            self._crash = error
+            kernel.close()
+        finally:
+            # nbclient ran the kernel on an event loop of this thread's own, which ends with it.
+            ensure_event_loop().close()
+
+
+class KernelPool:
+    """This process' spare kernel, started before its notebook is known."""
+
+    def __init__(self) -> None:
+        self._spare: WarmKernel | None = None
+
+    def take(self, recipe: KernelRecipe, more_to_come: bool = False) -> WarmKernel:
+        """A kernel for ``recipe``: the spare if it was started for it, else one started now.
+        When ``more_to_come`` and this process has room (``room_for_a_spare``), the next spare
+        starts at once, while this one's notebook runs."""
+        kernel, self._spare = self._spare, None
+        if kernel is not None and kernel.recipe != recipe:
+            kernel.close()
+            kernel = None
+        if kernel is None:
+            kernel = WarmKernel(recipe)
+        if more_to_come and room_for_a_spare():
+            self._spare = WarmKernel(recipe)
+        return kernel
+
+    def start_spare(self, recipe: KernelRecipe) -> None:
+        """Start a kernel for ``recipe`` now, for the grading that comes next in this process."""
+        if self._spare is None:
+            self._spare = WarmKernel(recipe)
+
+    def close(self) -> None:
+        kernel, self._spare = self._spare, None
+        if kernel is not None:
+            kernel.close()
+
+
+def room_for_a_spare() -> bool:
+    """Whether a spare kernel can start beside a running notebook without slowing it: this
+    process may use more than one core, or a GPU trains while the cores wait. A process pinned
+    to one core (one worker per core) would only share that core between the two."""
+    return len(os.sched_getaffinity(0)) > 1 or gpu_count() > 0
+
+
+KERNELS = KernelPool()
+atexit.register(KERNELS.close)
