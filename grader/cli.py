@@ -37,6 +37,7 @@ from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
 from grader.run.backends import BACKENDS, choose_backend, use_backend_in_this_process
 from grader.run.isolation import Limits
+from grader.run.warm import KERNELS
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
@@ -420,7 +421,8 @@ def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     3 when a fault of the grader's kept it from grading the notebook.
     """
     context = _context(**settings, start_kernel=True)
-    with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"):
+    # The kernel started with the context is this notebook's, or nobody's.
+    with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"), closing(KERNELS):
         graded = grade_safely(notebook, context)
     logs_out = Path(tempfile.mkdtemp(prefix="grader-logs-"))
     result = keep_logs(graded, logs_out, context.options.keep_logs).result
@@ -675,7 +677,8 @@ def _grade_for_platform(folder: Path, logs_out: Path, settings: dict[str, Any]) 
 
     started = time.monotonic()
     context = _context(**settings, start_kernel=True)
-    result = grade_submission_folder(folder, context, logs_out).result
+    with closing(KERNELS):  # the kernel started with the context is this submission's, or nobody's
+        result = grade_submission_folder(folder, context, logs_out).result
     print_result(result)
     if result.logs:
         console.print(f"The grader's logs of this notebook: {logs_out / result.logs}", highlight=False)

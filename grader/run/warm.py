@@ -126,7 +126,12 @@ class KernelPool:
         if kernel is None:
             kernel = WarmKernel(recipe)
         if more_to_come and room_for_a_spare():
-            self._spare = WarmKernel(recipe)
+            try:
+                self._spare = WarmKernel(recipe)
+            except Exception:
+                # A spare only saves time: the next grading starts its own kernel, and meets
+                # the same error there, where it is retried and reported.
+                self._spare = None
         return kernel
 
     def start_spare(self, recipe: KernelRecipe) -> None:

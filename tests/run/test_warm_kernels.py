@@ -66,6 +66,19 @@ def test_no_spare_without_room_for_it(pool, monkeypatch):
     assert len(STARTED) == 1
 
 
+def test_a_spare_that_cannot_start_costs_the_grading_nothing(pool, monkeypatch):
+    def start_one_only(for_recipe):
+        if STARTED:
+            raise OSError("cannot mount the sandbox's tmpfs")
+        return FakeKernel(for_recipe)
+
+    monkeypatch.setattr(warm, "WarmKernel", start_one_only)
+    taken = pool.take(recipe(), more_to_come=True)
+    assert taken is STARTED[0] and not taken.closed
+    monkeypatch.setattr(warm, "WarmKernel", FakeKernel)
+    assert pool.take(recipe()) is STARTED[1]  # no spare was left: the next grading starts its own
+
+
 def test_closing_the_pool_closes_its_spare(pool):
     pool.start_spare(recipe())
     pool.close()
