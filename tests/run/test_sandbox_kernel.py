@@ -90,7 +90,7 @@ def test_escape_attempts_fail_and_leave_the_host_untouched(context, tmp_path):
 
 @needs_bubblewrap
 def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path):
-    context = prepare_context(GradingOptions(quick=True, timeout=25), data_path=mnist_path)
+    context = prepare_context(GradingOptions(quick=True, timeout=20), data_path=mnist_path)
     marker = "987654"
     notebook = write_notebook(
         tmp_path,
