@@ -9,6 +9,7 @@ a student's notebook holds, it cannot run in an instructor's browser.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -173,9 +174,16 @@ def submission_page_digest(result: SubmissionResult, run: GradeRun, spec: Spec, 
         "spec": spec.digest,
         "standing": improvement_standing(result, run, spec),
         "notebook_link": notebook_link,
-        "templates": [_loader.get_source(_templates, name)[0] for name in PAGE_TEMPLATES],
+        "templates": _page_templates_digest(),
     }
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@functools.cache
+def _page_templates_digest() -> str:
+    """The templates a submission page is drawn from, read once per process."""
+    sources = "".join(_loader.get_source(_templates, name)[0] for name in PAGE_TEMPLATES)
+    return hashlib.sha256(sources.encode()).hexdigest()
 
 
 PAGE_TEMPLATES = ("base.html.j2", "submission.html.j2")
