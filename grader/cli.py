@@ -37,6 +37,7 @@ from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
 from grader.run.backends import BACKENDS, choose_backend, use_backend_in_this_process
 from grader.run.isolation import Limits
+from grader.run.sandbox import sweep_stale_sandboxes
 from grader.run.warm import KERNELS
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
@@ -171,6 +172,14 @@ def _context(
             raise GraderError(f"{FAULT_INJECTION_ENV}={injected}: choose from {', '.join(INJECTABLE_FAULTS)}.")
         console.print(
             f"[yellow]warning:[/] {FAULT_INJECTION_ENV}={injected}: the grader fails on purpose (a test aid)."
+        )
+    swept = sweep_stale_sandboxes()
+    if swept:
+        console.print(
+            f"[yellow]note:[/] removed {len(swept)} sandbox folder(s) left in {swept[0].parent} by a grader that was "
+            "killed, and stopped their kernels.",
+            highlight=False,
+            soft_wrap=True,
         )
     with console.status("Loading the spec and the data set…"):
         options = GradingOptions(

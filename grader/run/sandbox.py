@@ -9,12 +9,22 @@ bubblewrap) lies on a tmpfs of ``Limits.write_bytes`` where one can be mounted.
 A ``Sandbox`` is a context manager for its folders (``with Sandbox(...) as sandbox``: they
 stay readable until the block ends, for the facts to be read and the models evaluated);
 ``confined()`` is one for the kernel's cgroups, which kill every process left when it ends.
+
+A grader killed outright (SIGKILL, a lost machine) cleans nothing up, and a kernel it was
+starting can outlive it: bubblewrap runs in a session of its own and may not yet have tied
+itself to its parent. Each sandbox's folder therefore names its owner (``owner.json``), and
+``sweep_stale_sandboxes`` removes those whose owner is gone, their processes, cgroups and
+tmpfs included, before the next batch starts.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -35,6 +45,9 @@ SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/op
 # Each sandbox runs as a uid of its own from this range, owned by no account: a per-user limit
 # (processes, threads) is then a per-sandbox limit, and no two sandboxes share their files.
 SANDBOX_UIDS = range(2**20, 2**20 + 2**24)
+# In each sandbox's folder: the process that made it, its uid and its cgroups.
+OWNER_FILE = "owner.json"
+CGROUP_NAME = re.compile(r"grader-[0-9a-f]{12}")
 
 
 class Sandbox:
@@ -58,6 +71,7 @@ class Sandbox:
         self.reference_files = reference_files
         self.cpu_seconds = cpu_seconds
         self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+        self.scratch = scratch
         self.notebook = scratch / "submission.ipynb"
         self.writable = scratch / "writable"
         self.facts_dir = self.writable / "facts"
@@ -75,6 +89,14 @@ class Sandbox:
         return os.geteuid() == 0 and self.isolation.uid_change
 
     def __enter__(self) -> Sandbox:
+        # Written first: whatever is made next can be found by a sweep if this process dies.
+        owner = {
+            "pid": os.getpid(),
+            "started": process_start(os.getpid()),
+            "uid": self.uid if self.changes_uid else None,
+            "cgroups": [str(group) for group in self.cgroups],
+        }
+        (self.scratch / OWNER_FILE).write_text(json.dumps(owner))
         self.writable.mkdir()
         if self.isolation.write_cap:
             refused = failure(
@@ -227,6 +249,80 @@ class Sandbox:
                 if int(fields.get("oom_kill", "0")) > 0:
                     return True
         return False
+
+
+def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:
+    """Remove the sandboxes under ``folder`` (the temporary folder) whose grader process is gone:
+    kill the processes of their uid and cgroups, unmount their tmpfs, delete their folder.
+    Returns the folders removed. Only folders of this user that no one else may write to count,
+    since their ``owner.json`` says what to kill."""
+    swept = []
+    for owner_file in sorted((folder or Path(tempfile.gettempdir())).glob(f"grader-*/{OWNER_FILE}")):
+        scratch = owner_file.parent
+        try:
+            if not all(_private(path) for path in (scratch, owner_file)):
+                continue
+            owner = json.loads(owner_file.read_text())
+            alive = process_start(int(owner["pid"])) == owner["started"]
+            uid, cgroups = owner["uid"], [Path(group) for group in owner["cgroups"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if alive:
+            continue
+        if isinstance(uid, int) and uid in SANDBOX_UIDS:
+            _kill_uid(uid)
+        for group in cgroups:
+            if group.parts[:4] == ("/", "sys", "fs", "cgroup") and CGROUP_NAME.fullmatch(group.name):
+                _kill_and_remove(group)
+        writable = scratch / "writable"
+        if os.path.ismount(writable):
+            failure(["umount", "--lazy", str(writable)])
+        shutil.rmtree(scratch, ignore_errors=True)
+        swept.append(scratch)
+    return swept
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), or None if there is no such
+    process: with its pid, it names a process that may since have died and its pid be reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the command's name, which may hold spaces, in parentheses; the 22nd is the start.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _private(path: Path) -> bool:
+    """Whether ``path`` is this user's and no one else may write to it (nor replace it by a link)."""
+    status = path.lstat()
+    return status.st_uid == os.geteuid() and not status.st_mode & 0o022 and not path.is_symlink()
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process running as ``uid``, again until none is left (they may fork meanwhile)."""
+    for _ in range(50):
+        pids = [pid for pid, owner in _process_uids() if owner == uid]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _process_uids() -> Iterator[tuple[int, int]]:
+    """Each process's pid and real uid."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        uid = next((line.split()[1] for line in lines if line.startswith("Uid:")), None)
+        if uid is not None:
+            yield int(status.parent.name), int(uid)
 
 
 def unprivileged_failure(isolation: Isolation) -> str | None:

@@ -9,6 +9,7 @@ while its notebook runs when more notebooks are to come and the process has room
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import queue
@@ -105,8 +106,19 @@ class WarmKernel:
             self._crash = error
             kernel.close()
         finally:
-            # nbclient ran the kernel on an event loop of this thread's own, which ends with it.
-            ensure_event_loop().close()
+            _close_event_loop()
+
+
+def _close_event_loop() -> None:
+    """Close the event loop nbclient ran the kernel on, which is this thread's own and ends
+    with it. After a time limit nbclient leaves its output poller pending: it is cancelled
+    first, or asyncio prints "Task was destroyed but it is pending!" on the user's terminal."""
+    loop = ensure_event_loop()
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
 
 
 class KernelPool:

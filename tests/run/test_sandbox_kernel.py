@@ -3,6 +3,7 @@ They run in real, sandboxed kernels (quick mode) and need bubblewrap and root fo
 the full sandbox; the tests that depend on a layer skip, saying so, without it."""
 
 import dataclasses
+import gc
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
 from grader.run.isolation import Limits
 from grader.run.probe import probe_isolation
+from grader.run.sandbox import sweep_stale_sandboxes
 
 pytestmark = pytest.mark.kernel
 ISOLATION = probe_isolation()
@@ -89,8 +91,8 @@ def test_escape_attempts_fail_and_leave_the_host_untouched(context, tmp_path):
 
 
 @needs_bubblewrap
-def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path):
-    context = prepare_context(GradingOptions(quick=True, timeout=20), data_path=mnist_path)
+def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path, caplog):
+    context = prepare_context(GradingOptions(quick=True, timeout=8), data_path=mnist_path)
     marker = "987654"
     notebook = write_notebook(
         tmp_path,
@@ -102,6 +104,9 @@ def test_orphans_are_killed_at_the_time_limit(mnist_path, tmp_path):
     assert result.status == "timeout"
     survivors = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
     assert survivors == ""
+    # nbclient's poller, pending after the time limit, was ended before its event loop was closed.
+    gc.collect()
+    assert not [record for record in caplog.records if record.name == "asyncio"]
 
 
 @needs_memory_cgroup
@@ -181,6 +186,8 @@ def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert f"Reused {done_before} earlier results" in second.stderr
+    # What the killed run left in its sandboxes (a kernel it was starting may outlive it) is gone.
+    assert sweep_stale_sandboxes() == []
     results = json.loads((out / "results.json").read_text())["submissions"]
     assert sorted(r["id"] for r in results) == ["ada", "bob", "cyd"]
     assert [(r["status"], r["score"], r["max_score"]) for r in results] == [("graded", 5, 15)] * 3  # model_1 only
