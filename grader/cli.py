@@ -277,8 +277,8 @@ def grade(
     Moodle zip or folder, an nbgrader course's submitted/ tree): one notebook per student."""
     # Imported here: the reports need matplotlib and nbconvert, which `check` does not.
     from grader.reports.gradebooks import Assignment
-    from grader.reports.outputs import refresh_standings, write_page, write_summaries
-    from grader.reports.pages import improvement_standing
+    from grader.reports.outputs import DrawnCurves, refresh_standings, write_page, write_summaries
+    from grader.reports.pages import draw_parts, improvement_standing
 
     if executor == "ray":
         try:
@@ -300,6 +300,7 @@ def grade(
         notebooks = roster.submissions
         results: list[SubmissionResult] = []
         standings: dict[str, str | None] = {}  # the improvement standing each page shows
+        curves = DrawnCurves()  # the plots the workers drew, for the pages drawn again at the end
         reused = 0
         summaries_written = time.monotonic()
         with closing(ResultStore(out_dir)) as store, _progress() as progress:
@@ -311,8 +312,11 @@ def grade(
                 reused += was_reused
                 results.append(graded.result)
                 run_so_far = make_run(context, results)
-                problem = write_page(graded.result, graded.notebook, run_so_far, context.spec, out_dir, was_reused)
+                problem = write_page(
+                    graded.result, graded.notebook, run_so_far, context.spec, out_dir, was_reused, graded.drawings
+                )
                 standings[graded.result.id] = improvement_standing(graded.result, run_so_far, context.spec)
+                curves.keep(graded.result.id, graded.drawings)
                 # The class files cover every result so far: rewritten now and then, not per result.
                 if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
                     problem = write_summaries(make_run(context, results), context.spec, out_dir, assignment) or problem
@@ -322,9 +326,9 @@ def grade(
                     progress.console.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
                 progress.advance(task)
 
-            chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task)
+            chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task, draw_parts)
             run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
-            refresh_standings(run, context.spec, out_dir, standings)
+            refresh_standings(run, context.spec, out_dir, standings, curves)
         similar = _similar_notebooks(notebooks, context.spec) if similarity else None
         problem = write_summaries(run, context.spec, out_dir, assignment, similar)
         if problem:

@@ -8,6 +8,7 @@ executor or on N: each notebook still runs in its own sandboxed kernel.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,11 @@ from grader.judge.pipeline import GradingContext, grade_safely, not_graded_resul
 from grader.judge.results import Graded
 from grader.run.backends import gpu_count
 from grader.run.isolation import machine_memory_bytes
+from grader.spec.exercise import Spec
+
+# Draws parts of a graded notebook's pages (``grader.reports.pages.draw_parts``); the reports
+# are above this layer, so the command that writes them hands it in.
+Draw = Callable[[Graded, Spec], Graded]
 
 
 class Executor(Protocol):
@@ -65,10 +71,18 @@ class LocalProcesses:
     goes on.
     """
 
-    def __init__(self, jobs: int, grade: Callable[[Path, GradingContext, bool], Graded] | None = None) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        grade: Callable[[Path, GradingContext, bool], Graded] | None = None,
+        draw: Draw | None = None,
+    ) -> None:
+        """``draw``: what a worker draws of a notebook's pages once it is graded (see
+        ``grade_in_worker``)."""
         self.jobs = jobs
         # What a worker runs per notebook: ``grade_safely``; tests swap in their own.
         self.grade_one = grade
+        self.draw = draw
 
     def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
         broken: list[Path] = []
@@ -103,7 +117,7 @@ class LocalProcesses:
                         broken.append(path)
 
     def _grade_function(self) -> Callable[[Path, GradingContext, bool], Graded]:
-        return self.grade_one or grade_in_worker
+        return self.grade_one or functools.partial(grade_in_worker, draw=self.draw)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         slices = core_slices(sorted(os.sched_getaffinity(0)), workers)
@@ -114,12 +128,16 @@ class LocalProcesses:
         )
 
 
-def grade_in_worker(path: Path, context: GradingContext, more_to_come: bool = False) -> Graded:
-    """What a worker process (local or on Ray) runs per notebook: ``grade_safely``;
-    ``more_to_come``: this worker is likely to grade another after it."""
+def grade_in_worker(
+    path: Path, context: GradingContext, more_to_come: bool = False, draw: Draw | None = None
+) -> Graded:
+    """What a worker process (local or on Ray) runs per notebook: ``grade_safely``, then
+    ``draw``, which draws the slow parts of its pages here rather than in the one process that
+    writes the reports; ``more_to_come``: this worker is likely to grade another after it."""
     if fault_injected("worker"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return grade_safely(path, context, more_to_come)
+    graded = grade_safely(path, context, more_to_come)
+    return draw(graded, context.spec) if draw is not None else graded
 
 
 def _start_worker(slot: Any, slices: list[list[int]], gpus: int) -> None:

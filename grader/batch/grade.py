@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from grader import __version__
-from grader.batch.executors import Executor, InProcess, LocalProcesses
+from grader.batch.executors import Draw, Executor, InProcess, LocalProcesses
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
 from grader.ingest.roster import Submitted
@@ -87,10 +87,17 @@ def make_run(context: GradingContext, results: list[SubmissionResult]) -> GradeR
 
 
 def make_executor(
-    jobs: int, executor: str = "local", address: str | None = None, cpus: float = 1.0, gpus: float = 0.0
+    jobs: int,
+    executor: str = "local",
+    address: str | None = None,
+    cpus: float = 1.0,
+    gpus: float = 0.0,
+    draw: Draw | None = None,
 ) -> Executor:
+    """``draw``: what the workers draw of each notebook's pages, where there are workers (one
+    process alone draws them where it writes them)."""
     if executor == "ray":
         from grader.batch.ray_cluster import RayCluster  # Ray is an extra: imported only when asked for
 
-        return RayCluster(address, cpus, gpus, local_cpus=jobs)
-    return InProcess() if jobs == 1 else LocalProcesses(jobs)
+        return RayCluster(address, cpus, gpus, local_cpus=jobs, draw=draw)
+    return InProcess() if jobs == 1 else LocalProcesses(jobs, draw=draw)

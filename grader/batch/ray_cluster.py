@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grader.batch.executors import InProcess, grade_in_worker
+from grader.batch.executors import Draw, InProcess, grade_in_worker
 from grader.judge.pipeline import GradingContext, not_graded_result
 from grader.judge.results import Graded
 from grader.run.probe import probe_isolation
@@ -34,12 +34,14 @@ class RayCluster:
         gpus: float = 0.0,
         local_cpus: int | None = None,
         grade: Callable[[Path, GradingContext], Graded] | None = None,
+        draw: Draw | None = None,
     ) -> None:
         self.address = address
         self.cpus = cpus
         self.gpus = gpus
         self.local_cpus = local_cpus  # CPUs of a local instance: this machine's by default
         self.grade_one = grade
+        self.draw = draw  # what a worker draws of the pages (``grade_in_worker``)
 
     def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
         import ray
@@ -53,7 +55,8 @@ class RayCluster:
             # Only plain files travel: a symbolic link, or a path that is not a file, is graded here,
             # where reading it refuses it with the reason, as for every executor.
             shippable = [path for path in paths if path.is_file() and not path.is_symlink()]
-            pending = {task.remote(shipped, path.name, path.read_bytes(), self.grade_one): path for path in shippable}
+            grade_one = self.grade_one or functools.partial(grade_in_worker, draw=self.draw)
+            pending = {task.remote(shipped, path.name, path.read_bytes(), grade_one): path for path in shippable}
             yield from InProcess().grade([path for path in paths if path not in shippable], context)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
@@ -125,7 +128,7 @@ def grade_on_worker(
     shipped: ShippedContext,
     file_name: str,
     notebook: bytes,
-    grade: Callable[[Path, GradingContext], Graded] | None,
+    grade: Callable[[Path, GradingContext], Graded],
 ) -> Graded:
     """A Ray task: grade one notebook, sent as bytes, with the shipped data and spec."""
     context = shipped.unpack()
@@ -137,4 +140,4 @@ def grade_on_worker(
         if context.options.strict_sandbox and context.isolation.missing():
             reason = f"--strict-sandbox: the Ray worker lacks {'; '.join(context.isolation.missing())}"
             return Graded(not_graded_result(path, reason, context))
-        return (grade or grade_in_worker)(path, context)
+        return grade(path, context)

@@ -137,13 +137,25 @@ class SubmissionResult:
 
 
 @dataclass(frozen=True)
+class Drawings:
+    """The slow parts of a submission's pages, drawn by the worker that graded it so that the
+    process writing the reports only puts pages together: the notebook as it ran, as sanitised
+    HTML (None where it could not be drawn), and each model's plot as a data URI (None for no
+    plot), by the spec's model names."""
+
+    notebook_html: str | None = None
+    curves: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Graded:
-    """A result, the notebook as it ran (nbformat JSON) for the reports if it ran, and the
-    logs of the grading (file name -> text) for diagnosis."""
+    """A result, the notebook as it ran (nbformat JSON) for the reports if it ran, the logs of
+    the grading (file name -> text) for diagnosis, and its pages' parts where a worker drew them."""
 
     result: SubmissionResult
     notebook: str | None = None
     logs: dict[str, str] = field(default_factory=dict)
+    drawings: Drawings | None = None
 
 
 def score(checks: list[CheckResult]) -> tuple[float, float]:

@@ -12,7 +12,8 @@ import base64
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from html import escape
 
 import bleach
@@ -25,7 +26,7 @@ from pygments.formatters import HtmlFormatter
 
 from grader.ingest.notebook import file_stem
 from grader.judge.checks import CheckResult
-from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
+from grader.judge.results import Drawings, Graded, GradeRun, ModelRecord, SubmissionResult
 from grader.reports import plots
 from grader.reports.similarity import ClassSimilarity
 from grader.reports.summary import leaderboard, standing_of, summarize, typical_epoch_seconds
@@ -126,7 +127,7 @@ def _layer_pairs(expected: Architecture, actual: Architecture | None, compared: 
     ]
 
 
-def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> ModelSection:
+def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec, curves: str | None) -> ModelSection:
     record = result.models.get(model.name)
     expected = spec.expected_architecture(model)
     architecture = record.architecture if record else None
@@ -139,11 +140,18 @@ def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec) -> Mo
         layers=_layer_pairs(expected, architecture, compared=model.kind == "fixed"),
         expected_params=expected.param_count(),
         actual_params=architecture.param_count() if architecture else None,
-        curves=plots.learning_curves(record.history if record else {}, calibration.bands if calibration else {}),
+        curves=curves,
         first_epoch=times[0] if times else None,
         typical_epoch=typical_epoch_seconds(times),
         reference_epoch=calibration.median_epoch_seconds if calibration else None,
     )
+
+
+def learning_curves(result: SubmissionResult, spec: Spec, model: ModelSpec) -> str | None:
+    """The plot of ``model``'s training in ``result``, over the reference runs' band, as a data URI."""
+    record = result.models.get(model.name)
+    calibration = spec.calibration.models.get(model.name)
+    return plots.learning_curves(record.history if record else {}, calibration.bands if calibration else {})
 
 
 def improvement_standing(result: SubmissionResult, run: GradeRun, spec: Spec) -> str | None:
@@ -152,13 +160,27 @@ def improvement_standing(result: SubmissionResult, run: GradeRun, spec: Spec) ->
     return standing_of(leaderboard(run, model), result.id) if model else None
 
 
-def submission_page(result: SubmissionResult, run: GradeRun, spec: Spec, notebook_link: str | None) -> str:
+def submission_page(
+    result: SubmissionResult,
+    run: GradeRun,
+    spec: Spec,
+    notebook_link: str | None,
+    curves: Mapping[str, str | None] | None = None,
+) -> str:
+    """``curves``: the models' plots where they were drawn already (``draw_parts``); the
+    others are drawn here."""
+    drawn = curves or {}
     return _templates.get_template("submission.html.j2").render(
         result=result,
         run=run,
         spec=spec,
         standing=improvement_standing(result, run, spec),
-        sections=[_model_section(result, spec, model) for model in spec.models],
+        sections=[
+            _model_section(
+                result, spec, model, drawn[model.name] if model.name in drawn else learning_curves(result, spec, model)
+            )
+            for model in spec.models
+        ],
         notebook_link=notebook_link,
         content_policy=_content_policy(),
         drawn_from=Markup(DIGEST_META.format(digest=submission_page_digest(result, run, spec, notebook_link))),
@@ -212,20 +234,42 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
-def notebook_page(result: SubmissionResult, notebook_json: str, mode: str) -> str:
-    """The notebook as it ran, sanitised: a student's HTML keeps its look, never its scripts."""
+def notebook_html(notebook_json: str) -> str:
+    """The notebook as it ran, as HTML, sanitised: a student's HTML keeps its look, never its scripts."""
     notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
     exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
     exporter.register_preprocessor(SanitizeHTML(tags=NOTEBOOK_TAGS), enabled=True)  # type: ignore[no-untyped-call]
     body, _ = exporter.from_notebook_node(notebook)
+    return sanitized_html(body)
+
+
+def notebook_page(result: SubmissionResult, body: str, mode: str) -> str:
+    """The page of the notebook as it ran, around its ``notebook_html``."""
     return _templates.get_template("notebook.html.j2").render(
         result=result,
         result_page=page_name(result.id),
         mode=mode,
-        body=sanitized_html(body),
+        body=body,
         highlight_css=HtmlFormatter(style="default").get_style_defs(".highlight"),
         content_policy=_content_policy(),
     )
+
+
+def draw_parts(graded: Graded, spec: Spec) -> Graded:
+    """``graded`` with the slow parts of its pages drawn (``Drawings``): run by the worker that
+    graded it, so that many workers draw at once. What cannot be drawn here is left out, to be
+    drawn, or replaced by a page that says why, where the pages are written."""
+    try:
+        body = notebook_html(graded.notebook) if graded.notebook is not None else None
+    except Exception:
+        body = None
+    curves: dict[str, str | None] = {}
+    for model in spec.models:
+        try:
+            curves[model.name] = learning_curves(graded.result, spec, model)
+        except Exception:
+            continue
+    return replace(graded, drawings=Drawings(body, curves))
 
 
 # -- the class page ------------------------------------------------------------------

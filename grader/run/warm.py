@@ -54,15 +54,17 @@ class WarmKernel:
 
     def __init__(self, recipe: KernelRecipe) -> None:
         self.recipe = recipe
-        self._scratch = tempfile.TemporaryDirectory(prefix="grader-")
+        # Not a TemporaryDirectory: its finalizer would run at exit before ``KERNELS.close``
+        # has unmounted the sandbox's tmpfs, and fail on it.
+        self._scratch = Path(tempfile.mkdtemp(prefix="grader-"))
         sandbox = Sandbox(
-            recipe.isolation, recipe.limits, Path(self._scratch.name), recipe.data_path,
+            recipe.isolation, recipe.limits, self._scratch, recipe.data_path,
             list(recipe.reference_files), recipe.cpu_seconds, dict(recipe.environment),
         )  # fmt: skip
         try:
             self.sandbox = sandbox.__enter__()
         except BaseException:
-            self._scratch.cleanup()
+            shutil.rmtree(self._scratch, ignore_errors=True)
             raise
         # Bound into the sandbox as the kernel starts; the notebook is written into this same file later.
         self.sandbox.notebook.write_bytes(b"")
@@ -89,7 +91,7 @@ class WarmKernel:
             self._orders.put(None)
             self._thread.join()
         self.sandbox.__exit__(None, None, None)
-        self._scratch.cleanup()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _serve(self) -> None:
         sandbox = self.sandbox

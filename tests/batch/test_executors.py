@@ -10,6 +10,7 @@ import pytest
 from grader.batch.executors import InProcess, LocalProcesses, core_slices, default_jobs
 from grader.judge.pipeline import grade_safely
 from grader.judge.results import Graded
+from grader.reports.pages import draw_parts
 from tests.conftest import context
 
 
@@ -49,6 +50,10 @@ def test_worker_processes_give_the_results_of_one_process(spec, tmp_path):
     together = dict(LocalProcesses(2).grade(paths, grading))
     assert together == alone
     assert {graded.result.status for graded in alone.values()} == {"invalid"}
+    # The workers draw the pages' slow parts as this process would have.
+    drawn = dict(LocalProcesses(2, draw=draw_parts).grade(paths, grading))
+    assert drawn == {path: draw_parts(graded, spec) for path, graded in alone.items()}
+    assert all(graded.drawings is not None for graded in drawn.values())
 
 
 def die_on_doomed(path: Path, grading, more_to_come: bool = False) -> Graded:

@@ -19,12 +19,22 @@ from datetime import datetime
 import nbformat
 import pytest
 
+import grader.reports.outputs
+import grader.reports.pages
 from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
-from grader.judge.results import GradeRun, SubmissionResult, score
+from grader.judge.results import Graded, GradeRun, SubmissionResult, score
 from grader.reports.gradebooks import Assignment, checks_csv, feedback, gradebook_csv, moodle_worksheet
-from grader.reports.outputs import write_page, write_summaries
-from grader.reports.pages import SORT_SCRIPT, index_page, notebook_page, page_name, submission_page
+from grader.reports.outputs import DrawnCurves, refresh_standings, write_page, write_summaries
+from grader.reports.pages import (
+    SORT_SCRIPT,
+    draw_parts,
+    index_page,
+    notebook_html,
+    notebook_page,
+    page_name,
+    submission_page,
+)
 from tests.conftest import FIXTURES
 
 GOLDEN = FIXTURES.parent / "golden"
@@ -154,7 +164,7 @@ def test_scripts_in_a_notebook_stay_inert_on_its_page():
             ),
         ]
     )
-    page = notebook_page(result(), nbformat.writes(notebook), "quick")
+    page = notebook_page(result(), notebook_html(nbformat.writes(notebook)), "quick")
     assert "<script" not in page and "onerror" not in page and "window.pwned = 4" not in page
     assert "&lt;script&gt;window.pwned = 1" in page  # shown as text
     assert '<h1 id="Title">' in page and "<b>bold</b>" in page  # safe markup keeps its look
@@ -181,7 +191,7 @@ def test_event_handlers_and_javascript_links_are_dropped_wherever_they_come_from
             ),
         ]
     )
-    page = notebook_page(result(), nbformat.writes(notebook), "quick")
+    page = notebook_page(result(), notebook_html(nbformat.writes(notebook)), "quick")
     assert "onerror" not in page and "javascript:" not in page
     assert '<a href="https://keras.io">docs</a>' in page and "<a>click</a>" in page
     assert f'src="data:image/png;base64,{png}"' in page
@@ -308,6 +318,42 @@ def test_a_submission_page_is_drawn_again_only_when_what_it_shows_changed(tmp_pa
     regraded = dataclasses.replace(first, warnings=(*first.warnings, "a warning of the new run"))
     write_page(regraded, None, graded, spec, tmp_path)
     assert "<!-- kept -->" not in page.read_text() and "a warning of the new run" in page.read_text()
+
+
+def test_pages_put_together_from_a_workers_drawings_are_the_pages_drawn_whole(tmp_path, spec, monkeypatch):
+    graded = load_run("full_run")
+    first = next(entry for entry in graded.submissions if entry.id == "mnist_mlp_solution")
+    notebook = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hi')")]))
+    write_page(first, notebook, graded, spec, tmp_path / "whole")
+    drawings = draw_parts(Graded(first, notebook), spec).drawings
+    assert drawings is not None and drawings.notebook_html is not None
+    assert set(drawings.curves) == {model.name for model in spec.models}
+    assert all(curve.startswith("data:image/svg+xml;base64,") for curve in drawings.curves.values())
+    kept = DrawnCurves()
+    kept.keep(first.id, drawings)
+    assert kept.get(first.id) == drawings.curves and kept.get("someone else") is None
+
+    # Put together where nothing can be drawn: the parts are used, never drawn again.
+    def cannot_draw(*args):
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr(grader.reports.outputs, "notebook_html", cannot_draw)
+    monkeypatch.setattr(grader.reports.pages.plots, "learning_curves", cannot_draw)
+    write_page(first, notebook, graded, spec, tmp_path / "parts", drawings=drawings)
+    (tmp_path / "parts" / "submissions" / page_name(first.id)).unlink()  # drawn again, at the end of a batch
+    refresh_standings(graded, spec, tmp_path / "parts", {first.id: "a standing since moved"}, kept)
+    for folder in ("submissions", "notebooks"):
+        name = page_name(first.id)
+        assert (tmp_path / "parts" / folder / name).read_text() == (tmp_path / "whole" / folder / name).read_text()
+
+
+def test_what_a_worker_cannot_draw_is_drawn_or_explained_where_the_pages_are_written(tmp_path, spec):
+    first = result()
+    drawings = draw_parts(Graded(first, "{not a notebook"), spec).drawings
+    assert drawings is not None and drawings.notebook_html is None
+    problem = write_page(first, "{not a notebook", run(first), spec, tmp_path, drawings=drawings)
+    assert problem is not None and "could not be rendered" in problem
+    assert "could not be rendered" in (tmp_path / "notebooks" / page_name(first.id)).read_text()
 
 
 def test_odd_ids_get_safe_page_names_that_never_collide():
