@@ -166,3 +166,25 @@ def test_a_kernel_that_died_before_its_notebook_came_is_the_graders_fault(contex
         kernel.close()
     assert execution.outcome == "kernel_failed", execution.message
     assert not execution.cell_errors and not execution.notebook.cells[0].get("outputs")
+
+
+EXITS_WITH_A_SPARE = """
+import sys
+from pathlib import Path
+from grader.judge.pipeline import GradingOptions, prepare_context
+from grader.run.warm import KERNELS
+prepare_context(GradingOptions(quick=True), data_path=Path(sys.argv[1]), start_kernel=True)
+print(KERNELS._spare.sandbox.scratch)
+"""
+
+
+@pytest.mark.kernel
+def test_a_process_that_exits_with_a_spare_removes_its_sandbox_quietly(mnist_path):
+    """Interrupted batches end so: the spare's sandbox (its tmpfs unmounted first) is removed at exit."""
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", EXITS_WITH_A_SPARE, str(mnist_path)], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0 and completed.stderr == "", completed.stderr
+    assert not Path(completed.stdout.strip()).exists()
