@@ -14,7 +14,9 @@ from typing import Any
 from grader.batch.executors import Draw, InProcess, grade_in_worker
 from grader.judge.pipeline import GradingContext, not_graded_result
 from grader.judge.results import Graded
+from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
+from grader.run.sandbox import sweep_stale_sandboxes
 from grader.spec.exercise import load_spec
 
 
@@ -120,8 +122,12 @@ class ShippedContext:
         return replace(self.context, data_path=folder / "data.npz", spec=spec, isolation=_worker_isolation())
 
 
-# A worker process probes its isolation once, on its first task.
-_worker_isolation = functools.cache(probe_isolation)
+@functools.cache
+def _worker_isolation() -> Isolation:
+    """Probed once per worker process, on its first task, after the sandboxes that a worker
+    killed on this node left (Ray retries its task in a new one) are swept."""
+    sweep_stale_sandboxes()
+    return probe_isolation()
 
 
 def grade_on_worker(

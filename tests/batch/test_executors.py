@@ -75,12 +75,30 @@ def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(s
     assert {results[path].result.status for path in paths} == {"invalid"}
 
 
-def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_probes_its_own_sandbox(spec, tmp_path):
+def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_probes_its_own_sandbox(
+    spec, tmp_path, monkeypatch
+):
     import dataclasses
+    import json
+    import subprocess
+    import tempfile
 
+    from grader.batch import ray_cluster
     from grader.batch.ray_cluster import ShippedContext
     from grader.run.isolation import Isolation
     from grader.run.probe import probe_isolation
+    from grader.run.sandbox import OWNER_FILE
+
+    # A sandbox that a worker killed on this node left: the node's next worker sweeps it first.
+    node_temp = tmp_path / "node"
+    stale = node_temp / "grader-left-by-a-killed-worker"
+    stale.mkdir(parents=True)
+    stale.chmod(0o755)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (stale / OWNER_FILE).write_text(json.dumps({"pid": ended.pid, "started": "0", "uid": None, "cgroups": []}))
+    monkeypatch.setattr(tempfile, "tempdir", str(node_temp))
+    ray_cluster._worker_isolation.cache_clear()
 
     data = tmp_path / "mnist.npz"
     data.write_bytes(b"arrays")
@@ -94,6 +112,7 @@ def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_p
     assert unpacked.spec.digest == spec.digest and unpacked.spec.path.is_relative_to(worker)
     assert unpacked.spec.calibration.models.keys() == spec.calibration.models.keys()
     assert unpacked.isolation == probe_isolation()
+    assert not stale.exists()
     assert unpacked.options == driver.options
     # The node's next task finds them unpacked: nothing is written again.
     written = unpacked.data_path.stat().st_mtime_ns
