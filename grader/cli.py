@@ -300,7 +300,7 @@ def grade(
         notebooks = roster.submissions
         results: list[SubmissionResult] = []
         standings: dict[str, str | None] = {}  # the improvement standing each page shows
-        curves = DrawnCurves()  # the plots the workers drew, for the pages drawn again at the end
+        curves = DrawnCurves(context.spec)  # the plots the workers drew, for the pages drawn again at the end
         reused = 0
         summaries_written = time.monotonic()
         with closing(ResultStore(out_dir)) as store, _progress() as progress:

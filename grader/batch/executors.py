@@ -86,25 +86,27 @@ class LocalProcesses:
 
     def grade(self, paths: list[Path], context: GradingContext) -> Iterator[tuple[Path, Graded]]:
         broken: list[Path] = []
-        yield from self._grade_in_pool(paths, context, self.jobs, broken)
+        yield from self._grade_in_pool(paths, context, self.jobs, broken, self.draw)
         # A dead worker breaks the whole pool, so the notebooks it took down with it are
-        # retried one by one, each in a pool of its own: only the culprit can fail again.
+        # retried one by one, each in a pool of its own: only the culprit can fail again. They
+        # are not drawn there: a crash while drawing must not cost a notebook its grade.
         for path in broken:
             again: list[Path] = []
-            yield from self._grade_in_pool([path], context, 1, again)
+            yield from self._grade_in_pool([path], context, 1, again, None)
             if again:
                 reason = "the grading worker process died twice while this notebook was being graded"
                 yield path, Graded(not_graded_result(path, reason, context))
 
     def _grade_in_pool(
-        self, paths: list[Path], context: GradingContext, workers: int, broken: list[Path]
+        self, paths: list[Path], context: GradingContext, workers: int, broken: list[Path], draw: Draw | None
     ) -> Iterator[tuple[Path, Graded]]:
-        """Grade ``paths`` in a fresh pool; those lost to a dead worker go into ``broken``."""
+        """Grade ``paths`` in a fresh pool, the workers drawing with ``draw``; those lost to a
+        dead worker go into ``broken``."""
         with self._pool(workers) as pool:
             # Tasks are taken in order: each worker's last one is among the last ``workers``,
             # and starts no spare kernel (``grader.run.warm``) that no notebook would use.
             futures: dict[Future[Graded], Path] = {
-                pool.submit(self._grade_function(), path, context, index < len(paths) - workers): path
+                pool.submit(self._grade_function(draw), path, context, index < len(paths) - workers): path
                 for index, path in enumerate(paths)
             }
             while futures:
@@ -116,8 +118,8 @@ class LocalProcesses:
                     except BrokenProcessPool:
                         broken.append(path)
 
-    def _grade_function(self) -> Callable[[Path, GradingContext, bool], Graded]:
-        return self.grade_one or functools.partial(grade_in_worker, draw=self.draw)
+    def _grade_function(self, draw: Draw | None) -> Callable[[Path, GradingContext, bool], Graded]:
+        return self.grade_one or functools.partial(grade_in_worker, draw=draw)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         slices = core_slices(sorted(os.sched_getaffinity(0)), workers)

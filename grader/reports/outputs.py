@@ -56,7 +56,7 @@ def write_page(
             # The same notebook, as it ran: drawing it again (nbconvert, the slow part) draws the same page.
             return _write_submission_page(result, run, spec, out_dir, link, curves)
         try:
-            body = drawings.notebook_html if drawings and drawings.notebook_html is not None else None
+            body = drawings.notebook_html if drawings else None
             page = notebook_page(result, body if body is not None else notebook_html(notebook), run.mode)
         except Exception as error:  # a notebook nbconvert cannot render: the grade stands without it
             problem = f"the executed notebook of {result.id} could not be rendered ({type(error).__name__}: {error})"
@@ -67,13 +67,15 @@ def write_page(
 
 class DrawnCurves:
     """The plots workers drew for this run's pages, kept compressed (about 35 kB a notebook)
-    for the pages drawn again at the end of the batch (``refresh_standings``)."""
+    for the pages drawn again at the end of the batch (``refresh_standings``): only where the
+    spec has an improvement, whose standing in the class they show."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: Spec) -> None:
+        self._needed = any(model.kind == "improvement" for model in spec.models)
         self._compressed: dict[str, bytes] = {}
 
     def keep(self, submission_id: str, drawings: Drawings | None) -> None:
-        if drawings is not None:
+        if drawings is not None and self._needed:
             self._compressed[submission_id] = zlib.compress(json.dumps(drawings.curves).encode())
 
     def get(self, submission_id: str) -> dict[str, str | None] | None:

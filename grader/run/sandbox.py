@@ -19,20 +19,23 @@ tmpfs included, before the next batch starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from grader.protocol.files import write_atomically
 from grader.run.isolation import Isolation, Limits, failure
 
 INSIDE_DATA = "/grader/data.npz"
@@ -91,12 +94,12 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         # Written first: whatever is made next can be found by a sweep if this process dies.
         owner = {
-            "pid": os.getpid(),
-            "started": process_start(os.getpid()),
+            **this_process(),
             "uid": self.uid if self.changes_uid else None,
             "cgroups": [str(group) for group in self.cgroups],
         }
-        (self.scratch / OWNER_FILE).write_text(json.dumps(owner))
+        write_atomically(self.scratch / OWNER_FILE, json.dumps(owner))
+        (self.scratch / OWNER_FILE).chmod(0o644)  # whatever the umask: the sweep trusts no file others may write
         self.writable.mkdir()
         if self.isolation.write_cap:
             refused = failure(
@@ -255,74 +258,111 @@ def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:
     """Remove the sandboxes under ``folder`` (the temporary folder) whose grader process is gone:
     kill the processes of their uid and cgroups, unmount their tmpfs, delete their folder.
     Returns the folders removed. Only folders of this user that no one else may write to count,
-    since their ``owner.json`` says what to kill."""
+    in a folder where no one else may rename them, since their ``owner.json`` says what to kill.
+    A sandbox it cannot clean up now (its tmpfs stays mounted) is left for a later sweep."""
+    parent = folder or Path(tempfile.gettempdir())
+    try:
+        mode = parent.stat().st_mode
+    except OSError:
+        return []
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        return []
     swept = []
-    for owner_file in sorted((folder or Path(tempfile.gettempdir())).glob(f"grader-*/{OWNER_FILE}")):
+    for owner_file in sorted(parent.glob(f"grader-*/{OWNER_FILE}")):
         scratch = owner_file.parent
         try:
-            if not all(_private(path) for path in (scratch, owner_file)):
+            if not (_private(scratch, stat.S_ISDIR) and _private(owner_file, stat.S_ISREG)):
                 continue
             owner = json.loads(owner_file.read_text())
-            alive = process_start(int(owner["pid"])) == owner["started"]
-            uid, cgroups = owner["uid"], [Path(group) for group in owner["cgroups"]]
+            if not _owner_gone(owner):
+                continue
+            uid, cgroups = owner["uid"], [str(group) for group in owner["cgroups"]]
+            if isinstance(uid, int) and uid in SANDBOX_UIDS:
+                _kill_until_gone(functools.partial(_pids_of_uid, uid))
+            for group in map(Path, cgroups):
+                if _is_sandbox_cgroup(group):
+                    _kill_and_remove(group)
+            writable = scratch / "writable"
+            if os.path.ismount(writable):
+                failure(["umount", "--lazy", str(writable)])
+            if os.path.ismount(writable):
+                continue
+            shutil.rmtree(scratch)
         except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if alive:
-            continue
-        if isinstance(uid, int) and uid in SANDBOX_UIDS:
-            _kill_uid(uid)
-        for group in cgroups:
-            if group.parts[:4] == ("/", "sys", "fs", "cgroup") and CGROUP_NAME.fullmatch(group.name):
-                _kill_and_remove(group)
-        writable = scratch / "writable"
-        if os.path.ismount(writable):
-            failure(["umount", "--lazy", str(writable)])
-        shutil.rmtree(scratch, ignore_errors=True)
+            continue  # a sweep only tidies up: nothing it meets may stop a grading
         swept.append(scratch)
     return swept
+
+
+def this_process() -> dict[str, str | int | None]:
+    """What names this process among every process that made a sandbox: its pid with its start
+    (a pid is reused), its pid namespace (another container's pid is not ours to look up) and
+    the boot (after a reboot every owner is gone)."""
+    pid = os.getpid()
+    return {"pid": pid, "started": process_start(pid), "pid_namespace": _pid_namespace(), "boot": _boot_id()}
+
+
+def _owner_gone(owner: dict[str, object]) -> bool:
+    """Whether the process ``owner`` names has ended; False where this process cannot tell."""
+    if owner["boot"] != _boot_id():
+        return True
+    if owner["pid_namespace"] != _pid_namespace():
+        return False
+    return process_start(int(str(owner["pid"]))) != owner["started"]
 
 
 def process_start(pid: int) -> str | None:
     """When process ``pid`` started (clock ticks since boot), or None if there is no such
     process: with its pid, it names a process that may since have died and its pid be reused."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The fields after the command's name, which may hold spaces, in parentheses; the 22nd is the start.
-    return stat.rsplit(")", 1)[1].split()[19]
+    return text.rsplit(")", 1)[1].split()[19]
 
 
-def _private(path: Path) -> bool:
-    """Whether ``path`` is this user's and no one else may write to it (nor replace it by a link)."""
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _private(path: Path, is_kind: Callable[[int], bool]) -> bool:
+    """Whether ``path`` is of the kind asked (not a link), this user's, and no one else may write to it."""
     status = path.lstat()
-    return status.st_uid == os.geteuid() and not status.st_mode & 0o022 and not path.is_symlink()
+    return is_kind(status.st_mode) and status.st_uid == os.geteuid() and not status.st_mode & 0o022
 
 
-def _kill_uid(uid: int) -> None:
-    """Kill every process running as ``uid``, again until none is left (they may fork meanwhile)."""
-    for _ in range(50):
-        pids = [pid for pid, owner in _process_uids() if owner == uid]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
+def _is_sandbox_cgroup(group: Path) -> bool:
+    """Whether ``group`` is a sandbox's cgroup (``confined``) as a sweep may remove: named so,
+    in a cgroup v1 hierarchy, its path plain (no ``..``)."""
+    return (
+        os.path.normpath(group) == str(group)
+        and group.parts[:4] == ("/", "sys", "fs", "cgroup")
+        and CGROUP_NAME.fullmatch(group.name) is not None
+    )
 
 
-def _process_uids() -> Iterator[tuple[int, int]]:
-    """Each process's pid and real uid."""
+def _pids_of_uid(uid: int) -> list[int]:
+    """The processes whose real uid is ``uid``."""
+    pids = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             lines = status.read_text().splitlines()
         except OSError:
             continue
-        uid = next((line.split()[1] for line in lines if line.startswith("Uid:")), None)
-        if uid is not None:
-            yield int(status.parent.name), int(uid)
+        if any(line.startswith("Uid:") and line.split()[1:2] == [str(uid)] for line in lines):
+            pids.append(int(status.parent.name))
+    return pids
 
 
 def unprivileged_failure(isolation: Isolation) -> str | None:
@@ -364,21 +404,30 @@ def _parents(path: str, made: set[str]) -> list[str]:
 
 def _kill_and_remove(group: Path) -> None:
     """Kill what is left in a cgroup (orphans included), then remove it."""
-    procs = group / "cgroup.procs"
-    for _ in range(50):
-        try:
-            pids = [int(pid) for pid in procs.read_text().split()]
-        except OSError:
-            return
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
+    _kill_until_gone(lambda: _cgroup_pids(group))
     try:
         group.rmdir()
     except OSError:
         pass
+
+
+def _cgroup_pids(group: Path) -> list[int]:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def _kill_until_gone(listed: Callable[[], list[int]]) -> None:
+    """SIGKILL the processes ``listed`` gives, again until it gives none (they may fork meanwhile),
+    for 5 s at most. A pid of 0 (a process of another pid namespace) is never signalled."""
+    for _ in range(50):
+        pids = [pid for pid in listed() if pid > 0]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)

@@ -91,7 +91,8 @@ class WarmKernel:
             self._orders.put(None)
             self._thread.join()
         self.sandbox.__exit__(None, None, None)
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        if not os.path.ismount(self.sandbox.writable):  # else left, with its owner.json, for a sweep
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _serve(self) -> None:
         sandbox = self.sandbox
@@ -119,8 +120,13 @@ def _close_event_loop() -> None:
     pending = asyncio.all_tasks(loop)
     for task in pending:
         task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=CANCEL_SECONDS))
     loop.close()
+
+
+# How long cancelled tasks may take to end before their loop is closed anyway
+CANCEL_SECONDS = 5
 
 
 class KernelPool:

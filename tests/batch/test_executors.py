@@ -87,7 +87,7 @@ def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_p
     from grader.batch.ray_cluster import ShippedContext
     from grader.run.isolation import Isolation
     from grader.run.probe import probe_isolation
-    from grader.run.sandbox import OWNER_FILE
+    from grader.run.sandbox import OWNER_FILE, this_process
 
     # A sandbox that a worker killed on this node left: the node's next worker sweeps it first.
     node_temp = tmp_path / "node"
@@ -96,7 +96,9 @@ def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_p
     stale.chmod(0o755)
     ended = subprocess.Popen(["true"])
     ended.wait()
-    (stale / OWNER_FILE).write_text(json.dumps({"pid": ended.pid, "started": "0", "uid": None, "cgroups": []}))
+    owner = {**this_process(), "pid": ended.pid, "started": "0", "uid": None, "cgroups": []}
+    (stale / OWNER_FILE).write_text(json.dumps(owner))
+    (stale / OWNER_FILE).chmod(0o644)
     monkeypatch.setattr(tempfile, "tempdir", str(node_temp))
     ray_cluster._worker_isolation.cache_clear()
 

@@ -23,7 +23,7 @@ import grader.reports.outputs
 import grader.reports.pages
 from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
-from grader.judge.results import Graded, GradeRun, SubmissionResult, score
+from grader.judge.results import Drawings, Graded, GradeRun, SubmissionResult, score
 from grader.reports.gradebooks import Assignment, checks_csv, feedback, gradebook_csv, moodle_worksheet
 from grader.reports.outputs import DrawnCurves, refresh_standings, write_page, write_summaries
 from grader.reports.pages import (
@@ -35,7 +35,8 @@ from grader.reports.pages import (
     page_name,
     submission_page,
 )
-from tests.conftest import FIXTURES
+from grader.spec.exercise import load_spec
+from tests.conftest import FIXTURES, ROOT
 
 GOLDEN = FIXTURES.parent / "golden"
 RUNS = ("full_run", "quick_run")
@@ -321,6 +322,10 @@ def test_a_submission_page_is_drawn_again_only_when_what_it_shows_changed(tmp_pa
 
 
 def test_pages_put_together_from_a_workers_drawings_are_the_pages_drawn_whole(tmp_path, spec, monkeypatch):
+    unneeded = DrawnCurves(spec)
+    unneeded.keep("alice", Drawings(None, {"model_1": "plot"}))
+    assert unneeded.get("alice") is None  # no improvement, no standing: no page is drawn again
+    spec = load_spec(ROOT / "reference" / "mnist_mlp_open.toml")  # whose pages show the improvement's standing
     graded = load_run("full_run")
     first = next(entry for entry in graded.submissions if entry.id == "mnist_mlp_solution")
     notebook = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hi')")]))
@@ -329,7 +334,7 @@ def test_pages_put_together_from_a_workers_drawings_are_the_pages_drawn_whole(tm
     assert drawings is not None and drawings.notebook_html is not None
     assert set(drawings.curves) == {model.name for model in spec.models}
     assert all(curve.startswith("data:image/svg+xml;base64,") for curve in drawings.curves.values())
-    kept = DrawnCurves()
+    kept = DrawnCurves(spec)
     kept.keep(first.id, drawings)
     assert kept.get(first.id) == drawings.curves and kept.get("someone else") is None
 

@@ -16,7 +16,7 @@ import pytest
 
 from grader.run.isolation import Limits
 from grader.run.probe import probe_isolation
-from grader.run.sandbox import OWNER_FILE, Sandbox, process_start, sweep_stale_sandboxes
+from grader.run.sandbox import OWNER_FILE, Sandbox, process_start, sweep_stale_sandboxes, this_process
 
 ISOLATION = dataclasses.replace(probe_isolation(), bubblewrap=None)
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import Sandbox
 given = json.loads(sys.argv[1])
+os.umask(0o002)  # a desktop's default: the owner file must still be one only its user may write
 isolation = Isolation(None, True, True, Path(given["memory"]), Path(given["pids"]), given["write_cap"])
 scratch = Path(given["scratch"])
 scratch.mkdir()
@@ -79,20 +80,62 @@ def test_a_killed_graders_sandbox_is_swept_with_its_process_and_a_running_grader
     assert sweep_stale_sandboxes(tmp_path) == []
 
 
-def test_a_sandbox_folder_others_may_write_to_is_never_trusted(tmp_path):
-    dead_pid = subprocess.Popen(["true"])
-    dead_pid.wait()
-    forged = tmp_path / "grader-forged"
-    forged.mkdir()
-    # Anyone may write here: what it says to kill (uid 0's processes) is not even read.
-    forged.chmod(0o777)
-    (forged / OWNER_FILE).write_text(json.dumps({"pid": dead_pid.pid, "started": "1", "uid": 0, "cgroups": []}))
+def dead_owner(**fields) -> dict:
+    """What ``owner.json`` says of a grader that has ended."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return {**this_process(), "pid": ended.pid, "started": "1", "uid": None, "cgroups": [], **fields}
+
+
+def plant(folder: Path, owner: dict) -> Path:
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / OWNER_FILE).write_text(json.dumps(owner))
+    (folder / OWNER_FILE).chmod(0o644)
+    return folder
+
+
+def test_only_what_no_one_else_could_have_written_is_swept(tmp_path):
+    # What it would kill, were a forged owner.json believed: uid 0's processes (this test's own).
+    writable = plant(tmp_path / "grader-others-may-write-the-folder", dead_owner(uid=0))
+    writable.chmod(0o777)
+    loose = plant(tmp_path / "grader-others-may-write-the-file", dead_owner(uid=0))
+    (loose / OWNER_FILE).chmod(0o666)
+    linked = plant(tmp_path / "grader-a-link", dead_owner())
+    (linked / OWNER_FILE).rename(linked / "elsewhere.json")
+    (linked / OWNER_FILE).symlink_to(linked / "elsewhere.json")
+    fifo = tmp_path / "grader-a-fifo"
+    fifo.mkdir()
+    fifo.chmod(0o755)
+    os.mkfifo(fifo / OWNER_FILE, 0o644)  # read, it would hang the grader's start
+    elsewhere = plant(tmp_path / "grader-another-container", dead_owner(pid_namespace="pid:[1]"))
     assert sweep_stale_sandboxes(tmp_path) == []
-    assert forged.exists()
-    # Once it is private, its owner's death counts; its uid is not a sandbox's, so nothing is killed.
-    forged.chmod(0o755)
-    assert sweep_stale_sandboxes(tmp_path) == [forged]
-    assert not forged.exists()
+    assert all(folder.exists() for folder in (writable, loose, linked, fifo, elsewhere))
+
+    # A cgroup path that climbs out of /sys/fs/cgroup, to a "cgroup" listing a process that must live.
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        climbed = tmp_path / "grader-0123456789ab"
+        climbed.mkdir()
+        (climbed / "cgroup.procs").write_text(f"{bystander.pid}\n")
+        path = "/sys/fs/cgroup/" + "../" * 3 + str(climbed).lstrip("/")
+        swept = plant(tmp_path / "grader-sweepable", dead_owner(cgroups=[path]))
+        # Every folder above is still refused; this one's owner is gone, and its cgroup is not believed.
+        assert sweep_stale_sandboxes(tmp_path) == [swept]
+        assert bystander.poll() is None and climbed.exists() and not swept.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_sweep_in_a_temporary_folder_others_may_rename_in_removes_nothing(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    left = plant(shared / "grader-left", dead_owner())
+    shared.chmod(0o777)  # no sticky bit: anyone could swap the folder between the check and the removal
+    assert sweep_stale_sandboxes(shared) == [] and left.exists()
+    shared.chmod(0o1777)
+    assert sweep_stale_sandboxes(shared) == [left] and not left.exists()
 
 
 def test_a_process_is_named_by_its_pid_and_start_so_a_reused_pid_is_not_its_owner():
