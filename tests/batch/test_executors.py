@@ -75,6 +75,23 @@ def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(s
     assert {results[path].result.status for path in paths} == {"invalid"}
 
 
+def crash_drawing_doomed(graded: Graded, spec) -> Graded:
+    """Kills the worker that draws ``doomed.ipynb``'s pages, as a crash in nbconvert would."""
+    if Path(graded.result.path).stem == "doomed":
+        os._exit(1)
+    return draw_parts(graded, spec)
+
+
+@pytest.mark.timeout(120)
+def test_a_crash_while_drawing_costs_no_grade_the_retry_leaves_the_drawing_to_the_reports(spec, tmp_path):
+    paths = notebooks(tmp_path)
+    doomed = tmp_path / "doomed.ipynb"
+    doomed.write_text("{}")
+    results = dict(LocalProcesses(2, draw=crash_drawing_doomed).grade([doomed, *paths], context(spec, quick=True)))
+    assert {graded.result.status for graded in results.values()} == {"invalid"}
+    assert results[doomed].drawings is None  # graded again, not drawn: the reports draw its pages
+
+
 def test_a_shipped_context_unpacks_once_per_node_to_the_same_spec_and_data_and_probes_its_own_sandbox(
     spec, tmp_path, monkeypatch
 ):
