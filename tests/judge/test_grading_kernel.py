@@ -108,10 +108,10 @@ def test_the_samples_grade_as_their_golden_results(graded_samples, update_golden
 
 
 def test_a_hanging_notebook_times_out_and_keeps_what_it_trained(quick_context):
-    context = prepare_context(GradingOptions(quick=True, timeout=12), data_path=quick_context.data_path)
+    context = prepare_context(GradingOptions(quick=True, timeout=20), data_path=quick_context.data_path)
     result = grade_notebook(NOTEBOOKS / "timeout_after_model_1.ipynb", context).result
     assert result.status == "timeout"
-    assert "time limit of 12 s" in result.error
+    assert "time limit of 20 s" in result.error
     checks = verdicts(result)
     assert checks["model_1.architecture"] == checks["model_1.training"] == "pass"
     assert checks["model_2.architecture"] == "error"
