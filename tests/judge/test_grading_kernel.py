@@ -275,6 +275,7 @@ def test_acceleration_trains_exactly_the_same_weights(mnist_path):
     assert plain_history == fast_history and len(plain_history["val_accuracy"]) == 2
 
 
+@pytest.mark.slow  # a measuring tool, not the grading path: keeps the default run under 15 minutes
 def test_bench_times_plain_and_instrumented_epochs(mnist_path):
     completed = subprocess.run(
         [sys.executable, "-m", "grader", "bench", "--epochs", "2", "--model", "model_1", "--json", "--data",
@@ -294,6 +295,7 @@ def test_bench_times_plain_and_instrumented_epochs(mnist_path):
     assert model["speed_up"] == pytest.approx(model["plain"]["median"] / model["instrumented"]["median"], rel=1e-2)
 
 
+@pytest.mark.slow  # a measuring tool, not the grading path: keeps the default run under 15 minutes
 def test_the_batch_bench_grades_copies_and_reports_grades_per_hour_and_overhead(mnist_path):
     completed = subprocess.run(
         [sys.executable, "-m", "grader", "bench", "--batch", "2", "--quick", "--jobs", "2", "--json", "--data",
