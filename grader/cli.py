@@ -177,7 +177,7 @@ def _context(
     if swept:
         console.print(
             f"[yellow]note:[/] removed {len(swept)} sandbox folder(s) left in {swept[0].parent} by a grader that was "
-            "killed, and stopped their kernels.",
+            "killed, and stopped whatever still ran in them.",
             highlight=False,
             soft_wrap=True,
         )
