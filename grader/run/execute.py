@@ -112,6 +112,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         # Never looked up by name: a notebook's "dl_env" exists only on the student's machine.
         return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher"], display_name="grader", language="python")
 
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        # jupyter_client's place for launching differently: here, the kernel is named to a
+        # sweep the moment it exists, should this process be killed while it starts.
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        pid = getattr(self.provisioner, "pid", None)
+        if isinstance(pid, int):
+            self.sandbox.record_kernel(pid)
+
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         if fault_injected("kernel-start"):
             return [sys.executable, "-c", "raise SystemExit('GRADER_INJECT_FAULT: the kernel exits at start')"]

@@ -93,13 +93,13 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         # Written first: whatever is made next can be found by a sweep if this process dies.
-        owner = {
+        self._owner: dict[str, object] = {
             **this_process(),
             "uid": self.uid if self.changes_uid else None,
             "cgroups": [str(group) for group in self.cgroups],
+            "kernel": None,
         }
-        write_atomically(self.scratch / OWNER_FILE, json.dumps(owner))
-        (self.scratch / OWNER_FILE).chmod(0o644)  # whatever the umask: the sweep trusts no file others may write
+        self._write_owner()
         self.writable.mkdir()
         if self.isolation.write_cap:
             refused = failure(
@@ -113,6 +113,16 @@ class Sandbox:
                 os.chown(folder, self.uid, self.uid)
         self.writable.parent.chmod(0o755)
         return self
+
+    def record_kernel(self, pid: int) -> None:
+        """Name the kernel's process (its launcher, which becomes bubblewrap) in the owner file,
+        as soon as it is started: without root there is no uid or cgroup to find it by."""
+        self._owner["kernel"] = {"pid": pid, "started": process_start(pid)}
+        self._write_owner()
+
+    def _write_owner(self) -> None:
+        write_atomically(self.scratch / OWNER_FILE, json.dumps(self._owner))
+        (self.scratch / OWNER_FILE).chmod(0o644)  # whatever the umask: the sweep trusts no file others may write
 
     def __exit__(self, *exc: object) -> None:
         if self.isolation.write_cap:
@@ -256,7 +266,8 @@ class Sandbox:
 
 def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:
     """Remove the sandboxes under ``folder`` (the temporary folder) whose grader process is gone:
-    kill the processes of their uid and cgroups, unmount their tmpfs, delete their folder.
+    kill their kernel and the processes of their uid and cgroups, unmount their tmpfs, delete
+    their folder.
     Returns the folders removed. Only folders of this user that no one else may write to count,
     in a folder where no one else may rename them, since their ``owner.json`` says what to kill.
     A sandbox it cannot clean up now (its tmpfs stays mounted) is left for a later sweep."""
@@ -276,7 +287,9 @@ def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:
             owner = json.loads(owner_file.read_text())
             if not _owner_gone(owner):
                 continue
-            uid, cgroups = owner["uid"], [str(group) for group in owner["cgroups"]]
+            uid, cgroups, kernel = owner["uid"], [str(group) for group in owner["cgroups"]], owner.get("kernel")
+            if isinstance(kernel, dict):
+                _kill_until_gone(functools.partial(_if_started, int(kernel["pid"]), kernel["started"]))
             if isinstance(uid, int) and uid in SANDBOX_UIDS:
                 _kill_until_gone(functools.partial(_pids_of_uid, uid))
             for group in map(Path, cgroups):
@@ -313,13 +326,21 @@ def _owner_gone(owner: dict[str, object]) -> bool:
 
 def process_start(pid: int) -> str | None:
     """When process ``pid`` started (clock ticks since boot), or None if there is no such
-    process: with its pid, it names a process that may since have died and its pid be reused."""
+    process or it has ended (a zombie): with its pid, it names a process that may since have
+    died and its pid be reused."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # The fields after the command's name, which may hold spaces, in parentheses; the 22nd is the start.
-    return text.rsplit(")", 1)[1].split()[19]
+    # The fields after the command's name, which may hold spaces, in parentheses: the 3rd is
+    # the state, the 22nd the start.
+    fields = text.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _if_started(pid: int, started: object) -> list[int]:
+    """``[pid]`` while that process is the one that started at ``started``, else nothing."""
+    return [pid] if pid > 0 and isinstance(started, str) and process_start(pid) == started else []
 
 
 def _pid_namespace() -> str | None:
@@ -353,14 +374,14 @@ def _is_sandbox_cgroup(group: Path) -> bool:
 
 
 def _pids_of_uid(uid: int) -> list[int]:
-    """The processes whose real uid is ``uid``."""
+    """The live processes (not zombies) whose real uid is ``uid``."""
     pids = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            lines = status.read_text().splitlines()
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
         except OSError:
             continue
-        if any(line.startswith("Uid:") and line.split()[1:2] == [str(uid)] for line in lines):
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith("Z"):
             pids.append(int(status.parent.name))
     return pids
 

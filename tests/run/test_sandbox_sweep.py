@@ -140,7 +140,39 @@ def test_a_sweep_in_a_temporary_folder_others_may_rename_in_removes_nothing(tmp_
 
 def test_a_process_is_named_by_its_pid_and_start_so_a_reused_pid_is_not_its_owner():
     assert process_start(os.getpid()) == process_start(os.getpid()) is not None
-    ended = subprocess.Popen(["true"])
+    ended = subprocess.Popen(["sleep", "60"])
     started = process_start(ended.pid)
+    ended.kill()
+    deadline = time.monotonic() + 10
+    while process_start(ended.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started is not None and process_start(ended.pid) is None  # a zombie has ended, reaped or not
     ended.wait()
-    assert started is not None and process_start(ended.pid) is None
+
+
+# A grader without root (no uid of the sandbox's own, no cgroups) that starts its kernel, names
+# it, and dies: the kernel, in a session of its own, outlives it.
+KILLED_UNPRIVILEGED_GRADER = """
+import json, os, subprocess, sys
+from pathlib import Path
+from grader.run.isolation import Isolation, Limits
+from grader.run.sandbox import Sandbox
+given = json.loads(sys.argv[1])
+scratch = Path(given["scratch"])
+scratch.mkdir()
+sandbox = Sandbox(Isolation(None, False, False, None, None), Limits(), scratch, Path(sys.executable),
+                  [Path(sys.executable)], 60).__enter__()
+kernel = subprocess.Popen(["sleep", given["marker"]], start_new_session=True)
+sandbox.record_kernel(kernel.pid)
+os._exit(0)
+"""
+
+
+def test_without_root_the_kernel_a_killed_grader_named_is_stopped(tmp_path):
+    marker = f"{os.getpid()}{time.monotonic_ns() % 10**6 + 1}"
+    dead = tmp_path / "grader-dead"
+    given = {"scratch": str(dead), "marker": marker}
+    subprocess.run([sys.executable, "-c", KILLED_UNPRIVILEGED_GRADER, json.dumps(given)], check=True, timeout=60)
+    assert len(running(marker)) == 1  # the kernel outlived its grader
+    assert sweep_stale_sandboxes(tmp_path) == [dead]
+    assert not running(marker) and not dead.exists()

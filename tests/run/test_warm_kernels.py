@@ -1,6 +1,7 @@
 """Kernels started before their notebook is known (``grader.run.warm``): which kernel a
 grading gets, and that a kernel started early runs its notebook as a fresh one would."""
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from grader.protocol.manifest import HookSettings
 from grader.run import warm
 from grader.run.isolation import Isolation, Limits
 from grader.run.probe import probe_isolation
+from grader.run.sandbox import OWNER_FILE, process_start
 
 
 def recipe(quick: bool = True) -> warm.KernelRecipe:
@@ -160,6 +162,9 @@ def test_a_kernel_that_died_before_its_notebook_came_is_the_graders_fault(contex
         while not manifest.exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # the preamble writes it last
         assert manifest.exists(), "the kernel did not start"
+        # Named to a sweep as soon as it was launched (its launcher's pid, which became the sandbox).
+        named = json.loads((kernel.sandbox.scratch / OWNER_FILE).read_text())["kernel"]
+        assert process_start(named["pid"]) == named["started"] is not None
         subprocess.run(["pkill", "-9", "-f", str(kernel.sandbox.ipc_dir)], check=True)
         execution = kernel.run(path, notebook, timeout=60)
     finally:
