@@ -127,7 +127,10 @@ def _layer_pairs(expected: Architecture, actual: Architecture | None, compared: 
     ]
 
 
-def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec, curves: str | None) -> ModelSection:
+def _model_section(
+    result: SubmissionResult, spec: Spec, model: ModelSpec, drawn: Mapping[str, str | None]
+) -> ModelSection:
+    """``drawn``: plots drawn already, by model name; the model's is drawn here if it is not there."""
     record = result.models.get(model.name)
     expected = spec.expected_architecture(model)
     architecture = record.architecture if record else None
@@ -140,7 +143,7 @@ def _model_section(result: SubmissionResult, spec: Spec, model: ModelSpec, curve
         layers=_layer_pairs(expected, architecture, compared=model.kind == "fixed"),
         expected_params=expected.param_count(),
         actual_params=architecture.param_count() if architecture else None,
-        curves=curves,
+        curves=drawn[model.name] if model.name in drawn else learning_curves(result, spec, model),
         first_epoch=times[0] if times else None,
         typical_epoch=typical_epoch_seconds(times),
         reference_epoch=calibration.median_epoch_seconds if calibration else None,
@@ -169,18 +172,12 @@ def submission_page(
 ) -> str:
     """``curves``: the models' plots where they were drawn already (``draw_parts``); the
     others are drawn here."""
-    drawn = curves or {}
     return _templates.get_template("submission.html.j2").render(
         result=result,
         run=run,
         spec=spec,
         standing=improvement_standing(result, run, spec),
-        sections=[
-            _model_section(
-                result, spec, model, drawn[model.name] if model.name in drawn else learning_curves(result, spec, model)
-            )
-            for model in spec.models
-        ],
+        sections=[_model_section(result, spec, model, curves or {}) for model in spec.models],
         notebook_link=notebook_link,
         content_policy=_content_policy(),
         drawn_from=Markup(DIGEST_META.format(digest=submission_page_digest(result, run, spec, notebook_link))),

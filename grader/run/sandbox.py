@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from grader.protocol.files import write_atomically
 from grader.run.isolation import Isolation, Limits, failure
@@ -48,8 +49,9 @@ SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/op
 # Each sandbox runs as a uid of its own from this range, owned by no account: a per-user limit
 # (processes, threads) is then a per-sandbox limit, and no two sandboxes share their files.
 SANDBOX_UIDS = range(2**20, 2**20 + 2**24)
-# In each sandbox's folder: the process that made it, its uid and its cgroups.
+# In each sandbox's folder: the process that made it, its uid, its cgroups and its kernel.
 OWNER_FILE = "owner.json"
+# How ``Sandbox`` names its cgroups
 CGROUP_NAME = re.compile(r"grader-[0-9a-f]{12}")
 
 
@@ -75,6 +77,7 @@ class Sandbox:
         self.cpu_seconds = cpu_seconds
         self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
         self.scratch = scratch
+        self._owner: dict[str, object] = {}  # what owner.json says, from ``__enter__`` on
         self.notebook = scratch / "submission.ipynb"
         self.writable = scratch / "writable"
         self.facts_dir = self.writable / "facts"
@@ -93,7 +96,7 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         # Written first: whatever is made next can be found by a sweep if this process dies.
-        self._owner: dict[str, object] = {
+        self._owner = {
             **this_process(),
             "uid": self.uid if self.changes_uid else None,
             "cgroups": [str(group) for group in self.cgroups],
@@ -125,8 +128,7 @@ class Sandbox:
         (self.scratch / OWNER_FILE).chmod(0o644)  # whatever the umask: the sweep trusts no file others may write
 
     def __exit__(self, *exc: object) -> None:
-        if self.isolation.write_cap:
-            failure(["umount", "--lazy", str(self.writable)])
+        unmounted(self.writable)
 
     def written_bytes(self, limit_entries: int = 100_000) -> int:
         """What the kernel has written where the grader reads; past ``limit_entries`` files, a
@@ -295,16 +297,20 @@ def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:
             for group in map(Path, cgroups):
                 if _is_sandbox_cgroup(group):
                     _kill_and_remove(group)
-            writable = scratch / "writable"
-            if os.path.ismount(writable):
-                failure(["umount", "--lazy", str(writable)])
-            if os.path.ismount(writable):
+            if not unmounted(scratch / "writable"):
                 continue
             shutil.rmtree(scratch)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # a sweep only tidies up: nothing it meets may stop a grading
         swept.append(scratch)
     return swept
+
+
+def unmounted(folder: Path) -> bool:
+    """Unmount the tmpfs at ``folder``, if one is mounted there; whether none is there now."""
+    if os.path.ismount(folder):
+        failure(["umount", "--lazy", str(folder)])
+    return not os.path.ismount(folder)
 
 
 def this_process() -> dict[str, str | int | None]:
@@ -315,13 +321,13 @@ def this_process() -> dict[str, str | int | None]:
     return {"pid": pid, "started": process_start(pid), "pid_namespace": _pid_namespace(), "boot": _boot_id()}
 
 
-def _owner_gone(owner: dict[str, object]) -> bool:
+def _owner_gone(owner: dict[str, Any]) -> bool:
     """Whether the process ``owner`` names has ended; False where this process cannot tell."""
     if owner["boot"] != _boot_id():
         return True
     if owner["pid_namespace"] != _pid_namespace():
         return False
-    return process_start(int(str(owner["pid"]))) != owner["started"]
+    return bool(process_start(int(owner["pid"])) != owner["started"])
 
 
 def process_start(pid: int) -> str | None:
@@ -343,6 +349,7 @@ def _if_started(pid: int, started: object) -> list[int]:
     return [pid] if pid > 0 and isinstance(started, str) and process_start(pid) == started else []
 
 
+@functools.cache  # a process keeps its pid namespace
 def _pid_namespace() -> str | None:
     try:
         return os.readlink("/proc/self/ns/pid")
@@ -350,6 +357,7 @@ def _pid_namespace() -> str | None:
         return None
 
 
+@functools.cache  # one per boot
 def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -425,7 +433,7 @@ def _parents(path: str, made: set[str]) -> list[str]:
 
 def _kill_and_remove(group: Path) -> None:
     """Kill what is left in a cgroup (orphans included), then remove it."""
-    _kill_until_gone(lambda: _cgroup_pids(group))
+    _kill_until_gone(functools.partial(_cgroup_pids, group))
     try:
         group.rmdir()
     except OSError:

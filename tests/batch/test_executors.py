@@ -34,6 +34,13 @@ def test_default_jobs_follow_cores_and_memory(monkeypatch):
     assert default_jobs() == 1
 
 
+def with_doomed(folder: Path) -> tuple[Path, list[Path]]:
+    """``doomed.ipynb``, whose worker dies, and the invalid notebooks of ``notebooks``."""
+    doomed = folder / "doomed.ipynb"
+    doomed.write_text("{}")
+    return doomed, notebooks(folder)
+
+
 def notebooks(folder: Path) -> list[Path]:
     paths = []
     for name, text in [("empty", ""), ("list", "[]"), ("broken", "{"), ("text", "hello"), ("null", "null")]:
@@ -65,9 +72,7 @@ def die_on_doomed(path: Path, grading, more_to_come: bool = False) -> Graded:
 
 @pytest.mark.timeout(120)
 def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(spec, tmp_path):
-    paths = notebooks(tmp_path)
-    doomed = tmp_path / "doomed.ipynb"
-    doomed.write_text("{}")
+    doomed, paths = with_doomed(tmp_path)
     results = dict(LocalProcesses(2, grade=die_on_doomed).grade([doomed, *paths], context(spec, quick=True)))
     assert set(results) == {doomed, *paths}
     assert (results[doomed].result.status, results[doomed].result.fault) == ("not_graded", "grader")
@@ -84,9 +89,7 @@ def crash_drawing_doomed(graded: Graded, spec) -> Graded:
 
 @pytest.mark.timeout(120)
 def test_a_crash_while_drawing_costs_no_grade_the_retry_leaves_the_drawing_to_the_reports(spec, tmp_path):
-    paths = notebooks(tmp_path)
-    doomed = tmp_path / "doomed.ipynb"
-    doomed.write_text("{}")
+    doomed, paths = with_doomed(tmp_path)
     results = dict(LocalProcesses(2, draw=crash_drawing_doomed).grade([doomed, *paths], context(spec, quick=True)))
     assert {graded.result.status for graded in results.values()} == {"invalid"}
     assert results[doomed].drawings is None  # graded again, not drawn: the reports draw its pages
