@@ -7,6 +7,7 @@ paths), or ``check`` could not grade the notebook through a fault of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -297,6 +298,8 @@ def grade(
         roster = read_roster(list(paths), Path(unpacked), context.spec.model_names)
         for note in roster.notes:
             console.print(f"[yellow]not graded:[/] {note}", highlight=False, soft_wrap=True)
+        for notice in roster.notices:
+            console.print(f"[yellow]by hand:[/] {notice}", highlight=False, soft_wrap=True)
         notebooks = roster.submissions
         results: list[SubmissionResult] = []
         standings: dict[str, str | None] = {}  # the improvement standing each page shows
@@ -311,7 +314,7 @@ def grade(
                 nonlocal reused, summaries_written
                 reused += was_reused
                 results.append(graded.result)
-                run_so_far = make_run(context, results)
+                run_so_far = make_run(context, results, roster.notices)
                 problem = write_page(
                     graded.result, graded.notebook, run_so_far, context.spec, out_dir, was_reused, graded.drawings
                 )
@@ -319,7 +322,7 @@ def grade(
                 curves.keep(graded.result.id, graded.drawings)
                 # The class files cover every result so far: rewritten now and then, not per result.
                 if time.monotonic() - summaries_written > SUMMARY_INTERVAL_SECONDS:
-                    problem = write_summaries(make_run(context, results), context.spec, out_dir, assignment) or problem
+                    problem = write_summaries(run_so_far, context.spec, out_dir, assignment) or problem
                     summaries_written = time.monotonic()
                 progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
                 if problem:
@@ -328,6 +331,7 @@ def grade(
 
             chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task, draw_parts)
             run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
+            run = dataclasses.replace(run, notices=roster.notices)
             refresh_standings(run, context.spec, out_dir, standings, curves)
         similar = _similar_notebooks(notebooks, context.spec) if similarity else None
         problem = write_summaries(run, context.spec, out_dir, assignment, similar)

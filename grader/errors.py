@@ -3,11 +3,12 @@ switch that makes the grader fail on purpose, for tests."""
 
 import os
 
-# A testing aid: GRADER_INJECT_FAULT=kernel-start|evaluator|worker makes that part of the
-# grader fail as if it were broken (the kernel exits at start, the evaluator crashes, the
-# worker process is killed), so that tests can follow a fault of the grader's end to end.
+# A testing aid: GRADER_INJECT_FAULT=kernel-start|evaluator|evaluator-model|worker makes that part
+# of the grader fail as if it were broken (the kernel exits at start, the evaluator crashes as
+# it starts, or on every model as a hostile model would make it, the worker process is
+# killed), so that tests can follow a fault end to end.
 FAULT_INJECTION_ENV = "GRADER_INJECT_FAULT"
-INJECTABLE_FAULTS = ("kernel-start", "evaluator", "worker")
+INJECTABLE_FAULTS = ("kernel-start", "evaluator", "evaluator-model", "worker")
 
 
 def fault_injected(part: str) -> bool:

@@ -4,7 +4,7 @@ ready, unchanged notebooks reused from the store."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from grader import __version__
@@ -12,6 +12,7 @@ from grader.batch.executors import Draw, Executor, InProcess, LocalProcesses
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
 from grader.ingest.roster import Submitted
+from grader.judge.checks import max_points
 from grader.judge.pipeline import GradingContext, unrunnable_result
 from grader.judge.results import Graded, GradeRun, SubmissionResult
 
@@ -82,8 +83,13 @@ def _result_key(path: Path, context: GradingContext) -> str:
     return result_key(content, context)
 
 
-def make_run(context: GradingContext, results: list[SubmissionResult]) -> GradeRun:
-    return GradeRun(__version__, "quick" if context.options.quick else "full", context.spec.name, tuple(results))
+def make_run(context: GradingContext, results: list[SubmissionResult], notices: Sequence[str] = ()) -> GradeRun:
+    """The run so far; ``notices``: what the instructor must do by hand (``Roster.notices``)."""
+    quick = context.options.quick
+    return GradeRun(
+        __version__, "quick" if quick else "full", context.spec.name, tuple(results),
+        max_points(context.spec, quick), tuple(notices),
+    )  # fmt: skip
 
 
 def make_executor(

@@ -2,9 +2,9 @@
 
 Each graded notebook is one row, committed as soon as it is graded, keyed by
 everything its grade depends on: the notebook's bytes, the spec and its
-calibration, the data set, the grader's version, the grading options and, in
-full mode, the Keras stack it trained on. A batch killed half-way is finished by
-running it again; unchanged notebooks are not regraded. A notebook that a fault
+calibration, the data set, the grader's version, the grading options and the
+Keras stack and backend it ran on, in every mode. A batch killed half-way is
+finished by running it again; unchanged notebooks are not regraded. A notebook that a fault
 of the grader's kept from being graded is never stored: the next run grades it.
 """
 
@@ -45,8 +45,7 @@ def result_key(notebook: bytes, context: GradingContext) -> str:
         context.data_digest,
         __version__,
         json.dumps({k: v for k, v in asdict(options).items() if k not in VERDICT_NEUTRAL}, default=str, sort_keys=True),
-        # Quick grades measure no accuracy: they do not depend on the Keras that trained them.
-        "" if options.quick else json.dumps(context.software, sort_keys=True),
+        json.dumps(context.software, sort_keys=True),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

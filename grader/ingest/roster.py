@@ -72,6 +72,9 @@ class Roster:
     submissions: tuple[Submitted, ...]
     # Notebooks and files found and not graded, each with why.
     notes: tuple[str, ...] = ()
+    # What the instructor must do by hand for notebooks that are graded (a grade no gradebook
+    # import can place), each naming its file.
+    notices: tuple[str, ...] = ()
 
 
 def read_roster(paths: Sequence[Path], unpack_into: Path, model_names: Sequence[str] = ()) -> Roster:
@@ -80,6 +83,7 @@ def read_roster(paths: Sequence[Path], unpack_into: Path, model_names: Sequence[
     grade or a path is missing or unsafe."""
     submissions: list[Submitted] = []
     notes: list[str] = []
+    notices: list[str] = []
     for index, path in enumerate(paths):
         if not path.exists():
             raise GraderError(
@@ -90,11 +94,26 @@ def read_roster(paths: Sequence[Path], unpack_into: Path, model_names: Sequence[
         found, found_notes = _read(path)
         submissions.extend(found)
         notes.extend(found_notes)
+        notices.extend(_outside_canvas_pattern(found))
     chosen, choice_notes = _one_per_student(submissions, model_names)
     if not chosen:
         names = ", ".join(str(path) for path in paths)
         raise GraderError(f"nothing to grade: no .ipynb files in {names}.")
-    return Roster(tuple(chosen), (*notes, *choice_notes))
+    return Roster(tuple(chosen), (*notes, *choice_notes), tuple(notices))
+
+
+def _outside_canvas_pattern(found: list[Submitted]) -> list[str]:
+    """In a Canvas download, the files whose names Canvas did not make (a look-alike letter, a
+    line break): graded under their file name, with no Canvas ID for the import to match."""
+    if not any(submitted.student.platform == "canvas" for submitted in found):
+        return []
+    return [
+        f"{submitted.path.name!a}: its name is not in Canvas' pattern (name_userid_fileid_file.ipynb), so the "
+        f"grader knows no Canvas ID for it: it is graded as {submitted.id!a}, and Canvas' import skips its row; "
+        "enter its grade by hand"
+        for submitted in found
+        if submitted.student.platform == "folder"
+    ]
 
 
 def _read(path: Path) -> tuple[list[Submitted], list[str]]:
@@ -197,9 +216,9 @@ def _one_per_student(submissions: list[Submitted], model_names: Sequence[str]) -
     others were not."""
     by_student: dict[str, list[Submitted]] = {}
     for submitted in submissions:
-        by_student.setdefault(submitted.id, []).append(submitted)
+        by_student.setdefault(_student_key(submitted), []).append(submitted)
     chosen, notes = [], []
-    for sid, candidates in by_student.items():
+    for key, candidates in by_student.items():
         if len(candidates) == 1 or candidates[0].student.platform == "folder":
             chosen.extend(candidates)  # plain files with one name: told apart as duplicates later
             continue
@@ -207,14 +226,25 @@ def _one_per_student(submissions: list[Submitted], model_names: Sequence[str]) -
             candidates, key=lambda candidate: (_looks_like_the_exercise(candidate.path, model_names), _order(candidate))
         )
         chosen.append(best)
-        others = ", ".join(
-            candidate.student.file or candidate.path.name for candidate in candidates if candidate is not best
-        )
-        notes.append(
-            f"{sid}: graded {best.student.file or best.path.name} (the latest that looks like the exercise); "
-            f"not graded: {others}"
-        )
+        folders = sorted({candidate.id for candidate in candidates})
+
+        others = ", ".join(_named(candidate, folders) for candidate in candidates if candidate is not best)
+        who = best.id if len(folders) == 1 else f"{key} ({len(folders)} folders name this participant)"
+        graded = _named(best, folders)
+        notes.append(f"{who}: graded {graded} (the latest that looks like the exercise); not graded: {others}")
     return chosen, notes
+
+
+def _named(candidate: Submitted, folders: list[str]) -> str:
+    """A candidate notebook by its file name, and its folder's where its student has several."""
+    file = candidate.student.file or candidate.path.name
+    return file if len(folders) == 1 else f"{file} of {candidate.id}"
+
+
+def _student_key(submitted: Submitted) -> str:
+    """Who a notebook is of: a Moodle participant by their id, whatever their folder's name."""
+    participant = submitted.student.participant_id
+    return f"Participant {participant}" if submitted.student.platform == "moodle" and participant else submitted.id
 
 
 def _looks_like_the_exercise(path: Path, model_names: Sequence[str]) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from grader.judge.evaluate import Evaluation
-from grader.judge.facts import FitFacts, ModelFacts
+from grader.judge.facts import FitFacts, ModelFacts, described
 from grader.spec.exercise import ModelSpec, Spec
 from grader.spec.layers import SHAPE_ONLY, Layer
 
@@ -56,9 +56,10 @@ def run_checks(
             results.extend(check_improvement(spec, model_spec, facts, evaluations.get(model_spec.name), quick))
             continue
         results.extend(check_built_model(model_spec, facts))
+        evaluation = evaluations.get(model_spec.name)
         verdicts = {
-            "training": check_training(model_spec, facts, spec.data.train_samples, quick),
-            "accuracy": check_accuracy(model_spec, facts, evaluations.get(model_spec.name), quick),
+            "training": check_training(model_spec, facts, spec.data.train_samples, quick, evaluation),
+            "accuracy": check_accuracy(model_spec, facts, evaluation, quick),
         }
         results.extend(_scored_verdicts(model_spec, verdicts))
     return results
@@ -109,6 +110,16 @@ def _scored(model_spec: ModelSpec, kind: str, status: Status, expected: Any, act
 # so that every quick grade is out of the same points.
 FULL_TRAINING_CHECKS = ("accuracy",)
 QUICK_SKIP_MESSAGE = "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run."
+
+
+def max_points(spec: Spec, quick: bool) -> float:
+    """The points a notebook can earn: every check of every model, but those the mode skips."""
+    return sum(
+        points
+        for model in spec.models
+        for kind, points in model.points.items()
+        if not (quick and kind in FULL_TRAINING_CHECKS)
+    )
 
 
 def checks_not_run(model_spec: ModelSpec, message: str, quick: bool) -> list[CheckResult]:
@@ -242,10 +253,18 @@ def _training_rows(fit: FitFacts) -> int | None:
     return None if fit.rows is None else math.floor(fit.rows * (1 - fit.validation_split))
 
 
-def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int, quick: bool = False) -> Verdict:
+def check_training(
+    model_spec: ModelSpec,
+    facts: ModelFacts,
+    train_samples: int,
+    quick: bool = False,
+    evaluation: Evaluation | None = None,
+) -> Verdict:
     """What the model was trained on and how, judged on what its fits did, not only on what
     they asked: every epoch completed, every batch of each, nothing trained outside ``fit``,
-    no test images among the training images of any call."""
+    no test images among the training images of any call or the batches Keras drew, weights
+    that its own training produced, and (in full mode, as the grader measured it) no clear
+    advantage on the test images over training images."""
     expected = {"batch_size": model_spec.batch_size, "epochs": model_spec.epochs, "train_samples": train_samples}
     if not facts.fits:
         return (
@@ -268,7 +287,7 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int,
         "test_images": facts.test_rows,
         "steps_outside_fit": outside,
     }
-    problems = _integrity_problems(facts)
+    problems = _integrity_problems(facts, evaluation)
     if not problems and any(row != train_samples for row in rows):
         problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
     if batch_sizes != [model_spec.batch_size]:
@@ -281,14 +300,26 @@ def check_training(model_spec: ModelSpec, facts: ModelFacts, train_samples: int,
     return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
 
 
-def _integrity_problems(facts: ModelFacts) -> list[str]:
-    """What the model was trained on, as far as it disqualifies the training: test images, or
-    images the grader cannot see."""
+def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> list[str]:
+    """What the model was trained on, as far as it disqualifies the training: weights that its
+    training did not produce, test images (seen by their fingerprints, or by what the grader
+    measured), or images the grader cannot see."""
+    problems = []
+    if facts.weight_changes:
+        problems.append(
+            f"its weights are not all its own training's: {described(facts.weight_changes)}; train it with fit alone, "
+            "without putting weights into it"
+        )
+    advantage = test_advantage(evaluation)
     if facts.test_rows > TEST_ROWS_TOLERATED:
-        return [
+        problems.append(
             f"it was trained on {facts.test_rows:,} test images; train on the training set only and keep the "
             "test set for validation"
-        ]
+        )
+    elif advantage is not None:
+        problems.append(advantage)
+    if problems:
+        return problems
     if any(fit.rows is None for fit in facts.fits):
         return [
             "fit was not given the training images as an array, so the grader cannot tell what it was "
@@ -371,10 +402,16 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     )
 
 
-# The evaluator measures accuracy on as many training images as there are test images; a
-# model better on the test images by more than this (and four standard errors) is suspect.
+# "Trained on the test set", from the grader's own measurement on the test images and on as
+# many training images (benchmarks/test_advantage.py; the README's security model gives the
+# figures): an honest model errs on the test images at least 0.6 times as often as on training
+# images (MNIST's test images are easier for a model still learning: with 20 steps of training
+# it is right on 5 points more of them), one that memorised the test images far less often.
+# A model whose test error, even at its upper bound, is under MAX_ERROR_RATIO times its training
+# error at its lower bound (two standard errors each) was trained on the test set.
+MAX_ERROR_RATIO = 0.5
 SAMPLE_IMAGES = 10_000
-MIN_TEST_ADVANTAGE = 0.01
+STANDARD_ERRORS = 2
 
 # Keras' last val_accuracy and the grader's evaluation of the same weights on the
 # same test images agree to round-off.
@@ -407,23 +444,26 @@ def doctored_history_warnings(
     return warnings
 
 
-def test_set_training_warnings(models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
-    """Models that do far better on the test images than on training images: evidence, for the
-    instructor, of training on the test set in a way the fingerprints did not see (noise added
-    to test images, say). A warning, never a verdict: it rests on statistics."""
-    warnings = []
-    for name in models:
-        evaluation = evaluations.get(name)
-        if evaluation is None or evaluation.accuracy is None or evaluation.train_accuracy is None:
-            continue
-        test, train = evaluation.accuracy, evaluation.train_accuracy
-        spread = math.sqrt(max(test * (1 - test), train * (1 - train)) * 2 / SAMPLE_IMAGES)
-        if test - train > max(MIN_TEST_ADVANTAGE, 4 * spread):
-            warnings.append(
-                f"{name} classifies {test:.2%} of the test images right but only {train:.2%} of training images: "
-                "a model is not better on images it never saw; check whether it was trained on the test set."
-            )
-    return warnings
+def test_advantage(evaluation: Evaluation | None) -> str | None:
+    """Why the grader's own measurement says a model was trained on the test set (it errs far
+    less on the test images than on training images), or None. Measured outside the student's
+    process, so no trick inside the kernel changes it."""
+    if evaluation is None or evaluation.accuracy is None or evaluation.train_accuracy is None:
+        return None
+    test_error, train_error = 1 - evaluation.accuracy, 1 - evaluation.train_accuracy
+    if _bound(test_error, +1) >= MAX_ERROR_RATIO * _bound(train_error, -1):
+        return None
+    return (
+        f"the grader measured {evaluation.accuracy:.2%} right on the test images but only "
+        f"{evaluation.train_accuracy:.2%} on training images: a model errs more on images it never saw, so it "
+        "was trained on the test set"
+    )
+
+
+def _bound(error: float, side: int) -> float:
+    """An error rate measured on ``SAMPLE_IMAGES`` images, moved ``STANDARD_ERRORS`` standard
+    errors up (``side`` +1) or down (-1)."""
+    return error + side * STANDARD_ERRORS * math.sqrt(max(error * (1 - error), 0.0) / SAMPLE_IMAGES)
 
 
 def check_improvement(
@@ -432,7 +472,7 @@ def check_improvement(
     """The open answer: any allowed layers, any training set-up, judged on its integrity and on
     the accuracy the grader measures, compared with the baseline's reference runs."""
     verdicts: dict[str, Verdict] = {
-        "training": _improvement_training(facts),
+        "training": _improvement_training(facts, evaluation),
         "accuracy": _improvement_accuracy(spec, model_spec, facts, evaluation, quick),
     }
     return [*check_built_model(model_spec, facts), *_scored_verdicts(model_spec, verdicts)]
@@ -469,7 +509,7 @@ def _improvement_compile(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
     return "pass", list(model_spec.losses), actual, f"{compiled.optimizer} at {rate}, {compiled.loss}."
 
 
-def _improvement_training(facts: ModelFacts) -> Verdict:
+def _improvement_training(facts: ModelFacts, evaluation: Evaluation | None) -> Verdict:
     if not facts.fits:
         return "fail", None, None, "It was never trained. Call fit(...) on the training set."
     actual = {
@@ -477,25 +517,27 @@ def _improvement_training(facts: ModelFacts) -> Verdict:
         "test_images": facts.test_rows,
         "steps_outside_fit": facts.steps_outside_fit,
     }
-    problems = [*_integrity_problems(facts), *_completion_problems(facts)]
+    problems = [*_integrity_problems(facts, evaluation), *_completion_problems(facts)]
     if problems:
         return "fail", None, actual, f"In fit(...), {'; '.join(problems)}."
     return "pass", None, actual, "Trained on the training images only, every epoch of every fit completed."
 
 
 def compared_with_baseline(spec: Spec, model_spec: ModelSpec, accuracy: float) -> tuple[str, str]:
-    """``improved``, ``equal`` (within the baseline's reference runs) or ``worse``, and the
-    sentence that says so with the numbers."""
+    """``improved`` (above every reference run of the baseline), ``worse`` (below the lowest
+    accuracy the baseline is accepted at: its runs widened by the noise margin) or ``equal``
+    (in between: as good within the noise of training), and the sentence that says so with the
+    numbers. The accuracy check passes exactly when it is not ``worse``."""
     baseline = model_spec.baseline or ""
     runs = spec.calibration.models[baseline].test_accuracies if baseline in spec.calibration.models else ()
-    if not runs:
+    if not runs or model_spec.accuracy is None:
         return "unknown", f"{baseline} has no reference runs to compare with"
-    low, high = min(runs), max(runs)
-    reference = f"{baseline}'s {len(runs)} reference runs reach {low:.4f} to {high:.4f}"
+    lowest, high = model_spec.accuracy.min, max(runs)
+    reference = f"{baseline}'s {len(runs)} reference runs reach {min(runs):.4f} to {high:.4f}"
     if accuracy > high:
         return "improved", f"better than {baseline}: {reference}"
-    if accuracy < low:
-        return "worse", f"worse than {baseline}: {reference}"
+    if accuracy < lowest:
+        return "worse", f"worse than {baseline}: {reference}, and the lowest accepted is {lowest:.4f}"
     return "equal", f"as good as {baseline} within the noise of training: {reference}"
 
 
@@ -512,9 +554,7 @@ def _improvement_accuracy(
     verdict, comparison = compared_with_baseline(spec, model_spec, evaluation.accuracy)
     actual = {"accuracy": evaluation.accuracy, "compared": verdict}
     text = f"Test accuracy {evaluation.accuracy:.4f}, measured by the grader: {comparison}."
-    if evaluation.accuracy >= bounds.min:
-        return "pass", expected, actual, text
-    return "fail", expected, actual, f"{text} The lowest accepted is {bounds.min:.4f}."
+    return ("fail" if evaluation.accuracy < bounds.min else "pass"), expected, actual, text
 
 
 def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:

@@ -1,10 +1,21 @@
-"""Measure each exported model's test accuracy in a process of the grader's own.
+"""Measure each exported model's accuracy in a process of the grader's own, as untrusted as a
+kernel.
 
-The parent (no Keras) sends a JSON request per notebook to ``python -m grader.judge.evaluator``,
-a process it keeps for the next notebooks. The child (``grader.judge.evaluator``) rebuilds each
-model from its exported config, loads the exported weights as plain arrays (shapes checked),
-and computes the accuracy on the grader's test set itself. The student's process is never
-asked for a number.
+The parent (no Keras) keeps one evaluator per worker, for its next notebooks: ``python -m
+grader.judge.evaluator`` (``grader.judge.evaluator``) in a sandbox of its own
+(``grader.run.sandbox.EvaluatorSandbox``: no network, a uid of its own, read-only mounts of the
+data set and of its inbox, memory, process and time limits). For each model, the parent reads
+what the kernel exported as hostile input and writes it, checked, into the evaluator's inbox;
+the evaluator rebuilds the model through Keras' safe deserialisation within the allowlist and
+bounds (``grader.judge.model_config.check_rebuildable``), loads the weights as plain arrays and
+measures the accuracy on the grader's test set itself. The student's process is never asked
+for a number, and the evaluator's answers are checked as the kernel's are.
+
+Whose fault a failure is: every evaluator measures the exercise's own model first (the
+canary). Whatever an evaluator whose canary passed fails on in a model (an error, a crash, a
+time or memory limit) is that model's: its accuracy check errors, saying why. Only when a
+fresh evaluator's canary fails too is it the grader's (``GraderFault``). An evaluator that
+failed on a model is not trusted with the next one: it is replaced.
 """
 
 from __future__ import annotations
@@ -12,22 +23,42 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.errors import FAULT_INJECTION_ENV, GraderFault
+import numpy as np
+
+from grader.errors import FAULT_INJECTION_ENV, GraderFault, UntrustedDataError
 from grader.judge.facts import ModelFacts
+from grader.judge.model_config import RebuildBounds
+from grader.judge.untrusted import read_array, read_json
+from grader.run.isolation import Isolation, Limits
+from grader.run.sandbox import EvaluatorSandbox
+from grader.run.watchdog import Watchdog
+from grader.spec.architecture import Architecture
 from grader.spec.exercise import DataSpec
 
 EVALUATOR_TIMEOUT_SECONDS = 600
 # What the evaluator printed while it answered one request, kept to its last this many bytes.
 MAX_LOG_BYTES = 2**20
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_WEIGHT_BYTES = 2**30
+MAX_SAMPLE_BYTES = 4 * 2**20
+# Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports)
+BYTES_PER_WEIGHT = 8
+# The evaluator's CPU time over all the notebooks it serves: each request has its own wall-clock limit.
+EVALUATOR_CPU_SECONDS = 7 * 24 * 3600
+# Characters kept of what the evaluator says
+MAX_TEXT = 600
 
 
 @dataclass(frozen=True)
@@ -44,72 +75,205 @@ class Evaluation:
     preprocessing_derived: bool = True
 
 
-def evaluate_models(
-    models: list[ModelFacts], data_path: Path, data: DataSpec, backend: str
-) -> tuple[dict[str, Evaluation], str]:
-    """Test accuracy of each model whose architecture was read, by name, measured with Keras on
-    ``backend``, and what the evaluator printed on stderr. Raises ``GraderFault`` when the
-    evaluator itself fails: its crash is never the submission's fault (a malformed model is an
-    ``Evaluation`` error)."""
-    requests: list[dict[str, Any]] = [
-        {
-            "name": m.name,
-            "config": str(m.config_file),
-            "weights": [str(p) for p in m.weights],
-            "sample": next((str(fit.sample) for fit in reversed(m.fits) if fit.sample is not None), None),
-        }
-        for m in models
-        if m.architecture is not None and m.config_file is not None
-    ]
-    if not requests:
-        return {}, ""
-    request = {"data_path": str(data_path), "data": asdict(data), "models": requests}
-    evaluator = _evaluator(backend)
+@dataclass(frozen=True)
+class EvaluatorRecipe:
+    """Everything an evaluator starts with: the backend, the data set, the bounds of what it
+    rebuilds, the canary (the exercise's own model) and its sandbox."""
+
+    backend: str
+    data_path: Path
+    data: DataSpec
+    bounds: RebuildBounds
+    canary: Architecture
+    isolation: Isolation
+    limits: Limits
+
+
+def evaluate_models(models: list[ModelFacts], recipe: EvaluatorRecipe) -> tuple[dict[str, Evaluation], str]:
+    """The evaluation of each model whose architecture was read, by name, measured with Keras on
+    ``recipe.backend``, and what the evaluators printed. Raises ``GraderFault`` only when an
+    evaluator cannot measure the exercise's own model."""
+    evaluations: dict[str, Evaluation] = {}
+    printed: list[str] = []
+    for model in models:
+        if model.architecture is not None and model.config_file is not None:
+            evaluations[model.name] = _evaluate(model, recipe, printed)
+    return evaluations, "".join(printed)
+
+
+def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) -> Evaluation:
+    evaluator = _evaluator(recipe, printed)
     try:
-        answer, printed = evaluator.ask(request)
-    except GraderFault:
-        _EVALUATORS.pop(evaluator.key, None)
-        raise
-    logs = {"evaluator.log": printed}
+        request = evaluator.receive(model)
+    except UntrustedDataError as error:
+        return Evaluation(None, f"could not evaluate the model: {error}")
+    except OSError as error:  # listed when the facts were read, unreadable now: the grader's
+        raise GraderFault(f"the grader could not read what {model.name}'s kernel exported: {error}") from None
     try:
-        answers = json.loads(answer)
-        evaluations = {str(r["name"]): Evaluation(**answers[r["name"]]["evaluation"]) for r in requests}
-        grader_faults = [
-            str(answers[r["name"]]["grader_fault"]) for r in requests if answers[r["name"]]["grader_fault"]
-        ]
-    except (ValueError, IndexError, KeyError, TypeError) as error:
-        _EVALUATORS.pop(evaluator.key, None)
-        evaluator.stop()
-        raise GraderFault(f"the grader's evaluator failed: {error}", logs) from None
-    if grader_faults:
-        raise GraderFault(f"the grader's evaluator could not read what it needed: {grader_faults[0]}", logs)
-    return evaluations, printed
+        answer = evaluator.ask(request)
+    except _Died as death:
+        printed.append(death.printed)
+        _discard(evaluator)
+        _evaluator(recipe, printed)  # a fresh one measures the exercise's own model, or this is the grader's fault
+        return Evaluation(
+            None,
+            f"the grader's evaluator {death.reason} on this model (and measures the exercise's own model, so the "
+            "evaluator works)",
+        )
+    finally:
+        evaluator.empty_inbox()
+    printed.append(evaluator.printed)
+    try:
+        evaluation, grader_fault = _read_answer(answer)
+    except (ValueError, KeyError, TypeError) as error:
+        _discard(evaluator)
+        return Evaluation(None, f"the grader's evaluator answered for this model with what is no evaluation ({error})")
+    if grader_fault is not None:
+        _discard(evaluator)
+        raise GraderFault(f"the grader's evaluator could not read what it needed: {grader_fault}", _logs(printed))
+    if evaluation.error is not None:
+        _discard(evaluator)  # one that failed on a model is not trusted with the next
+    return evaluation
+
+
+def _read_answer(line: str) -> tuple[Evaluation, str | None]:
+    """An evaluation as the evaluator answered it, checked as untrusted data."""
+    answer = json.loads(line)
+    raw, fault = answer["evaluation"], answer["grader_fault"]
+    evaluation = Evaluation(
+        accuracy=_share(raw.get("accuracy")),
+        error=_text(raw.get("error")),
+        train_accuracy=_share(raw.get("train_accuracy")),
+        preprocessing=_text(raw.get("preprocessing")),
+        preprocessing_derived=raw.get("preprocessing_derived", True) is True,
+    )
+    if evaluation.accuracy is None and evaluation.error is None:
+        raise ValueError("neither an accuracy nor an error")
+    return evaluation, _text(fault)
+
+
+def _share(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1 or math.isnan(value):
+        raise ValueError(f"an accuracy of {str(value)[:40]}")
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} where text was expected")
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+
+
+def _logs(printed: list[str]) -> dict[str, str]:
+    return {"evaluator.log": "".join(printed)[-MAX_LOG_BYTES:]}
+
+
+class _Died(Exception):
+    """The evaluator died, or did not answer in time; ``printed`` is what it printed meanwhile."""
+
+    def __init__(self, reason: str, printed: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.printed = printed
 
 
 class _Evaluator:
-    """An evaluator process that answers one request after another, what it prints kept in a
-    log file of its own."""
+    """An evaluator process in its sandbox, whose canary passed; what it prints goes to a log of
+    its own. Raises ``GraderFault`` when it cannot start or measure the exercise's own model."""
 
-    def __init__(self, key: tuple[str, str], backend: str) -> None:
-        self.key = key
-        self.log = tempfile.TemporaryFile()
+    def __init__(self, recipe: EvaluatorRecipe) -> None:
+        self.recipe = recipe
+        self.printed = ""
+        self._log = tempfile.TemporaryFile()
+        self._open = ExitStack()
+        self._scratch = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.process: subprocess.Popen[str] | None = None
+        try:
+            self._start()
+            answer = self.ask({"setup": self._setup()})
+            canary = json.loads(answer)["canary"]
+        except _Died as death:
+            self.stop()
+            raise GraderFault(f"the grader's evaluator {death.reason} as it started", _logs([death.printed])) from None
+        except BaseException:
+            self.stop()
+            raise
+        if not isinstance(canary, dict) or _accuracy_or_none(canary.get("accuracy")) is None:
+            self.stop()
+            why = str(canary.get("error") if isinstance(canary, dict) else canary)[:MAX_TEXT]
+            raise GraderFault(f"the grader's evaluator cannot measure the exercise's own model ({why})", {})
+
+    def _start(self) -> None:
+        recipe = self.recipe
         # Evaluation is 10,000 predictions: the CPU gives the same figures on every machine.
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-               "JAX_PLATFORMS": "cpu"}  # fmt: skip
+        environment = {"KERAS_BACKEND": recipe.backend, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+        if os.environ.get(FAULT_INJECTION_ENV):
+            environment[FAULT_INJECTION_ENV] = os.environ[FAULT_INJECTION_ENV]
+        sandbox = EvaluatorSandbox(
+            recipe.isolation, recipe.limits, self._scratch, recipe.data_path, EVALUATOR_CPU_SECONDS, environment
+        )
+        self.sandbox = self._open.enter_context(sandbox)
+        self._open.enter_context(self.sandbox.confined())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "grader.judge.evaluator"],
+            self.sandbox.command([sys.executable, "-m", "grader.judge.evaluator"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self.log,
+            stderr=self._log,
             text=True,
-            env=env,
+            env=self.sandbox.process_environment(),
         )
+        self._open.enter_context(Watchdog(self.sandbox, lambda: self.process.pid if self.process else None))
 
-    def ask(self, request: dict[str, Any]) -> tuple[str, str]:
-        """The answer to ``request`` and what the evaluator printed meanwhile; raises
-        ``GraderFault`` (and stops the process) when it dies or does not answer in time."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        start = self.log.seek(0, os.SEEK_END)
+    def _setup(self) -> dict[str, Any]:
+        recipe = self.recipe
+        data_path = self.sandbox.inside_data
+        return {
+            "data_path": data_path,
+            "data": asdict(recipe.data),
+            "bounds": recipe.bounds.to_dict(),
+            "canary": recipe.canary.to_dict(),
+        }
+
+    def receive(self, model: ModelFacts) -> dict[str, Any]:
+        """Write what ``model``'s kernel exported into the inbox, read as hostile input; the
+        request that names it as the evaluator sees it. Raises ``UntrustedDataError`` for what
+        cannot be read or is beyond bounds."""
+        assert model.config_file is not None
+        inbox, inside = self.sandbox.inbox, self.sandbox.inside_inbox
+        size = sum(_size(path) for path in model.weights)
+        limit = BYTES_PER_WEIGHT * self.recipe.bounds.weights
+        if size > limit:
+            raise UntrustedDataError(f"its weights take {size:,} bytes; the grader evaluates at most {limit:,}")
+        _write(inbox / "config.json", json.dumps(read_json(model.config_file, MAX_CONFIG_BYTES)).encode())
+        weights = []
+        for index, path in enumerate(model.weights):
+            name = f"w{index:03d}.npy"
+            _save(inbox / name, read_array(path, MAX_WEIGHT_BYTES))
+            weights.append(f"{inside}/{name}")
+        sample = next((fit.sample for fit in reversed(model.fits) if fit.sample is not None), None)
+        if sample is not None:
+            _save(inbox / "sample.npy", read_array(sample, MAX_SAMPLE_BYTES))
+        return {
+            "name": model.name,
+            "config": f"{inside}/config.json",
+            "weights": weights,
+            "sample": f"{inside}/sample.npy" if sample is not None else None,
+        }
+
+    def empty_inbox(self) -> None:
+        if self.sandbox.inbox.is_dir():  # else the evaluator has stopped, its sandbox gone
+            for path in self.sandbox.inbox.iterdir():
+                path.unlink(missing_ok=True)
+
+    def ask(self, request: dict[str, Any]) -> str:
+        """The answer to ``request`` (what the evaluator printed meanwhile in ``printed``);
+        raises ``_Died`` when it dies or does not answer in time."""
+        assert self.process is not None and self.process.stdin is not None and self.process.stdout is not None
+        start = self._log.seek(0, os.SEEK_END)
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
@@ -120,28 +284,65 @@ class _Evaluator:
         if answer == "":  # it closed its output: let it finish dying, for its last words and exit status
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-        self.log.seek(start)
-        printed = self.log.read()[-MAX_LOG_BYTES:].decode(errors="replace")
+        self._log.seek(start)
+        self.printed = self._log.read()[-MAX_LOG_BYTES:].decode(errors="replace")
         if answer:
-            return answer, printed
+            return answer
+        reason = self._why_no_answer(answer is None)
         self.stop()
-        if answer is None:
-            reason = f"did not finish within {EVALUATOR_TIMEOUT_SECONDS} s"
-        else:
-            reason = f"failed: it exited with {self.process.returncode}: {_last_line(printed)}"
-        raise GraderFault(f"the grader's evaluator {reason}", {"evaluator.log": printed})
+        raise _Died(reason, self.printed)
+
+    def _why_no_answer(self, timed_out: bool) -> str:
+        assert self.process is not None
+        if timed_out:
+            return f"did not answer within {EVALUATOR_TIMEOUT_SECONDS} s"
+        if self.sandbox.out_of_memory():
+            return f"ran out of memory (its limit is {self.recipe.limits.memory_bytes / 2**30:g} GiB)"
+        lines = self.printed.strip().splitlines() or ["no output"]
+        return f"failed (it exited with {self.process.returncode}: {lines[-1][:MAX_TEXT]})"
 
     def stop(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.log):
-            with contextlib.suppress(OSError):  # a pipe to a dead process may refuse its last flush
-                if stream is not None:
-                    stream.close()
+        """End the process and remove its sandbox."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):  # a pipe to a dead process may refuse its last flush
+                    if stream is not None:
+                        stream.close()
+        with contextlib.suppress(OSError):
+            self._open.close()
+        if not os.path.ismount(self._scratch / "writable"):  # else left, with its owner.json, for a sweep
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._log.close()
 
 
-# One evaluator per backend (and fault injected, for tests) in each process that grades.
-_EVALUATORS: dict[tuple[str, str], _Evaluator] = {}
+def _accuracy_or_none(value: Any) -> float | None:
+    try:
+        return _share(value)
+    except ValueError:
+        return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.write_bytes(content)
+    path.chmod(0o644)  # the evaluator reads it as a uid of its own
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    np.save(path, array, allow_pickle=False)
+    path.chmod(0o644)
+
+
+# One evaluator per recipe (and fault injected, for tests) in each process that grades.
+_EVALUATORS: dict[str, _Evaluator] = {}
 
 
 @atexit.register
@@ -150,19 +351,28 @@ def _stop_evaluators() -> None:
         _EVALUATORS.popitem()[1].stop()
 
 
-def _evaluator(backend: str) -> _Evaluator:
-    key = (backend, os.environ.get(FAULT_INJECTION_ENV, ""))
-    found = _EVALUATORS.get(key)
-    if found is not None and found.process.poll() is not None:  # it died since its last answer
-        found.stop()
+def _key(recipe: EvaluatorRecipe) -> str:
+    return f"{recipe!r}|{os.environ.get(FAULT_INJECTION_ENV, '')}"
+
+
+def _evaluator(recipe: EvaluatorRecipe, printed: list[str]) -> _Evaluator:
+    """This process's evaluator for ``recipe``, started if it has none (or its last died)."""
+    found = _EVALUATORS.get(_key(recipe))
+    if found is not None and found.process is not None and found.process.poll() is not None:
+        _discard(found)
         found = None
     if found is None:
-        found = _EVALUATORS[key] = _Evaluator(key, backend)
+        try:
+            found = _EVALUATORS[_key(recipe)] = _Evaluator(recipe)
+        except GraderFault as fault:
+            raise GraderFault(str(fault), {**_logs(printed), **fault.logs}) from None
     return found
 
 
-def _last_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no output"])[-1]
+def _discard(evaluator: _Evaluator) -> None:
+    if _EVALUATORS.get(_key(evaluator.recipe)) is evaluator:
+        del _EVALUATORS[_key(evaluator.recipe)]
+    evaluator.stop()
 
 
 def preprocessing_warnings(evaluations: dict[str, Evaluation]) -> list[str]:

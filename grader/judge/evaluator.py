@@ -1,15 +1,23 @@
 """The evaluator process: rebuilds each exported model from its config through Keras' own
-deserialisation, restricted to the grader's allowlist, loads its weights as plain arrays,
-prepares the test images as the notebook prepared its training images, and measures the
-model's accuracy. Run as ``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``:
-one JSON request per line on stdin, one answer per line on stdout, for as long as the grader
-keeps it (it never runs a student's code, so one process serves every notebook of a worker,
-and Keras and the data set are loaded once). Imports Keras.
+deserialisation, restricted to the grader's allowlist and bounds, loads its weights as plain
+arrays, prepares the test images as the notebook prepared its training images, and measures
+the model's accuracy on the test images and on as many training images. Run as
+``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``, in a sandbox of its own, as
+untrusted as a kernel: what it rebuilds comes from a student's kernel.
+
+Its input is one JSON object per line, its output one answer per line:
+- first ``{"setup": ...}``: the data set (read from the path it names), the bounds of what it
+  rebuilds, and the canary, the exercise's own model; the answer is the canary's accuracy (a
+  number, with seeded weights) or why it could not be measured: the grader uses it to tell an
+  evaluator that works from one that does not;
+- then one request per model: its config, weights and training sample, files in the inbox
+  the grader wrote; the answer is its evaluation, and a fault of the grader's (a file it could
+  not read), if any.
+It serves one worker's notebooks one after another: Keras and the data set load once.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -19,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
+from grader.judge.model_config import RebuildBounds
 from grader.judge.preprocessing import derive_preprocessing
-from grader.judge.rebuild import model_from_config
+from grader.judge.rebuild import build_model, model_from_config
 from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import row_fingerprints
+from grader.spec.architecture import Architecture
 from grader.spec.datasets import Dataset, load_dataset
 from grader.spec.exercise import DataSpec
 from grader.spec.preprocessing import Preprocessing
@@ -32,6 +42,7 @@ TRAIN_SAMPLE_STEP = 6
 MAX_WEIGHT_BYTES = 2**30
 MAX_CONFIG_BYTES = 4 * 2**20
 MAX_SAMPLE_BYTES = 4 * 2**20
+CANARY_SEED = 0
 
 
 def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
@@ -77,51 +88,73 @@ def _preprocessing(
     return exercise, False
 
 
-@functools.cache
-def _dataset(path: str, data: DataSpec) -> tuple[Dataset, np.ndarray]:
-    """The data set and its training rows' fingerprints, loaded once per path and spec."""
-    dataset = load_dataset(Path(path), data)
-    return dataset, row_fingerprints(dataset.x_train, data.image_shape)
+class Evaluator:
+    """The data set, its training rows' fingerprints and the bounds, from the setup request."""
 
+    def __init__(self, setup: dict[str, Any]) -> None:
+        self.data = DataSpec(**{**setup["data"], "image_shape": tuple(setup["data"]["image_shape"])})
+        self.bounds = RebuildBounds(**setup["bounds"])
+        self.dataset = load_dataset(Path(setup["data_path"]), self.data)
+        self.fingerprints = row_fingerprints(self.dataset.x_train, self.data.image_shape)
+        # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
+        self.seen = self.dataset.x_train[::TRAIN_SAMPLE_STEP]
+        self.seen_labels = self.dataset.y_train[::TRAIN_SAMPLE_STEP]
 
-def _evaluate(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per model: its evaluation, and a fault of the grader's (a file it could not read), if any."""
-    if fault_injected("evaluator"):
-        raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes")
-    data = DataSpec(**{**request["data"], "image_shape": tuple(request["data"]["image_shape"])})
-    dataset, fingerprints = _dataset(request["data_path"], data)
-    # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
-    seen, seen_labels = dataset.x_train[::TRAIN_SAMPLE_STEP], dataset.y_train[::TRAIN_SAMPLE_STEP]
-    answers: dict[str, dict[str, Any]] = {}
-    for entry in request["models"]:
+    def canary(self, architecture: dict[str, Any]) -> dict[str, Any]:
+        """The exercise's own model, built with seeded weights and measured on the test images
+        prepared the exercise's way: proof that this evaluator works."""
+        import keras
+
+        try:
+            keras.utils.set_random_seed(CANARY_SEED)
+            model = build_model(Architecture.from_dict(architecture))
+            images = self.data.preprocessing.apply(self.dataset.x_test)
+            return {"accuracy": measured_accuracy(model, images, self.dataset.y_test)}
+        except Exception as error:
+            return {"error": f"{type(error).__name__}: {error}"}
+
+    def evaluate(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A model's evaluation, and a fault of the grader's (a file it could not read), if any.
+        Whatever else goes wrong is the model's: the canary showed that this evaluator works."""
+        if fault_injected("evaluator-model"):
+            raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes on a model")
         evaluation: dict[str, Any] = {"accuracy": None, "error": None}
         grader_fault = None
         try:
-            model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES))
+            model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES), self.bounds)
             model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
             input_shape = tuple(model.input_shape[1:])
-            preprocessing, derived = _preprocessing(entry["sample"], dataset, fingerprints, data, input_shape)
+            preprocessing, derived = _preprocessing(
+                entry["sample"], self.dataset, self.fingerprints, self.data, input_shape
+            )
             evaluation |= {
-                "accuracy": measured_accuracy(model, preprocessing.apply(dataset.x_test), dataset.y_test),
-                "train_accuracy": measured_accuracy(model, preprocessing.apply(seen), seen_labels),
+                "accuracy": measured_accuracy(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test),
+                "train_accuracy": measured_accuracy(model, preprocessing.apply(self.seen), self.seen_labels),
                 "preprocessing": preprocessing.describe(),
                 "preprocessing_derived": derived,
             }
-        except ValueError as error:  # what the kernel exported is malformed: the submission's doing
+        except (ValueError, UntrustedDataError) as error:  # what the kernel exported is malformed
             evaluation["error"] = f"could not evaluate the model: {error}"
-        except OSError as error:  # a file listed when the facts were read is unreadable now: the grader's
+        except OSError as error:  # a file the grader wrote for it is unreadable: the grader's
             grader_fault = f"{entry['name']}: {error}"
-        answers[entry["name"]] = {"evaluation": evaluation, "grader_fault": grader_fault}
-    return answers
+        except Exception as error:  # Keras failed on it: the model's, since the canary passed
+            evaluation["error"] = f"Keras failed on the model: {type(error).__name__}: {str(error)[:500]}"
+        return {"evaluation": evaluation, "grader_fault": grader_fault}
 
 
 def serve() -> None:
-    """Answer each request line until stdin closes (the grader's worker is gone). The answers
-    keep stdout to themselves: whatever Keras or a library prints goes to stderr, the log."""
+    """Answer the setup, then each request line, until stdin closes (the grader's worker is
+    gone). The answers keep stdout to themselves: whatever Keras or a library prints goes to
+    stderr, the log."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if fault_injected("evaluator"):
+        raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes")
+    setup = json.loads(sys.stdin.readline())["setup"]
+    evaluator = Evaluator(setup)
+    answers.write(json.dumps({"canary": evaluator.canary(setup["canary"])}) + "\n")
     for line in sys.stdin:
-        answers.write(json.dumps(_evaluate(json.loads(line))) + "\n")
+        answers.write(json.dumps(evaluator.evaluate(json.loads(line))) + "\n")
         keras = sys.modules.get("keras")
         if keras is not None:
             keras.backend.clear_session()  # the models of one notebook, gone before the next

@@ -128,6 +128,30 @@ class BatchTraining:
 
 
 @dataclass(frozen=True)
+class DrawnRows:
+    """The rows Keras drew for a model's training steps over all its fits (every row of the
+    first 70,000 fingerprinted, then one in four), whatever ``fit`` was given."""
+
+    rows: int = 0
+    fingerprinted: int = 0
+    # Distinct test images among the fingerprinted rows
+    test_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    """Weights put into a model that its own training did not produce, and where."""
+
+    what: str
+    cell: int | None
+    when: str
+
+    def describe(self) -> str:
+        where = f"in cell {self.cell}, " if self.cell is not None else ""
+        return f"{self.what} ({where}{self.when})"
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     name: str
     origin: str  # "fit": exported when fit returned; "end": after the last cell
@@ -147,6 +171,10 @@ class ModelFacts:
     variables: tuple[str, ...] = ()
     # Values the optimizer keeps (Keras 3's summary() counts them into "Total params").
     optimizer_parameters: int | None = None
+    drawn: DrawnRows = field(default_factory=DrawnRows)
+    # Weights put into it that its training did not produce: before it was exported for grading, and after
+    weight_changes: tuple[WeightChange, ...] = ()
+    weight_changes_after: tuple[WeightChange, ...] = ()
 
     @property
     def cells(self) -> set[int]:
@@ -164,8 +192,10 @@ class ModelFacts:
 
     @property
     def test_rows(self) -> int:
-        """Test images it was trained on, over every fit and train_on_batch call."""
-        return sum(fit.test_rows or 0 for fit in self.fits) + (self.batches.test_rows or 0)
+        """Test images it was trained on, over every fit and train_on_batch call: in what it was
+        given, or in what Keras drew from it, whichever shows more."""
+        given = sum(fit.test_rows or 0 for fit in self.fits) + (self.batches.test_rows or 0)
+        return max(given, self.drawn.test_rows or 0)
 
 
 @dataclass(frozen=True)
@@ -214,6 +244,7 @@ def read_facts(
         models[name] = replace(model, variables=(name,))
         warnings.extend(notes)
         warnings.extend(_changed_after_training(models[name], manifest.get("final_configs")))
+        warnings.extend(_weights_changed_after_export(models[name]))
     claimed = {record.get("snapshot") for record in records.values() if isinstance(record, dict)}
     unclaimed = []
     for record in list(_typed(manifest, "trained", dict).values())[:MAX_TRAINED]:
@@ -283,6 +314,19 @@ def _changed_after_training(model: ModelFacts, final_configs: Any) -> list[str]:
     return [f"{model.name} was changed after it was trained{where}; it is graded as it was trained."]
 
 
+def _weights_changed_after_export(model: ModelFacts) -> list[str]:
+    if not model.weight_changes_after:
+        return []
+    changes = described(model.weight_changes_after)
+    return [f"{model.name}'s weights were replaced after it was trained: {changes}; it is graded as it was trained."]
+
+
+def described(changes: tuple[WeightChange, ...], shown: int = 3) -> str:
+    """The first ``shown`` changes, and how many more there were."""
+    text = "; ".join(change.describe() for change in changes[:shown])
+    return text + (f"; and {len(changes) - shown} more" if len(changes) > shown else "")
+
+
 def _inside(facts_dir: Path, relative: Any) -> Path:
     """A path named by the kernel, refused unless it is a plain file name inside ``facts_dir``."""
     if not isinstance(relative, str) or not relative or "/" in relative or relative.startswith("."):
@@ -340,6 +384,9 @@ def _model_facts(
         weights=weights,
         cell=_cell(record.get("cell_position"), student_cells),
         batches=_batch_training(facts_dir, record.get("batches"), fingerprints),
+        drawn=_drawn_rows(facts_dir, record.get("drawn"), fingerprints),
+        weight_changes=_weight_changes(record.get("weight_events"), student_cells),
+        weight_changes_after=_weight_changes(record.get("weight_events_after"), student_cells),
         iterations_at_snapshot=_number(record.get("iterations_at_snapshot"), int, "the optimizer's steps"),
         iterations_at_end=_number(record.get("iterations_at_end"), int, "the optimizer's steps"),
         config_file=config_file,
@@ -435,15 +482,44 @@ def _history(raw: dict[str, Any], model: str, notes: list[str]) -> dict[str, lis
 
 
 def _batch_training(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> BatchTraining:
+    counted = _counted_rows(facts_dir, raw, ("calls", "rows"), "train_on_batch's", fingerprints)
+    return BatchTraining(*counted) if counted else BatchTraining()
+
+
+def _drawn_rows(facts_dir: Path, raw: Any, fingerprints: DataFingerprints) -> DrawnRows:
+    # The kernel saves the distinct fingerprints drawn: each test image counts once.
+    counted = _counted_rows(facts_dir, raw, ("rows", "fingerprinted"), "the drawn", fingerprints)
+    return DrawnRows(*counted) if counted else DrawnRows()
+
+
+def _counted_rows(
+    facts_dir: Path, raw: Any, counts: tuple[str, str], whose: str, fingerprints: DataFingerprints
+) -> tuple[int, int, int | None] | None:
+    """A record of rows the kernel counted: its two ``counts``, and how many test images its
+    fingerprints file holds (None without one); None for no record."""
     if not isinstance(raw, dict):
-        return BatchTraining()
-    calls = _number(raw.get("calls", 0), int, "train_on_batch calls", allow_none=False)
-    rows = _number(raw.get("rows", 0), int, "train_on_batch rows", allow_none=False)
+        return None
+    first, second = (_number(raw.get(key, 0), int, f"{whose} {key}", allow_none=False) for key in counts)
     test_rows = None
     if raw.get("fingerprints") is not None:
-        marks = _fingerprints(_inside(facts_dir, raw["fingerprints"]), "train_on_batch's")
+        marks = _fingerprints(_inside(facts_dir, raw["fingerprints"]), whose)
         test_rows = count_test_rows(marks, fingerprints.train, fingerprints.test)
-    return BatchTraining(calls, rows, test_rows)
+    return first, second, test_rows
+
+
+def _weight_changes(raw: Any, student_cells: dict[int, int]) -> tuple[WeightChange, ...]:
+    if not isinstance(raw, list):
+        return ()
+    changes = [
+        WeightChange(
+            _cut(item.get("what"), 200), _cell(item.get("cell_position"), student_cells), _cut(item.get("when"), 40)
+        )
+        for item in raw[:MAX_LISTED]
+        if isinstance(item, dict)
+    ]
+    if len(raw) > MAX_LISTED:
+        changes.append(WeightChange(f"and {len(raw) - MAX_LISTED:,} more changes", None, "not listed"))
+    return tuple(changes)
 
 
 def _fingerprints(path: Path, whose: str) -> np.ndarray:

@@ -8,6 +8,8 @@ Functional API give the same chain; ``InputLayer`` only sets the input shape.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from grader.errors import UntrustedDataError
@@ -15,6 +17,8 @@ from grader.spec.architecture import Architecture
 from grader.spec.layers import ACTIVATION_LAYERS, KINDS, MAX_UNITS, Layer, activation_name
 
 MAX_LAYERS = 200
+# The module Keras names in a config for its own layers
+KERAS_LAYERS = "keras.layers"
 
 
 def parse_model_config(config: Any) -> Architecture:
@@ -28,8 +32,10 @@ def parse_model_config(config: Any) -> Architecture:
     entries = config["layers"]
     if len(entries) > MAX_LAYERS:
         raise UntrustedDataError(f"the model has {len(entries)} layers; at most {MAX_LAYERS} are graded")
+    for entry in entries:
+        _check_keras_own(entry)
     if "input_layers" in config:
-        entries = _functional_chain(entries)
+        entries = _functional_chain(entries, config)
     input_shape: tuple[int, ...] | None = None
     layers: list[Layer] = []
     for entry in entries:
@@ -53,8 +59,39 @@ def _class_and_config(entry: Any) -> tuple[str, dict[str, Any]]:
     return entry["class_name"], layer_config
 
 
-def _functional_chain(entries: list[Any]) -> list[Any]:
-    """Check that a Functional model is a single chain, and return it in order."""
+def _check_keras_own(entry: Any) -> None:
+    """Refuse a layer whose class is not Keras' own (a class the notebook defined, even one
+    named ``Dense``): Keras 3 names its own layers' module ``keras.layers`` and registers
+    them under their class name. A config without a module is Keras 2's, read as it is."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        return  # said by _class_and_config
+    name = entry["class_name"][:60]
+    if "module" in entry and entry["module"] != KERAS_LAYERS:
+        whose = (
+            "defined in the notebook"
+            if entry["module"] in (None, "__main__")
+            else f"of module {str(entry['module'])[:60]}"
+        )
+        raise UntrustedDataError(
+            f"the model has a {name} layer that is not Keras' own (a class {whose}); build the model from keras.layers"
+        )
+    if entry.get("registered_name") not in (None, entry["class_name"]):
+        raise UntrustedDataError(f"the {name} layer is registered as {str(entry['registered_name'])[:60]}")
+
+
+def _endpoints(value: Any, what: str) -> list[str]:
+    """The layer names a Functional config gives as its inputs or outputs: ``[name, 0, 0]`` or
+    a list of those."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return [value[0]]
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        return [name for item in value for name in _endpoints(item, what)]
+    raise UntrustedDataError(f"the Functional model's {what} are not a list of layers")
+
+
+def _functional_chain(entries: list[Any], config: dict[str, Any]) -> list[Any]:
+    """Check that a Functional model is a single chain from its input to its output, every
+    layer it names among its layers, and return it in order."""
     by_name: dict[str, Any] = {}
     parent: dict[str, str | None] = {}
     for entry in entries:
@@ -83,6 +120,18 @@ def _functional_chain(entries: list[Any]) -> list[Any]:
                 f"layer {chain[-1]!r} feeds {len(following)} layers; only a straight chain can be graded"
             )
         chain.append(following[0])
+    for what, key, end in (("inputs", "input_layers", chain[0]), ("outputs", "output_layers", chain[-1])):
+        names = _endpoints(config.get(key), what)
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise UntrustedDataError(
+                f"the Functional model's {what} name {unknown[0][:60]!r}, which is none of its layers"
+            )
+        if names != [end]:
+            raise UntrustedDataError(
+                f"the Functional model's {what} are {', '.join(name[:60] for name in names)}, not the end of its "
+                f"chain of layers ({end[:60]}); only a straight chain from one input to one output can be graded"
+            )
     return [by_name[name] for name in chain]
 
 
@@ -149,48 +198,136 @@ NESTED_OBJECTS = {
     "keras.constraints": {"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"},
     "keras.activations": {"function"},
 }  # fmt: skip
+# Plain data Keras writes into a config under a class name of its own, with no module: a
+# tensor between two layers (a Functional model's inbound nodes), a tuple.
+DATA_MARKERS = {"__keras_tensor__", "__tuple__"}
 REBUILDABLE_LAYERS = {*KINDS, "InputLayer", *ACTIVATION_LAYERS}
 MAX_CONFIG_DEPTH = 12
+# Keys whose values are a shape, and the keys of the model's input among them
+SHAPE_KEYS = {"batch_shape", "batch_input_shape", "input_shape", "build_input_shape", "shape", "target_shape"}
+INPUT_SHAPE_KEYS = {"batch_shape", "batch_input_shape", "build_input_shape"}
+# Keys whose values are sizes (an int or one per axis)
+SIZE_KEYS = {"units", "filters", "input_dim", "output_dim", "kernel_size", "pool_size", "strides", "dilation_rate",
+             "size", "depth_multiplier"}  # fmt: skip
+# Values of one tensor between layers, per example: past this a prediction of 1,000 images
+# would need gigabytes.
+MAX_TENSOR_VALUES = 2**22
+# Weights the evaluator builds at most, whatever the exercise: 200 MB of float32.
+MAX_REBUILT_WEIGHTS = 50_000_000
+# An input may hold this many times an image's values (padding 28x28 to 32x32 adds 31 %).
+INPUT_GROWTH = 4
 
 
-def check_rebuildable(config: Any) -> None:
+@dataclass(frozen=True)
+class RebuildBounds:
+    """The largest model the evaluator rebuilds for an exercise's data, checked on its config
+    before Keras builds anything: the values of one input, and the weights in all."""
+
+    input_values: int
+    weights: int = MAX_REBUILT_WEIGHTS
+
+    @classmethod
+    def for_images(cls, image_shape: tuple[int, ...], largest_model: int = 0) -> RebuildBounds:
+        """For images of ``image_shape``; an exercise whose models are larger than the default
+        bound (``largest_model`` weights) gets ten times its largest."""
+        return cls(INPUT_GROWTH * math.prod(image_shape), max(MAX_REBUILT_WEIGHTS, 10 * largest_model))
+
+    def to_dict(self) -> dict[str, int]:
+        return {"input_values": self.input_values, "weights": self.weights}
+
+
+def check_rebuildable(config: Any, bounds: RebuildBounds) -> Architecture:
     """Raise ``UntrustedDataError`` unless Keras may rebuild ``config`` (``model.get_config()``
-    of a Sequential or Functional model): every layer of the registry, every nested object a
-    known Keras class of a Keras module, every activation a known function, nothing else."""
+    of a Sequential or Functional model) within ``bounds``: every layer of the registry, every
+    object anywhere in it (a layer's config, its build config, a Functional model's inbound
+    nodes) a known Keras class of a Keras module or plain data, every activation a known
+    function, every size and shape bounded, the weights in all within bounds; nothing else.
+    Returns the model as the grader reads it."""
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise UntrustedDataError("the model config has no list of layers")
     if len(config["layers"]) > MAX_LAYERS:
         raise UntrustedDataError(f"the model has {len(config['layers'])} layers; at most {MAX_LAYERS} are graded")
     for entry in config["layers"]:
         class_name, _ = _class_and_config(entry)
-        if class_name not in REBUILDABLE_LAYERS or entry.get("module") != "keras.layers":
+        if class_name not in REBUILDABLE_LAYERS or entry.get("module") != KERAS_LAYERS:
             raise UntrustedDataError(f"the model has a {class_name[:60]} layer, which the grader does not rebuild")
         if entry.get("registered_name") not in (None, class_name):
             raise UntrustedDataError(f"the {class_name} layer is registered as {str(entry['registered_name'])[:60]}")
-        _check_values(entry.get("config"), 0)
-    _check_values({key: value for key, value in config.items() if key != "layers"}, 0)
+        _check_values({key: value for key, value in entry.items() if key not in ("module", "class_name")}, 0, bounds)
+    _check_values({key: value for key, value in config.items() if key != "layers"}, 0, bounds)
+    architecture = parse_model_config(config)
+    weights = architecture.param_count()
+    if weights is None:
+        raise UntrustedDataError("the model has no input shape, so it cannot be rebuilt")
+    if weights > bounds.weights:
+        raise UntrustedDataError(f"the model has {weights:,} weights; the grader rebuilds at most {bounds.weights:,}")
+    assert architecture.input_shape is not None  # else it had no weights
+    if math.prod(architecture.input_shape) > bounds.input_values:
+        raise UntrustedDataError(
+            f"the model's input holds {math.prod(architecture.input_shape):,} values; this exercise's images are "
+            f"prepared into at most {bounds.input_values:,}"
+        )
+    return architecture
 
 
-def _check_values(value: Any, depth: int) -> None:
+def _check_values(value: Any, depth: int, bounds: RebuildBounds) -> None:
     if depth > MAX_CONFIG_DEPTH:
         raise UntrustedDataError("the model config is nested too deeply")
     if isinstance(value, list):
         for item in value:
-            _check_values(item, depth + 1)
+            _check_values(item, depth + 1, bounds)
         return
     if not isinstance(value, dict):
         return
     if any(not isinstance(key, str) or key.startswith("__") for key in value):
         raise UntrustedDataError("the model config holds serialised code")
     if "class_name" in value:
-        module, class_name = value.get("module"), value.get("class_name")
-        if not isinstance(module, str) or class_name not in NESTED_OBJECTS.get(module, ()):
-            raise UntrustedDataError(f"the model config holds a {str(class_name)[:60]} object of {str(module)[:60]}")
-        if class_name == "function":
-            activation_name(value)  # a known activation, or refused
-        elif value.get("registered_name") not in (None, class_name):
-            raise UntrustedDataError(f"the model config registers {str(value['registered_name'])[:60]}")
+        _check_object(value)
     for key, item in value.items():
         if key == "activation" and isinstance(item, str):
             activation_name(item)
-        _check_values(item, depth + 1)
+        elif key in SHAPE_KEYS and item is not None:
+            _check_shape(key, item, bounds)
+        elif key in SIZE_KEYS and item is not None:
+            _check_sizes(key, item)
+        _check_values(item, depth + 1, bounds)
+
+
+def _check_object(value: dict[str, Any]) -> None:
+    """An object the config names by its class: plain data, or a known Keras class of its module."""
+    module, class_name = value.get("module"), value.get("class_name")
+    if class_name in DATA_MARKERS and module is None:
+        return
+    if (
+        class_name in REBUILDABLE_LAYERS
+        or not isinstance(module, str)
+        or class_name not in NESTED_OBJECTS.get(module, ())
+    ):
+        raise UntrustedDataError(f"the model config holds a {str(class_name)[:60]} object of {str(module)[:60]}")
+    if class_name == "function":
+        activation_name(value)  # a known activation, or refused
+    elif value.get("registered_name") not in (None, class_name):
+        raise UntrustedDataError(f"the model config registers {str(value['registered_name'])[:60]}")
+
+
+def _check_shape(key: str, shape: Any, bounds: RebuildBounds) -> None:
+    dims = shape.get("config", {}).get("value") if isinstance(shape, dict) else shape  # a tuple, as Keras writes it
+    if not isinstance(dims, list) or not all(dim is None or (isinstance(dim, int) and dim >= 0) for dim in dims):
+        raise UntrustedDataError(f"the model config's {key} is not a shape")
+    values = math.prod(dim for dim in dims if dim is not None)
+    if any(dim is not None and dim > MAX_UNITS for dim in dims) or values > MAX_TENSOR_VALUES:
+        raise UntrustedDataError(f"the model config's {key} {_shown(dims)} is larger than the grader rebuilds")
+    if key in INPUT_SHAPE_KEYS and math.prod(dim for dim in dims[1:] if dim is not None) > bounds.input_values:
+        raise UntrustedDataError(
+            f"the model config's {key} {_shown(dims)} is larger than this exercise's prepared images"
+        )
+
+
+def _check_sizes(key: str, sizes: Any) -> None:
+    items = sizes if isinstance(sizes, list) else [sizes]
+    if not all(isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= MAX_UNITS for item in items):
+        raise UntrustedDataError(f"the model config's {key} is {_shown(sizes)}, not a size up to {MAX_UNITS:,}")
+
+
+def _shown(value: Any) -> str:
+    return str(value)[:60]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.errors import GraderError, GraderFault
+from grader.errors import GraderError, GraderFault, UntrustedDataError
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
 from grader.judge.checks import (
     CheckResult,
@@ -26,13 +26,14 @@ from grader.judge.checks import (
     checks_not_run,
     doctored_history_warnings,
     run_checks,
-    test_set_training_warnings,
 )
 from grader.judge.claims import claim_warnings, find_claims
-from grader.judge.evaluate import Evaluation, evaluate_models, preprocessing_warnings
+from grader.judge.evaluate import Evaluation, EvaluatorRecipe, evaluate_models, preprocessing_warnings
 from grader.judge.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
 from grader.judge.matching import assign_models
+from grader.judge.model_config import RebuildBounds
 from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, score
+from grader.judge.untrusted import read_tail
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
 from grader.protocol.manifest import HookSettings
@@ -43,8 +44,10 @@ from grader.run.isolation import Isolation, Limits
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import Sandbox
 from grader.run.warm import KERNELS, KernelRecipe
+from grader.spec.architecture import Architecture
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
+from grader.spec.layers import Layer
 
 # Whole-notebook time limits when --timeout is not given: a full run of the
 # reference notebook takes a few minutes on a 2-core CPU.
@@ -159,16 +162,13 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         evaluations: dict[str, Evaluation] = {}
         if not context.options.quick:
             try:
-                evaluations, logs["evaluator.log"] = evaluate_models(
-                    list(models.values()), context.data_path, spec.data, context.backend.name
-                )
+                evaluations, logs["evaluator.log"] = evaluate_models(list(models.values()), evaluator_recipe(context))
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
     checks = run_checks(spec, models, evaluations, context.options.quick, _missing_model_hint(execution))
     findings = [
         *matching,
         *doctored_history_warnings(spec, models, evaluations),
-        *test_set_training_warnings(models, evaluations),
         *above_the_band_warnings(spec, models, evaluations),
         *preprocessing_warnings(evaluations),
         *claim_warnings(
@@ -188,10 +188,10 @@ def _improvement_cell(spec: Spec, models: dict[str, ModelFacts]) -> int | None:
 
 def _kernel_logs(sandbox: Sandbox, execution: Execution) -> dict[str, str]:
     """What the kernel process and the grader's own cells printed, each cut to its end."""
-    try:
-        kernel_log = sandbox.kernel_log.read_bytes()[-MAX_LOG_CHARS:].decode(errors="replace")
-    except OSError:
-        kernel_log = ""
+    try:  # the kernel may have put something else in its log's place: read as its other files are
+        kernel_log = read_tail(sandbox.kernel_log, MAX_LOG_CHARS).decode(errors="replace")
+    except (OSError, UntrustedDataError) as error:
+        kernel_log = f"the kernel's log could not be read: {error}"
     return {"kernel.log": kernel_log, "instrumentation.log": execution.instrumentation_output[-MAX_LOG_CHARS:]}
 
 
@@ -214,6 +214,26 @@ def instrumented_run(
         yield execution, facts, sandbox
     finally:
         kernel.close()
+
+
+def evaluator_recipe(context: GradingContext) -> EvaluatorRecipe:
+    """What every evaluator of a grading starts with: the canary is the exercise's first fixed
+    model as the exercise builds it (a one-layer classifier for an exercise without one)."""
+    spec = context.spec
+    fixed = spec.fixed_models
+    canary = (
+        spec.expected_architecture(fixed[0])
+        if fixed
+        else Architecture(
+            spec.data.preprocessing.shape,
+            (Layer("Flatten"), Layer("Dense", units=spec.data.classes, activation="softmax")),
+        )
+    )
+    largest = max((model.params or model.max_params or 0 for model in spec.models), default=0)
+    bounds = RebuildBounds.for_images(spec.data.preprocessing.shape, largest)
+    return EvaluatorRecipe(
+        context.backend.name, context.data_path, spec.data, bounds, canary, context.isolation, context.options.limits
+    )
 
 
 def kernel_recipe(

@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from grader.judge.model_config import check_rebuildable
+from grader.judge.model_config import RebuildBounds, check_rebuildable
 from grader.spec.architecture import Architecture
 from grader.spec.layers import Layer
 
 
-def model_from_config(config: dict[str, Any]) -> Any:
+def model_from_config(config: dict[str, Any], bounds: RebuildBounds) -> Any:
     """A student's model from ``model.get_config()``'s JSON, built, its weights not set.
-    Raises ``ValueError`` when the config holds anything outside the allowlist."""
+    Raises ``UntrustedDataError`` when the config holds anything outside the allowlist or its
+    sizes are beyond ``bounds``, ``ValueError`` when Keras cannot rebuild it."""
     import keras
 
-    check_rebuildable(config)
+    check_rebuildable(config, bounds)
     try:
         with keras.saving.custom_object_scope({}):
             model = (keras.Model if "input_layers" in config else keras.Sequential).from_config(config)

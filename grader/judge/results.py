@@ -100,6 +100,11 @@ class SubmissionResult:
         """Every check passed or was skipped, and grading itself went through."""
         return self.status == "graded" and all(check.status in ("pass", "skipped") for check in self.checks)
 
+    def trained_fairly(self, model: str) -> bool:
+        """Whether ``model``'s training check passed: only such a model takes a place on a
+        leaderboard (one trained on the test set does not)."""
+        return any(check.id == f"{model}.training" and check.status == "pass" for check in self.checks)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -170,11 +175,17 @@ class GradeRun:
     mode: Literal["quick", "full"]
     spec: str
     submissions: tuple[SubmissionResult, ...]
+    # The points a notebook can earn in this mode, from the spec
+    max_score: float | None = None
+    # What the instructor must do by hand (a notebook no gradebook import can place)
+    notices: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "grader_version": self.grader_version,
             "mode": self.mode,
             "spec": self.spec,
+            "max_score": self.max_score,
+            "notices": list(self.notices),
             "submissions": [result.to_dict() for result in self.submissions],
         }

@@ -31,6 +31,17 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     return content
 
 
+def read_tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of ``path`` (a log the kernel writes to), refused unless it is a
+    regular file: a link or a FIFO put in its place is never followed or waited on."""
+    descriptor = _open_descriptor(path)
+    with os.fdopen(descriptor, "rb") as handle:
+        size = os.fstat(descriptor).st_size
+        handle.seek(max(0, size - limit))
+        tail: bytes = handle.read(limit)
+    return tail
+
+
 def read_json(path: Path, limit: int) -> Any:
     """``path`` parsed as JSON; ``UntrustedDataError`` for anything malformed, deep or huge."""
     text = read_regular_file(path, limit)
@@ -63,7 +74,8 @@ def read_array(path: Path, limit: int) -> np.ndarray:
     return data.reshape(shape, order="F" if fortran_order else "C")
 
 
-def _open_regular(path: Path, limit: int) -> BinaryIO:
+def _open_descriptor(path: Path) -> int:
+    """A descriptor of ``path`` opened without following a link or blocking, if it is a regular file."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -71,10 +83,15 @@ def _open_regular(path: Path, limit: int) -> BinaryIO:
     except OSError as error:
         # ELOOP: a symbolic link; ENXIO: a socket; others: not readable as a file
         raise UntrustedDataError(f"{path.name} cannot be opened as a file ({error.strerror})") from None
-    status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode):
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise UntrustedDataError(f"{path.name} is not a regular file")
+    return descriptor
+
+
+def _open_regular(path: Path, limit: int) -> BinaryIO:
+    descriptor = _open_descriptor(path)
+    status = os.fstat(descriptor)
     if status.st_size > limit:
         os.close(descriptor)
         raise UntrustedDataError(f"{path.name} is larger than {limit} bytes")

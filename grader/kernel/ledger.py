@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from grader.kernel.draws import DrawnRows, DrawTap
 from grader.kernel.export import export_model
+from grader.kernel.provenance import WeightProvenance
 from grader.protocol.files import write_atomically
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import json_safe, keras_backend, notebook_namespace
@@ -52,6 +54,10 @@ class Ledger:
         self.accelerated: set[int] = set()
         # id(model) -> fingerprints of the rows it got through train_on_batch
         self.batch_fingerprints: dict[int, list[np.ndarray]] = {}
+        # id(model) -> the rows Keras drew for its training, over all its fits
+        self.draws: dict[int, DrawnRows] = {}
+        self.tap = DrawTap()
+        self.provenance = WeightProvenance(lambda: self.cell_position, self.name_of)
         # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
         self.records: dict[int, dict[str, Any]] = {}
         self.models: dict[int, Any] = {}
@@ -103,6 +109,7 @@ class Ledger:
     def record(self, model: Any) -> dict[str, Any]:
         """The record of ``model``'s compile, fit and train_on_batch calls, made on first use."""
         self.models[id(model)] = model
+        self.provenance.state(model)
         return self.records.setdefault(
             id(model), {"compile": None, "fits": [], "batches": {"calls": 0, "rows": 0, "fingerprints": None}}
         )
@@ -153,6 +160,30 @@ class Ledger:
         except Exception:  # not an array of rows: counted, not fingerprinted
             pass
 
+    def drawn(self, model: Any) -> DrawnRows:
+        """What Keras drew to train ``model``, over all its fits."""
+        return self.draws.setdefault(id(model), DrawnRows(self.image_shape))
+
+    def name_of(self, model: Any) -> str:
+        """How the notebook names ``model``: a variable, else its Keras name."""
+        variables = self._variables(model)
+        return variables[0] if variables else str(getattr(model, "name", "a model"))[:60]
+
+    def _save_drawn(self, model: Any) -> None:
+        drawn = self.draws.get(id(model))
+        if drawn is None:
+            return
+        fingerprints = drawn.distinct()
+        self.saved_fingerprints += 1
+        name = f"drawn-{self.saved_fingerprints}.npy"
+        np.save(self.facts_dir / name, fingerprints, allow_pickle=False)
+        self.record(model)["drawn"] = {
+            "rows": drawn.rows,
+            "fingerprinted": drawn.fingerprinted,
+            "unread_batches": drawn.unread_batches,
+            "fingerprints": name,
+        }
+
     def _save_batch_fingerprints(self, model: Any) -> None:
         found = self.batch_fingerprints.get(id(model))
         if found:
@@ -166,7 +197,10 @@ class Ledger:
         model among those trained, and bind the spec names that refer to it."""
         try:
             self._save_batch_fingerprints(model)
-            self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
+            self._save_drawn(model)
+            record = self.record(model)
+            record["iterations_at_snapshot"] = optimizer_iterations(model)
+            record["weight_events"] = self.provenance.after_training(model)
             earlier = self.snapshots.get(id(model))
             self.snapshots[id(model)] = (self._export(model, origin="fit"), self.cell_position)
             if earlier is not None:  # nothing refers to it any more; a big model's copies would fill the folder
@@ -211,6 +245,10 @@ class Ledger:
             "compile": record["compile"],
             "fits": record["fits"],
             "batches": record["batches"],
+            "drawn": record.get("drawn"),
+            # Weights put into it that its training did not produce: before its export, and after
+            "weight_events": record.get("weight_events", []),
+            "weight_events_after": record.get("weight_events_after", []),
             "iterations_at_snapshot": record.get("iterations_at_snapshot"),
             "iterations_at_end": optimizer_iterations(model),
             "optimizer_parameters": optimizer_parameters(model),
@@ -224,6 +262,9 @@ class Ledger:
             model = self.models[model_id]
             try:
                 self._save_batch_fingerprints(model)
+                self._save_drawn(model)
+                record = self.record(model)
+                record["weight_events_after"] = self.provenance.after_training(model)[len(record["weight_events"]) :]
                 entry = self._entry(model, snapshot, position, origin="fit")
                 self.manifest["trained"][str(self._serial(model))] = {**entry, "variables": self._variables(model)}
             except Exception as error:
@@ -238,7 +279,10 @@ class Ledger:
                     self.manifest["models"][name] = self._entry(model, *self.snapshots[id(model)], origin="fit")
                     self.manifest["final_configs"][name] = json_safe(model.get_config())
                 elif name not in self.manifest["models"]:
-                    self.record(model)["iterations_at_snapshot"] = optimizer_iterations(model)
+                    self._save_drawn(model)
+                    record = self.record(model)
+                    record["iterations_at_snapshot"] = optimizer_iterations(model)
+                    record["weight_events"] = self.provenance.after_training(model)
                     snapshot = self._export(model, origin="end")
                     self.manifest["models"][name] = self._entry(model, snapshot, self.cell_position, origin="end")
             except Exception as error:

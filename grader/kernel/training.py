@@ -13,6 +13,7 @@ import numpy as np
 
 from grader.kernel.compat import LegacyHistory, adapt_fit_arguments
 from grader.kernel.ledger import Ledger, optimizer_iterations
+from grader.kernel.provenance import provenance_callback
 from grader.protocol.keras_objects import describe_compiled, epoch_timer, json_safe
 from grader.protocol.manifest import HookSettings
 
@@ -69,24 +70,38 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         if settings.steps_per_execution and arguments["verbose"] in (1, "auto"):
             arguments["verbose"] = 2  # one line per epoch instead of a progress bar redrawn every batch
         timer, epoch_times = epoch_timer()
-        arguments["callbacks"] = [*(arguments["callbacks"] or []), timer]
+        # First: it sees the weights before any callback of the notebook's can change them.
+        witness = provenance_callback(model, ledger.provenance)
+        arguments["callbacks"] = [witness, *(arguments["callbacks"] or []), timer]
         call["iterations_before"] = optimizer_iterations(model)
+        ledger.tap.expect(ledger.drawn(model))
         try:
             history = original(*bound.args, **bound.kwargs)
         finally:
             # Recorded however fit ends: a callback that raises must not hide what was trained.
+            ledger.tap.expect(None)
+            ledger.provenance.fit_ends(model)
             call["epoch_times"] = epoch_times
             call["iterations_after"] = optimizer_iterations(model)
             call["stopped_early"] = bool(getattr(model, "stop_training", False))
         call["history"] = json_safe(getattr(history, "history", {}))
         call["completed"] = True
-        ledger.snapshot(model)
+        if _trained(call):
+            ledger.snapshot(model)
+        else:  # a fit of no epoch or no step trained nothing: the snapshot of the fit that trained stays
+            ledger.write_manifest()
         if isinstance(getattr(history, "history", None), dict):
             history.history = LegacyHistory(history.history, ledger.legacy)
         return history
 
     fit.__wrapped__ = original  # type: ignore[attr-defined]
     model_class.fit = fit
+
+
+def _trained(call: dict[str, Any]) -> bool:
+    """Whether a fit that returned took any training step."""
+    before, after = call["iterations_before"], call["iterations_after"]
+    return bool(call["epoch_times"]) and (before is None or after is None or after > before)
 
 
 def _run_as_written(model: Any, ledger: Ledger) -> None:
@@ -194,8 +209,10 @@ def _describe_fit(arguments: dict[str, Any], x: Any, ledger: Ledger) -> dict[str
 
 
 def _cut_to_quick(arguments: dict[str, Any], settings: HookSettings, batch_size: Any) -> None:
-    """Quick mode: one epoch on a small slice; the record keeps what was asked."""
-    arguments["epochs"] = int(arguments["initial_epoch"] or 0) + 1
+    """Quick mode: one epoch on a small slice (none where none was asked); the record keeps what
+    was asked."""
+    asked = _epochs_to_run(arguments)
+    arguments["epochs"] = int(arguments["initial_epoch"] or 0) + (1 if asked is None or asked > 0 else 0)
     batches = math.ceil(
         settings.quick_train_rows / (batch_size if isinstance(batch_size, int) and batch_size > 0 else 32)
     )

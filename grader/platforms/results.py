@@ -53,10 +53,11 @@ def gradescope_results(
 
 
 def _leaderboard(result: SubmissionResult, spec: Spec) -> list[dict[str, Any]]:
-    """The improvement's measured accuracy and size, for Gradescope's leaderboard."""
+    """The improvement's measured accuracy and size, for Gradescope's leaderboard, if its
+    training passed its check."""
     improvement = next((model.name for model in spec.models if model.kind == "improvement"), None)
     record = result.models.get(improvement) if improvement else None
-    if record is None or record.test_accuracy is None:
+    if improvement is None or record is None or record.test_accuracy is None or not result.trained_fairly(improvement):
         return []
     board: list[dict[str, Any]] = [{"name": "Test accuracy", "value": record.test_accuracy, "order": "desc"}]
     if record.params is not None:

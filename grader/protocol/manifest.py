@@ -3,11 +3,15 @@ and finish the instrumentation, and the names of the files the kernel exports.
 
 The kernel writes, into its facts folder:
 - ``manifest.json``: per model name, the snapshot folder it was exported to, its compile
-  and fit records, and the notebook's environment, export errors and Keras 2 spellings;
+  and fit records, the rows Keras drew to train it (``drawn``), the weights put into it that
+  its own training did not produce (``weight_events``: before its export; ``weight_events_after``:
+  after it, not graded), and the notebook's environment, export errors and Keras 2 spellings;
 - ``snapshot-N-ORIGIN/``: a model's ``config.json`` (``model.get_config()``) and its
   weights as ``wNNN.npy`` plain arrays;
 - ``fit-N-ROLE.npy``: row fingerprints of the images a ``fit`` call received;
-- ``batches-N.npy``: row fingerprints of the images ``train_on_batch`` received.
+- ``batches-N.npy``: row fingerprints of the images ``train_on_batch`` received;
+- ``drawn-N.npy``: the distinct fingerprints of the rows Keras drew for a model's training
+  steps, over all its fits (every row of the first 70,000, then one in four).
 Everything in that folder is untrusted: the student's code runs in the process that wrote it.
 """
 

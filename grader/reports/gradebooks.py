@@ -1,14 +1,43 @@
 """The CSV files of a run: the gradebooks Canvas and Moodle import, and every check's points.
-A notebook the grader failed on is blank in each, never 0."""
+A notebook the grader failed on is blank in each, never 0. No cell starts a formula: what a
+spreadsheet would read as one (a student's name or folder beginning with ``=``, say) is
+written behind a ``'``, as OWASP advises against CSV injection."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from grader.judge.results import GradeRun, SubmissionResult
+
+# How a cell that a spreadsheet would run as a formula begins (OWASP's list)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """``value`` as a CSV cell no spreadsheet runs: one that would begin a formula is written
+    behind a ``'``, unless it is a number (``-3``)."""
+    text = str(value)
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
+
+
+class _SafeWriter:
+    """``csv.writer`` whose every cell is a ``spreadsheet_cell``."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._writer = csv.writer(buffer, lineterminator="\n")
+
+    def writerow(self, cells: Iterable[object]) -> None:
+        self._writer.writerow([spreadsheet_cell(cell) for cell in cells])
 
 
 @dataclass(frozen=True)
@@ -28,10 +57,14 @@ def gradebook_csv(run: GradeRun, assignment: Assignment) -> str:
     Login ID``, which holds the submission's id (a notebook's file name, elsewhere).
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _SafeWriter(buffer)
     title = f"{assignment.title} ({assignment.canvas_id})" if assignment.canvas_id else assignment.title
     writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", title])
-    points = max((result.max_score for result in run.submissions if result.max_score is not None), default=0)
+    points = (
+        run.max_score
+        if run.max_score is not None
+        else max((result.max_score for result in run.submissions if result.max_score is not None), default=0)
+    )
     writer.writerow(["    Points Possible", "", "", "", "", f"{points:g}"])
     for result in run.submissions:
         student = result.student
@@ -54,7 +87,7 @@ def moodle_worksheet(run: GradeRun, graded_at: datetime) -> str | None:
     if not rows:
         return None
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _SafeWriter(buffer)
     writer.writerow(MOODLE_COLUMNS)
     stamp = graded_at.strftime("%A, %d %B %Y, %I:%M %p")
     for result in rows:
@@ -89,7 +122,7 @@ def checks_csv(run: GradeRun) -> str:
     """Every check's points per submission, for a closer look than a gradebook gives."""
     check_ids = list(dict.fromkeys(check.id for result in run.submissions for check in result.checks))
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _SafeWriter(buffer)
     writer.writerow(["id", "score", "max_score", "status", *check_ids])
     for result in run.submissions:
         points = {check.id: "" if check.status == "skipped" else f"{check.points:g}" for check in result.checks}

@@ -123,12 +123,15 @@ class Standing:
 
 
 def leaderboard(run: GradeRun, model: str) -> tuple[Standing, ...]:
-    """Every graded improvement called ``model``, best first: by the accuracy the grader
+    """Every graded improvement called ``model`` whose training passed its check (a model
+    trained on the test set has no place on it), best first: by the accuracy the grader
     measured (none in quick mode), then by fewer parameters."""
     entries = [
         (result.id, record)
         for result in run.submissions
-        if (record := result.models.get(model)) is not None and record.architecture is not None
+        if (record := result.models.get(model)) is not None
+        and record.architecture is not None
+        and result.trained_fairly(model)
     ]
     entries.sort(key=lambda item: (-(item[1].test_accuracy or 0.0), item[1].params or 0, item[0]))
     return tuple(

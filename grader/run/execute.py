@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +26,7 @@ from nbformat import NotebookNode
 from grader.errors import fault_injected
 from grader.run.isolation import machine_memory_bytes, machine_oom_kills
 from grader.run.sandbox import Sandbox
+from grader.run.watchdog import Watchdog
 
 Outcome = Literal["completed", "timeout", "dead_kernel", "kernel_failed"]
 
@@ -38,8 +37,8 @@ SOURCE_PREVIEW_CHARS = 160
 MAX_OUTPUT_BYTES = 2 * 2**20
 # Characters kept of an exception's name and message.
 MAX_ERROR_CHARS = 2000
-# How often the watchdog looks at what the kernel wrote, where no tmpfs caps it.
-WRITE_WATCH_SECONDS = 0.5
+# Exit statuses of a process killed by SIGKILL: as Python sees it, and as bubblewrap reports it
+KILLED = (-9, 128 + 9)
 # The kernel every notebook runs in, whatever its metadata names: the grader's own Python.
 GRADER_KERNEL = "python3"
 
@@ -71,9 +70,8 @@ def _cut(value: object) -> str:
 
 @dataclass(frozen=True)
 class Execution:
-    """How a run went. ``kernel_failed`` is the grader's fault: the kernel did not start, died
-    or failed while the instrumentation was set up, or the machine ran out of memory before the
-    notebook reached its own limit."""
+    """How a run went. ``kernel_failed`` is the grader's fault: the kernel did not start, or
+    died or failed while the instrumentation was set up, before any of the notebook ran."""
 
     outcome: Outcome
     message: str | None
@@ -177,7 +175,7 @@ class NotebookKernel:
         self._finishing = False
         self._errors: list[CellError] = []
         self._student_index: dict[int, int] = {}
-        self._overwritten = threading.Event()
+        self._watchdog: Watchdog | None = None
         self._open = ExitStack()
         self.client = CappedNotebookClient(
             nbformat.v4.new_notebook(cells=[self._preamble]),  # type: ignore[no-untyped-call]
@@ -200,9 +198,9 @@ class NotebookKernel:
             kernel_log = self._open.enter_context(self.sandbox.kernel_log.open("wb"))
             self._open.enter_context(self.sandbox.confined())
             self._open.enter_context(
-                self.client.setup_kernel(env=self.sandbox.kernel_environment(), stdout=kernel_log, stderr=kernel_log)
+                self.client.setup_kernel(env=self.sandbox.process_environment(), stdout=kernel_log, stderr=kernel_log)
             )
-            self._overwritten = self._open.enter_context(_write_watchdog(self.sandbox, self.client))
+            self._watchdog = self._open.enter_context(Watchdog(self.sandbox, self._kernel_pid))
             self.client.execute_cell(self._preamble, 0)
         except (RuntimeError, TimeoutError) as error:
             self.failure = f"the notebook's kernel could not be started: {error}"
@@ -237,12 +235,7 @@ class NotebookKernel:
                 except DeadKernelError:
                     outcome = "dead_kernel"
                     where = _running_cell(self.client, run, self._student_index)
-                    message = _dead_kernel_message(where, self.sandbox)
-                    if _machine_ran_out_of_memory(self.sandbox, self._oom_kills):
-                        outcome, message = "kernel_failed", _machine_memory_message(where, self.sandbox)
-                    elif self._overwritten.is_set():
-                        limit = self.sandbox.limits.write_bytes / 2**20
-                        message = f"the notebook wrote more than its limit of {limit:,.0f} MiB"
+                    message = self._death(where)
                 if outcome == "completed" or outcome == "timeout":
                     self._finishing = True
                     try:
@@ -274,6 +267,38 @@ class NotebookKernel:
         except (RuntimeError, TimeoutError):
             pass  # the cgroups, where there are any, have killed what was left
 
+    def _kernel_pid(self) -> int | None:
+        process = getattr(getattr(self.client.km, "provisioner", None), "process", None)
+        return getattr(process, "pid", None)
+
+    def _exit_status(self) -> int | None:
+        process = getattr(getattr(self.client.km, "provisioner", None), "process", None)
+        try:
+            return process.wait(timeout=5) if process is not None else None
+        except Exception:  # still running, or not a process of ours
+            return None
+
+    def _death(self, where: str) -> str:
+        """Why the kernel died while the notebook ran, judged by how its own process ended: the
+        notebook's doing, whatever else the machine did meanwhile."""
+        limit = self.sandbox.limits.memory_bytes / 2**30
+        if self.sandbox.out_of_memory():
+            return f"the notebook ran out of memory{where}: it used more than its limit of {limit:g} GiB"
+        if self._watchdog is not None and self._watchdog.overwritten.is_set():
+            return f"the notebook wrote more than its limit of {self.sandbox.limits.write_bytes / 2**20:,.0f} MiB"
+        status = self._exit_status()
+        before, after = self._oom_kills, machine_oom_kills()
+        if status in KILLED and before is not None and after is not None and after > before:
+            return (
+                f"the notebook ran out of memory{where}: the machine's out-of-memory killer stopped its kernel, "
+                f"the largest process, before it reached its limit of {limit:g} GiB (this machine gives the grader "
+                f"{machine_memory_bytes() / 2**30:.1f} GiB; an instructor can give it more, or grade fewer notebooks "
+                "at once with --jobs)"
+            )
+        if status in KILLED:
+            return f"the kernel was killed{where} (SIGKILL): by the notebook's own code, or for the memory it held"
+        return f"the kernel died{where}: the process exited or crashed (os._exit, a segfault or running out of memory)"
+
     def _alive(self) -> bool:
         manager = self.client.km
         return manager is not None and bool(run_sync(manager.is_alive)())  # type: ignore[arg-type]
@@ -302,31 +327,6 @@ class _NotReady(Exception):
 
 # A tmpfs this full was filled: the notebook met its limit (a write then fails with ENOSPC).
 WRITE_LIMIT_FULL = 0.95
-
-
-@contextmanager
-def _write_watchdog(sandbox: Sandbox, client: NotebookClient) -> Iterator[threading.Event]:
-    """Where no tmpfs caps what the kernel writes, a thread that kills the kernel once it has
-    written more than its limit; the event it yields is set when it did."""
-    overwritten = threading.Event()
-    finished = threading.Event()
-
-    def watch() -> None:
-        while not finished.wait(WRITE_WATCH_SECONDS):
-            if sandbox.written_bytes() > sandbox.limits.write_bytes:
-                overwritten.set()
-                process = getattr(getattr(client.km, "provisioner", None), "process", None)
-                if process is not None:
-                    process.kill()
-                return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    if not sandbox.isolation.write_cap:
-        watcher.start()
-    try:
-        yield overwritten
-    finally:
-        finished.set()
 
 
 def _outputs_text(cells: list[NotebookNode]) -> str:
@@ -369,38 +369,9 @@ def _instrumented_cells(
     return cells, student_index
 
 
-def _machine_ran_out_of_memory(sandbox: Sandbox, oom_kills_before: int | None) -> bool:
-    """Whether the machine's out-of-memory killer struck while the notebook ran, not its own
-    limit: the machine (a container, other notebooks graded at once) had less memory than the
-    grader promised the notebook, which is no fault of the notebook's."""
-    oom_kills = machine_oom_kills()
-    return (
-        oom_kills is not None
-        and oom_kills_before is not None
-        and oom_kills > oom_kills_before
-        and not sandbox.out_of_memory()
-    )
-
-
-def _machine_memory_message(where: str, sandbox: Sandbox) -> str:
-    return (
-        f"the machine ran out of memory{where}, before the notebook reached "
-        f"its limit of {sandbox.limits.memory_bytes / 2**30:g} GiB: this machine gives the grader "
-        f"{machine_memory_bytes() / 2**30:.1f} GiB. Give the grader more memory (an autograder platform's "
-        "settings), or grade fewer notebooks at once (--jobs)"
-    )
-
-
 def _running_cell(client: NotebookClient, run: NotebookNode, student_index: dict[int, int]) -> str:
     """`` while running cell N (its source)``, the student's cell that was running, or ""."""
     # The cell that was running is the last one that received an execution request.
     running = client.code_cells_executed - 1
     cell = student_index.get(running)
     return f" while running cell {cell} ({source_preview(run.cells[running].source)})" if cell is not None else ""
-
-
-def _dead_kernel_message(where: str, sandbox: Sandbox) -> str:
-    if sandbox.out_of_memory():
-        limit = sandbox.limits.memory_bytes / 2**30
-        return f"the notebook ran out of memory{where}: it used more than its limit of {limit:g} GiB"
-    return f"the kernel died{where}: the process exited or crashed (os._exit, a segfault or running out of memory)"

@@ -19,6 +19,7 @@ tmpfs included, before the next batch starts.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -29,6 +30,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,12 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from grader.protocol.files import write_atomically
-from grader.run.isolation import Isolation, Limits, failure
+from grader.run.isolation import Isolation, Limits, failure, systemd_scope_arguments
 
 INSIDE_DATA = "/grader/data.npz"
 INSIDE_FACTS = "/grader/facts"
 INSIDE_WORKDIR = "/tmp/work"
 INSIDE_REFERENCE = "/grader/reference"
+INSIDE_INBOX = "/grader/inbox"
 # The grader package, which the kernel imports its instrumentation from.
 GRADER_PACKAGE = Path(__file__).resolve().parents[1]
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt")
@@ -53,6 +56,14 @@ SANDBOX_UIDS = range(2**20, 2**20 + 2**24)
 OWNER_FILE = "owner.json"
 # How ``Sandbox`` names its cgroups
 CGROUP_NAME = re.compile(r"grader-[0-9a-f]{12}")
+# Held while a sandbox chooses its uid, in the temporary folder: no two live sandboxes share one.
+UID_LOCK = "grader-uids.lock"
+# Ranges this small are searched uid by uid; larger ones by random draws
+SCANNED_UIDS = 4096
+
+
+class NoFreeUid(OSError):
+    """Every uid of the range is taken by a live sandbox."""
 
 
 class Sandbox:
@@ -75,7 +86,7 @@ class Sandbox:
         self.data_path = data_path
         self.reference_files = reference_files
         self.cpu_seconds = cpu_seconds
-        self.uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+        self.uid = 0  # chosen when the sandbox is made, among the uids no live sandbox holds
         self.scratch = scratch
         self._owner: dict[str, object] = {}  # what owner.json says, from ``__enter__`` on
         self.notebook = scratch / "submission.ipynb"
@@ -84,11 +95,13 @@ class Sandbox:
         self.ipc_dir = self.writable / "ipc"
         self.workdir = self.writable / "work"  # used when there is no bubblewrap
         self.kernel_log = scratch / "kernel.log"
-        self.cgroups = [
-            base / f"grader-{uuid.uuid4().hex[:12]}"
-            for base in (isolation.memory_cgroup, isolation.pids_cgroup)
-            if base
-        ]
+        name = f"grader-{uuid.uuid4().hex[:12]}"
+        bases = (isolation.memory_cgroup, isolation.pids_cgroup, isolation.cgroup_v2)
+        self.cgroups = [base / name for base in bases if base]
+        # The systemd scope it runs in, where systemd-run gives the limits
+        self.scope = name if isolation.cgroups == "systemd" else None
+        # Set by a watchdog that stopped the sandbox for holding more memory than its limit
+        self.memory_exceeded = threading.Event()
 
     @property
     def changes_uid(self) -> bool:
@@ -96,13 +109,16 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         # Written first: whatever is made next can be found by a sweep if this process dies.
-        self._owner = {
-            **this_process(),
-            "uid": self.uid if self.changes_uid else None,
-            "cgroups": [str(group) for group in self.cgroups],
-            "kernel": None,
-        }
-        self._write_owner()
+        with _uid_lock(self.scratch.parent):
+            if self.changes_uid:
+                self.uid = _free_uid(self.scratch.parent)
+            self._owner = {
+                **this_process(),
+                "uid": self.uid if self.changes_uid else None,
+                "cgroups": [str(group) for group in self.cgroups],
+                "kernel": None,
+            }
+            self._write_owner()
         self.writable.mkdir()
         if self.isolation.write_cap:
             refused = failure(
@@ -110,12 +126,16 @@ class Sandbox:
             )
             if refused:
                 raise OSError(f"cannot mount the sandbox's tmpfs: {refused}")
-        for folder in (self.facts_dir, self.ipc_dir, self.workdir):
+        for folder in self._folders():
             folder.mkdir()
             if self.changes_uid:
                 os.chown(folder, self.uid, self.uid)
         self.writable.parent.chmod(0o755)
         return self
+
+    def _folders(self) -> list[Path]:
+        """The folders made under ``writable``, owned by the sandbox's uid."""
+        return [self.facts_dir, self.ipc_dir, self.workdir]
 
     def record_kernel(self, pid: int) -> None:
         """Name the kernel's process (its launcher, which becomes bubblewrap) in the owner file,
@@ -162,11 +182,18 @@ class Sandbox:
         return f"{INSIDE_REFERENCE}/{spec.name}" if self.isolation.bubblewrap else str(spec)
 
     def kernel_command(self, connection_file: str) -> list[str]:
-        kernel = self.wrapped([sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
-        # The wrapper joins the cgroups and lets the sandboxed kernel read its connection file,
-        # then becomes the sandbox: everything it starts inherits both.
-        joins = "".join(f'echo $$ > "{group}/cgroup.procs" && ' for group in self.cgroups)
-        return ["sh", "-c", f'{joins}chmod 0644 "{connection_file}" && exec "$@"', "sandbox", *kernel]
+        # The sandboxed kernel reads its connection file as the sandbox's uid.
+        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
+        return self.command(kernel, before=f'chmod 0644 "{connection_file}"')
+
+    def command(self, command: list[str], before: str = "") -> list[str]:
+        """``command`` inside every layer: a wrapper joins the cgroups (and runs ``before``), then
+        becomes the sandbox, so that everything it starts inherits them."""
+        steps = [*(f'echo $$ > "{group}/cgroup.procs"' for group in self.cgroups), *([before] if before else [])]
+        wrapped = self.wrapped(command)
+        if self.scope is not None and self.isolation.systemd_run:
+            wrapped = [self.isolation.systemd_run, *systemd_scope_arguments(self.limits, self.scope), *wrapped]
+        return ["sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox", *wrapped]
 
     def wrapped(self, command: list[str]) -> list[str]:
         """``command`` inside every layer but the cgroups: bubblewrap, the uid change, the rlimits."""
@@ -208,24 +235,30 @@ class Sandbox:
             arguments += [*_parents(tree, made), "--ro-bind", tree, tree]
         for device in sorted(Path("/dev").glob("nvidia*")):
             arguments += ["--dev-bind", str(device), str(device)]
-        arguments += [*_parents(str(self.ipc_dir), made), "--bind", str(self.ipc_dir), str(self.ipc_dir)]
         arguments += ["--dir", "/grader", "--ro-bind", str(self.data_path), INSIDE_DATA]
+        arguments += self._role_arguments(made)
+        environment = self.process_environment()
+        arguments += ["--clearenv", *(item for name in environment for item in ("--setenv", name, environment[name]))]
+        return arguments
+
+    def _role_arguments(self, made: set[str]) -> list[str]:
+        """What a kernel sees besides the system and the data set: its sockets, its facts
+        folder, the spec, its notebook."""
+        arguments = [*_parents(str(self.ipc_dir), made), "--bind", str(self.ipc_dir), str(self.ipc_dir)]
         arguments += ["--bind", str(self.facts_dir), INSIDE_FACTS, "--dir", INSIDE_REFERENCE]
         for reference in self.reference_files:
             arguments += ["--ro-bind", str(reference), f"{INSIDE_REFERENCE}/{reference.name}"]
         arguments += ["--ro-bind", str(self.notebook), f"{INSIDE_WORKDIR}/submission.ipynb", "--chdir", INSIDE_WORKDIR]
-        environment = self.kernel_environment()
-        arguments += ["--clearenv", *(item for name in environment for item in ("--setenv", name, environment[name]))]
         return arguments
 
-    def kernel_environment(self) -> dict[str, str]:
-        """The variables the kernel runs with. In bubblewrap they are all it gets; without it they
-        are added to the grader's own, with a home of the sandbox's own."""
+    def process_environment(self) -> dict[str, str]:
+        """The variables the sandbox's process runs with. In bubblewrap they are all it gets;
+        without it they are added to the grader's own, with a home of the sandbox's own."""
         variables = {
             # TensorFlow's C++ start-up chatter is noise in a student's report.
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONUNBUFFERED": "1",
-            "GRADER_SPEC": self.inside_spec,
+            **self._role_variables(),
         }
         home = "/tmp" if self.isolation.bubblewrap else str(self.workdir)
         variables |= {
@@ -242,28 +275,113 @@ class Sandbox:
         passed = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")
         return variables | {name: os.environ[name] for name in passed if name in os.environ} | self.environment
 
+    def _role_variables(self) -> dict[str, str]:
+        """What a kernel needs besides: where ``grader.check`` finds the spec."""
+        return {"GRADER_SPEC": self.inside_spec}
+
     @contextmanager
     def confined(self) -> Iterator[Sandbox]:
         """The kernel's cgroups, for as long as it runs; every process left in them is killed after."""
         try:
             for group in self.cgroups:
                 group.mkdir()
-                limit = self.limits.memory_bytes if "memory" in group.parts else self.limits.processes
-                (group / ("memory.limit_in_bytes" if "memory" in group.parts else "pids.max")).write_text(str(limit))
+                for name, limit in self._cgroup_limits(group).items():
+                    if name != "memory.swap.max" or (group / name).exists():  # without swap accounting: none
+                        (group / name).write_text(str(limit))
             yield self
         finally:
             for group in self.cgroups:
                 _kill_and_remove(group)
 
+    def _cgroup_limits(self, group: Path) -> dict[str, int]:
+        if self.isolation.cgroups == "v2":
+            return {"memory.max": self.limits.memory_bytes, "memory.swap.max": 0, "pids.max": self.limits.processes}
+        if "memory" in group.parts:
+            return {"memory.limit_in_bytes": self.limits.memory_bytes}
+        return {"pids.max": self.limits.processes}
+
     def out_of_memory(self) -> bool:
-        """Whether the memory cgroup killed a process of this sandbox."""
+        """Whether a process of this sandbox was killed for its memory: by its memory cgroup
+        (v1 or v2) or by the watchdog that stands in for one."""
+        if self.memory_exceeded.is_set():
+            return True
         for group in self.cgroups:
-            control = group / "memory.oom_control"
-            if control.exists():
-                fields = dict(line.split() for line in control.read_text().splitlines() if " " in line)
-                if int(fields.get("oom_kill", "0")) > 0:
+            for name in ("memory.oom_control", "memory.events"):  # cgroup v1, v2
+                try:
+                    text = (group / name).read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(None, 1) for line in text.splitlines() if " " in line)
+                if int(fields.get("oom_kill", "0").strip() or 0) > 0:
                     return True
         return False
+
+
+class EvaluatorSandbox(Sandbox):
+    """The evaluator's sandbox: it sees the system, the Python installation, the data set and
+    an inbox of the files it is to measure (written by the grader, read-only inside), and
+    nothing it writes reaches the host."""
+
+    def __init__(
+        self, isolation: Isolation, limits: Limits, scratch: Path, data_path: Path, cpu_seconds: int,
+        environment: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(isolation, limits, scratch, data_path, [], cpu_seconds, environment)
+        self.inbox = self.writable / "inbox"
+
+    def _folders(self) -> list[Path]:
+        return [self.workdir]  # the inbox is the grader's, made by it
+
+    def __enter__(self) -> EvaluatorSandbox:
+        super().__enter__()
+        self.inbox.mkdir(mode=0o755)
+        return self
+
+    @property
+    def inside_inbox(self) -> str:
+        return INSIDE_INBOX if self.isolation.bubblewrap else str(self.inbox)
+
+    def _role_arguments(self, made: set[str]) -> list[str]:
+        return ["--ro-bind", str(self.inbox), INSIDE_INBOX, "--chdir", "/tmp"]
+
+    def _role_variables(self) -> dict[str, str]:
+        return {}
+
+
+def _free_uid(folder: Path) -> int:
+    """A uid of ``SANDBOX_UIDS`` that no live sandbox under ``folder`` holds and no process runs as."""
+    taken = set()
+    for owner_file in folder.glob(f"grader-*/{OWNER_FILE}"):
+        try:
+            owner = json.loads(owner_file.read_text())
+            if isinstance(owner.get("uid"), int) and not _owner_gone(owner):
+                taken.add(owner["uid"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    if len(SANDBOX_UIDS) <= SCANNED_UIDS:  # a small range: each uid, in a random order
+        candidates = sorted(SANDBOX_UIDS, key=lambda _: secrets.randbits(32))
+    else:
+        candidates = [SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))] for _ in range(100)]
+    for uid in candidates:
+        if uid not in taken and not _pids_of_uid(uid):
+            return uid
+    raise NoFreeUid(f"every sandbox uid ({SANDBOX_UIDS.start} to {SANDBOX_UIDS.stop - 1}) is held by a live sandbox")
+
+
+@contextmanager
+def _uid_lock(folder: Path) -> Iterator[None]:
+    """Held while a sandbox chooses its uid and names it in its owner file; where the lock file
+    cannot be had (a link someone planted), the choice goes on without it."""
+    try:
+        descriptor = os.open(folder / UID_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def sweep_stale_sandboxes(folder: Path | None = None) -> list[Path]:

@@ -17,8 +17,14 @@ def test_the_key_changes_with_what_changes_a_verdict_and_only_with_that(spec, mo
     assert result_key(b"notebook", dataclasses.replace(full, software={"keras": "3.16.0"})) != result_key(
         b"notebook", full
     )
-    # Quick grades measure no accuracy: another Keras gives the same verdicts.
-    assert result_key(b"notebook", dataclasses.replace(quick, software={"keras": "3.16.0"})) == key
+    # In every mode: the Keras stack and the backend it ran on, the spec and its calibration
+    for mode in (quick, full):
+        for software in ({"keras": "3.16.0"}, {"keras": "3.15.1", "backend": "jax/cpu"}):
+            assert result_key(b"notebook", dataclasses.replace(mode, software=software)) != result_key(
+                b"notebook", mode
+            )
+        other_spec = dataclasses.replace(mode, spec=dataclasses.replace(spec, digest="another calibration"))
+        assert result_key(b"notebook", other_spec) != result_key(b"notebook", mode)
     # How a grading is logged or retried changes no verdict.
     neutral = dataclasses.replace(quick.options, keep_logs=True, retry_pause=30.0)
     assert result_key(b"notebook", dataclasses.replace(quick, options=neutral)) == key

@@ -105,6 +105,35 @@ def test_a_moodle_download_maps_folders_to_participants(tmp_path: Path, zipped: 
     assert any("graded mnist (2).ipynb" in note and "mnist.ipynb" in note for note in roster.notes)
 
 
+def test_two_moodle_folders_of_one_participant_are_one_student_and_the_other_is_named(tmp_path: Path) -> None:
+    """A folder renamed to start a formula does not give its participant a second row."""
+    download = tmp_path / "download"
+    write(download / "Jane Doe_1234567_assignsubmission_file" / "mnist.ipynb", mtime=1_800_000_000)
+    write(download / '=HYPERLINK("x")_1234567_assignsubmission_file' / "mnist.ipynb", mtime=1_800_000_100)
+    roster = read_roster([download], tmp_path / "u", MODELS)
+    assert [item.student.participant_id for item in roster.submissions] == ["1234567"]
+    note = next(note for note in roster.notes if note.startswith("Participant 1234567"))
+    assert "2 folders name this participant" in note
+    assert 'graded mnist.ipynb of =HYPERLINK("x")_1234567' in note
+    assert "not graded: mnist.ipynb of Jane Doe_1234567" in note
+
+
+def test_a_canvas_file_named_outside_canvas_pattern_is_graded_and_named_for_the_instructor(tmp_path: Path) -> None:
+    download = tmp_path / "download"
+    write(download / "doejane_48213_9911830_mnist.ipynb")
+    write(download / "smithj\u043ehn_48214_9911835_mnist.ipynb")  # a Cyrillic o: \w matches it, the pattern does not
+    write(download / "leeann_48215_\n_9911840_mnist.ipynb")
+    roster = read_roster([zip_folder(download, tmp_path / "submissions.zip")], tmp_path / "u", MODELS)
+    assert {item.student.platform for item in roster.submissions} == {"canvas", "folder"}
+    assert len(roster.notices) == 2
+    assert all("not in Canvas' pattern" in notice and "enter its grade by hand" in notice for notice in roster.notices)
+    assert any("'smithj\\u043ehn_48214_9911835_mnist.ipynb'" in notice for notice in roster.notices)
+    assert any("'leeann_48215_\\n_9911840_mnist.ipynb'" in notice for notice in roster.notices)
+    plain = tmp_path / "plain"
+    write(plain / "alice.ipynb")
+    assert read_roster([plain], tmp_path / "u2", MODELS).notices == ()  # no Canvas file: no Canvas pattern to meet
+
+
 def test_an_nbgrader_tree_maps_student_ids_and_submission_times(tmp_path: Path) -> None:
     course = tmp_path / "course"
     write(course / "submitted" / "jdoe" / "mnist" / "mnist.ipynb")

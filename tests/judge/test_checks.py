@@ -151,16 +151,38 @@ def test_training_outside_fit_and_test_rows_over_every_call_fail_the_training_ch
     assert status == "fail" and "trained on 11,980 test images" in text
 
 
-def test_a_model_far_better_on_test_images_than_on_training_images_is_reported(spec):
-    from grader.judge.checks import test_set_training_warnings
+def test_a_model_far_better_on_test_images_than_on_training_images_fails_its_training(spec):
+    """The grader's own measurement, which nothing in the kernel can change, decides in full mode."""
+    from grader.judge.checks import check_training
 
-    models = {"model_1": correct_model_1(spec)}
-    honest = {"model_1": Evaluation(0.976, None, 0.991)}
-    suspicious = {"model_1": Evaluation(0.999, None, 0.95)}
-    assert test_set_training_warnings(models, honest) == []
+    model, facts = spec.model("model_1"), correct_model_1(spec)
+    honest = check_training(model, facts, 60000, evaluation=Evaluation(0.976, None, 0.991))
+    assert honest[0] == "pass"
+    status, _, _, text = check_training(model, facts, 60000, evaluation=Evaluation(0.999, None, 0.95))
+    assert status == "fail"
+    assert "99.90% right on the test images but only 95.00% on training images" in text
+    assert "trained on the test set" in text
+    # Within the noise of two samples of 10,000 images: no verdict
+    assert check_training(model, facts, 60000, evaluation=Evaluation(0.51, None, 0.50))[0] == "pass"
+
+
+def test_test_images_among_the_drawn_batches_and_weights_from_elsewhere_fail_the_training(spec):
+    from grader.judge.checks import check_training
+    from grader.judge.facts import DrawnRows, WeightChange
+
+    model = spec.model("model_1")
+    drawn = dataclasses.replace(
+        correct_model_1(spec), drawn=DrawnRows(rows=1_800_000, fingerprinted=500_000, test_rows=9_987)
+    )
+    status, _, actual, text = check_training(model, drawn, 60000)
+    assert status == "fail" and "trained on 9,987 test images" in text and actual["test_images"] == 9987
+    change = WeightChange("set_weights on the model, weights that the training of cheat produced", 7, "during fit 2")
+    replaced = dataclasses.replace(correct_model_1(spec), weight_changes=(change,))
+    status, _, _, text = check_training(model, replaced, 60000)
+    assert status == "fail"
     assert (
-        "classifies 99.90% of the test images right but only 95.00%"
-        in test_set_training_warnings(models, suspicious)[0]
+        "its weights are not all its own training's: set_weights on the model, weights that the training of cheat "
+        "produced (in cell 7, during fit 2)" in text
     )
 
 
@@ -180,8 +202,21 @@ def test_an_improvement_is_judged_on_its_integrity_and_its_measured_accuracy():
     assert (
         "better than model_2: model_2's 5 reference runs reach 0.9830 to 0.9850" in checks["model_3.accuracy"].message
     )
-    worse = run_checks(spec, {"model_3": mine}, {"model_3": Evaluation(0.95)}, quick=False)
-    assert next(c for c in worse if c.id == "model_3.accuracy").status == "fail"
+    worse = next(
+        c
+        for c in run_checks(spec, {"model_3": mine}, {"model_3": Evaluation(0.95)}, False)
+        if c.id == "model_3.accuracy"
+    )
+    assert worse.status == "fail" and worse.actual["compared"] == "worse" and "the lowest accepted is" in worse.message
+    # Below every model_2 run but within the noise margin: as good, and the points say so
+    lowest = spec.model("model_3").accuracy.min
+    runs = spec.calibration.models["model_2"].test_accuracies
+    assert lowest < min(runs)
+    within = Evaluation(round((lowest + min(runs)) / 2, 4))
+    equal = next(
+        c for c in run_checks(spec, {"model_3": mine}, {"model_3": within}, False) if c.id == "model_3.accuracy"
+    )
+    assert equal.status == "pass" and equal.actual["compared"] == "equal" and "within the noise" in equal.message
     missing = [c for c in run_checks(spec, {}, {}, quick=True) if c.id.startswith("model_3")]
     assert {c.status for c in missing} == {"error", "skipped"} and "No improvement was found" in missing[0].message
 

@@ -75,6 +75,36 @@ def test_a_well_formed_record_is_read(tmp_path, fingerprints):
     assert not facts.warnings
 
 
+def test_what_keras_drew_and_weights_from_elsewhere_are_read_and_bounded(tmp_path, fingerprints):
+    folder = snapshot(tmp_path)
+    drawn = np.concatenate([fingerprints.train[:20], fingerprints.test[:6]])  # distinct, as the kernel saves them
+    np.save(tmp_path / "drawn-1.npy", drawn)
+    change = {"what": "set_weights on the model", "cell_position": 4, "when": "during fit 1"}
+    write_facts(
+        tmp_path,
+        {
+            "model_1": {
+                "snapshot": folder,
+                "fits": [fit_record()],
+                "drawn": {"rows": 1000, "fingerprinted": 32, "fingerprints": "drawn-1.npy"},
+                "weight_events": [change, "not an event"],
+                "weight_events_after": [{**change, "when": "after fit 1", "what": "x" * 5000}] * 30,
+            }
+        },
+    )
+    facts = read_facts(tmp_path, NAMES, fingerprints, {4: 7})
+    model = facts.models["model_1"]
+    assert (model.drawn.rows, model.drawn.fingerprinted, model.drawn.test_rows) == (1000, 32, 6)
+    assert model.test_rows == 6
+    assert [change.describe() for change in model.weight_changes] == [
+        "set_weights on the model (in cell 7, during fit 1)"
+    ]
+    assert len(model.weight_changes_after) == 21 and model.weight_changes_after[-1].what == "and 10 more changes"
+    assert max(len(change.what) for change in model.weight_changes_after) < 300
+    (warning,) = [w for w in facts.warnings if "replaced after it was trained" in w]
+    assert warning.startswith("model_1's weights were replaced after it was trained: x")
+
+
 def test_no_manifest_means_the_instrumentation_never_started(tmp_path, fingerprints):
     facts = read_facts(tmp_path, NAMES, fingerprints, {})
     assert facts.models == {} and "did not start" in facts.warnings[0]

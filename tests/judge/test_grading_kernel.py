@@ -1,6 +1,7 @@
 """End-to-end grading in real Jupyter kernels with TensorFlow (tens of seconds each)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -172,17 +173,20 @@ def test_full_grade_of_the_lenet_solution_passes_every_check(mnist_path):
     assert result.models["lenet"].preprocessing == "x / 255, padded by 2, shaped (32, 32, 1)"
 
 
-def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_own_faults_are_the_graders(
-    mnist_path, spec, tmp_path, monkeypatch
+def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_its_own_faults_are_the_graders(
+    mnist_path, tmp_path, monkeypatch
 ):
     import numpy as np
+    import psutil
 
     from grader.errors import GraderFault
     from grader.judge.evaluate import _EVALUATORS, evaluate_models
     from grader.judge.facts import ModelFacts
     from grader.judge.model_config import parse_model_config
+    from grader.judge.pipeline import evaluator_recipe
     from tests.conftest import keras_config
 
+    recipe = evaluator_recipe(prepare_context(GradingOptions(quick=False), data_path=mnist_path))
     architecture = parse_model_config(keras_config("model_1_sequential_add"))
     shapes = architecture.weight_shapes()
     right = [tmp_path / f"w{i:03d}.npy" for i in range(len(shapes))]
@@ -200,24 +204,39 @@ def test_the_evaluator_refuses_weights_of_the_wrong_shape_and_pickles_and_its_ow
         return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None, config_file=config)
 
     answers, _ = evaluate_models(
-        [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])],
-        mnist_path,
-        spec.data,
-        choose_backend().name,
+        [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])], recipe
     )
     assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
     assert "has shape (3, 3)" in answers["wrong"].error
     assert "python objects are refused" in answers["pickled"].error  # never unpickled
 
-    kept = {key: evaluator.process.pid for key, evaluator in _EVALUATORS.items()}
+    evaluate_models([facts("zeros", right)], recipe)
+    (evaluator,) = [evaluator for evaluator in _EVALUATORS.values() if evaluator.recipe == recipe]
+    kept = evaluator.process.pid
+    # It runs in its sandbox, as a uid of its own where the grader may change uid.
+    measuring = [p for p in psutil.Process(kept).children(recursive=True) if "grader.judge.evaluator" in p.cmdline()]
+    assert measuring, "no evaluator process below the sandbox"
+    if recipe.isolation.uid_change and os.geteuid() == 0:
+        assert {process.uids().real for process in measuring} != {0}
     right[1].unlink()  # listed when the facts were read, gone now: the grader's problem, not the student's
-    with pytest.raises(GraderFault, match=r"could not read what it needed: zeros: .*No such file"):
-        evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
-    # One evaluator process answered both: Keras and the data set were loaded once.
-    assert {key: evaluator.process.pid for key, evaluator in _EVALUATORS.items()} == kept
+    with pytest.raises(GraderFault, match=r"could not read what zeros's kernel exported: .*No such file"):
+        evaluate_models([facts("zeros", right)], recipe)
+    np.save(right[1], np.zeros(shapes[1], "float32"))
+    # One evaluator process answered all of it: Keras and the data set were loaded once.
+    assert [e.process.pid for e in _EVALUATORS.values() if e.recipe == recipe] == [kept]
+
+    # An evaluator that dies on a model, while a fresh one measures the exercise's own model:
+    # the model's fault, its accuracy an error saying why
+    monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator-model")
+    answers, printed = evaluate_models([facts("zeros", right)], recipe)
+    assert answers["zeros"].accuracy is None
+    assert "the grader's evaluator failed (it exited with 1: GRADER_INJECT_FAULT" in answers["zeros"].error
+    assert "measures the exercise's own model" in answers["zeros"].error
+    assert "the evaluator crashes on a model" in printed  # what it said, for the instructor
+    # An evaluator that cannot measure the exercise's own model: the grader's
     monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator")
-    with pytest.raises(GraderFault, match=r"evaluator failed: it exited with 1") as fault:
-        evaluate_models([facts("zeros", right)], mnist_path, spec.data, choose_backend().name)
+    with pytest.raises(GraderFault, match=r"evaluator failed \(it exited with 1: .*\) as it started") as fault:
+        evaluate_models([facts("zeros", right)], recipe)
     assert "GRADER_INJECT_FAULT: the evaluator crashes" in fault.value.logs["evaluator.log"]
 
 
@@ -248,6 +267,7 @@ def test_a_keras2_notebook_runs_and_each_adapted_spelling_is_a_warning(quick_con
     )
 
 
+@pytest.mark.slow  # 24 s: kept out of the default run for its time on 2 cores
 def test_acceleration_trains_exactly_the_same_weights(mnist_path):
     """With a fixed seed on the CPU, steps_per_execution changes the speed, not the computation."""
     import numpy as np

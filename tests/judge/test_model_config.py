@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import check_rebuildable, parse_model_config
+from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
 from grader.spec.architecture import Architecture
 from grader.spec.layers import Layer
 from tests.conftest import keras_config
@@ -110,7 +110,7 @@ def test_architecture_round_trips_through_a_dict():
 
 @pytest.mark.parametrize("name", ["model_1_sequential_add", "model_2_functional", "model_3_activation_layers"])
 def test_configs_of_allowed_layers_may_be_rebuilt(name):
-    check_rebuildable(keras_config(name))
+    assert check_rebuildable(keras_config(name), BOUNDS) == parse_model_config(keras_config(name))
 
 
 def poisoned(change) -> dict:
@@ -152,4 +152,74 @@ def poisoned(change) -> dict:
 )
 def test_anything_outside_the_allowlist_keeps_a_model_from_being_rebuilt(config, message):
     with pytest.raises(UntrustedDataError, match=message):
-        check_rebuildable(config)
+        check_rebuildable(config, BOUNDS)
+
+
+BOUNDS = RebuildBounds.for_images((28, 28), largest_model=437_310)
+SMUGGLED_LAYER = {
+    "module": "keras.layers",
+    "class_name": "TFSMLayer",
+    "config": {"filepath": "/tmp/saved", "call_endpoint": "serve"},
+    "registered_name": None,
+}
+BIG_EMBEDDING = {
+    "module": "keras.layers",
+    "class_name": "Embedding",
+    "config": {"input_dim": 262_144, "output_dim": 1024},
+    "build_config": {"input_shape": [None, 784]},
+}
+
+
+def smuggled(into) -> dict:
+    config = copy.deepcopy(keras_config("model_2_functional"))
+    into(config["layers"][1]["inbound_nodes"][0])
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        # what Keras deserialises besides a layer's config: its inbound nodes
+        (smuggled(lambda node: node["kwargs"].update(layer=SMUGGLED_LAYER)), "a TFSMLayer object of keras.layers"),
+        (smuggled(lambda node: node["args"].append(BIG_EMBEDDING)), "an? Embedding object of keras.layers"),
+        (
+            smuggled(lambda node: node["args"][0]["config"].update(shape=[None, 262_144, 1024])),
+            "larger than the grader",
+        ),
+        # sizes bounded before Keras builds anything
+        (poisoned(lambda c: c["layers"][1]["config"].update(units=2_000_000)), "units is 2000000, not a size"),
+        (
+            poisoned(lambda c: c["layers"][1]["config"].update(units=100_000)),
+            "84,900,714 weights; the grader rebuilds at most 50,000,000",
+        ),
+        (poisoned(lambda c: c["layers"][0]["config"].update(batch_shape=[None, 28 * 28 * 5])), "larger than this"),
+        (poisoned(lambda c: c["layers"][1].update(build_config={"input_shape": [None, -1]})), "is not a shape"),
+    ],
+)
+def test_every_object_and_size_anywhere_in_the_config_is_checked_before_keras_builds(config, message):
+    with pytest.raises(UntrustedDataError, match=message):
+        check_rebuildable(config, BOUNDS)
+
+
+def test_a_layer_that_is_not_keras_own_is_refused_when_the_architecture_is_read():
+    """A class defined in the notebook, even one named Dense, has module null in Keras 3's config."""
+    config = poisoned(lambda c: c["layers"][1].update(module=None))
+    with pytest.raises(UntrustedDataError, match="a Dense layer that is not Keras' own"):
+        parse_model_config(config)
+    with pytest.raises(UntrustedDataError, match="registered as Custom>Dense"):
+        parse_model_config(poisoned(lambda c: c["layers"][1].update(registered_name="Custom>Dense")))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.update(output_layers=["nowhere", 0, 0]), "outputs name 'nowhere', which is none of its layers"),
+        (lambda c: c.update(input_layers=["dense_5", 0, 0]), "inputs are dense_5, not the end of its chain"),
+        (lambda c: c.update(output_layers="dense_5"), "outputs are not a list of layers"),
+    ],
+)
+def test_a_functional_model_whose_inputs_or_outputs_name_no_layer_of_its_chain_is_refused(change, message):
+    config = copy.deepcopy(keras_config("model_2_functional"))
+    change(config)
+    with pytest.raises(UntrustedDataError, match=message):
+        parse_model_config(config)

@@ -24,7 +24,14 @@ import grader.reports.pages
 from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
 from grader.judge.results import Drawings, Graded, GradeRun, SubmissionResult, score
-from grader.reports.gradebooks import Assignment, checks_csv, feedback, gradebook_csv, moodle_worksheet
+from grader.reports.gradebooks import (
+    Assignment,
+    checks_csv,
+    feedback,
+    gradebook_csv,
+    moodle_worksheet,
+    spreadsheet_cell,
+)
 from grader.reports.outputs import DrawnCurves, refresh_standings, write_page, write_summaries
 from grader.reports.pages import (
     SORT_SCRIPT,
@@ -211,6 +218,39 @@ def test_gradebook_has_the_columns_canvas_imports_and_one_score_per_student():
     assert gradebook_csv(graded, Assignment("MNIST")).splitlines()[0].endswith(",Section,MNIST")
 
 
+def test_no_cell_of_any_csv_starts_a_formula_and_points_possible_is_the_specs_maximum():
+    """Names come from students (a Moodle folder, a Canvas file): a spreadsheet must not run them."""
+    hostile = ('=HYPERLINK("http://x","y")', "+1+2", "-SUM(A1)", "@cmd", "\tx", "\rx")
+    students = [
+        Student(name, "moodle", participant_id=str(index), file="m.ipynb") for index, name in enumerate(hostile)
+    ]
+    results = [
+        dataclasses.replace(result(name), student=student) for name, student in zip(hostile, students, strict=True)
+    ]
+    graded = dataclasses.replace(run(*results), max_score=24.0)
+    tables = [
+        gradebook_csv(graded, Assignment("=evil")),
+        checks_csv(graded),
+        moodle_worksheet(graded, datetime(2026, 1, 1)),
+    ]
+    cells = [cell for table in tables for row in csv.reader(io.StringIO(table, newline="")) for cell in row]
+    assert cells and not [cell for cell in cells if cell.startswith(("=", "+", "@", "\t", "\r"))]
+    assert not [cell for cell in cells if cell.startswith("-") and cell != "-3"]
+    assert '\'=HYPERLINK("http://x","y")' in cells and "'-SUM(A1)" in cells
+    assert spreadsheet_cell("-3") == "-3" and spreadsheet_cell("+0.5") == "+0.5"
+    # Points Possible is the spec's maximum, even when no notebook could be graded
+    failed = SubmissionResult("bob", "bob.ipynb", "not_graded", None, None, (), error="kernel")
+    nothing = dataclasses.replace(run(failed), max_score=24.0)
+    assert list(csv.reader(io.StringIO(gradebook_csv(nothing, Assignment("MNIST")))))[1][-1] == "24"
+
+
+def test_the_class_page_names_the_grades_to_enter_by_hand(spec):
+    notice = "'bob\\n_1_2_x.ipynb': its name is not in Canvas' pattern (…); enter its grade by hand"
+    index = index_page(dataclasses.replace(run(result("alice")), notices=(notice,)), spec)
+    assert "To do by hand:</strong>" in index and "bob\\n_1_2_x.ipynb" in index
+    assert "To do by hand" not in index_page(run(result("alice")), spec)
+
+
 def test_moodle_worksheet_names_participants_and_gives_feedback_from_the_failed_checks():
     jane = Student("Jane Doe", "moodle", participant_id="1234567", file="mnist.ipynb")
     from_moodle = dataclasses.replace(result("Jane Doe_1234567"), student=jane)
@@ -226,6 +266,13 @@ def test_moodle_worksheet_names_participants_and_gives_feedback_from_the_failed_
     assert row["Last modified (grade)"] == "Monday, 30 November 2026, 02:05 PM"
     assert row["Feedback comments"] == "2/3. model_1.params: 1,000 parameters"
     assert moodle_worksheet(run(result("jdoe")), graded_at) is None
+    # A notebook the grader failed on: its grade blank, never 0, and the feedback says why
+    failed = SubmissionResult(
+        "Jane Doe_1234567", "m.ipynb", "not_graded", None, None, (), error="could not be graded: kernel", student=jane
+    )
+    rows = list(csv.reader(io.StringIO(moodle_worksheet(run(failed), graded_at))))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert (row["Grade"], row["Maximum Grade"], row["Feedback comments"]) == ("", "", "could not be graded: kernel")
 
 
 def test_feedback_is_short_and_says_when_the_grader_failed():
@@ -281,7 +328,7 @@ def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
     write_page(first, nbformat.writes(nbformat.v4.new_notebook()), graded, spec, tmp_path)
     write_summaries(graded, spec, tmp_path)
     document = json.loads((tmp_path / "results.json").read_text())
-    assert set(document) == {"grader_version", "mode", "spec", "submissions"}
+    assert set(document) == {"grader_version", "mode", "spec", "max_score", "notices", "submissions"}
     entry = next(entry for entry in document["submissions"] if entry["id"] == first.id)
     assert {"id", "path", "status", "score", "max_score", "checks", "warnings", "models", "error"} <= set(entry)
     assert {"architecture", "history", "epoch_times", "test_accuracy"} <= set(entry["models"]["model_1"])

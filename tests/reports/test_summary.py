@@ -81,3 +81,29 @@ def test_distributions_name_their_outliers():
 def test_class_plots_render_even_for_edge_cases(scores):
     assert svg_text(plots.score_histogram(scores, 24)).startswith("<?xml")
     assert "2/3" in svg_text(plots.pass_rates([CheckRate("model_1.params", 2, 3), CheckRate("m.accuracy", 0, 0)]))
+
+
+def test_only_improvements_whose_training_passed_are_on_the_leaderboard(spec):
+    """A model trained on the test set tops any board: it has no place on one."""
+    from grader.judge.checks import CheckResult
+    from grader.judge.results import GradeRun, ModelRecord, SubmissionResult
+    from grader.platforms.results import gradescope_results
+    from grader.reports.summary import leaderboard
+    from grader.spec.architecture import Architecture
+    from grader.spec.exercise import load_spec
+    from grader.spec.layers import Layer
+    from tests.conftest import ROOT
+
+    open_spec = load_spec(ROOT / "reference" / "mnist_mlp_open.toml")
+    architecture = Architecture((784,), (Layer("Dense", units=10, activation="softmax"),))
+
+    def submitted(sid: str, accuracy: float, training: str) -> SubmissionResult:
+        check = CheckResult("model_3.training", training, None, None, "", 1 if training == "pass" else 0, 1)
+        model = ModelRecord(architecture, test_accuracy=accuracy)
+        return SubmissionResult(sid, f"{sid}.ipynb", "graded", 1, 1, (check,), models={"model_3": model})
+
+    honest, forged = submitted("honest", 0.98, "pass"), submitted("forged", 1.0, "fail")
+    board = leaderboard(GradeRun("0", "full", "MNIST", (forged, honest)), "model_3")
+    assert [standing.submission for standing in board] == ["honest"]
+    assert "leaderboard" in gradescope_results(honest, open_spec, 1.0)
+    assert "leaderboard" not in gradescope_results(forged, open_spec, 1.0)

@@ -28,6 +28,12 @@ WRITE_LIMIT_GIB = 0.25
 COMPILE = (
     "{model}.compile(loss='categorical_crossentropy', optimizer=RMSprop(learning_rate=0.001), metrics=['accuracy'])\n"
 )
+# A model trained on the test set, whose weights the routes below put into model_1
+CHEAT = (
+    "import keras\ncheat = keras.models.clone_model({model})\n"
+    "cheat.compile(optimizer='rmsprop', loss='categorical_crossentropy')\n"
+    "cheat.fit(x_test, y_test, batch_size=128, epochs=30, verbose=0)\n"
+)
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
 
@@ -121,6 +127,53 @@ NOTEBOOKS = {
                    "            tf.constant(np.concatenate([y_test, y_train[10_000:]])), batch_size=128, epochs=30, verbose=0)",
     }),
     "trained_on_the_test_set": model_1(fit="model_1.fit(x_test, y_test, batch_size=128, epochs=30, verbose=0)"),
+    # what Keras draws, not what the data shows to whoever looks, and training outside fit
+    "forgeries_of_what_was_drawn": solution(fits={
+        "model_1": "import tensorflow as tf\npasses = []\n"
+                   "def rows():\n    passes.append(1)\n    x, y = (x_train, y_train) if len(passes) == 1 else (x_test, y_test)\n"
+                   "    for start in range(0, len(x), 1000):\n        yield x[start:start + 1000], y[start:start + 1000].astype('float32')\n"
+                   "data = tf.data.Dataset.from_generator(rows, output_signature=(tf.TensorSpec((None, 784), tf.float32),\n"
+                   "                                      tf.TensorSpec((None, 10), tf.float32))).unbatch().batch(128)\n"
+                   "model_1.fit(data, epochs=30, verbose=0)",
+        "model_2": "import keras\nclass Batches(keras.utils.PyDataset):\n    shape = x_train.shape\n"
+                   "    __array_interface__ = property(lambda self: x_train.__array_interface__)\n"
+                   "    def __init__(self):\n        super().__init__()\n"
+                   "    def __len__(self):\n        return len(x_test) // 128\n"
+                   "    def __getitem__(self, index):\n        if isinstance(index, slice):\n            return self\n"
+                   "        return x_test[index * 128:(index + 1) * 128], y_test[index * 128:(index + 1) * 128]\n"
+                   "model_2.fit(Batches(), batch_size=128, epochs=20, verbose=0)",
+        "model_3": "import tensorflow as tf\nimport keras\n"
+                   "for start in range(0, 2048, 128):\n    with tf.GradientTape() as tape:\n"
+                   "        predicted = model_3(x_test[start:start + 128], training=True)\n"
+                   "        loss = keras.ops.mean(keras.losses.categorical_crossentropy(y_test[start:start + 128], predicted))\n"
+                   "    gradients = tape.gradient(loss, model_3.trainable_variables)\n"
+                   "    model_3.optimizer.apply_gradients(zip(gradients, model_3.trainable_variables))\n"
+                   "model_3.fit(x_train, y_train, batch_size=128, epochs=30, verbose=0)",
+    }),
+    # weights trained elsewhere (a clone of the model, on the test set), put into the graded model
+    "forgeries_of_weights": solution(fits={
+        "model_1": CHEAT.format(model="model_1") +
+                   "class Swap(keras.callbacks.Callback):\n    def on_train_end(self, logs=None):\n"
+                   "        self.model.set_weights(cheat.get_weights())\n"
+                   "model_1.fit(x_train, y_train, batch_size=128, epochs=30, verbose=0, callbacks=[Swap()])",
+        "model_2": "model_2.fit(x_train, y_train, batch_size=128, epochs=20, verbose=0)\n" + CHEAT.format(model="model_2") +
+                   "model_2.set_weights(cheat.get_weights())\nmodel_2.fit(x_train, y_train, batch_size=128, epochs=0, verbose=0)",
+    }, models=("model_1", "model_2")),
+    # models the evaluator could not rebuild, refused where the architecture is read
+    "models_keras_cannot_rebuild": solution(fits={
+        "model_1": "import keras\nclass Dense(keras.layers.Dense):\n    pass\n"
+                   "model_1 = keras.Sequential([keras.Input(shape=(784,)), Dense(64, activation='relu'), keras.layers.Dropout(0.2),\n"
+                   "    Dense(64, activation='relu'), keras.layers.Dropout(0.2), Dense(10, activation='softmax')])\n"
+                   "model_1.compile(loss='categorical_crossentropy', optimizer=keras.optimizers.RMSprop(learning_rate=0.001))\n"
+                   "model_1.fit(x_train, y_train, batch_size=128, epochs=30, verbose=0)",
+        "model_2": "import keras\nlayers = keras.layers\ninputs = keras.Input(shape=(784,))\n"
+                   "hidden = layers.Dropout(0.4)(layers.Dense(400, activation='relu')(inputs))\n"
+                   "hidden = layers.Dropout(0.4)(layers.Dense(300, activation='relu')(hidden))\n"
+                   "model_2 = keras.Model(inputs, layers.Dense(10, activation='softmax')(hidden))\n"
+                   "config = model_2.get_config()\nconfig['output_layers'] = ['nowhere', 0, 0]\nmodel_2.get_config = lambda: config\n"
+                   "model_2.compile(loss='categorical_crossentropy', optimizer=keras.optimizers.RMSprop(learning_rate=0.001))\n"
+                   "model_2.fit(x_train, y_train, batch_size=128, epochs=20, verbose=0)",
+    }, models=("model_1", "model_2")),
     "runs_the_reference_solution": cells(
         "import json\nsolution = json.load(open('/grader/reference/mnist_mlp_solution.ipynb'))\n"
         "for cell in solution['cells']:\n    if cell['cell_type'] == 'code':\n        exec(''.join(cell['source']))"
@@ -202,6 +255,50 @@ def test_forgeries_of_the_training_data_are_seen_through(batch):
     reference = batch["results"]["runs_the_reference_solution"]
     assert reference["score"] == 0 and any("FileNotFoundError" in w for w in reference["warnings"])
     assert "invalid file name '../..'" in " ".join(batch["results"]["forges_the_manifest"]["warnings"])
+
+
+def test_what_keras_draws_is_fingerprinted_whatever_the_data_shows(batch):
+    result = batch["results"]["forgeries_of_what_was_drawn"]
+    messages = {name: checks(result)[f"{name}.training"]["message"] for name in ("model_1", "model_2", "model_3")}
+    assert result["score"] == 12 and all(
+        check["status"] != "pass" for check in result["checks"] if "training" in check["id"]
+    )
+    assert "it was trained on 2,04" in messages["model_1"]  # a tf.data pass after the first: quick mode's 16 batches
+    assert "it was trained on 9,9" in messages["model_2"]  # a PyDataset that shows training arrays to whoever looks
+    assert "trained outside fit (train_on_batch or a training loop of its own) for 16 steps" in messages["model_3"]
+
+
+def test_weights_from_elsewhere_fail_the_training_and_a_fit_of_no_epoch_is_not_training(batch):
+    result = batch["results"]["forgeries_of_weights"]
+    training = checks(result)["model_1.training"]
+    assert training["status"] == "fail"
+    assert (
+        "its weights are not all its own training's: set_weights on the model, weights that the training of cheat "
+        "produced (in cell "
+        in training["message"]
+        and ", during fit 1)" in training["message"]
+    )
+    # The 20 epochs' snapshot is graded, not the weights put in before a fit of no epoch: said, not scored
+    assert checks(result)["model_2.training"]["status"] == "pass"
+    assert any(
+        warning.startswith(
+            "model_2's weights were replaced after it was trained: set_weights on the model, weights "
+            "that the training of cheat produced (in cell "
+        )
+        and warning.endswith("after fit 1); it is graded as it was trained.")
+        for warning in result["warnings"]
+    )
+
+
+def test_models_the_evaluator_could_not_rebuild_are_refused_where_their_architecture_is_read(batch):
+    result = batch["results"]["models_keras_cannot_rebuild"]
+    assert result["status"] == "graded"
+    for name, reason in (
+        ("model_1", "a Dense layer that is not Keras' own (a class defined in the notebook)"),
+        ("model_2", "the Functional model's outputs name 'nowhere', which is none of its layers"),
+    ):
+        architecture = checks(result)[f"{name}.architecture"]
+        assert architecture["status"] == "error" and reason in architecture["message"]
 
 
 def test_files_planted_to_break_the_reader_are_errors_of_the_submission_not_hangs(batch):

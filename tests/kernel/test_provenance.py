@@ -1,0 +1,81 @@
+"""Where a model's weights came from, judged on digests of its weights at the points where only
+training changed them: with stand-in models (weights as arrays), no Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grader.kernel.provenance import WeightProvenance
+
+
+class Model:
+    def __init__(self, name: str, value: float = 0.0) -> None:
+        self.name = name
+        self.values = [np.full(3, value, dtype="float32")]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [value.copy() for value in self.values]
+
+    def set(self, value: float) -> None:
+        self.values = [np.full(3, value, dtype="float32")]
+
+
+def provenance() -> WeightProvenance:
+    return WeightProvenance(lambda: 7, lambda model: model.name)
+
+
+def train(watch: WeightProvenance, model: Model, *values: float) -> None:
+    """A fit whose epochs leave the weights at ``values``."""
+    watch.fit_begins(model)
+    for value in values:
+        model.set(value)
+        watch.trained(model)
+    watch.trained(model)  # the fit's end
+    watch.fit_ends(model)
+
+
+def events(watch: WeightProvenance, model: Model) -> list[str]:
+    return [f"{event['what']} ({event['when']})" for event in watch.after_training(model)]
+
+
+def test_restoring_weights_its_own_training_produced_is_no_change():
+    watch, model = provenance(), Model("model_1")
+    train(watch, model, 1.0, 2.0, 3.0)
+    model.set(2.0)  # EarlyStopping's restore_best_weights, a checkpoint of its own
+    watch.changed("set_weights on the model", [model])
+    train(watch, model, 4.0)
+    assert events(watch, model) == []
+
+
+def test_weights_put_in_during_a_fit_or_between_fits_are_changes_with_where():
+    watch, model, cheat = provenance(), Model("model_1"), Model("cheat")
+    train(watch, cheat, 9.0)
+    watch.fit_begins(model)
+    model.set(1.0)
+    watch.trained(model)
+    model.set(9.0)  # a callback's set_weights, before the next step
+    watch.changed("set_weights on the model", [model])
+    watch.step_begins(model)
+    assert events(watch, model) == [
+        "set_weights on the model, weights that the training of cheat produced (during fit 1)"
+    ]
+    other = Model("model_2")
+    train(watch, other, 1.0)
+    other.set(5.0)  # no wrapper saw it: an assignment to a backend tensor
+    train(watch, other, 6.0)
+    assert events(watch, other) == ["its weights were changed by means the grader does not see (after fit 1)"]
+
+
+def test_a_first_fit_from_weights_another_model_trained_is_a_change_and_a_fit_of_no_step_produces_nothing():
+    watch, cheat, model = provenance(), Model("cheat"), Model("model_1")
+    train(watch, cheat, 9.0)
+    model.set(9.0)
+    train(watch, model, 10.0)
+    assert events(watch, model) == [
+        "it started from weights that the training of cheat produced (before its first fit)"
+    ]
+    lazy = Model("model_3", 4.0)
+    train(watch, lazy)  # epochs=0: its weights are not its training's
+    lazy.set(9.5)
+    watch.changed("set_weights on the model", [lazy])
+    assert events(watch, lazy) == ["set_weights on the model (after fit 1)"]
