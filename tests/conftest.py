@@ -65,6 +65,16 @@ def graded_samples(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
+@pytest.fixture
+def no_retry_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faults are retried at once: the tests that inject them need not wait."""
+    import functools
+
+    import grader.cli
+
+    monkeypatch.setattr(grader.cli, "GradingOptions", functools.partial(GradingOptions, retry_pause=0.0))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

@@ -312,9 +312,13 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> lis
         )
     advantage = test_advantage(evaluation)
     if facts.test_rows > TEST_ROWS_TOLERATED:
+        # What Keras drew is sampled: then the count is a lower bound.
+        counted = (
+            f"{facts.test_rows:,}" if facts.test_rows == facts.given_test_rows else f"at least {facts.test_rows:,}"
+        )
         problems.append(
-            f"it was trained on {facts.test_rows:,} test images; train on the training set only and keep the "
-            "test set for validation"
+            f"it was trained on {counted} test images; train on the training set only and keep the test set for "
+            "validation"
         )
     elif advantage is not None:
         problems.append(advantage)

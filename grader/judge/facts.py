@@ -191,11 +191,15 @@ class ModelFacts:
         return max(0, self.iterations_at_snapshot - in_fits, self.batches.calls)
 
     @property
+    def given_test_rows(self) -> int:
+        """Test images among what its fits and train_on_batch calls were given (every row)."""
+        return sum(fit.test_rows or 0 for fit in self.fits) + (self.batches.test_rows or 0)
+
+    @property
     def test_rows(self) -> int:
         """Test images it was trained on, over every fit and train_on_batch call: in what it was
-        given, or in what Keras drew from it, whichever shows more."""
-        given = sum(fit.test_rows or 0 for fit in self.fits) + (self.batches.test_rows or 0)
-        return max(given, self.drawn.test_rows or 0)
+        given, or in the sample of what Keras drew, whichever shows more."""
+        return max(self.given_test_rows, self.drawn.test_rows or 0)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ The kernel writes, into its facts folder:
 - ``fit-N-ROLE.npy``: row fingerprints of the images a ``fit`` call received;
 - ``batches-N.npy``: row fingerprints of the images ``train_on_batch`` received;
 - ``drawn-N.npy``: the distinct fingerprints of the rows Keras drew for a model's training
-  steps, over all its fits (every row of the first 70,000, then one in four).
+  steps, over all its fits (one row in 16 of each batch).
 Everything in that folder is untrusted: the student's code runs in the process that wrote it.
 """
 

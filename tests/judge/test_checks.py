@@ -172,10 +172,11 @@ def test_test_images_among_the_drawn_batches_and_weights_from_elsewhere_fail_the
 
     model = spec.model("model_1")
     drawn = dataclasses.replace(
-        correct_model_1(spec), drawn=DrawnRows(rows=1_800_000, fingerprinted=500_000, test_rows=9_987)
+        correct_model_1(spec), drawn=DrawnRows(rows=1_800_000, fingerprinted=112_500, test_rows=620)
     )
     status, _, actual, text = check_training(model, drawn, 60000)
-    assert status == "fail" and "trained on 9,987 test images" in text and actual["test_images"] == 9987
+    # what Keras drew is a sample: a lower bound
+    assert status == "fail" and "trained on at least 620 test images" in text and actual["test_images"] == 620
     change = WeightChange("set_weights on the model, weights that the training of cheat produced", 7, "during fit 2")
     replaced = dataclasses.replace(correct_model_1(spec), weight_changes=(change,))
     status, _, _, text = check_training(model, replaced, 60000)

@@ -100,7 +100,7 @@ def test_no_route_to_the_test_set_reaches_full_marks_in_full_mode(results):
         assert checks(result)["tiny.training"]["status"] == "fail", name
     training = checks(results["drawn_and_swapped"])["tiny.training"]["message"]
     assert "its weights are not all its own training's: set_weights on the model" in training
-    assert "it was trained on 9,98" in training
+    assert "it was trained on at least " in training  # one row in 16 of the test images Keras drew
 
 
 def test_forged_weight_files_are_caught_by_the_graders_own_measurement(results):

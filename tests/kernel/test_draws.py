@@ -7,7 +7,7 @@ import types
 
 import numpy as np
 
-from grader.kernel.draws import SAMPLE_EVERY, WHOLE_ROWS, DrawnRows, DrawTap, batch_images
+from grader.kernel.draws import SAMPLE_EVERY, DrawnRows, DrawTap, batch_images
 from grader.protocol.fingerprints import row_fingerprints
 
 
@@ -26,16 +26,17 @@ def images(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, size=(count, 28, 28), dtype=np.uint8)
 
 
-def test_every_row_of_the_first_draws_then_one_in_four_is_fingerprinted():
+def test_one_row_in_sixteen_of_each_batch_is_fingerprinted_and_every_row_counted():
     drawn = DrawnRows((28, 28))
-    first = images(WHOLE_ROWS)
-    drawn.see(first)
-    drawn.see(images(4000, seed=1))
-    assert drawn.rows == WHOLE_ROWS + 4000
-    assert drawn.fingerprinted == WHOLE_ROWS + 4000 // SAMPLE_EVERY
-    assert set(row_fingerprints(first, (28, 28))) <= set(drawn.distinct())
+    batches = [images(128, seed=seed) for seed in range(100)]
+    for batch in batches:
+        drawn.see(batch)
+    assert (drawn.rows, drawn.fingerprinted) == (12_800, 12_800 // SAMPLE_EVERY)
+    every = set(np.concatenate([row_fingerprints(batch, (28, 28)) for batch in batches]))
+    seen = set(drawn.distinct())
+    assert seen <= every and len(seen) == 800  # distinct random images: none twice
     drawn.see(["not", "images"])
-    assert drawn.unread_batches == 1 and drawn.rows == WHOLE_ROWS + 4000
+    assert drawn.unread_batches == 1 and drawn.rows == 12_802
 
 
 def test_the_first_adapter_of_a_fit_is_tapped_and_not_one_made_while_it_is_made():
@@ -54,8 +55,8 @@ def test_the_first_adapter_of_a_fit_is_tapped_and_not_one_made_while_it_is_made(
     training = module.get_data_adapter(images(300))
     assert drawn.rows == 0  # nothing drawn yet: Keras draws epoch by epoch
     for epoch in range(2):
-        assert [len(batch[0]) for batch in training.get_numpy_iterator()] == [128, 128, 44]
-        assert drawn.rows == 300 * (epoch + 1)
+        assert [len(batch[0]) for batch in training.get_numpy_iterator()] == [128, 128, 44]  # untouched
+        assert drawn.rows == 300 * (epoch + 1) and drawn.fingerprinted >= 18 * (epoch + 1)
     list(made[0].get_numpy_iterator())
     assert drawn.rows == 600  # the adapter made meanwhile was not the fit's
     untapped = module.get_data_adapter(images(10))  # after the fit: no one expects

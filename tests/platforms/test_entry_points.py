@@ -4,7 +4,6 @@ the JSON they write validated against the platform's documented schema
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from pathlib import Path
@@ -14,10 +13,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-import grader.cli
 from grader.cli import cli
 from grader.judge.checks import CheckResult
-from grader.judge.pipeline import GradingOptions
 from grader.judge.results import SubmissionResult
 from grader.platforms.results import (
     PRAIRIELEARN_MAX_BYTES,
@@ -49,12 +46,6 @@ def submit(folder: Path, notebook: Path, name: str = "mnist.ipynb") -> None:
 
 def run_entry(*arguments: str) -> Result:
     return CliRunner().invoke(cli, list(arguments))
-
-
-@pytest.fixture
-def no_retry_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Faults are retried at once: the tests that inject them need not wait."""
-    monkeypatch.setattr(grader.cli, "GradingOptions", functools.partial(GradingOptions, retry_pause=0.0))
 
 
 # -- the schemas themselves ----------------------------------------------------------------
