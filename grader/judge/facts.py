@@ -129,8 +129,8 @@ class BatchTraining:
 
 @dataclass(frozen=True)
 class DrawnRows:
-    """The rows Keras drew for a model's training steps over all its fits (every row of the
-    first 70,000 fingerprinted, then one in four), whatever ``fit`` was given."""
+    """The rows Keras drew for a model's training steps over all its fits, whatever ``fit`` was
+    given (one row in 16 of each batch fingerprinted)."""
 
     rows: int = 0
     fingerprinted: int = 0
