@@ -279,6 +279,21 @@ def wrap_weight_changes(keras: Any, provenance: WeightProvenance) -> None:
 
     load_weights.__wrapped__ = original_load  # type: ignore[attr-defined]
     model_class.load_weights = load_weights
+    optimizer_class = keras.optimizers.Optimizer
+    original_optimizer_set = optimizer_class.set_weights
+
+    def set_optimizer_weights(optimizer: Any, weights: Any) -> Any:
+        counter = getattr(optimizer, "iterations", None)
+        before = _value(counter)
+        with provenance.operation():
+            result = original_optimizer_set(optimizer, weights)
+        if counter is not None and _value(counter) != before:
+            for model in provenance.step_counters(counter):
+                provenance.step_counter_set(model)
+        return result
+
+    set_optimizer_weights.__wrapped__ = original_optimizer_set  # type: ignore[attr-defined]
+    optimizer_class.set_weights = set_optimizer_weights
     from keras.src.backend.common.stateless_scope import in_stateless_scope
     from keras.src.backend.common.variables import Variable
 
@@ -304,6 +319,13 @@ def _recorded_assignment(
 
     assign.__wrapped__ = original  # type: ignore[attr-defined]
     return assign
+
+
+def _value(variable: Any) -> Any:
+    try:
+        return int(np.asarray(variable))
+    except Exception:
+        return None
 
 
 def _called_by_the_notebook() -> bool:

@@ -1,5 +1,6 @@
 """Where a model's weights came from, judged on digests of its weights at the points where only
-training changed them: with stand-in models (weights as arrays), no Keras."""
+training changed them: with stand-in models (weights as arrays), then Keras' own routes to the
+weights in a process of its own."""
 
 from __future__ import annotations
 
@@ -79,3 +80,54 @@ def test_a_first_fit_from_weights_another_model_trained_is_a_change_and_a_fit_of
     lazy.set(9.5)
     watch.changed("set_weights on the model", [lazy])
     assert events(watch, lazy) == ["set_weights on the model (after fit 1)"]
+
+
+KERAS_ROUTES = """
+import json, sys, tempfile
+from pathlib import Path
+import numpy as np
+import grader.kernel as hooks
+facts = Path(tempfile.mkdtemp())
+hooks.install(dict(facts_dir=str(facts), data_path=sys.argv[1], keras_dataset="mnist", image_shape=[28, 28],
+                   model_names=[], quick=False, quick_train_rows=2048, quick_validation_rows=1000,
+                   steps_per_execution=0))
+import keras
+(x, y), _ = keras.datasets.mnist.load_data()
+x, y = x[:1280].reshape(-1, 784) / 255, keras.utils.to_categorical(y[:1280], 10)
+def trained(callbacks=()):
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+    model.fit(x, y, batch_size=128, epochs=3, verbose=0, callbacks=list(callbacks))
+    return model
+restored = trained([keras.callbacks.EarlyStopping(monitor="loss", patience=0, restore_best_weights=True)])
+counter = trained()
+state = [np.asarray(v) for v in counter.optimizer.variables]
+state[0] = np.zeros_like(state[0])
+counter.optimizer.set_weights(state)
+counter.fit(x, y, batch_size=128, epochs=1, verbose=0)
+assigned = trained()
+assigned.layers[0].kernel.assign(np.zeros((784, 10)))
+assigned.fit(x, y, batch_size=128, epochs=1, verbose=0)
+hooks.finish()
+manifest = json.loads((facts / "manifest.json").read_text())
+print(json.dumps([[event["what"] for event in entry["weight_events"]] for entry in manifest["trained"].values()]))
+"""
+
+
+def test_keras_own_routes_to_the_weights_are_recorded_and_a_restore_is_not(mnist_path, tmp_path):
+    """EarlyStopping's restore; the optimizer's step counter set through its set_weights; an
+    assignment to a layer's kernel between fits: in a real Keras, in a process of its own."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "routes.py"
+    script.write_text(KERAS_ROUTES)
+    completed = subprocess.run(
+        [sys.executable, str(script), str(mnist_path)], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    restored, counter, assigned = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert restored == []
+    assert counter == ["the optimizer's step counter was set"]
+    assert len(assigned) == 1 and assigned[0].startswith("assign() to sequential")
