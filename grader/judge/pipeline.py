@@ -333,6 +333,7 @@ def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelReco
         history=history,
         epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
         test_accuracy=evaluation.accuracy if evaluation else None,
+        train_accuracy=evaluation.train_accuracy if evaluation else None,
         variable=facts.variables[0] if facts.variables and facts.variables[0] != facts.name else None,
         preprocessing=evaluation.preprocessing if evaluation else None,
     )

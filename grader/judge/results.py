@@ -33,6 +33,9 @@ class ModelRecord:
     history: dict[str, list[float | None]] = field(default_factory=dict)
     epoch_times: tuple[float, ...] = ()
     test_accuracy: float | None = None
+    # The grader's own accuracy on as many training images (every 6th): set beside the test
+    # accuracy, it tells a model trained on the test set
+    train_accuracy: float | None = None
     # The notebook's variable, when it is not the spec's name (an improvement, a renamed model)
     variable: str | None = None
     # How the grader prepared the test images for it
@@ -48,6 +51,7 @@ class ModelRecord:
             "history": self.history,
             "epoch_times": list(self.epoch_times),
             "test_accuracy": self.test_accuracy,
+            "train_accuracy": self.train_accuracy,
             "variable": self.variable,
             "preprocessing": self.preprocessing,
         }
@@ -60,6 +64,7 @@ class ModelRecord:
             history=data.get("history", {}),
             epoch_times=tuple(data.get("epoch_times", ())),
             test_accuracy=data.get("test_accuracy"),
+            train_accuracy=data.get("train_accuracy"),
             variable=data.get("variable"),
             preprocessing=data.get("preprocessing"),
         )
