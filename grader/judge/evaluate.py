@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,10 @@ MAX_LOG_BYTES = 2**20
 MAX_CONFIG_BYTES = 4 * 2**20
 MAX_WEIGHT_BYTES = 2**30
 MAX_SAMPLE_BYTES = 4 * 2**20
-# Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports)
+# Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports), and
+# room besides for a model's config and training sample
 BYTES_PER_WEIGHT = 8
+INBOX_MARGIN = 16 * 2**20
 # The evaluator's CPU time over all the notebooks it serves: each request has its own wall-clock limit.
 EVALUATOR_CPU_SECONDS = 7 * 24 * 3600
 # Characters kept of what the evaluator says
@@ -213,8 +215,10 @@ class _Evaluator:
         environment = {"KERAS_BACKEND": recipe.backend, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
         if os.environ.get(FAULT_INJECTION_ENV):
             environment[FAULT_INJECTION_ENV] = os.environ[FAULT_INJECTION_ENV]
+        # Its writable folder holds the inbox: room for the largest model it takes, whatever --write-limit says.
+        limits = replace(recipe.limits, write_bytes=BYTES_PER_WEIGHT * recipe.bounds.weights + INBOX_MARGIN)
         sandbox = EvaluatorSandbox(
-            recipe.isolation, recipe.limits, self._scratch, recipe.data_path, EVALUATOR_CPU_SECONDS, environment
+            recipe.isolation, limits, self._scratch, recipe.data_path, EVALUATOR_CPU_SECONDS, environment
         )
         self.sandbox = self._open.enter_context(sandbox)
         self._open.enter_context(self.sandbox.confined())

@@ -189,8 +189,8 @@ def smuggled(into) -> dict:
         # sizes bounded before Keras builds anything
         (poisoned(lambda c: c["layers"][1]["config"].update(units=2_000_000)), "units is 2000000, not a size"),
         (
-            poisoned(lambda c: c["layers"][1]["config"].update(units=100_000)),
-            "84,900,714 weights; the grader rebuilds at most 50,000,000",
+            poisoned(lambda c: c["layers"][1]["config"].update(units=200_000)),
+            "169,800,714 weights; the grader rebuilds at most 100,000,000",
         ),
         (poisoned(lambda c: c["layers"][0]["config"].update(batch_shape=[None, 28 * 28 * 5])), "larger than this"),
         (poisoned(lambda c: c["layers"][1].update(build_config={"input_shape": [None, -1]})), "is not a shape"),
