@@ -88,7 +88,7 @@ def make_run(context: GradingContext, results: list[SubmissionResult], notices: 
     quick = context.options.quick
     return GradeRun(
         __version__, "quick" if quick else "full", context.spec.name, tuple(results),
-        max_points(context.spec, quick), tuple(notices),
+        max_points(context.spec, quick), tuple(notices), context.spec.questions,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ into a result too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -20,6 +21,7 @@ import nbformat
 
 from grader.errors import GraderError, GraderFault, UntrustedDataError
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
+from grader.judge.answers import find_answers
 from grader.judge.checks import (
     CheckResult,
     above_the_band_warnings,
@@ -176,8 +178,19 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         ),
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
+    answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout))
+    result = replace(result, answers=answers)
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
+
+
+@functools.lru_cache(maxsize=4)
+def _handout(path: Path | None) -> nbformat.NotebookNode | None:
+    """The notebook students start from, read once per process: its cells end an answer."""
+    if path is None or not path.is_file():
+        return None
+    handout: nbformat.NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    return handout
 
 
 def _improvement_cell(spec: Spec, models: dict[str, ModelFacts]) -> int | None:

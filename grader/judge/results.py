@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from grader.ingest.roster import Student
+from grader.judge.answers import Answer
 from grader.judge.checks import CheckResult
 from grader.spec.architecture import Architecture
+from grader.spec.questions import Question
 
 SubmissionStatus = Literal["graded", "error", "timeout", "invalid", "not_graded"]
 Fault = Literal["submission", "grader"]
@@ -95,6 +97,8 @@ class SubmissionResult:
     student: Student | None = None
     # The Keras backend and device kind it trained on ("jax/gpu"), when it ran
     backend: str | None = None
+    # Its answers to the spec's written questions, in the spec's order
+    answers: tuple[Answer, ...] = ()
 
     @property
     def fault(self) -> Fault | None:
@@ -129,6 +133,7 @@ class SubmissionResult:
             "logs": self.logs,
             "student": self.student.to_dict() if self.student else None,
             "backend": self.backend,
+            "answers": [answer.to_dict() for answer in self.answers],
             "fault": self.fault,
         }
 
@@ -142,6 +147,7 @@ class SubmissionResult:
                 "warnings": tuple(data.get("warnings", ())),
                 "models": {name: ModelRecord.from_dict(model) for name, model in data.get("models", {}).items()},
                 "student": Student.from_dict(data["student"]) if data.get("student") else None,
+                "answers": tuple(Answer.from_dict(answer) for answer in data.get("answers", ())),
             }
         )
 
@@ -184,6 +190,8 @@ class GradeRun:
     max_score: float | None = None
     # What the instructor must do by hand (a notebook no gradebook import can place)
     notices: tuple[str, ...] = ()
+    # The spec's written questions and their rubrics, graded by hand with ``grader review``
+    questions: tuple[Question, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,5 +200,6 @@ class GradeRun:
             "spec": self.spec,
             "max_score": self.max_score,
             "notices": list(self.notices),
+            "questions": [question.to_dict() for question in self.questions],
             "submissions": [result.to_dict() for result in self.submissions],
         }

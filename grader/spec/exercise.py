@@ -19,6 +19,7 @@ from grader.spec.architecture import Architecture
 from grader.spec.calibration import DEFAULT_KEY, Calibration, read_calibration
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
+from grader.spec.questions import Question, read_questions
 
 CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
 MODEL_KINDS = ("fixed", "improvement")
@@ -114,6 +115,8 @@ class Spec:
     calibration: Calibration = field(default_factory=Calibration)
     # The notebook students start from, if the spec names one
     handout: Path | None = None
+    # The written questions, graded by hand (``grader review``)
+    questions: tuple[Question, ...] = ()
 
     @property
     def model_names(self) -> list[str]:
@@ -249,6 +252,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         _calibration_path=calibration_path,
         calibration=calibration,
         handout=path.parent / handout if handout else None,
+        questions=read_questions(raw.get("questions", []), names),
     )
 
 

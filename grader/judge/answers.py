@@ -1,0 +1,308 @@
+"""The written answers of a notebook, found question by question. Pure Python.
+
+Students edit, move, merge and delete cells, so an answer is found by what it follows, never by
+a cell's index: the question as the handout words it (matched sentence by sentence, fuzzily),
+then what the student wrote after it, up to the next question or the next cell of the handout.
+A single "My answers: 1) ... 2) ... 3) ..." cell is split by its numbering; text written inside
+the question's own cell, and comments in code cells of the answer, count; nbgrader's and
+otter's markers decide where they are present. A question left unanswered gets an empty answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any, Literal
+
+from nbformat import NotebookNode
+
+from grader.spec.questions import Question
+
+FoundBy = Literal["marker", "after the question", "numbered", "not separated", "no answer"]
+# How close a sentence of the notebook must be to a sentence of the question (difflib's ratio).
+SAME_SENTENCE = 0.8
+# How close a markdown cell must be to one of the handout's to be the handout's, not the student's.
+SAME_CELL = 0.9
+# Sentences of a question shorter than this ("Why?") are too common to locate it by.
+MIN_WORDS = 3
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# "1)", "1.", "**1.**", "- 1)", "Q1:", "Question 1:", "(1)", "Answer 1:" at the start of a line
+NUMBERED = re.compile(
+    r"^[ \t>]*(?:[-*+][ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:q|question|answer|ans\.?)[ \t]*)?\(?(\d)(?:\)|\.(?!\d)|:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
+OTTER_END = re.compile(r"END QUESTION", re.IGNORECASE)
+OTTER_NAME = re.compile(r"^\s*name:\s*(\S+)", re.MULTILINE)
+COMMENT = re.compile(r"^\s*#+\s?(.*)$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a notebook answers to one question: its text (empty for no answer), the cells it
+    came from, and how it was found."""
+
+    question: str
+    text: str
+    cells: tuple[int, ...] = ()
+    found_by: FoundBy = "no answer"
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.text.strip())
+
+    @property
+    def digest(self) -> str:
+        """Identifies the text as written, whitespace aside: a manual grade belongs to it."""
+        return hashlib.sha256(" ".join(self.text.split()).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "cells": list(self.cells),
+            "found_by": self.found_by,
+            "digest": self.digest,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        return cls(data["question"], data["text"], tuple(data.get("cells", ())), data.get("found_by", "no answer"))
+
+
+@dataclass(frozen=True)
+class _Location:
+    """Where a question is asked in the notebook: its cell and the lines its sentences cover."""
+
+    question: Question
+    cell: int
+    first_line: int
+    last_line: int
+    number: int | None  # the number the notebook gives it ("3." before it), if any
+
+
+def find_answers(
+    notebook: NotebookNode, questions: Sequence[Question], handout: NotebookNode | None = None
+) -> tuple[Answer, ...]:
+    """Each question's answer in ``notebook``, in the order of ``questions``. ``handout``: the
+    notebook students start from, whose markdown cells end an answer."""
+    if not questions:
+        return ()
+    cells = list(notebook.cells)
+    marked = _marked_answers(cells, questions)
+    handout_cells = [
+        _normal(cell.source) for cell in (handout.cells if handout else []) if cell.cell_type == "markdown"
+    ]
+    locations = _locations(cells, questions)
+    found = {**_answers_after(cells, locations, handout_cells), **marked}
+    missing = [question for question in questions if question.id not in found]
+    if missing and not locations:
+        found.update(_numbered_answers_anywhere(cells, missing, handout_cells))
+    return tuple(found.get(question.id, Answer(question.id, "")) for question in questions)
+
+
+def _marked_answers(cells: list[NotebookNode], questions: Sequence[Question]) -> dict[str, Answer]:
+    """Answers nbgrader (a cell's ``grade_id``) or otter (``BEGIN QUESTION`` / ``name:``) mark."""
+    ids = {question.id for question in questions}
+    found: dict[str, Answer] = {}
+    for index, cell in enumerate(cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in ids and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            found[grade_id] = Answer(grade_id, _answer_text(cell), (index,), "marker")
+    for index, cell in enumerate(cells):
+        name = OTTER_NAME.search(cell.source) if OTTER_BEGIN.search(cell.source) else None
+        if name is None or name.group(1) not in ids or name.group(1) in found:
+            continue
+        parts: list[tuple[int, str]] = []
+        for later in range(index + 1, len(cells)):
+            source = cells[later].source
+            if OTTER_END.search(source) or OTTER_BEGIN.search(source):
+                break
+            if cells[later].cell_type == "markdown" and source.strip():
+                parts.append((later, source.strip()))
+        found[name.group(1)] = _joined(name.group(1), parts, "marker")
+    return found
+
+
+def _normal(text: str) -> str:
+    """Lower case, letters and digits only: markdown, numbering and punctuation aside."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def _sentences(line: str) -> list[str]:
+    return [sentence for sentence in SENTENCE_END.split(line) if sentence.strip()]
+
+
+def _asks(line: str, question: Question) -> bool:
+    """Whether ``line`` is (one of) the question's sentences, worded as any of its wordings."""
+    line_sentences = [_normal(NUMBERED.sub("", sentence)) for sentence in _sentences(line)]
+    for wording in question.wordings:
+        for sentence in _sentences(wording):
+            wanted = _normal(sentence)
+            if len(wanted.split()) < MIN_WORDS:
+                continue
+            if any(SequenceMatcher(None, wanted, seen).ratio() >= SAME_SENTENCE for seen in line_sentences):
+                return True
+    return False
+
+
+def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list[_Location]:
+    """Where each question is asked (its first place), in the notebook's order."""
+    found: dict[str, _Location] = {}
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for question in questions:
+            if question.id in found:
+                continue
+            matched = [number for number, line in enumerate(lines) if _asks(line, question)]
+            if matched:
+                numbering = NUMBERED.match(lines[matched[0]])
+                found[question.id] = _Location(
+                    question, index, matched[0], matched[-1], int(numbering.group(1)) if numbering else None
+                )
+    return sorted(found.values(), key=lambda location: (location.cell, location.first_line))
+
+
+def _answers_after(
+    cells: list[NotebookNode], locations: list[_Location], handout_cells: list[str]
+) -> dict[str, Answer]:
+    """Each located question's answer: what follows it up to the next question or handout cell.
+    Questions asked one after the other with nothing between share what follows the last of them,
+    split by its numbering."""
+    found: dict[str, Answer] = {}
+    waiting: list[_Location] = []  # asked, with nothing written yet before the next question
+    for position, location in enumerate(locations):
+        following = locations[position + 1] if position + 1 < len(locations) else None
+        parts = _region(cells, location, following, handout_cells)
+        if not parts and following is not None and following.cell == location.cell:
+            waiting.append(location)
+            continue
+        group = [*waiting, location]
+        waiting = []
+        if len(group) == 1:
+            found[location.question.id] = _joined(location.question.id, parts, "after the question")
+        else:
+            found.update(_split(group, parts))
+    for location in waiting:
+        found[location.question.id] = Answer(location.question.id, "")
+    return found
+
+
+def _region(
+    cells: list[NotebookNode], location: _Location, following: _Location | None, handout_cells: list[str]
+) -> list[tuple[int, str]]:
+    """The student's text after ``location``: the rest of its cell, then whole cells (comments of
+    code cells), up to ``following`` or a cell of the handout."""
+    parts: list[tuple[int, str]] = []
+    lines = cells[location.cell].source.splitlines()
+    end = following.first_line if following is not None and following.cell == location.cell else len(lines)
+    rest = "\n".join(lines[location.last_line + 1 : end]).strip()
+    if rest:
+        parts.append((location.cell, rest))
+    if following is not None and following.cell == location.cell:
+        return parts
+    last = following.cell if following is not None else len(cells)
+    for index in range(location.cell + 1, last):
+        cell = cells[index]
+        if cell.cell_type == "markdown" and _is_handouts(cell.source, handout_cells):
+            break
+        text = _answer_text(cell)
+        if text:
+            parts.append((index, text))
+    if following is not None and following.cell == last and following.first_line > 0:
+        before = "\n".join(cells[last].source.splitlines()[: following.first_line]).strip()
+        if before and not _is_handouts(before, handout_cells):
+            parts.append((last, before))
+    return parts
+
+
+def _is_handouts(source: str, handout_cells: list[str]) -> bool:
+    text = _normal(source)
+    return any(SequenceMatcher(None, text, cell).ratio() >= SAME_CELL for cell in handout_cells)
+
+
+def _answer_text(cell: NotebookNode) -> str:
+    """What a cell says in words: a markdown cell whole, a code cell's comments."""
+    if cell.cell_type == "markdown":
+        return str(cell.source).strip()
+    if cell.cell_type == "code":
+        comments = [match.group(1) for line in cell.source.splitlines() if (match := COMMENT.match(line))]
+        return "\n".join(comments).strip()
+    return ""
+
+
+def _joined(question: str, parts: list[tuple[int, str]], found_by: FoundBy) -> Answer:
+    if not parts:
+        return Answer(question, "")
+    return Answer(question, "\n\n".join(text for _, text in parts), tuple(dict.fromkeys(i for i, _ in parts)), found_by)
+
+
+def _split(group: list[_Location], parts: list[tuple[int, str]]) -> dict[str, Answer]:
+    """Share ``parts`` among questions asked together: by the numbering of the answers (matched
+    with the numbers the questions carry, else their order); failing that one cell each when
+    there are as many cells as questions; else each question gets the whole text, marked so."""
+    numbers = [location.number if location.number is not None else rank + 1 for rank, location in enumerate(group)]
+    pieces = _numbered_pieces(parts, numbers)
+    if pieces is not None:
+        return {
+            location.question.id: _joined(location.question.id, pieces.get(number, []), "numbered")
+            for location, number in zip(group, numbers, strict=True)
+        }
+    if len(parts) == len(group):
+        return {
+            location.question.id: _joined(location.question.id, [part], "after the question")
+            for location, part in zip(group, parts, strict=True)
+        }
+    return {location.question.id: _joined(location.question.id, parts, "not separated") for location in group}
+
+
+def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[int, list[tuple[int, str]]] | None:
+    """The text under each of ``numbers``, in order: "1) ..." up to "2)", and so on; None unless
+    at least two of them are found in order."""
+    text_of: dict[int, list[tuple[int, str]]] = {}
+    wanted = iter(sorted(numbers))
+    current: int | None = None
+    expected = next(wanted, None)
+    for cell, text in parts:
+        start = 0
+        for match in NUMBERED.finditer(text):
+            if expected is None or int(match.group(1)) != expected:
+                continue
+            if current is not None and text[start : match.start()].strip():
+                text_of.setdefault(current, []).append((cell, text[start : match.start()].strip()))
+            current, start = expected, match.end()
+            expected = next(wanted, None)
+        if current is not None and text[start:].strip():
+            text_of.setdefault(current, []).append((cell, _strip_emphasis(text[start:])))
+    if len(text_of) < 2:
+        return None
+    return {number: [(cell, _strip_emphasis(text)) for cell, text in pieces] for number, pieces in text_of.items()}
+
+
+def _strip_emphasis(text: str) -> str:
+    """The bold that closed a number ("**1.** text") left at the start of a piece."""
+    return re.sub(r"^\s*(\*\*|__)\s*", "", text).strip()
+
+
+def _numbered_answers_anywhere(
+    cells: list[NotebookNode], questions: list[Question], handout_cells: list[str]
+) -> dict[str, Answer]:
+    """Where the notebook kept no question: a cell of the student's numbering its answers
+    ("My answers: 1) ... 2) ..."), split by that numbering."""
+    numbers = list(range(1, len(questions) + 1))
+    for index in reversed(range(len(cells))):
+        cell = cells[index]
+        if cell.cell_type != "markdown" or _is_handouts(cell.source, handout_cells):
+            continue
+        pieces = _numbered_pieces([(index, cell.source)], numbers)
+        if pieces is not None and "answer" in cell.source.lower():
+            return {
+                question.id: _joined(question.id, pieces.get(number, []), "numbered")
+                for question, number in zip(questions, numbers, strict=True)
+            }
+    return {}

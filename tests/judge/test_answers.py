@@ -1,0 +1,187 @@
+"""Written answers found in every layout students use (see the real-world notes): after the
+handout's question cell, numbered in one cell or split over cells with code between, inside the
+question cell, as code comments, behind nbgrader's or otter's markers, with the questions cell
+deleted, moved or reworded, or not answered at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from grader.judge.answers import Answer, find_answers
+from grader.spec.exercise import DEFAULT_SPEC, load_spec
+
+SPEC = load_spec(DEFAULT_SPEC)
+OPEN_SPEC = load_spec(DEFAULT_SPEC.parent / "mnist_mlp_open.toml")
+HANDOUT = nbformat.read(SPEC.handout, as_version=4)
+QUESTIONS_CELL = HANDOUT.cells[-1].source
+CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
+MODEL_CELLS = [new_markdown_cell(cell.source) for cell in HANDOUT.cells if cell.cell_type == "markdown"][:-1]
+
+
+def answers_of(*cells: nbformat.NotebookNode, spec=SPEC) -> dict[str, Answer]:
+    notebook = new_notebook(cells=[*MODEL_CELLS, new_code_cell("model_1.fit(x, y)"), *cells])
+    return {answer.question: answer for answer in find_answers(notebook, spec.questions, HANDOUT)}
+
+
+def texts(answers: dict[str, Answer]) -> dict[str, str]:
+    return {question: answer.text for question, answer in answers.items()}
+
+
+def test_the_handout_asks_the_three_questions_and_answers_none():
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL))
+    assert texts(answers) == {"q1": "", "q2": "", "q3": ""}
+    assert all(answer.found_by == "no answer" and not answer.answered for answer in answers.values())
+
+
+def test_one_cell_of_numbered_answers_is_split_by_its_numbering():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell("My answers:\n\n1) model_2, it is more accurate.\n2) It overfits after 10 epochs.\n3) No."),
+    )
+    assert texts(answers) == {"q1": "model_2, it is more accurate.", "q2": "It overfits after 10 epochs.", "q3": "No."}
+    assert {answer.found_by for answer in answers.values()} == {"numbered"}
+    assert answers["q2"].cells == (len(MODEL_CELLS) + 2,)
+
+
+@pytest.mark.parametrize(
+    "numbering",
+    [("- 1)", "- 2)", "- 3)"), ("**1.**", "**2.**", "**3.**"), ("Q1:", "Q2:", "Q3:"), ("(1)", "(2)", "(3)")],
+)
+def test_numbering_in_the_spellings_students_use(numbering):
+    first, second, third = numbering
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell(f"{first} *model_1*, it is smaller\n{second} the loss rises\n{third} yes, by 0.5%"),
+    )
+    assert texts(answers) == {"q1": "*model_1*, it is smaller", "q2": "the loss rises", "q3": "yes, by 0.5%"}
+
+
+def test_answers_split_over_cells_with_code_between():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell("1) Model 2 is better."),
+        new_code_cell("plt.plot(history.history['loss'])"),
+        new_markdown_cell("2) The test loss rises after epoch 8."),
+        new_code_cell("model_4 = Sequential()  # a wider model"),
+        new_markdown_cell("3) A wider model: it improved a little."),
+    )
+    assert answers["q1"].text == "Model 2 is better."
+    assert answers["q2"].text == "The test loss rises after epoch 8."
+    assert answers["q3"].text.endswith("A wider model: it improved a little.")
+
+
+def test_answers_written_inside_the_question_cell():
+    lines = QUESTIONS_CELL.splitlines()
+    cell = "\n".join([lines[0], lines[1], "> model_2, for its accuracy.", lines[2], "", "Both overfit.", lines[3]])
+    answers = answers_of(new_markdown_cell(cell))
+    assert texts(answers) == {"q1": "> model_2, for its accuracy.", "q2": "Both overfit.", "q3": ""}
+
+
+def test_each_question_in_a_cell_of_its_own_answered_after_it():
+    lines = QUESTIONS_CELL.splitlines()
+    answers = answers_of(
+        new_markdown_cell(lines[1]),
+        new_markdown_cell("It depends: model_1 trains faster."),
+        new_markdown_cell(lines[2]),
+        new_markdown_cell("The validation loss has a minimum."),
+        new_markdown_cell(lines[3]),
+        new_code_cell("# I tried 128 units in each layer\n# and 40 epochs: it did improve\nmodel_4.fit(x, y)"),
+    )
+    assert answers["q1"].text == "It depends: model_1 trains faster."
+    assert answers["q2"].text == "The validation loss has a minimum."
+    assert answers["q3"].text == "I tried 128 units in each layer\nand 40 epochs: it did improve"
+    assert answers["q3"].found_by == "after the question"
+
+
+def test_an_answer_ends_at_the_next_cell_of_the_handout():
+    lines = QUESTIONS_CELL.splitlines()
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(lines[3]),
+            new_markdown_cell("A third hidden layer."),
+            new_markdown_cell(HANDOUT.cells[5].source),  # "## Model 1: ..." of the handout, moved below
+            new_markdown_cell("Not an answer: notes on model_1."),
+        ]
+    )
+    answers = {answer.question: answer for answer in find_answers(notebook, SPEC.questions, HANDOUT)}
+    assert answers["q3"].text == "A third hidden layer."
+
+
+def test_questions_reworded_by_a_course_variant_are_found_by_their_other_wordings():
+    answers = answers_of(
+        new_markdown_cell("Compare model_1, model_2 and model_3: which would you use in production?"),
+        new_markdown_cell("model_3, the smallest."),
+    )
+    assert answers["q1"].text == "model_3, the smallest."
+
+
+def test_without_the_questions_cell_a_numbered_answers_cell_is_split():
+    answers = answers_of(new_markdown_cell("## My answers\n1. model_2\n2. overfitting\n3. it did not improve"))
+    assert texts(answers) == {"q1": "model_2", "q2": "overfitting", "q3": "it did not improve"}
+
+
+def test_unnumbered_answers_to_questions_asked_together_go_to_each_of_them_marked_so():
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell("Model 2 overfits but is better."))
+    assert {answer.text for answer in answers.values()} == {"Model 2 overfits but is better."}
+    assert {answer.found_by for answer in answers.values()} == {"not separated"}
+
+
+def test_nbgrader_marked_answer_cells_decide():
+    cell = new_markdown_cell("model_1: it is 8 times smaller.")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "q1", "points": 3}
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), cell, new_markdown_cell("1) something else"))
+    assert answers["q1"] == Answer("q1", "model_1: it is 8 times smaller.", (len(MODEL_CELLS) + 2,), "marker")
+
+
+def test_otter_question_markers_decide():
+    answers = answers_of(
+        new_markdown_cell(
+            "<!-- BEGIN QUESTION -->\n" + QUESTIONS_CELL.splitlines()[3] + "\n```\nname: q3\npoints: 3\n```"
+        ),
+        new_markdown_cell("_Type your answer here._ Dropout 0.3: no better."),
+        new_markdown_cell("<!-- END QUESTION -->"),
+        new_markdown_cell("unrelated"),
+    )
+    assert answers["q3"].text == "_Type your answer here._ Dropout 0.3: no better."
+    assert answers["q3"].found_by == "marker"
+
+
+def test_a_notebook_without_questions_or_answers_answers_nothing():
+    assert texts(answers_of()) == {"q1": "", "q2": "", "q3": ""}
+
+
+def test_the_digest_ignores_whitespace_but_not_words():
+    assert Answer("q1", "model 2\n is better").digest == Answer("q1", "model 2 is better").digest
+    assert Answer("q1", "model 1 is better").digest != Answer("q1", "model 2 is better").digest
+
+
+def test_answers_round_trip_through_json():
+    answer = Answer("q2", "It overfits.", (18, 19), "numbered")
+    assert Answer.from_dict(answer.to_dict()) == answer
+
+
+def test_the_samples_and_the_solution_answer_as_written():
+    read = {path.stem: nbformat.read(path, as_version=4) for path in (Path("submissions").glob("*.ipynb"))}
+    found = {name: {a.question: a for a in find_answers(nb, SPEC.questions, HANDOUT)} for name, nb in read.items()}
+    assert found["crashes"]["q3"].text.startswith("I tried L2 regularization")
+    assert found["wrong_architecture"]["q2"].text.startswith("*Both losses go down together")
+    assert not found["wrong_architecture"]["q3"].answered
+    assert not any(answer.answered for answer in found["correct_other_spellings"].values())
+    solution = nbformat.read(SPEC.solution, as_version=4)
+    assert all(answer.answered for answer in find_answers(solution, SPEC.questions, HANDOUT))
+
+
+def test_the_corpus_answers_that_follow_a_question_are_found():
+    """Hand-checked: of the corpus' notebooks only two answer a written question. One asks
+    "Suggest an improvement" in a heading of its own and answers under it and in a later cell;
+    the other (no_improvement) kept no question, and its one sentence is not found."""
+    notebook = nbformat.read(CORPUS / "improvement_called_mlp.ipynb", as_version=4)
+    answers = {answer.question: answer for answer in find_answers(notebook, OPEN_SPEC.questions, HANDOUT)}
+    assert answers["q3"].text.startswith("A wider first layer and a third hidden layer.")
+    assert "Yes: the improved model reaches a higher accuracy" in answers["q3"].text
+    assert answers["q3"].cells == (7, 9)
+    assert not answers["q1"].answered and not answers["q2"].answered
