@@ -24,7 +24,9 @@ ALLOWED = {
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
     "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
-    "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"},
+    "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "reports"},
+    "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"}
+    | {"review"},
     "root": {"judge"},
     "__main__": {"cli"},
 }

@@ -31,6 +31,10 @@ class RubricItem:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "points": self.points, "description": self.description}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RubricItem:
+        return cls(str(data["id"]), str(data["title"]), float(data["points"]), str(data.get("description", "")))
+
 
 @dataclass(frozen=True)
 class Question:
@@ -68,6 +72,21 @@ class Question:
             "curves": self.curves,
             "rubric": [item.to_dict() for item in self.rubric],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Question:
+        return cls(
+            id=str(data["id"]),
+            title=str(data["title"]),
+            points=float(data["points"]),
+            prompt=str(data["prompt"]),
+            rubric=tuple(RubricItem.from_dict(item) for item in data["rubric"]),
+            also_asked_as=tuple(data.get("also_asked_as", ())),
+            scoring=data.get("scoring", "positive"),
+            stance=data.get("stance"),
+            models=tuple(data.get("models", ())),
+            curves=bool(data.get("curves", False)),
+        )
 
 
 def item_id(title: str) -> str:

@@ -1,0 +1,226 @@
+"""``grader review``: a local web app (Flask) for grading the written answers question by
+question, with answer groups and a rubric editable while grading.
+
+Like Jupyter, it listens on 127.0.0.1 and is opened with a random token in its address;
+without it every page and action is refused. Every change is a POST carrying a CSRF token and
+is saved at once in the batch's store (``marks``). The pages load nothing from elsewhere (a
+strict Content-Security-Policy), and a student's text is rendered as sanitised markdown.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bleach
+from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from grader.judge.written import WrittenGrade
+from grader.reports.plots import learning_curves
+from grader.review.batch import RESULTS_NAME, ReviewBatch
+from grader.review.groups import NO_ANSWER, suggest_groups
+from grader.review.marks import Marks
+from grader.spec.questions import Question
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# What a student's markdown may become: text formatting, lists, code, quotes, tables, links.
+ALLOWED_TAGS = [
+    "p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tr", "th", "td", "hr", "a", "del", "sup", "sub",
+]  # fmt: skip
+MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def render_markdown(text: str) -> Markup:
+    """A student's text as HTML that can run nothing: raw HTML is escaped, then sanitised."""
+    html = MARKDOWN.render(text)
+    return Markup(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href"]}, protocols=["http", "https"]))
+
+
+def create_app(folder: Path, token: str) -> Flask:
+    """The review app over the batch graded into ``folder``, opened with ``token``."""
+    app = Flask(__name__)
+    app.secret_key = secrets.token_bytes(32)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["points"] = lambda value: "" if value is None else f"{value:g}"
+    state = _State(folder)
+
+    @app.before_request
+    def require_token() -> Response | None:
+        given = request.args.get("token", "")
+        if given and hmac.compare_digest(given, token):
+            session["reviewer"] = True
+            session.setdefault("csrf", secrets.token_urlsafe(24))
+            if request.method == "GET":  # the token leaves the address bar at once
+                return redirect(request.path)  # type: ignore[return-value]
+        if not session.get("reviewer"):
+            abort(403, "open the address `grader review` printed, with its token")
+        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session["csrf"]):
+            abort(403, "this form is stale or did not come from the review app: reload the page")
+        return None
+
+    @app.after_request
+    def strict_headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        batch, marks = state.current()
+        grades = marks.grades(batch.answers())
+        progress = {
+            question.id: (
+                sum(1 for graded in grades.values() for grade in graded if _is(grade, question, "graded")),
+                len(grades),
+            )
+            for question in batch.questions
+        }
+        return render_template("index.html.j2", batch=batch, progress=progress, csrf=session["csrf"])
+
+    @app.get("/questions/<question_id>")
+    def question_page(question_id: str) -> str:
+        batch, marks = state.current()
+        question = marks.question(batch.question(question_id).id)
+        answers = {submission: batch.answer(submission, question.id) for submission in batch.submissions}
+        suggested = suggest_groups(question, answers, {s: batch.measured(s) for s in batch.submissions})
+        groups: dict[str, list[str]] = {}
+        for submission, group in {**suggested, **marks.moved(question.id)}.items():
+            groups.setdefault(group, []).append(submission)
+        grades = {s: dict((g.question, g) for g in graded) for s, graded in marks.grades(batch.answers()).items()}
+        ordered = sorted(groups.items(), key=lambda entry: (entry[0] == NO_ANSWER, -len(entry[1]), entry[0]))
+        graded = sum(1 for s in answers if grades[s][question.id].status == "graded")
+        return render_template(
+            "question.html.j2",
+            batch=batch,
+            question=question,
+            groups=ordered,
+            answers=answers,
+            grades={s: grades[s][question.id] for s in answers},
+            graded=graded,
+            curves=state.curves,
+            csrf=session["csrf"],
+        )
+
+    @app.post("/questions/<question_id>/apply")
+    def apply(question_id: str) -> Any:
+        batch, marks = state.current()
+        submissions = request.form.getlist("submission")
+        unknown = [s for s in submissions if s not in batch.submissions]
+        if unknown or not submissions:
+            abort(400, f"unknown submissions {unknown}" if unknown else "no submission named")
+        on = request.form.get("on") == "1"
+        marks.apply(question_id, request.form["item"], [(s, batch.answer(s, question_id)) for s in submissions], on)
+        return _back(question_id, request.form.get("anchor"))
+
+    @app.post("/questions/<question_id>/items/<item_id>")
+    def set_points(question_id: str, item_id: str) -> Any:
+        _, marks = state.current()
+        try:
+            points = float(request.form["points"])
+        except ValueError:
+            abort(400, f"points must be a number; received {request.form['points']!r}")
+        marks.set_points(question_id, item_id, points)
+        return _back(question_id, "rubric")
+
+    @app.post("/questions/<question_id>/comment")
+    def comment(question_id: str) -> Any:
+        batch, marks = state.current()
+        submission = _known(batch, request.form["submission"])
+        marks.set_comment(submission, batch.answer(submission, question_id), request.form.get("comment", ""))
+        return _back(question_id, request.form.get("anchor"))
+
+    @app.post("/questions/<question_id>/move")
+    def move(question_id: str) -> Any:
+        batch, marks = state.current()
+        submission = _known(batch, request.form["submission"])
+        group = (request.form.get("group") or "").strip()
+        if not group:
+            abort(400, "name the group to move the answer to")
+        marks.move(submission, question_id, group[:120])
+        return _back(question_id, request.form.get("anchor"))
+
+    @app.errorhandler(403)
+    @app.errorhandler(400)
+    def refused(error: Any) -> tuple[str, int]:
+        return render_template("refused.html.j2", reason=error.description), error.code
+
+    return app
+
+
+def _is(grade: WrittenGrade, question: Question, status: str) -> bool:
+    return grade.question == question.id and grade.status == status
+
+
+def _known(batch: ReviewBatch, submission: str) -> str:
+    if submission not in batch.submissions:
+        abort(400, f"unknown submission {submission!r}")
+    return submission
+
+
+def _back(question_id: str, anchor: str | None) -> Any:
+    return redirect(url_for("question_page", question_id=question_id) + (f"#{anchor}" if anchor else ""), code=303)
+
+
+class _State:
+    """The batch, read again when its ``results.json`` changes (a regrade while reviewing), the
+    marks over it, and the learning curves drawn of it so far."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._stamp: float | None = None
+        self._batch: ReviewBatch | None = None
+        self._marks: Marks | None = None
+        self._drawn: dict[tuple[str, str], str | None] = {}
+
+    def current(self) -> tuple[ReviewBatch, Marks]:
+        stamp = (self.folder / RESULTS_NAME).stat().st_mtime
+        if self._batch is None or self._marks is None or stamp != self._stamp:
+            self._batch = ReviewBatch.load(self.folder)
+            if self._marks is not None:
+                self._marks.close()
+            self._marks = Marks(self.folder, self._batch.questions)
+            self._stamp = stamp
+            self._drawn = {}
+        return self._batch, self._marks
+
+    def curves(self, submission: str, model: str) -> str | None:
+        """The model's loss and accuracy per epoch as the report draws them (a data URI)."""
+        if (submission, model) not in self._drawn:
+            batch, _ = self.current()
+            record = batch.submissions[submission].models.get(model)
+            self._drawn[submission, model] = learning_curves(record.history, {}) if record and record.history else None
+        return self._drawn[submission, model]
+
+
+def serve(folder: Path, port: int, open_browser: bool, announce: Callable[[str], None]) -> None:
+    """Serve the review on 127.0.0.1 until interrupted; ``announce`` is given its address."""
+    import webbrowser
+
+    from werkzeug.serving import make_server
+
+    token = secrets.token_hex(24)
+    app = create_app(folder, token)
+    ReviewBatch.load(folder)  # a folder without a batch fails here, before anything listens
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    address = f"http://127.0.0.1:{server.server_port}/?token={token}"
+    announce(address)
+    if open_browser:
+        webbrowser.open(address)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,74 @@
+"""A graded batch as the review sees it: the questions and each submission's answers and
+measurements, read from the batch's ``results.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.errors import GraderError
+from grader.judge.answers import Answer
+from grader.judge.results import SubmissionResult
+from grader.review.groups import Measured
+from grader.spec.questions import Question
+
+RESULTS_NAME = "results.json"
+
+
+@dataclass(frozen=True)
+class ReviewBatch:
+    """``submissions``: every result of the batch, by id, in its order."""
+
+    folder: Path
+    questions: tuple[Question, ...]
+    submissions: dict[str, SubmissionResult]
+
+    @classmethod
+    def load(cls, folder: Path) -> ReviewBatch:
+        """The batch graded into ``folder``; a ``GraderError`` says what to do when there is none."""
+        path = folder / RESULTS_NAME
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GraderError(
+                f"{folder} holds no graded batch ({RESULTS_NAME} is missing): grade one first, "
+                f"`grader grade SUBMISSIONS --out {folder}`."
+            ) from None
+        except (OSError, ValueError) as error:
+            raise GraderError(f"cannot read {path} ({error}); grade the batch again to rewrite it.") from None
+        questions = tuple(Question.from_dict(question) for question in data.get("questions", ()))
+        if not questions:
+            raise GraderError(
+                f"the batch in {folder} has no written questions: its spec declares no [[questions]] "
+                "(see reference/mnist_mlp.toml), or it was graded by a grader older than the review."
+            )
+        results = [SubmissionResult.from_dict(result) for result in data["submissions"]]
+        return cls(folder, questions, {result.id: result for result in results})
+
+    def question(self, question_id: str) -> Question:
+        found = next((question for question in self.questions if question.id == question_id), None)
+        if found is None:
+            raise GraderError(f"no question {question_id!r}; the batch's: {[q.id for q in self.questions]}")
+        return found
+
+    def answers(self) -> dict[str, tuple[Answer, ...]]:
+        """Each submission's answers, one per question (an empty one where none was found)."""
+        return {
+            submission: tuple(self.answer(submission, question.id) for question in self.questions)
+            for submission in self.submissions
+        }
+
+    def answer(self, submission: str, question_id: str) -> Answer:
+        result = self.submissions[submission]
+        return next((a for a in result.answers if a.question == question_id), Answer(question_id, ""))
+
+    def measured(self, submission: str) -> Measured:
+        """The test accuracies the grader measured of the submission's models (full mode)."""
+        result = self.submissions[submission]
+        return Measured({name: model.test_accuracy for name, model in result.models.items()})
+
+    def name(self, submission: str) -> str:
+        student = self.submissions[submission].student
+        return student.name if student is not None and student.name else submission

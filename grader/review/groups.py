@@ -1,0 +1,126 @@
+"""Answer groups suggested for grading many answers at once: the unanswered together; by the
+stance a question declares (which model an answer prefers; whether it says the improvement
+improved, set against what the grader measured); then by the similarity of their words (TF-IDF
+and agglomerative clustering, scikit-learn's). The grader moves an answer to another group by
+hand; a move always wins over a suggestion."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from grader.judge.answers import Answer
+from grader.judge.claims import IMPROVED, NOT_IMPROVED
+from grader.spec.questions import Question
+
+NO_ANSWER = "No answer"
+OTHERS = "Other answers"
+# Answers closer than this (cosine distance of their TF-IDF vectors) are suggested together.
+SIMILAR = 0.8
+# A stance group smaller than this is not split further by similarity.
+SPLIT_FROM = 4
+PREFERENCE = re.compile(
+    r"\b(prefer|production|choose|chose|pick|better|best|would use|go with|recommend|deploy)", re.IGNORECASE
+)
+DEPENDS = re.compile(r"\b(it depends|depends on|trade-?off)\b", re.IGNORECASE)
+SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the grader measured that a stance is compared with: each model's test accuracy."""
+
+    accuracy: Mapping[str, float | None]
+
+
+def _mention(model: str) -> re.Pattern[str]:
+    """``model_2`` also as "model 2", "Model2" or "the second model"."""
+    number = model.rsplit("_", 1)[-1]
+    ordinal = {"1": "first", "2": "second", "3": "third"}.get(number)
+    words = re.escape(model).replace("_", "[ _-]?")
+    return re.compile(rf"\b(?:{words}" + (rf"|{ordinal} (?:model|one)" if ordinal else "") + r")\b", re.IGNORECASE)
+
+
+def stance_of(question: Question, answer: Answer, measured: Measured | None = None) -> str | None:
+    """The side ``answer`` takes on ``question``'s stance, as a group's name; None when the
+    question declares none."""
+    if question.stance is None:
+        return None
+    text = answer.text
+    if question.stance == "preferred_model":
+        if DEPENDS.search(text):
+            return "says it depends"
+        counts = {model: 0 for model in question.models}
+        for sentence in SENTENCE.split(text):
+            if PREFERENCE.search(sentence):
+                for model in question.models:
+                    counts[model] += len(_mention(model).findall(sentence))
+        best = max(counts.values())
+        chosen = [model for model, count in counts.items() if count == best]
+        return f"prefers {chosen[0]}" if best and len(chosen) == 1 else "prefers no one model clearly"
+    said = "did not improve" if NOT_IMPROVED.search(text) else "improved" if IMPROVED.search(text) else None
+    if said is None:
+        return "does not say whether it improved"
+    improvement, *baseline = question.models
+    verdict = _measured_verdict(measured, improvement, baseline[0] if baseline else None)
+    if verdict is None:
+        return f"says it {said}"
+    agrees = (said == "improved") == (verdict == "improved")
+    return f"says it {said}: {'agrees with' if agrees else 'contradicts'} the measurement"
+
+
+def _measured_verdict(measured: Measured | None, improvement: str, baseline: str | None) -> str | None:
+    if measured is None or baseline is None:
+        return None
+    new, old = measured.accuracy.get(improvement), measured.accuracy.get(baseline)
+    if new is None or old is None:
+        return None
+    return "improved" if new > old else "did not improve"
+
+
+def suggest_groups(
+    question: Question, answers: Mapping[str, Answer], measured: Mapping[str, Measured] | None = None
+) -> dict[str, str]:
+    """A group's name for each submission's answer to ``question``."""
+    groups: dict[str, str] = {}
+    by_stance: dict[str | None, list[str]] = {}
+    for submission, answer in answers.items():
+        if not answer.answered:
+            groups[submission] = NO_ANSWER
+        else:
+            stance = stance_of(question, answer, (measured or {}).get(submission))
+            by_stance.setdefault(stance, []).append(submission)
+    for stance, members in by_stance.items():
+        if len(members) < SPLIT_FROM:
+            groups.update({member: stance or OTHERS for member in members})
+            continue
+        for member, cluster in _clusters([answers[member].text for member in members], members).items():
+            groups[member] = f"{stance}; {cluster}" if stance else cluster
+    return groups
+
+
+def _clusters(texts: Sequence[str], members: Sequence[str]) -> dict[str, str]:
+    """Members whose texts are alike share a cluster, named by its most telling words; those
+    alike to none are "other answers"."""
+    from sklearn.cluster import AgglomerativeClustering  # imported here: slow, and only the review needs it
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    try:
+        vectors = TfidfVectorizer(stop_words="english", ngram_range=(1, 2), sublinear_tf=True).fit(texts)
+    except ValueError:  # only stop words: nothing to compare by
+        return {member: OTHERS for member in members}
+    matrix = vectors.transform(texts)
+    labels = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=SIMILAR, metric="cosine", linkage="average"
+    ).fit_predict(matrix.toarray())
+    terms = vectors.get_feature_names_out()
+    named: dict[int, str] = {}
+    for label in set(labels):
+        rows = [index for index, other in enumerate(labels) if other == label]
+        if len(rows) < 2:
+            continue
+        weights = matrix[rows].sum(axis=0).A1
+        top = [str(terms[index]) for index in weights.argsort()[::-1][:3]]
+        named[label] = "about " + ", ".join(top)
+    return {member: named.get(label, OTHERS) for member, label in zip(members, labels, strict=True)}

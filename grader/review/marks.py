@@ -1,0 +1,171 @@
+"""The manual grades of a batch, in its SQLite store beside the code's results.
+
+Every change is one transaction, made the moment it is asked for: applying an item inserts a
+row and removing it deletes that row, so two people grading the same batch at once never
+overwrite each other, and a crash loses nothing committed. A grade is kept with the digest of
+the answer's text: regrading the code keeps it, and a changed answer shows as ungraded beside
+its earlier grade. The rubric's items are seeded from the spec; edits made while grading win.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.judge.answers import Answer
+from grader.judge.written import WrittenGrade, written_grade
+from grader.spec.questions import Question, RubricItem
+
+STORE_NAME = "results.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rubric_items (
+    question TEXT NOT NULL, item TEXT NOT NULL, title TEXT NOT NULL, points REAL NOT NULL,
+    description TEXT NOT NULL DEFAULT '', position INTEGER NOT NULL, PRIMARY KEY (question, item)
+);
+CREATE TABLE IF NOT EXISTS applied_items (
+    submission TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL, item TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (datetime('now')), PRIMARY KEY (submission, question, answer, item)
+);
+CREATE TABLE IF NOT EXISTS answer_comments (
+    submission TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL, comment TEXT NOT NULL,
+    PRIMARY KEY (submission, question, answer)
+);
+CREATE TABLE IF NOT EXISTS answer_groups (
+    submission TEXT NOT NULL, question TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (submission, question)
+);
+"""
+SET_COMMENT = "INSERT OR REPLACE INTO answer_comments (submission, question, answer, comment) VALUES (?, ?, ?, ?)"
+# A writer waits this long for another's transaction before giving up with an error.
+BUSY_SECONDS = 30
+
+
+class Marks:
+    """The manual grades of the batch whose outputs are in ``folder``, for ``questions``."""
+
+    def __init__(self, folder: Path, questions: Sequence[Question]) -> None:
+        self.questions = {question.id: question for question in questions}
+        self.connection = sqlite3.connect(folder / STORE_NAME, timeout=BUSY_SECONDS, check_same_thread=False)
+        with self.connection:
+            self.connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+            self.connection.executescript(SCHEMA)
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO rubric_items (question, item, title, points, description, position) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (question.id, item.id, item.title, item.points, item.description, position)
+                    for question in questions
+                    for position, item in enumerate(question.rubric)
+                ],
+            )
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def question(self, question_id: str) -> Question:
+        """The question with its rubric as edited while grading."""
+        try:
+            question = self.questions[question_id]
+        except KeyError:
+            raise GraderError(f"no question {question_id!r}; the batch's questions: {sorted(self.questions)}") from None
+        rows = self.connection.execute(
+            "SELECT item, title, points, description FROM rubric_items WHERE question = ? ORDER BY position",
+            (question_id,),
+        ).fetchall()
+        return replace(question, rubric=tuple(RubricItem(*row) for row in rows))
+
+    def item(self, question_id: str, item_id: str) -> RubricItem:
+        found = next((item for item in self.question(question_id).rubric if item.id == item_id), None)
+        if found is None:
+            known = [item.id for item in self.question(question_id).rubric]
+            raise GraderError(f"question {question_id} has no rubric item {item_id!r}; its items: {known}")
+        return found
+
+    def set_points(self, question_id: str, item_id: str, points: float) -> None:
+        """Change an item's points: every answer it is applied to follows."""
+        self.item(question_id, item_id)
+        with self.connection:
+            self.connection.execute(
+                "UPDATE rubric_items SET points = ? WHERE question = ? AND item = ?", (points, question_id, item_id)
+            )
+
+    def apply(self, question_id: str, item_id: str, answers: Iterable[tuple[str, Answer]], on: bool) -> None:
+        """Apply ``item_id`` to each (submission, answer), or remove it (``on`` false), in one transaction."""
+        self.item(question_id, item_id)
+        rows = [(submission, question_id, answer.digest, item_id) for submission, answer in answers]
+        with self.connection:
+            if on:
+                self.connection.executemany(
+                    "INSERT OR IGNORE INTO applied_items (submission, question, answer, item) VALUES (?, ?, ?, ?)", rows
+                )
+            else:
+                self.connection.executemany(
+                    "DELETE FROM applied_items WHERE submission = ? AND question = ? AND answer = ? AND item = ?", rows
+                )
+
+    def set_comment(self, submission: str, answer: Answer, comment: str) -> None:
+        with self.connection:
+            self.connection.execute(SET_COMMENT, (submission, answer.question, answer.digest, comment.strip()))
+
+    def set_answers(self, grades: Iterable[tuple[str, Answer, Sequence[str], str]]) -> None:
+        """Set each (submission, answer)'s items to exactly those given, and its comment, all in
+        one transaction (a spreadsheet's import: all of it or nothing)."""
+        with self.connection:
+            for submission, answer, item_ids, comment in grades:
+                key = (submission, answer.question, answer.digest)
+                self.connection.execute(
+                    "DELETE FROM applied_items WHERE submission = ? AND question = ? AND answer = ?", key
+                )
+                self.connection.executemany(
+                    "INSERT INTO applied_items (submission, question, answer, item) VALUES (?, ?, ?, ?)",
+                    [(*key, item_id) for item_id in item_ids],
+                )
+                self.connection.execute(SET_COMMENT, (*key, comment.strip()))
+
+    def move(self, submission: str, question_id: str, group: str) -> None:
+        """Put an answer into the group named ``group``, whatever group was suggested for it."""
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO answer_groups (submission, question, name) VALUES (?, ?, ?)",
+                (submission, question_id, group),
+            )
+
+    def moved(self, question_id: str) -> dict[str, str]:
+        """The answers someone moved, by submission, to the group they were moved to."""
+        rows = self.connection.execute("SELECT submission, name FROM answer_groups WHERE question = ?", (question_id,))
+        return dict(rows.fetchall())
+
+    def grades(self, answers: Mapping[str, Sequence[Answer]]) -> dict[str, tuple[WrittenGrade, ...]]:
+        """Every submission's grades, one per answer, in the questions' order."""
+        questions = {question_id: self.question(question_id) for question_id in self.questions}
+        applied: dict[tuple[str, str, str], list[str]] = {}
+        for submission, question, digest, item in self.connection.execute(
+            "SELECT submission, question, answer, item FROM applied_items ORDER BY applied_at, rowid"
+        ):
+            applied.setdefault((submission, question, digest), []).append(item)
+        comments = {
+            (submission, question, digest): comment
+            for submission, question, digest, comment in self.connection.execute(
+                "SELECT submission, question, answer, comment FROM answer_comments"
+            )
+        }
+        grades: dict[str, tuple[WrittenGrade, ...]] = {}
+        for submission, submitted in answers.items():
+            graded = []
+            for answer in submitted:
+                question = questions.get(answer.question)
+                if question is None:
+                    continue
+                items = {item.id: item for item in question.rubric}
+                mine = [items[i] for i in applied.get((submission, answer.question, answer.digest), []) if i in items]
+                earlier = [
+                    [items[i] for i in ids if i in items]
+                    for (who, asked, digest), ids in applied.items()
+                    if who == submission and asked == answer.question and digest != answer.digest
+                ]
+                comment = comments.get((submission, answer.question, answer.digest), "")
+                graded.append(written_grade(question, mine, comment, earlier[-1] if earlier else None))
+            grades[submission] = tuple(graded)
+        return grades

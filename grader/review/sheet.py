@@ -1,0 +1,106 @@
+"""The written answers as a spreadsheet, for those who grade in one: one row per answer, a
+column per rubric item marked ``x`` where it applies, a comment. Read back, the points are
+computed from the items, never taken from the sheet; every cell is written so that no
+spreadsheet runs it as a formula."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from grader.errors import GraderError
+from grader.judge.written import WrittenGrade
+from grader.reports.gradebooks import FORMULA_STARTS, spreadsheet_cell
+from grader.review.batch import ReviewBatch
+from grader.review.marks import Marks
+
+FIXED_COLUMNS = ("submission", "student", "question", "answer")
+ITEM_PREFIX = "item: "
+MARKED = "x"
+
+
+def export_sheet(batch: ReviewBatch, marks: Marks) -> str:
+    """The sheet: the columns above, then ``item: <id>`` per item of every question, comment, points."""
+    questions = [marks.question(question.id) for question in batch.questions]
+    item_columns = list(dict.fromkeys(f"{ITEM_PREFIX}{q.id}/{item.id}" for q in questions for item in q.rubric))
+    grades = marks.grades(batch.answers())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spreadsheet_cell(cell) for cell in (*FIXED_COLUMNS, *item_columns, "comment", "points")])
+    for submission in batch.submissions:
+        for question, grade in zip(questions, grades[submission], strict=True):
+            applied = {f"{ITEM_PREFIX}{question.id}/{item.id}" for item in grade.items}
+            row = [
+                submission,
+                batch.name(submission),
+                question.id,
+                batch.answer(submission, question.id).text,
+                *(MARKED if column in applied else "" for column in item_columns),
+                grade.comment,
+                _points(grade),
+            ]
+            writer.writerow([spreadsheet_cell(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def import_sheet(text: str, batch: ReviewBatch, marks: Marks) -> int:
+    """Apply a sheet written by ``export_sheet`` (and edited); the number of answers it set. A row
+    naming an unknown submission, question or item, or a mark other than ``x``, is an error
+    naming the row, and nothing is changed."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or [_plain(cell) for cell in rows[0][: len(FIXED_COLUMNS)]] != list(FIXED_COLUMNS):
+        raise GraderError(
+            f"the sheet's first row must begin with {', '.join(FIXED_COLUMNS)}: "
+            "write one with `grader review OUT --export sheet.csv`"
+        )
+    header = [_plain(cell) for cell in rows[0]]
+    for required in ("comment",):
+        if required not in header:
+            raise GraderError(f"the sheet has no {required!r} column; export a new one to see its layout")
+    questions = {question.id: marks.question(question.id) for question in batch.questions}
+    item_columns: dict[int, tuple[str, str]] = {}
+    for index, column in enumerate(header):
+        if column.startswith(ITEM_PREFIX):
+            question_id, _, item_id = column[len(ITEM_PREFIX) :].partition("/")
+            if question_id not in questions or item_id not in {item.id for item in questions[question_id].rubric}:
+                raise GraderError(f"the sheet's column {column!r} names no rubric item of the batch's questions")
+            item_columns[index] = (question_id, item_id)
+    comment_at = header.index("comment")
+    grades = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = [_plain(cell) for cell in row] + [""] * (len(header) - len(row))
+        submission, question_id = cells[0], cells[2]
+        if submission not in batch.submissions:
+            raise GraderError(f"row {number} of the sheet names the submission {submission!r}, not in this batch")
+        if question_id not in questions:
+            raise GraderError(
+                f"row {number} of the sheet names the question {question_id!r}; known: {sorted(questions)}"
+            )
+        items = []
+        for index, (column_question, item_id) in item_columns.items():
+            mark = cells[index].strip().lower()
+            if mark not in ("", MARKED):
+                raise GraderError(
+                    f"row {number}, column {header[index]!r}: mark an item with {MARKED!r} or leave it empty; "
+                    f"found {mark!r}"
+                )
+            if mark and column_question != question_id:
+                raise GraderError(
+                    f"row {number} marks {header[index]!r}, an item of another question than {question_id}"
+                )
+            if mark:
+                items.append(item_id)
+        grades.append((submission, batch.answer(submission, question_id), items, cells[comment_at]))
+    marks.set_answers(grades)
+    return len(grades)
+
+
+def _plain(cell: str) -> str:
+    """A cell as it was before ``spreadsheet_cell`` guarded it: the ``'`` before a formula's start."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
+def _points(grade: WrittenGrade) -> str:
+    return "" if grade.points is None else f"{grade.points:g}"
