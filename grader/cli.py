@@ -34,6 +34,7 @@ from grader.errors import FAULT_INJECTION_ENV, INJECTABLE_FAULTS, GraderError
 from grader.ingest.roster import Submitted, read_roster
 from grader.judge.pipeline import GradingContext, GradingOptions, grade_safely, prepare_context
 from grader.judge.results import Graded, SubmissionResult
+from grader.judge.written import WrittenGrade
 from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
 from grader.run.backends import BACKENDS, choose_backend, use_backend_in_this_process
@@ -258,6 +259,11 @@ def cli() -> None:
     default=True,
     help="Leave out the class page's section of similar notebooks.",
 )
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Gradebook totals from the code's points alone, before the written answers are graded (grader review).",
+)
 @_grading_options(quick_by_default=False)
 @_reports_grader_errors
 def grade(
@@ -272,6 +278,7 @@ def grade(
     canvas_assignment: str | None,
     canvas_assignment_id: str | None,
     similarity: bool,
+    partial: bool,
     **settings: Any,
 ) -> None:
     """Grade every .ipynb in the given folders and files, or in an LMS's download (a Canvas or
@@ -280,6 +287,7 @@ def grade(
     from grader.reports.gradebooks import Assignment
     from grader.reports.outputs import DrawnCurves, refresh_standings, write_page, write_summaries
     from grader.reports.pages import draw_parts, improvement_standing
+    from grader.review.marks import Marks
 
     if executor == "ray":
         try:
@@ -306,7 +314,9 @@ def grade(
         curves = DrawnCurves(context.spec)  # the plots the workers drew, for the pages drawn again at the end
         reused = 0
         summaries_written = time.monotonic()
-        with closing(ResultStore(out_dir)) as store, _progress() as progress:
+        written: dict[str, tuple[WrittenGrade, ...]] = {}  # kept by `grader review`, whatever is regraded
+        with closing(ResultStore(out_dir)) as store, closing(Marks(out_dir, context.spec.questions)) as marks, \
+                _progress() as progress:  # fmt: skip
             where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
             task = progress.add_task(f"Grading {where}".strip(), total=len(notebooks))
 
@@ -314,7 +324,8 @@ def grade(
                 nonlocal reused, summaries_written
                 reused += was_reused
                 results.append(graded.result)
-                run_so_far = make_run(context, results, roster.notices)
+                written.update(marks.grades({graded.result.id: graded.result.answers}))
+                run_so_far = make_run(context, results, roster.notices, written, partial)
                 problem = write_page(
                     graded.result, graded.notebook, run_so_far, context.spec, out_dir, was_reused, graded.drawings
                 )
@@ -331,7 +342,7 @@ def grade(
 
             chosen = make_executor(jobs, executor, address, cpus_per_task, gpus_per_task, draw_parts)
             run = grade_batch(notebooks, context, store, force, on_result, chosen, logs_out=out_dir)
-            run = dataclasses.replace(run, notices=roster.notices)
+            run = dataclasses.replace(run, notices=roster.notices, written=written, partial=partial)
             refresh_standings(run, context.spec, out_dir, standings, curves)
         similar = _similar_notebooks(notebooks, context.spec) if similarity else None
         problem = write_summaries(run, context.spec, out_dir, assignment, similar)
@@ -344,6 +355,14 @@ def grade(
         f"Graded {len(results) - len(not_graded)} of {len(results)} submissions ({context.options.mode} mode). "
         f"Reports: {out_dir / 'index.html'}"
     )
+    ungraded = sum(len(run.ungraded(result)) for result in run.submissions if result.score is not None)
+    if ungraded and not partial:
+        console.print(
+            f"{ungraded} written answers are not graded yet: grade them with `grader review {out_dir}`. Until then "
+            "the gradebooks leave those students' totals blank (--partial gives the code's points alone).",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not_graded:
         console.print(
             f"[bold red]{len(not_graded)} could not be graded through a fault of the grader[/] (no score, blank in "

@@ -24,7 +24,7 @@ ALLOWED = {
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
     "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
-    "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "reports"},
+    "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "batch", "reports"},
     "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"}
     | {"review"},
     "root": {"judge"},

@@ -4,7 +4,7 @@ ready, unchanged notebooks reused from the store."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from grader import __version__
@@ -15,6 +15,7 @@ from grader.ingest.roster import Submitted
 from grader.judge.checks import max_points
 from grader.judge.pipeline import GradingContext, unrunnable_result
 from grader.judge.results import Graded, GradeRun, SubmissionResult
+from grader.judge.written import WrittenGrade
 
 
 def grade_batch(
@@ -83,12 +84,19 @@ def _result_key(path: Path, context: GradingContext) -> str:
     return result_key(content, context)
 
 
-def make_run(context: GradingContext, results: list[SubmissionResult], notices: Sequence[str] = ()) -> GradeRun:
-    """The run so far; ``notices``: what the instructor must do by hand (``Roster.notices``)."""
+def make_run(
+    context: GradingContext,
+    results: list[SubmissionResult],
+    notices: Sequence[str] = (),
+    written: Mapping[str, tuple[WrittenGrade, ...]] | None = None,
+    partial: bool = False,
+) -> GradeRun:
+    """The run so far; ``notices``: what the instructor must do by hand (``Roster.notices``);
+    ``written``: the written answers' grades so far (``grader review``)."""
     quick = context.options.quick
     return GradeRun(
         __version__, "quick" if quick else "full", context.spec.name, tuple(results),
-        max_points(context.spec, quick), tuple(notices), context.spec.questions,
+        max_points(context.spec, quick), tuple(notices), context.spec.questions, dict(written or {}), partial,
     )  # fmt: skip
 
 

@@ -3,12 +3,14 @@ serialises to the JSON schema of ``results.json``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from grader.ingest.roster import Student
 from grader.judge.answers import Answer
 from grader.judge.checks import CheckResult
+from grader.judge.written import WrittenGrade
 from grader.spec.architecture import Architecture
 from grader.spec.questions import Question
 
@@ -139,7 +141,7 @@ class SubmissionResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
-        derived = ("fault",)
+        derived = ("fault", "written", "total")  # what a GradeRun adds to each
         return cls(
             **{
                 **{key: value for key, value in data.items() if key not in derived},
@@ -192,6 +194,39 @@ class GradeRun:
     notices: tuple[str, ...] = ()
     # The spec's written questions and their rubrics, graded by hand with ``grader review``
     questions: tuple[Question, ...] = ()
+    # Each submission's grades of its written answers so far, by submission id
+    written: Mapping[str, tuple[WrittenGrade, ...]] = field(default_factory=dict)
+    # Totals from the code's points alone, whatever the written answers' grading
+    partial: bool = False
+
+    def total(self, result: SubmissionResult) -> float | None:
+        """What the gradebooks give ``result``: the code's points and the written answers', or
+        None (blank) until every answer is graded, unless ``partial``."""
+        if result.score is None or self.partial or not self.questions:
+            return result.score
+        grades = self.written.get(result.id, ())
+        if len(grades) < len(self.questions) or any(grade.points is None for grade in grades):
+            return None
+        return result.score + sum(grade.points or 0.0 for grade in grades)
+
+    @property
+    def max_total(self) -> float | None:
+        """The points a notebook can earn, the written questions' included unless ``partial``."""
+        return self._with_written(self.max_score)
+
+    def max_total_of(self, result: SubmissionResult) -> float | None:
+        """The points ``result`` could earn: its checks' and, unless ``partial``, the questions'."""
+        return self._with_written(result.max_score)
+
+    def _with_written(self, code_points: float | None) -> float | None:
+        if code_points is None or self.partial:
+            return code_points
+        return code_points + sum(question.points for question in self.questions)
+
+    def ungraded(self, result: SubmissionResult) -> list[str]:
+        """The questions whose answer in ``result`` nobody has graded yet."""
+        graded = {grade.question for grade in self.written.get(result.id, ()) if grade.points is not None}
+        return [question.id for question in self.questions if question.id not in graded]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -201,5 +236,14 @@ class GradeRun:
             "max_score": self.max_score,
             "notices": list(self.notices),
             "questions": [question.to_dict() for question in self.questions],
-            "submissions": [result.to_dict() for result in self.submissions],
+            "partial": self.partial,
+            "max_total": self.max_total,
+            "submissions": [
+                {
+                    **result.to_dict(),
+                    "written": [grade.to_dict() for grade in self.written.get(result.id, ())],
+                    "total": self.total(result),
+                }
+                for result in self.submissions
+            ],
         }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from grader.judge.results import GradeRun, SubmissionResult
+from grader.judge.written import WrittenGrade
 
 # How a cell that a spreadsheet would run as a formula begins (OWASP's list)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,8 +62,8 @@ def gradebook_csv(run: GradeRun, assignment: Assignment) -> str:
     title = f"{assignment.title} ({assignment.canvas_id})" if assignment.canvas_id else assignment.title
     writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", title])
     points = (
-        run.max_score
-        if run.max_score is not None
+        run.max_total
+        if run.max_total is not None
         else max((result.max_score for result in run.submissions if result.max_score is not None), default=0)
     )
     writer.writerow(["    Points Possible", "", "", "", "", f"{points:g}"])
@@ -70,7 +71,9 @@ def gradebook_csv(run: GradeRun, assignment: Assignment) -> str:
         student = result.student
         canvas = student is not None and student.platform == "canvas"
         name = student.name if student else result.id
-        writer.writerow([name, student.user_id if canvas and student else "", "", result.id, "", _points(result.score)])
+        writer.writerow(
+            [name, student.user_id if canvas and student else "", "", result.id, "", _points(run.total(result))]
+        )
     return buffer.getvalue()
 
 
@@ -98,23 +101,29 @@ def moodle_worksheet(run: GradeRun, graded_at: datetime) -> str | None:
                 result.student.name,
                 "",
                 "Submitted for grading",
-                _points(result.score),
-                _points(result.max_score),
+                _points(run.total(result)),
+                _points(run.max_total_of(result)),
                 "Yes",
                 "",
                 stamp,
-                feedback(result),
+                feedback(result, run),
             ]
         )
     return buffer.getvalue()
 
 
-def feedback(result: SubmissionResult, limit: int = 800) -> str:
-    """A short feedback for the student: the score and what failed, each check's message."""
+def feedback(result: SubmissionResult, run: GradeRun | None = None, limit: int = 800) -> str:
+    """A short feedback for the student: the score and what failed, each check's message, then
+    each written answer's points, rubric items and comment."""
     if result.score is None:
         return result.error or "Not graded."
     failed = [f"{check.id}: {check.message}" for check in result.checks if check.status in ("fail", "error")]
     text = f"{result.score:g}/{result.max_score:g}. " + (" ".join(failed) if failed else "Every check passed.")
+    for grade in run.written.get(result.id, ()) if run is not None else ():
+        if grade.points is not None:
+            items = "; ".join(f"{item.title} ({item.points:+g})" for item in grade.items)
+            comment = f" {grade.comment}" if grade.comment else ""
+            text += f" {grade.question}: {grade.points:g}/{grade.max_points:g} ({items}).{comment}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -123,9 +132,12 @@ def checks_csv(run: GradeRun) -> str:
     check_ids = list(dict.fromkeys(check.id for result in run.submissions for check in result.checks))
     buffer = io.StringIO()
     writer = _SafeWriter(buffer)
-    writer.writerow(["id", "score", "max_score", "status", *check_ids])
+    questions = [question.id for question in run.questions]
+    totals = ["total", "max_total"] if questions else []
+    writer.writerow(["id", "score", "max_score", "status", *check_ids, *questions, *totals])
     for result in run.submissions:
         points = {check.id: "" if check.status == "skipped" else f"{check.points:g}" for check in result.checks}
+        written = {grade.question: grade for grade in run.written.get(result.id, ())}
         writer.writerow(
             [
                 result.id,
@@ -133,6 +145,8 @@ def checks_csv(run: GradeRun) -> str:
                 _points(result.max_score),
                 result.status,
                 *(points.get(check_id, "") for check_id in check_ids),
+                *(_written_points(written.get(question)) for question in questions),
+                *([_points(run.total(result)), _points(run.max_total)] if questions else []),
             ]
         )
     return buffer.getvalue()
@@ -140,3 +154,7 @@ def checks_csv(run: GradeRun) -> str:
 
 def _points(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
+
+
+def _written_points(grade: WrittenGrade | None) -> str:
+    return "ungraded" if grade is None or grade.points is None else f"{grade.points:g}"

@@ -32,6 +32,7 @@ from grader.reports.similarity import ClassSimilarity
 from grader.reports.summary import leaderboard, standing_of, summarize, typical_epoch_seconds
 from grader.spec.architecture import Architecture, SummaryRow
 from grader.spec.exercise import ModelSpec, Spec
+from grader.spec.questions import Question
 
 PAGES_DIR = "submissions"
 NOTEBOOKS_DIR = "notebooks"
@@ -179,6 +180,8 @@ def submission_page(
         standing=improvement_standing(result, run, spec),
         sections=[_model_section(result, spec, model, curves or {}) for model in spec.models],
         notebook_link=notebook_link,
+        written={grade.question: grade for grade in run.written.get(result.id, ())},
+        answers={answer.question: answer for answer in result.answers},
         content_policy=_content_policy(),
         drawn_from=Markup(DIGEST_META.format(digest=submission_page_digest(result, run, spec, notebook_link))),
     )
@@ -193,6 +196,9 @@ def submission_page_digest(result: SubmissionResult, run: GradeRun, spec: Spec, 
         "spec": spec.digest,
         "standing": improvement_standing(result, run, spec),
         "notebook_link": notebook_link,
+        "written": [grade.to_dict() for grade in run.written.get(result.id, ())],
+        "questions": [question.to_dict() for question in run.questions],
+        "partial": run.partial,
         "templates": _page_templates_digest(),
     }
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:32]
@@ -308,9 +314,40 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
         marks=VERDICT_MARKS,
         short_names={"architecture": "arch.", "optimizer": "optim.", "accuracy": "acc."},
         page_name=page_name,
+        written=written_progress(run),
         sort_script=SORT_SCRIPT,
         content_policy=_content_policy(SORT_SCRIPT),
     )
+
+
+@dataclass(frozen=True)
+class WrittenProgress:
+    """How far the grading of one written question has come, and the points given so far."""
+
+    question: Question
+    graded: int
+    answered: int
+    submissions: int
+    points: dict[float, int]  # points given -> how many answers got them
+
+    @property
+    def mean(self) -> float | None:
+        return sum(p * n for p, n in self.points.items()) / self.graded if self.graded else None
+
+
+def written_progress(run: GradeRun) -> list[WrittenProgress]:
+    """Per written question: answers graded of the class's, and the spread of their points."""
+    rows = []
+    for question in run.questions:
+        given: dict[float, int] = {}
+        for grades in run.written.values():
+            for grade in grades:
+                if grade.question == question.id and grade.points is not None:
+                    given[grade.points] = given.get(grade.points, 0) + 1
+        answered = sum(1 for r in run.submissions for a in r.answers if a.question == question.id and a.answered)
+        graded = sum(given.values())
+        rows.append(WrittenProgress(question, graded, answered, len(run.submissions), dict(sorted(given.items()))))
+    return rows
 
 
 def similarity_page(title: str, similarity: ClassSimilarity) -> str:

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from grader.batch.store import STORE_NAME
 from grader.errors import GraderError
 from grader.judge.answers import Answer
 from grader.judge.written import WrittenGrade, written_grade
 from grader.spec.questions import Question, RubricItem
 
-STORE_NAME = "results.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rubric_items (
     question TEXT NOT NULL, item TEXT NOT NULL, title TEXT NOT NULL, points REAL NOT NULL,

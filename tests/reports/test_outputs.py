@@ -328,7 +328,9 @@ def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
     write_page(first, nbformat.writes(nbformat.v4.new_notebook()), graded, spec, tmp_path)
     write_summaries(graded, spec, tmp_path)
     document = json.loads((tmp_path / "results.json").read_text())
-    assert set(document) == {"grader_version", "mode", "spec", "max_score", "notices", "submissions"}
+    assert set(document) == {
+        "grader_version", "mode", "spec", "max_score", "notices", "submissions", "questions", "partial", "max_total",
+    }  # fmt: skip
     entry = next(entry for entry in document["submissions"] if entry["id"] == first.id)
     assert {"id", "path", "status", "score", "max_score", "checks", "warnings", "models", "error"} <= set(entry)
     assert {"architecture", "history", "epoch_times", "test_accuracy"} <= set(entry["models"]["model_1"])

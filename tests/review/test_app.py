@@ -1,0 +1,119 @@
+"""The review app through Flask's test client: refused without its token, every change a POST
+with a CSRF token, strict headers, a student's markdown unable to run anything, and grading by
+group with an editable rubric."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from grader.review.app import create_app, render_markdown
+from grader.review.batch import ReviewBatch
+from grader.review.marks import Marks
+
+TOKEN = "secret-token"
+PAGES = ["/", "/questions/q1", "/questions/q3", "/static/review.js", "/static/review.css"]
+ACTIONS = [
+    ("/questions/q1/apply", {"item": "compares-their-accuracy", "submission": "student00", "on": "1"}),
+    ("/questions/q1/items/compares-their-accuracy", {"points": "2"}),
+    ("/questions/q1/comment", {"submission": "student00", "comment": "hi"}),
+    ("/questions/q1/move", {"submission": "student00", "group": "mine"}),
+]
+
+
+@pytest.fixture
+def client(batch_folder):
+    return create_app(batch_folder, TOKEN).test_client()
+
+
+def signed_in(client) -> str:
+    """Open the app with its token, as the printed address does; the page's CSRF token."""
+    assert client.get(f"/?token={TOKEN}").status_code == 302
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/questions/q1").text).group(1)
+
+
+def grades(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    return Marks(batch_folder, batch.questions).grades(batch.answers())
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_without_the_token_every_page_is_refused(client, path):
+    assert client.get(path).status_code == 403
+    assert client.get(f"{path}?token=wrong").status_code == 403
+
+
+@pytest.mark.parametrize(("path", "form"), ACTIONS)
+def test_without_the_token_or_the_csrf_token_every_action_is_refused(client, batch_folder, path, form):
+    assert client.post(path, data=form).status_code == 403
+    signed_in(client)
+    assert client.post(path, data={**form, "csrf": "forged"}).status_code == 403
+    assert client.post(path, data=form).status_code == 403
+    assert all(g.status == "ungraded" for gs in grades(batch_folder).values() for g in gs)
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    signed_in(client)
+    response = client.get("/questions/q2")
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
+    assert "http" not in re.sub(
+        r"http://127\.0\.0\.1[^\"']*", "", " ".join(re.findall(r'(?:src|href)="([^"]+)"', response.text))
+    )
+
+
+def test_student_markdown_is_rendered_and_cannot_run_anything():
+    html = str(
+        render_markdown("**bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    )
+    assert "<strong>bold</strong>" in html
+    assert "<script" not in html and "<img" not in html and "href" not in html
+    assert "&lt;script&gt;" in html  # shown as the text the student wrote
+
+
+def test_grading_a_group_then_one_answer_then_the_rubric(client, batch_folder):
+    csrf = signed_in(client)
+    page = client.get("/questions/q1").text
+    assert "0 of 20 graded" in page and "prefers model_2" in page and "No answer" in page
+    group = ["student00", "student05", "student10", "student15"]  # the first Q1 answer, all in one group
+    response = client.post(
+        "/questions/q1/apply", data={"csrf": csrf, "item": "compares-their-accuracy", "submission": group, "on": "1"}
+    )
+    assert response.status_code == 303
+    client.post(
+        "/questions/q1/apply",
+        data={"csrf": csrf, "item": "compares-their-accuracy", "submission": "student05", "on": "0"},
+    )
+    client.post("/questions/q1/items/compares-their-accuracy", data={"csrf": csrf, "points": "1.5"})
+    client.post("/questions/q1/comment", data={"csrf": csrf, "submission": "student10", "comment": "Which figures?"})
+    client.post("/questions/q1/move", data={"csrf": csrf, "submission": "student10", "group": "to discuss"})
+    got = grades(batch_folder)
+    assert [got[s][0].points for s in group] == [1.5, None, 1.5, 1.5]
+    assert got["student10"][0].comment == "Which figures?"
+    page = client.get("/questions/q1").text
+    assert "3 of 20 graded" in page and 'data-group="to discuss"' in page
+    assert "3 of 20 graded" in client.get("/").text
+
+
+def test_a_regrade_while_reviewing_is_read_again(client, batch_folder):
+    signed_in(client)
+    assert "student00" in client.get("/questions/q1").text
+    results = batch_folder / "results.json"
+    data = json.loads(results.read_text())
+    data["submissions"] = data["submissions"][1:]
+    results.write_text(json.dumps(data))
+    os.utime(results, (1, 1))  # a different modification time, whatever the clock's resolution
+    assert 'data-submission="student00"' not in client.get("/questions/q1").text
+
+
+def test_bad_input_is_refused_with_a_reason(client):
+    csrf = signed_in(client)
+    response = client.post("/questions/q1/items/compares-their-accuracy", data={"csrf": csrf, "points": "lots"})
+    assert response.status_code == 400 and "points must be a number" in response.text
+    response = client.post(
+        "/questions/q1/apply", data={"csrf": csrf, "item": "compares-their-accuracy", "submission": "nobody", "on": "1"}
+    )
+    assert response.status_code == 400 and "nobody" in response.text

@@ -1,0 +1,88 @@
+"""Manual grades in the batch's store: applied and removed per answer, rubric edits followed by
+every answer, a changed answer ungraded with its earlier grade, nothing lost between two
+people grading at once."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from grader.errors import GraderError
+from grader.judge.answers import Answer
+from grader.judge.written import question_points
+from grader.review.batch import ReviewBatch
+from grader.review.marks import Marks
+from tests.review.conftest import SPEC
+
+Q1 = SPEC.questions[0]
+
+
+def test_items_applied_give_points_and_removing_one_takes_them_back(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    answer = batch.answer("student00", "q1")
+    marks.apply("q1", "compares-their-accuracy", [("student00", answer)], on=True)
+    marks.apply("q1", "picks-one-for-production-with-a-reason", [("student00", answer)], on=True)
+    grade = marks.grades(batch.answers())["student00"][0]
+    assert (grade.status, grade.points) == ("graded", 2.0)
+    marks.apply("q1", "compares-their-accuracy", [("student00", answer)], on=False)
+    assert marks.grades(batch.answers())["student00"][0].points == 1.0
+    assert marks.grades(batch.answers())["student01"][0].status == "ungraded"
+
+
+def test_editing_an_items_points_changes_every_answer_it_is_applied_to(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    members = [(s, batch.answer(s, "q1")) for s in ("student00", "student01", "student02")]
+    marks.apply("q1", "compares-their-accuracy", members, on=True)
+    marks.set_points("q1", "compares-their-accuracy", 0.5)
+    grades = marks.grades(batch.answers())
+    assert [grades[s][0].points for s, _ in members] == [0.5, 0.5, 0.5]
+    # Kept in the store: a new session reads the edited rubric, not the spec's.
+    assert Marks(batch_folder, batch.questions).item("q1", "compares-their-accuracy").points == 0.5
+
+
+def test_a_changed_answer_is_ungraded_again_and_shows_its_earlier_grade(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    marks.apply("q1", "compares-their-accuracy", [("student00", batch.answer("student00", "q1"))], on=True)
+    resubmitted = {"student00": (Answer("q1", "A new text."), *batch.answers()["student00"][1:])}
+    grade = marks.grades(resubmitted)["student00"][0]
+    assert (grade.status, grade.points, grade.earlier_points) == ("changed", None, 1.0)
+
+
+def test_two_graders_at_once_lose_nothing(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    items = [item.id for item in Q1.rubric[:3]]
+
+    def grade_all(item: str) -> None:
+        marks = Marks(batch_folder, batch.questions)  # a connection of its own, as a second grader has
+        for submission in batch.submissions:
+            marks.apply("q1", item, [(submission, batch.answer(submission, "q1"))], on=True)
+        marks.close()
+
+    threads = [threading.Thread(target=grade_all, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    grades = Marks(batch_folder, batch.questions).grades(batch.answers())
+    assert all(len(grades[s][0].items) == 3 for s in batch.submissions)
+
+
+def test_points_stay_within_the_question_and_negative_scoring_starts_from_full():
+    accuracy, size, picks, contradicted, _ = Q1.rubric
+    assert question_points(Q1, [accuracy, size, picks]) == 3
+    assert question_points(Q1, [contradicted]) == 0  # not below 0
+    negative = replace(Q1, scoring="negative")
+    assert question_points(negative, [contradicted]) == 2
+
+
+def test_an_unknown_item_or_question_is_an_error_that_names_the_known_ones(batch_folder):
+    marks = Marks(batch_folder, SPEC.questions)
+    with pytest.raises(GraderError, match=r"no rubric item 'nope'.*compares-their-accuracy"):
+        marks.apply("q1", "nope", [], on=True)
+    with pytest.raises(GraderError, match="no question 'q9'"):
+        marks.question("q9")
