@@ -491,6 +491,14 @@ def print_result(result: SubmissionResult) -> None:
         stdout.print("Score: [bold]none[/]: not graded, through no fault of the notebook's")
     else:
         stdout.print(f"Score: [bold]{result.score:g} / {result.max_score:g}[/]")
+    for answer in result.answers:
+        # The written answers are graded by hand: a student sees here which ones the grader found.
+        found = (
+            f"found ({answer.found_by}, cells {', '.join(map(str, answer.cells))})"
+            if answer.answered
+            else "no answer found"
+        )
+        stdout.print(f"Written answer to {answer.question}: {found}", highlight=False)
 
 
 @cli.command()
@@ -710,8 +718,11 @@ def similarity(paths: tuple[Path, ...], out_dir: Path, threshold: float, spec_pa
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Read the grades of a CSV written by --export (items marked x; the points are recomputed) and exit.",
 )
+@SPEC_OPTION
 @_reports_grader_errors
-def review(out_dir: Path, port: int, no_browser: bool, export_to: Path | None, import_from: Path | None) -> None:
+def review(
+    out_dir: Path, port: int, no_browser: bool, export_to: Path | None, import_from: Path | None, spec_path: Path
+) -> None:
     """Grade the written answers of the batch graded into OUT, question by question, in a browser.
 
     Serves a local web app on 127.0.0.1 (the address, with its token, is printed): answers in
@@ -727,7 +738,11 @@ def review(out_dir: Path, port: int, no_browser: bool, export_to: Path | None, i
     if export_to is not None and import_from is not None:
         raise click.UsageError("give --export or --import, not both.")
     if export_to is None and import_from is None:
-        serve(out_dir, port, not no_browser, lambda address: console.print(f"Reviewing {out_dir}: {address}"))
+
+        def announce(address: str) -> None:
+            console.print(f"Reviewing {out_dir} (Ctrl-C stops): {address}", highlight=False, soft_wrap=True)
+
+        serve(out_dir, port, not no_browser, announce, load_spec(spec_path))
         return
     batch = ReviewBatch.load(out_dir)
     marks = Marks(out_dir, batch.questions)

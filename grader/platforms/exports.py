@@ -33,6 +33,7 @@ def bundle(into: Path, spec: Spec, data_path: Path | None) -> None:
         f'dependencies = {json.dumps(requirements)}\n\n[project.scripts]\ngrader = "grader.cli:main"\n\n'
         '[tool.setuptools.packages.find]\ninclude = ["grader*"]\n\n[tool.setuptools.package-data]\n'
         '"grader.reports" = ["templates/*"]\n"grader.judge" = ["templates/*"]\n'
+        '"grader.review" = ["templates/*", "static/*"]\n'
     )
     (into / "spec").mkdir()
     for file in spec.files:

@@ -303,6 +303,7 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
         ),
     }
     improvement = next((model for model in spec.models if model.kind == "improvement"), None)
+    written = written_progress(run)
     return _templates.get_template("index.html.j2").render(
         run=run,
         improvement=improvement,
@@ -314,7 +315,16 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
         marks=VERDICT_MARKS,
         short_names={"architecture": "arch.", "optimizer": "optim.", "accuracy": "acc."},
         page_name=page_name,
-        written=written_progress(run),
+        written=written,
+        written_figures={
+            row.question.id: plots.score_histogram(
+                [points for points, count in row.points.items() for _ in range(count)],
+                row.question.points,
+                f"{row.question.id}: points given",
+            )
+            for row in written
+            if row.graded
+        },
         sort_script=SORT_SCRIPT,
         content_policy=_content_policy(SORT_SCRIPT),
     )

@@ -80,7 +80,7 @@ def learning_curves(history: Mapping[str, Sequence[float | None]], bands: Mappin
         return _data_uri(figure)
 
 
-def score_histogram(scores: Sequence[float], max_score: float) -> str:
+def score_histogram(scores: Sequence[float], max_score: float, title: str = "Scores") -> str:
     with plt.rc_context(STYLE):
         figure, axis = plt.subplots(figsize=(4.6, 2.8))
         top = max(max_score, max(scores, default=0.0), 1.0)
@@ -88,7 +88,7 @@ def score_histogram(scores: Sequence[float], max_score: float) -> str:
         axis.set_xlabel(f"score (out of {max_score:g})")
         axis.set_ylabel("submissions")
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title("Scores")
+        axis.set_title(title)
         return _data_uri(figure)
 
 

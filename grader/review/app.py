@@ -21,10 +21,12 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from grader.judge.written import WrittenGrade
+from grader.reports.pages import learning_curves as model_curves
 from grader.reports.plots import learning_curves
 from grader.review.batch import RESULTS_NAME, ReviewBatch
-from grader.review.groups import NO_ANSWER, suggest_groups
+from grader.review.groups import NO_ANSWER, stance_of, suggest_groups
 from grader.review.marks import Marks
+from grader.spec.exercise import Spec
 from grader.spec.questions import Question
 
 CSP = (
@@ -45,14 +47,15 @@ def render_markdown(text: str) -> Markup:
     return Markup(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href"]}, protocols=["http", "https"]))
 
 
-def create_app(folder: Path, token: str) -> Flask:
-    """The review app over the batch graded into ``folder``, opened with ``token``."""
+def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
+    """The review app over the batch graded into ``folder``, opened with ``token``; ``spec``:
+    the exercise's, whose reference runs the learning curves are drawn over."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["points"] = lambda value: "" if value is None else f"{value:g}"
-    state = _State(folder)
+    state = _State(folder, spec)
 
     @app.before_request
     def require_token() -> Response | None:
@@ -101,6 +104,7 @@ def create_app(folder: Path, token: str) -> Flask:
         grades = {s: dict((g.question, g) for g in graded) for s, graded in marks.grades(batch.answers()).items()}
         ordered = sorted(groups.items(), key=lambda entry: (entry[0] == NO_ANSWER, -len(entry[1]), entry[0]))
         graded = sum(1 for s in answers if grades[s][question.id].status == "graded")
+        stances = {s: stance_of(question, answers[s], batch.measured(s)) for s in answers if answers[s].answered}
         return render_template(
             "question.html.j2",
             batch=batch,
@@ -110,6 +114,8 @@ def create_app(folder: Path, token: str) -> Flask:
             grades={s: grades[s][question.id] for s in answers},
             graded=graded,
             curves=state.curves,
+            stances=stances,
+            remarks={s: batch.remarks(s, answers[s]) for s in answers},
             csrf=session["csrf"],
         )
 
@@ -177,8 +183,9 @@ class _State:
     """The batch, read again when its ``results.json`` changes (a regrade while reviewing), the
     marks over it, and the learning curves drawn of it so far."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, spec: Spec | None) -> None:
         self.folder = folder
+        self.spec = spec
         self._stamp: float | None = None
         self._batch: ReviewBatch | None = None
         self._marks: Marks | None = None
@@ -199,19 +206,29 @@ class _State:
         """The model's loss and accuracy per epoch as the report draws them (a data URI)."""
         if (submission, model) not in self._drawn:
             batch, _ = self.current()
-            record = batch.submissions[submission].models.get(model)
-            self._drawn[submission, model] = learning_curves(record.history, {}) if record and record.history else None
+            result = batch.submissions[submission]
+            record = result.models.get(model)
+            spec = self.spec
+            if record is None or not record.history:
+                drawn = None
+            elif spec is not None and spec.name == batch.spec_name and model in spec.model_names:
+                drawn = model_curves(result, spec, spec.model(model))  # over the reference band, as the report
+            else:
+                drawn = learning_curves(record.history, {})
+            self._drawn[submission, model] = drawn
         return self._drawn[submission, model]
 
 
-def serve(folder: Path, port: int, open_browser: bool, announce: Callable[[str], None]) -> None:
+def serve(
+    folder: Path, port: int, open_browser: bool, announce: Callable[[str], None], spec: Spec | None = None
+) -> None:
     """Serve the review on 127.0.0.1 until interrupted; ``announce`` is given its address."""
     import webbrowser
 
     from werkzeug.serving import make_server
 
     token = secrets.token_hex(24)
-    app = create_app(folder, token)
+    app = create_app(folder, token, spec)
     ReviewBatch.load(folder)  # a folder without a batch fails here, before anything listens
     server = make_server("127.0.0.1", port, app, threaded=True)
     address = f"http://127.0.0.1:{server.server_port}/?token={token}"

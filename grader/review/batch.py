@@ -24,6 +24,7 @@ class ReviewBatch:
     folder: Path
     questions: tuple[Question, ...]
     submissions: dict[str, SubmissionResult]
+    spec_name: str = ""
 
     @classmethod
     def load(cls, folder: Path) -> ReviewBatch:
@@ -45,7 +46,7 @@ class ReviewBatch:
                 "(see reference/mnist_mlp.toml), or it was graded by a grader older than the review."
             )
         results = [SubmissionResult.from_dict(result) for result in data["submissions"]]
-        return cls(folder, questions, {result.id: result for result in results})
+        return cls(folder, questions, {result.id: result for result in results}, str(data.get("spec", "")))
 
     def question(self, question_id: str) -> Question:
         found = next((question for question in self.questions if question.id == question_id), None)
@@ -68,6 +69,14 @@ class ReviewBatch:
         """The test accuracies the grader measured of the submission's models (full mode)."""
         result = self.submissions[submission]
         return Measured({name: model.test_accuracy for name, model in result.models.items()})
+
+    def remarks(self, submission: str, answer: Answer) -> list[str]:
+        """The grader's warnings about what the answer's cells state (a parameter count or an
+        accuracy its measurements contradict)."""
+        cells = tuple(f"markdown cell {cell} " for cell in answer.cells)
+        return (
+            [warning for warning in self.submissions[submission].warnings if warning.startswith(cells)] if cells else []
+        )
 
     def name(self, submission: str) -> str:
         student = self.submissions[submission].student

@@ -61,6 +61,8 @@ def test_an_injected_kernel_start_fault_exits_2_is_blank_and_graded_on_the_next_
     code, results = grade(folder, out, mnist_path)  # no --force
     assert code == 0
     assert (results["alice"]["status"], results["alice"]["score"]) == ("graded", 15)
+    assert gradebook(out) == {"alice": ""}  # its written answers are not graded yet
+    grade(folder, out, mnist_path, "--partial")
     assert gradebook(out) == {"alice": "15"}
 
 

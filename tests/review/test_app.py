@@ -95,6 +95,7 @@ def test_grading_a_group_then_one_answer_then_the_rubric(client, batch_folder):
     assert got["student10"][0].comment == "Which figures?"
     page = client.get("/questions/q1").text
     assert "3 of 20 graded" in page and 'data-group="to discuss"' in page
+    assert "Stance: prefers model_1" in page  # shown on each answer, whatever group it is in
     assert "3 of 20 graded" in client.get("/").text
 
 

@@ -63,8 +63,8 @@ def test_grading_a_question_by_group_in_the_browser(browser: Any, app_address: t
     page.keyboard.press("j")
     current = page.locator("article.answer.current")
     submission = current.get_attribute("data-submission")
-    page.keyboard.press("3")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("3")
     assert (
         page.locator(f'article[data-submission="{submission}"] button.item[data-key="3"]').get_attribute("aria-pressed")
         == "true"

@@ -76,3 +76,4 @@ def test_the_students_page_and_the_class_page_show_the_written_grades():
     assert "Not graded by hand yet: q2, q3" in other
     index = index_page(run, SPEC)
     assert "Written answers" in index and "<td>2 of 2</td>" in index and "<td>1 of 2</td>" in index
+    assert 'alt="Points given for q1, as a histogram"' in index
