@@ -140,11 +140,12 @@ class Marks:
     def grades(self, answers: Mapping[str, Sequence[Answer]]) -> dict[str, tuple[WrittenGrade, ...]]:
         """Every submission's grades, one per answer, in the questions' order."""
         questions = {question_id: self.question(question_id) for question_id in self.questions}
-        applied: dict[tuple[str, str, str], list[str]] = {}
+        # (submission, question) -> the digests of the texts graded, in order, each with its items
+        applied: dict[tuple[str, str], dict[str, list[str]]] = {}
         for submission, question, digest, item in self.connection.execute(
             "SELECT submission, question, answer, item FROM applied_items ORDER BY applied_at, rowid"
         ):
-            applied.setdefault((submission, question, digest), []).append(item)
+            applied.setdefault((submission, question), {}).setdefault(digest, []).append(item)
         comments = {
             (submission, question, digest): comment
             for submission, question, digest, comment in self.connection.execute(
@@ -159,11 +160,10 @@ class Marks:
                 if question is None:
                     continue
                 items = {item.id: item for item in question.rubric}
-                mine = [items[i] for i in applied.get((submission, answer.question, answer.digest), []) if i in items]
+                texts = applied.get((submission, answer.question), {})
+                mine = [items[i] for i in texts.get(answer.digest, []) if i in items]
                 earlier = [
-                    [items[i] for i in ids if i in items]
-                    for (who, asked, digest), ids in applied.items()
-                    if who == submission and asked == answer.question and digest != answer.digest
+                    [items[i] for i in ids if i in items] for digest, ids in texts.items() if digest != answer.digest
                 ]
                 comment = comments.get((submission, answer.question, answer.digest), "")
                 graded.append(written_grade(question, mine, comment, earlier[-1] if earlier else None))
