@@ -10,6 +10,7 @@ its earlier grade. The rubric's items are seeded from the spec; edits made while
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,14 +43,27 @@ SET_COMMENT = "INSERT OR REPLACE INTO answer_comments (submission, question, ans
 BUSY_SECONDS = 30
 
 
+def _write_ahead_log(connection: sqlite3.Connection) -> None:
+    """Put the store in WAL mode, where readers never wait for a writer. Switching waits for no
+    busy handler, so another grader's transaction is waited out here."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Marks:
     """The manual grades of the batch whose outputs are in ``folder``, for ``questions``."""
 
     def __init__(self, folder: Path, questions: Sequence[Question]) -> None:
         self.questions = {question.id: question for question in questions}
         self.connection = sqlite3.connect(folder / STORE_NAME, timeout=BUSY_SECONDS, check_same_thread=False)
+        _write_ahead_log(self.connection)
         with self.connection:
-            self.connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
             self.connection.executescript(SCHEMA)
             self.connection.executemany(
                 "INSERT OR IGNORE INTO rubric_items (question, item, title, points, description, position) "
