@@ -53,6 +53,8 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
+    # Flask escapes only templates named .html: ours are .html.j2, and every one shows student text.
+    app.jinja_env.autoescape = True
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["points"] = lambda value: "" if value is None else f"{value:g}"
     state = _State(folder, spec)

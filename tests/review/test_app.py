@@ -74,6 +74,20 @@ def test_student_markdown_is_rendered_and_cannot_run_anything():
     assert "&lt;script&gt;" in html  # shown as the text the student wrote
 
 
+def test_names_and_texts_from_students_are_escaped_everywhere(batch_folder):
+    results = batch_folder / "results.json"
+    data = json.loads(results.read_text())
+    hostile = '<img src=x onerror="alert(1)">'
+    data["submissions"][0]["id"] = f"eve{hostile}"
+    data["submissions"][0]["warnings"] = [f"markdown cell 18 says {hostile}"]
+    results.write_text(json.dumps(data))
+    client = create_app(batch_folder, TOKEN).test_client()
+    signed_in(client)
+    page = client.get("/questions/q1").text
+    assert "eve&lt;img" in page and "<img src=x" not in page
+    assert "markdown cell 18 says &lt;img" in page
+
+
 def test_grading_a_group_then_one_answer_then_the_rubric(client, batch_folder):
     csrf = signed_in(client)
     page = client.get("/questions/q1").text
