@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import bleach
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
@@ -178,7 +179,9 @@ def _known(batch: ReviewBatch, submission: str) -> str:
 
 
 def _back(question_id: str, anchor: str | None) -> Any:
-    return redirect(url_for("question_page", question_id=question_id) + (f"#{anchor}" if anchor else ""), code=303)
+    """Back to the question's page, at the answer just graded (its id quoted: a fragment only)."""
+    fragment = f"#{quote(anchor, safe='')}" if anchor else ""
+    return redirect(url_for("question_page", question_id=question_id) + fragment, code=303)
 
 
 class _State:
