@@ -42,21 +42,21 @@ def test_grading_a_question_by_group_in_the_browser(browser: Any, app_address: t
     page = browser.new_page()
     page.goto(f"{address}/?token={TOKEN}")
     assert "?token" not in page.url  # the token leaves the address bar
-    page.click("text=q1: model_1 against model_2")
+    submit(page, page.locator("text=q1: model_1 against model_2"))
     assert "0 of 20 graded" in page.inner_text("h1")
     group = page.locator('section.group[data-group^="prefers model_2"]').first
     members = group.locator("article.answer").count()
-    group.locator("button.group-apply[data-item='compares-their-accuracy']").click()
+    submit(page, group.locator("button.group-apply[data-item='compares-their-accuracy']"))
     assert f"{members} of 20 graded" in page.inner_text("h1")
     first = page.locator('section.group[data-group^="prefers model_2"] article.answer').first
     removed_from = first.get_attribute("data-submission")
-    first.locator("button.item[data-key='1']").click()  # removes the item from this answer alone
+    submit(page, first.locator("button.item[data-key='1']"))  # removes the item from this answer alone
     assert f"{members - 1} of 20 graded" in page.inner_text("h1")
     page.fill("#rubric li:first-child input[name=points]", "1.5")
-    page.click("#rubric li:first-child button")
+    submit(page, page.locator("#rubric li:first-child button"))
     answer = page.locator(f'article[data-submission="{removed_from}"]')
     answer.locator("textarea").fill("Which figures?")
-    answer.locator(".comment button").click()
+    submit(page, answer.locator(".comment button"))
     page.reload()
     assert page.locator(f'article[data-submission="{removed_from}"] textarea').input_value() == "Which figures?"
     # Keyboard: the current answer is the one last acted on; j moves on, 3 toggles its third item.
@@ -83,6 +83,12 @@ def test_grading_a_question_by_group_in_the_browser(browser: Any, app_address: t
     assert partial[2][-1] == f"{batch.submissions['student00'].score:g}"
     student = submission_page(batch.submissions[removed_from], run, SPEC, None)
     assert "Which figures?" in student and "not graded yet" in student
+
+
+def submit(page: Any, control: Any) -> None:
+    """Click ``control`` and wait for the page it loads (a form's POST and its redirect back)."""
+    with page.expect_navigation():
+        control.click()
 
 
 def _run_with(batch: ReviewBatch, grades: dict, partial: bool = False):
