@@ -22,16 +22,21 @@ from nbformat import NotebookNode
 from grader.spec.questions import Question
 
 FoundBy = Literal["marker", "after the question", "numbered", "not separated", "no answer"]
-# How close a sentence of the notebook must be to a sentence of the question (difflib's ratio).
+# How close a sentence of the notebook must be to a sentence of the question (difflib's ratio);
+# a short wording ("Suggest an improvement") must be closer, or a student's prose would match.
 SAME_SENTENCE = 0.8
+SAME_SHORT_SENTENCE = 0.9
+SHORT_WORDS = 6
 # How close a markdown cell must be to one of the handout's to be the handout's, not the student's.
 SAME_CELL = 0.9
 # Sentences of a question shorter than this ("Why?") are too common to locate it by.
 MIN_WORDS = 3
-SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# A sentence ends at . ? or !, and the emphasis closing it ("**Why?** Because ...")
+SENTENCE_END = re.compile(r"(?<=[.?!])(?:\*\*|__|\*|_)?\s+")
 # "1)", "1.", "**1.**", "- 1)", "Q1:", "Question 1:", "(1)", "Answer 1:" at the start of a line
 NUMBERED = re.compile(
-    r"^[ \t>]*(?:[-*+][ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:q|question|answer|ans\.?)[ \t]*)?\(?(\d)(?:\)|\.(?!\d)|:)",
+    r"^(?P<indent>[ \t>]*)(?:[-*+][ \t]*)?(?:\*\*|__)?[ \t]*"
+    r"(?:(?:q|question|answer|ans\.?)[ \t]*)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:)",
     re.IGNORECASE | re.MULTILINE,
 )
 OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
@@ -82,6 +87,8 @@ class _Location:
     first_line: int
     last_line: int
     number: int | None  # the number the notebook gives it ("3." before it), if any
+    # What follows the question on its last line ("... and why? model_2, because ...")
+    rest_of_line: str = ""
 
 
 def find_answers(
@@ -109,8 +116,9 @@ def _marked_answers(cells: list[NotebookNode], questions: Sequence[Question]) ->
     ids = {question.id for question in questions}
     found: dict[str, Answer] = {}
     for index, cell in enumerate(cells):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in ids and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+        nbgrader = cell.get("metadata", {}).get("nbgrader")
+        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+        if isinstance(grade_id, str) and grade_id in ids and nbgrader.get("solution"):
             found[grade_id] = Answer(grade_id, _answer_text(cell), (index,), "marker")
     for index, cell in enumerate(cells):
         name = OTTER_NAME.search(cell.source) if OTTER_BEGIN.search(cell.source) else None
@@ -136,17 +144,23 @@ def _sentences(line: str) -> list[str]:
     return [sentence for sentence in SENTENCE_END.split(line) if sentence.strip()]
 
 
-def _asks(line: str, question: Question) -> bool:
-    """Whether ``line`` is (one of) the question's sentences, worded as any of its wordings."""
+def _asked_in(line: str, question: Question) -> list[int]:
+    """Which sentences of ``line`` are the question's, worded as any of its wordings."""
     line_sentences = [_normal(NUMBERED.sub("", sentence)) for sentence in _sentences(line)]
+    matched: set[int] = set()
     for wording in question.wordings:
         for sentence in _sentences(wording):
             wanted = _normal(sentence)
-            if len(wanted.split()) < MIN_WORDS:
+            words = len(wanted.split())
+            if words < MIN_WORDS:
                 continue
-            if any(SequenceMatcher(None, wanted, seen).ratio() >= SAME_SENTENCE for seen in line_sentences):
-                return True
-    return False
+            closeness = SAME_SENTENCE if words >= SHORT_WORDS else SAME_SHORT_SENTENCE
+            matched.update(
+                index
+                for index, seen in enumerate(line_sentences)
+                if SequenceMatcher(None, wanted, seen).ratio() >= closeness
+            )
+    return sorted(matched)
 
 
 def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list[_Location]:
@@ -159,11 +173,13 @@ def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list
         for question in questions:
             if question.id in found:
                 continue
-            matched = [number for number, line in enumerate(lines) if _asks(line, question)]
+            matched = {number: asked for number, line in enumerate(lines) if (asked := _asked_in(line, question))}
             if matched:
-                numbering = NUMBERED.match(lines[matched[0]])
+                first, last = min(matched), max(matched)
+                numbering = NUMBERED.match(lines[first])
+                after = _sentences(lines[last])[max(matched[last]) + 1 :]
                 found[question.id] = _Location(
-                    question, index, matched[0], matched[-1], int(numbering.group(1)) if numbering else None
+                    question, index, first, last, int(numbering["number"]) if numbering else None, " ".join(after)
                 )
     return sorted(found.values(), key=lambda location: (location.cell, location.first_line))
 
@@ -201,7 +217,7 @@ def _region(
     parts: list[tuple[int, str]] = []
     lines = cells[location.cell].source.splitlines()
     end = following.first_line if following is not None and following.cell == location.cell else len(lines)
-    rest = "\n".join(lines[location.last_line + 1 : end]).strip()
+    rest = "\n".join([location.rest_of_line, *lines[location.last_line + 1 : end]]).strip()
     if rest:
         parts.append((location.cell, rest))
     if following is not None and following.cell == location.cell:
@@ -262,21 +278,23 @@ def _split(group: list[_Location], parts: list[tuple[int, str]]) -> dict[str, An
 
 
 def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[int, list[tuple[int, str]]] | None:
-    """The text under each of ``numbers``, in order: "1) ..." up to "2)", and so on; None unless
-    at least two of them are found in order."""
+    """The text under each of ``numbers``: "1) ..." up to the next number, and so on; None unless
+    at least two of them are found. Numbers must rise (one may be skipped, an answer missing);
+    one indented deeper than the first is a list inside an answer, not the next answer."""
     text_of: dict[int, list[tuple[int, str]]] = {}
-    wanted = iter(sorted(numbers))
     current: int | None = None
-    expected = next(wanted, None)
+    indent: int | None = None
     for cell, text in parts:
         start = 0
         for match in NUMBERED.finditer(text):
-            if expected is None or int(match.group(1)) != expected:
+            number = int(match["number"])
+            deeper = indent is not None and len(match["indent"].expandtabs(4)) > indent
+            if number not in numbers or (current is not None and number <= current) or deeper:
                 continue
             if current is not None and text[start : match.start()].strip():
                 text_of.setdefault(current, []).append((cell, text[start : match.start()].strip()))
-            current, start = expected, match.end()
-            expected = next(wanted, None)
+            current, start = number, match.end()
+            indent = len(match["indent"].expandtabs(4)) if indent is None else indent
         if current is not None and text[start:].strip():
             text_of.setdefault(current, []).append((cell, _strip_emphasis(text[start:])))
     if len(text_of) < 2:

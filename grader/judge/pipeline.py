@@ -178,10 +178,20 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         ),
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
-    answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout))
-    result = replace(result, answers=answers)
+    result = _with_answers(result, submission, spec)
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
+
+
+def _with_answers(result: SubmissionResult, submission: Submission, spec: Spec) -> SubmissionResult:
+    """The result with the notebook's written answers. Reading them is the grader's own work on
+    a notebook already graded: if it fails, the code's grade stands, without the answers."""
+    try:
+        answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout))
+    except Exception as error:  # a bug of the grader's: never the notebook's grade
+        note = f"the grader could not read the written answers ({type(error).__name__}: {error}); please report it"
+        return replace(result, warnings=(*result.warnings, note))
+    return replace(result, answers=answers)
 
 
 @functools.lru_cache(maxsize=4)

@@ -111,16 +111,24 @@ def _clusters(texts: Sequence[str], members: Sequence[str]) -> dict[str, str]:
     except ValueError:  # only stop words: nothing to compare by
         return {member: OTHERS for member in members}
     matrix = vectors.transform(texts)
+    # A text of stop words alone ("See above.") has no vector to compare: it is one of the others.
+    worded = [index for index in range(len(texts)) if matrix[index].nnz]
+    if len(worded) < 2:
+        return {member: OTHERS for member in members}
     labels = AgglomerativeClustering(
         n_clusters=None, distance_threshold=SIMILAR, metric="cosine", linkage="average"
-    ).fit_predict(matrix.toarray())
+    ).fit_predict(matrix[worded].toarray())
     terms = vectors.get_feature_names_out()
     named: dict[int, str] = {}
     for label in set(labels):
-        rows = [index for index, other in enumerate(labels) if other == label]
+        rows = [worded[index] for index, other in enumerate(labels) if other == label]
         if len(rows) < 2:
             continue
         weights = matrix[rows].sum(axis=0).A1
         top = [str(terms[index]) for index in weights.argsort()[::-1][:3]]
         named[label] = "about " + ", ".join(top)
-    return {member: named.get(label, OTHERS) for member, label in zip(members, labels, strict=True)}
+    label_of = dict(zip(worded, labels, strict=True))
+    return {
+        member: named.get(label_of[index], OTHERS) if index in label_of else OTHERS
+        for index, member in enumerate(members)
+    }

@@ -185,3 +185,59 @@ def test_the_corpus_answers_that_follow_a_question_are_found():
     assert "Yes: the improved model reaches a higher accuracy" in answers["q3"].text
     assert answers["q3"].cells == (7, 9)
     assert not answers["q1"].answered and not answers["q2"].answered
+
+
+def test_an_answer_on_the_questions_own_line_is_kept():
+    lines = QUESTIONS_CELL.splitlines()
+    cell = "\n".join(
+        [
+            lines[0],
+            lines[1] + " I would put model_2 into production.",
+            "**Compare the trajectories of the loss on the training set and on the test set for each model.** "
+            "They overfit.",
+        ]
+    )
+    answers = answers_of(new_markdown_cell(cell))
+    assert answers["q1"].text == "I would put model_2 into production."
+    assert answers["q2"].text == "They overfit."
+
+
+def test_prose_that_echoes_a_short_wording_does_not_take_the_questions_place():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell(
+            "1) model_2 is better. Let me suggest an improvement later.\n2) It overfits.\n3) Wider: yes."
+        ),
+    )
+    assert answers["q1"].text == "model_2 is better. Let me suggest an improvement later."
+    assert answers["q3"].text == "Wider: yes."
+
+
+def test_a_list_inside_an_answer_and_a_skipped_number_do_not_shift_the_answers():
+    nested = "1) model_2, because:\n   1. it is more accurate\n   2. it is fast enough\n2) It overfits.\n3) No."
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell(nested))
+    assert answers["q1"].text.endswith("2. it is fast enough") and answers["q2"].text == "It overfits."
+    skipped = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell("1) model_2.\n3) It improved."))
+    assert texts(skipped) == {"q1": "model_2.", "q2": "", "q3": "It improved."}
+
+
+@pytest.mark.parametrize("metadata", ["x", None, {"grade_id": ["q1"], "solution": True}, {"grade_id": 3}])
+def test_odd_nbgrader_metadata_is_no_marker_and_no_crash(metadata):
+    cell = new_markdown_cell("1) model_2\n2) overfits\n3) no")
+    cell.metadata["nbgrader"] = metadata
+    assert answers_of(new_markdown_cell(QUESTIONS_CELL), cell)["q3"].text == "no"
+
+
+def test_a_fault_reading_the_answers_leaves_the_code_grade_and_says_so(monkeypatch):
+    from grader.ingest.notebook import load_submission
+    from grader.judge import pipeline
+    from grader.judge.results import SubmissionResult
+
+    def broken(*arguments):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "find_answers", broken)
+    graded = SubmissionResult("crashes", "crashes.ipynb", "graded", 10.0, 15.0, ())
+    result = pipeline._with_answers(graded, load_submission(Path("submissions/crashes.ipynb")), SPEC)
+    assert (result.score, result.answers) == (10.0, ())
+    assert "could not read the written answers (RuntimeError: a bug)" in result.warnings[-1]

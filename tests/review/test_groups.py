@@ -36,8 +36,9 @@ def test_unanswered_together_and_alike_answers_clustered():
         "d": Answer("q2", "Accuracy is more meaningful, loss is harder to read."),
         "e": Answer("q2", "Curves look fine."),
         "f": Answer("q2", ""),
+        "g": Answer("q2", "See above."),  # stop words alone: nothing to compare by
     }
     groups = suggest_groups(Q2, answers)
     assert groups["f"] == NO_ANSWER
     assert groups["a"] == groups["b"] != groups["c"] == groups["d"]
-    assert groups["e"] == OTHERS
+    assert groups["e"] == groups["g"] == OTHERS
