@@ -24,7 +24,8 @@ from grader.spec.questions import Question, RubricItem
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rubric_items (
     question TEXT NOT NULL, item TEXT NOT NULL, title TEXT NOT NULL, points REAL NOT NULL,
-    description TEXT NOT NULL DEFAULT '', position INTEGER NOT NULL, PRIMARY KEY (question, item)
+    description TEXT NOT NULL DEFAULT '', position INTEGER NOT NULL, edited INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (question, item)
 );
 CREATE TABLE IF NOT EXISTS applied_items (
     submission TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL, item TEXT NOT NULL,
@@ -47,9 +48,10 @@ def _write_ahead_log(connection: sqlite3.Connection) -> None:
     """Put the store in WAL mode, where readers never wait for a writer. Switching waits for no
     busy handler, so another grader's transaction is waited out here."""
     deadline = time.monotonic() + BUSY_SECONDS
-    while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+    while True:
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            return  # in WAL mode now, or a database that has none (in memory) and keeps its journal
         except sqlite3.OperationalError:
             if time.monotonic() > deadline:
                 raise
@@ -65,15 +67,38 @@ class Marks:
         _write_ahead_log(self.connection)
         with self.connection:
             self.connection.executescript(SCHEMA)
+        self._follow_the_spec(questions)
+
+    def _follow_the_spec(self, questions: Sequence[Question]) -> None:
+        """The rubric as the spec says it now: its titles, order and descriptions, and its points
+        unless they were edited while grading; an item gone from the spec goes, unless it was
+        applied to some answer (it is then listed last)."""
+        with self.connection:
             self.connection.executemany(
-                "INSERT OR IGNORE INTO rubric_items (question, item, title, points, description, position) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rubric_items (question, item, title, points, description, position) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (question, item) DO UPDATE SET title = excluded.title, "
+                "description = excluded.description, position = excluded.position, "
+                "points = CASE WHEN edited THEN points ELSE excluded.points END",
                 [
                     (question.id, item.id, item.title, item.points, item.description, position)
                     for question in questions
                     for position, item in enumerate(question.rubric)
                 ],
             )
+            for question in questions:
+                kept = [item.id for item in question.rubric]
+                marks = ", ".join("?" * len(kept))
+                self.connection.execute(
+                    f"DELETE FROM rubric_items WHERE question = ? AND item NOT IN ({marks}) AND NOT EXISTS "
+                    "(SELECT 1 FROM applied_items AS a WHERE a.question = rubric_items.question "
+                    "AND a.item = rubric_items.item)",
+                    (question.id, *kept),
+                )
+                self.connection.execute(
+                    f"UPDATE rubric_items SET position = ? + position WHERE question = ? AND item NOT IN ({marks}) "
+                    "AND position < ?",
+                    (len(kept), question.id, *kept, len(kept)),
+                )
 
     def close(self) -> None:
         self.connection.close()
@@ -102,7 +127,8 @@ class Marks:
         self.item(question_id, item_id)
         with self.connection:
             self.connection.execute(
-                "UPDATE rubric_items SET points = ? WHERE question = ? AND item = ?", (points, question_id, item_id)
+                "UPDATE rubric_items SET points = ?, edited = 1 WHERE question = ? AND item = ?",
+                (points, question_id, item_id),
             )
 
     def apply(self, question_id: str, item_id: str, answers: Iterable[tuple[str, Answer]], on: bool) -> None:
@@ -169,10 +195,10 @@ class Marks:
         grades: dict[str, tuple[WrittenGrade, ...]] = {}
         for submission, submitted in answers.items():
             graded = []
-            for answer in submitted:
-                question = questions.get(answer.question)
-                if question is None:
-                    continue
+            given = {answer.question: answer for answer in submitted}
+            for question in questions.values():
+                # A notebook that could not be read has no answers: each question's is an empty one.
+                answer = given.get(question.id, Answer(question.id, ""))
                 items = {item.id: item for item in question.rubric}
                 texts = applied.get((submission, answer.question), {})
                 mine = [items[i] for i in texts.get(answer.digest, []) if i in items]

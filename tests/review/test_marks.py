@@ -86,3 +86,35 @@ def test_an_unknown_item_or_question_is_an_error_that_names_the_known_ones(batch
         marks.apply("q1", "nope", [], on=True)
     with pytest.raises(GraderError, match="no question 'q9'"):
         marks.question("q9")
+
+
+def test_the_rubric_follows_the_spec_except_points_edited_while_grading(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    accuracy, size, picks, contradicted, no_answer = Q1.rubric
+    marks.set_points("q1", accuracy.id, 0.5)
+    marks.apply("q1", contradicted.id, [("student00", batch.answer("student00", "q1"))], on=True)
+    marks.close()
+    # The spec changes: new points and title for one item, two items dropped (one of them applied), one added.
+    reworded = replace(size, title="Compares their size", points=2)
+    added = replace(picks, id="names-a-trade-off", title="Names a trade-off")
+    edited_spec = replace(Q1, rubric=(accuracy, reworded, added, no_answer))
+    marks = Marks(batch_folder, (edited_spec, *batch.questions[1:]))
+    rubric = {item.id: item for item in marks.question("q1").rubric}
+    assert rubric[accuracy.id].points == 0.5  # edited while grading: kept
+    assert (rubric[size.id].title, rubric[size.id].points) == ("Compares their size", 2)
+    assert added.id in rubric and picks.id not in rubric  # dropped and never applied: gone
+    assert list(rubric)[-1] == contradicted.id  # dropped but applied to an answer: kept, listed last
+
+
+def test_a_notebook_without_answers_gets_an_ungraded_empty_answer_per_question(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    grades = marks.grades({"invalid": ()})["invalid"]
+    assert [(grade.question, grade.status) for grade in grades] == [
+        ("q1", "ungraded"),
+        ("q2", "ungraded"),
+        ("q3", "ungraded"),
+    ]
+    marks.apply("q1", "no-answer", [("invalid", Answer("q1", ""))], on=True)
+    assert marks.grades({"invalid": ()})["invalid"][0].points == 0
