@@ -9,8 +9,11 @@ strict Content-Security-Policy), and a student's text is rendered as sanitised m
 
 from __future__ import annotations
 
+import base64
 import hmac
+import math
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from flask import Flask, Response, abort, redirect, render_template, request, se
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from grader.errors import GraderError
 from grader.judge.written import WrittenGrade
 from grader.reports.pages import learning_curves as model_curves
 from grader.reports.plots import learning_curves
@@ -53,7 +57,12 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     the exercise's, whose reference runs the learning curves are drawn over."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
+    # A cookie of its own: cookies ignore the port, and another app on 127.0.0.1 would overwrite one named "session".
+    app.config.update(
+        SESSION_COOKIE_NAME=f"grader-review-{secrets.token_hex(4)}",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+    )
     # Flask escapes only templates named .html: ours are .html.j2, and every one shows student text.
     app.jinja_env.autoescape = True
     app.jinja_env.filters["markdown"] = render_markdown
@@ -63,14 +72,15 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     @app.before_request
     def require_token() -> Response | None:
         given = request.args.get("token", "")
-        if given and hmac.compare_digest(given, token):
+        if given and hmac.compare_digest(given.encode(), token.encode()):
             session["reviewer"] = True
             session.setdefault("csrf", secrets.token_urlsafe(24))
             if request.method == "GET":  # the token leaves the address bar at once
                 return redirect(request.path)  # type: ignore[return-value]
         if not session.get("reviewer"):
             abort(403, "open the address `grader review` printed, with its token")
-        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session["csrf"]):
+        posted = request.form.get("csrf", "").encode()
+        if request.method == "POST" and not hmac.compare_digest(posted, session["csrf"].encode()):
             abort(403, "this form is stale or did not come from the review app: reload the page")
         return None
 
@@ -102,7 +112,8 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
         answers = {submission: batch.answer(submission, question.id) for submission in batch.submissions}
         suggested = suggest_groups(question, answers, {s: batch.measured(s) for s in batch.submissions})
         groups: dict[str, list[str]] = {}
-        for submission, group in {**suggested, **marks.moved(question.id)}.items():
+        moved = {s: group for s, group in marks.moved(question.id).items() if s in answers}  # still in the batch
+        for submission, group in {**suggested, **moved}.items():
             groups.setdefault(group, []).append(submission)
         grades = {s: dict((g.question, g) for g in graded) for s, graded in marks.grades(batch.answers()).items()}
         ordered = sorted(groups.items(), key=lambda entry: (entry[0] == NO_ANSWER, -len(entry[1]), entry[0]))
@@ -116,7 +127,6 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
             answers=answers,
             grades={s: grades[s][question.id] for s in answers},
             graded=graded,
-            curves=state.curves,
             stances=stances,
             remarks={s: batch.remarks(s, answers[s]) for s in answers},
             csrf=session["csrf"],
@@ -129,8 +139,12 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
         unknown = [s for s in submissions if s not in batch.submissions]
         if unknown or not submissions:
             abort(400, f"unknown submissions {unknown}" if unknown else "no submission named")
+        answers = [batch.answer(s, question_id) for s in submissions]
+        # The texts the page showed: an answer regraded since then is not graded unseen.
+        if request.form.getlist("digest") != [answer.digest for answer in answers]:
+            abort(409, "an answer changed since this page was drawn (the batch was graded again): reload the page")
         on = request.form.get("on") == "1"
-        marks.apply(question_id, request.form["item"], [(s, batch.answer(s, question_id)) for s in submissions], on)
+        marks.apply(question_id, request.form["item"], list(zip(submissions, answers, strict=True)), on)
         return _back(question_id, request.form.get("anchor"))
 
     @app.post("/questions/<question_id>/items/<item_id>")
@@ -139,6 +153,8 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
         try:
             points = float(request.form["points"])
         except ValueError:
+            points = math.nan
+        if not math.isfinite(points):
             abort(400, f"points must be a number; received {request.form['points']!r}")
         marks.set_points(question_id, item_id, points)
         return _back(question_id, "rubric")
@@ -160,8 +176,26 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
         marks.move(submission, question_id, group[:120])
         return _back(question_id, request.form.get("anchor"))
 
-    @app.errorhandler(403)
+    @app.get("/curves")
+    def curves() -> Response:
+        """A model's learning curves as SVG, fetched by the page's images one by one (the page
+        itself need not wait for dozens of plots)."""
+        batch, _ = state.current()
+        submission = _known(batch, request.args.get("submission", ""))
+        drawn = state.curves(submission, request.args.get("model", ""))
+        if drawn is None:
+            abort(404, "no training history was recorded for this model")
+        svg = base64.b64decode(drawn.split(",", 1)[1])
+        return Response(svg, mimetype="image/svg+xml")
+
+    @app.errorhandler(GraderError)
+    def unknown(error: GraderError) -> tuple[str, int]:
+        return render_template("refused.html.j2", reason=str(error)), 404
+
     @app.errorhandler(400)
+    @app.errorhandler(403)
+    @app.errorhandler(404)
+    @app.errorhandler(409)
     def refused(error: Any) -> tuple[str, int]:
         return render_template("refused.html.j2", reason=error.description), error.code
 
@@ -195,17 +229,19 @@ class _State:
         self._batch: ReviewBatch | None = None
         self._marks: Marks | None = None
         self._drawn: dict[tuple[str, str], str | None] = {}
+        self._reading = threading.Lock()
 
     def current(self) -> tuple[ReviewBatch, Marks]:
-        stamp = (self.folder / RESULTS_NAME).stat().st_mtime
-        if self._batch is None or self._marks is None or stamp != self._stamp:
-            self._batch = ReviewBatch.load(self.folder)
-            if self._marks is not None:
-                self._marks.close()
-            self._marks = Marks(self.folder, self._batch.questions)
-            self._stamp = stamp
-            self._drawn = {}
-        return self._batch, self._marks
+        """The batch and its marks; read again (by one request thread) when the batch changed.
+        The marks it replaces are left to close when the requests using them are done."""
+        with self._reading:
+            stamp = (self.folder / RESULTS_NAME).stat().st_mtime
+            if self._batch is None or self._marks is None or stamp != self._stamp:
+                self._batch = ReviewBatch.load(self.folder)
+                self._marks = Marks(self.folder, self._batch.questions)
+                self._stamp = stamp
+                self._drawn = {}
+            return self._batch, self._marks
 
     def curves(self, submission: str, model: str) -> str | None:
         """The model's loss and accuracy per epoch as the report draws them (a data URI)."""

@@ -35,6 +35,12 @@ def signed_in(client) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', client.get("/questions/q1").text).group(1)
 
 
+def digests(batch_folder, submissions):
+    """The digests of the answers to q1 the page shows, posted with each grading."""
+    batch = ReviewBatch.load(batch_folder)
+    return [batch.answer(submission, "q1").digest for submission in submissions]
+
+
 def grades(batch_folder):
     batch = ReviewBatch.load(batch_folder)
     return Marks(batch_folder, batch.questions).grades(batch.answers())
@@ -93,14 +99,17 @@ def test_grading_a_group_then_one_answer_then_the_rubric(client, batch_folder):
     page = client.get("/questions/q1").text
     assert "0 of 20 graded" in page and "prefers model_2" in page and "No answer" in page
     group = ["student00", "student05", "student10", "student15"]  # the first Q1 answer, all in one group
-    response = client.post(
-        "/questions/q1/apply", data={"csrf": csrf, "item": "compares-their-accuracy", "submission": group, "on": "1"}
-    )
-    assert response.status_code == 303
-    client.post(
-        "/questions/q1/apply",
-        data={"csrf": csrf, "item": "compares-their-accuracy", "submission": "student05", "on": "0"},
-    )
+    item = "compares-their-accuracy"
+    form = {"csrf": csrf, "item": item, "submission": group, "digest": digests(batch_folder, group), "on": "1"}
+    assert client.post("/questions/q1/apply", data=form).status_code == 303
+    one = {
+        "csrf": csrf,
+        "item": item,
+        "submission": "student05",
+        "digest": digests(batch_folder, ["student05"]),
+        "on": "0",
+    }
+    client.post("/questions/q1/apply", data=one)
     client.post("/questions/q1/items/compares-their-accuracy", data={"csrf": csrf, "points": "1.5"})
     client.post("/questions/q1/comment", data={"csrf": csrf, "submission": "student10", "comment": "Which figures?"})
     client.post("/questions/q1/move", data={"csrf": csrf, "submission": "student10", "group": "to discuss"})
@@ -132,3 +141,35 @@ def test_bad_input_is_refused_with_a_reason(client):
         "/questions/q1/apply", data={"csrf": csrf, "item": "compares-their-accuracy", "submission": "nobody", "on": "1"}
     )
     assert response.status_code == 400 and "nobody" in response.text
+
+
+def test_an_answer_changed_since_the_page_was_drawn_is_not_graded_unseen(client, batch_folder):
+    csrf = signed_in(client)
+    form = {"csrf": csrf, "item": "compares-their-accuracy", "submission": "student00", "on": "1"}
+    response = client.post("/questions/q1/apply", data={**form, "digest": "0123456789abcdef"})
+    assert response.status_code == 409 and "reload the page" in response.text
+    assert all(g.status == "ungraded" for gs in grades(batch_folder).values() for g in gs)
+
+
+def test_curves_are_served_as_images_and_odd_requests_get_a_clear_refusal(client, batch_folder):
+    csrf = signed_in(client)
+    page = client.get("/questions/q2").text
+    assert 'src="/curves?submission=student00&amp;model=model_1"' in page
+    image = client.get("/curves?submission=student00&model=model_1")
+    assert image.status_code == 200 and image.mimetype == "image/svg+xml" and b"<svg" in image.data
+    assert client.get("/curves?submission=student00&model=model_3").status_code == 404  # no history
+    assert client.get("/questions/q9").status_code == 404
+    response = client.post("/questions/q1/items/compares-their-accuracy", data={"csrf": csrf, "points": "nan"})
+    assert response.status_code == 400
+    response = client.post("/questions/q1/items/invented", data={"csrf": csrf, "points": "1"})
+    assert response.status_code == 404 and "no rubric item &#39;invented&#39;" in response.text
+
+
+def test_an_answer_moved_then_gone_from_the_batch_does_not_break_the_page(client, batch_folder):
+    signed_in(client)
+    Marks(batch_folder, ReviewBatch.load(batch_folder).questions).move("left-the-course", "q1", "mine")
+    assert client.get("/questions/q1").status_code == 200
+
+
+def test_a_token_of_other_characters_is_refused_not_an_error(client):
+    assert client.get("/?token=%C3%A9t%C3%A9").status_code == 403
