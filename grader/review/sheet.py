@@ -6,7 +6,9 @@ spreadsheet runs it as a formula."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 
 from grader.errors import GraderError
 from grader.judge.written import WrittenGrade
@@ -17,6 +19,10 @@ from grader.review.marks import Marks
 FIXED_COLUMNS = ("submission", "student", "question", "answer")
 ITEM_PREFIX = "item: "
 MARKED = "x"
+# The digest of the answer's text, and of its grade, when the sheet was written: an import
+# changes neither a resubmitted answer nor one graded since in the app.
+ANSWER_COLUMN = "answer digest"
+EXPORTED_COLUMN = "grade digest"
 
 
 def export_sheet(batch: ReviewBatch, marks: Marks) -> str:
@@ -26,27 +32,32 @@ def export_sheet(batch: ReviewBatch, marks: Marks) -> str:
     grades = marks.grades(batch.answers())
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([spreadsheet_cell(cell) for cell in (*FIXED_COLUMNS, *item_columns, "comment", "points")])
+    header = (*FIXED_COLUMNS, *item_columns, "comment", "points", ANSWER_COLUMN, EXPORTED_COLUMN)
+    writer.writerow([spreadsheet_cell(cell) for cell in header])
     for submission in batch.submissions:
         for question, grade in zip(questions, grades[submission], strict=True):
             applied = {f"{ITEM_PREFIX}{question.id}/{item.id}" for item in grade.items}
+            answer = batch.answer(submission, question.id)
             row = [
                 submission,
                 batch.name(submission),
                 question.id,
-                batch.answer(submission, question.id).text,
+                answer.text,
                 *(MARKED if column in applied else "" for column in item_columns),
                 grade.comment,
                 _points(grade),
+                answer.digest,
+                _state([item.id for item in grade.items], grade.comment),
             ]
             writer.writerow([spreadsheet_cell(cell) for cell in row])
     return buffer.getvalue()
 
 
 def import_sheet(text: str, batch: ReviewBatch, marks: Marks) -> int:
-    """Apply a sheet written by ``export_sheet`` (and edited); the number of answers it set. A row
-    naming an unknown submission, question or item, or a mark other than ``x``, is an error
-    naming the row, and nothing is changed."""
+    """Apply a sheet written by ``export_sheet`` (and edited); the number of answers it changed.
+    A row left as exported changes nothing. A row naming an unknown submission, question or
+    item, a mark other than ``x``, an answer changed since the export (a resubmission) or graded
+    otherwise since (in the app) is an error naming the row, and nothing is changed."""
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or [_plain(cell) for cell in rows[0][: len(FIXED_COLUMNS)]] != list(FIXED_COLUMNS):
         raise GraderError(
@@ -66,6 +77,13 @@ def import_sheet(text: str, batch: ReviewBatch, marks: Marks) -> int:
                 raise GraderError(f"the sheet's column {column!r} names no rubric item of the batch's questions")
             item_columns[index] = (question_id, item_id)
     comment_at = header.index("comment")
+    answer_at = header.index(ANSWER_COLUMN) if ANSWER_COLUMN in header else None
+    exported_at = header.index(EXPORTED_COLUMN) if EXPORTED_COLUMN in header else None
+    current = {
+        (submission, grade.question): grade
+        for submission, graded in marks.grades(batch.answers()).items()
+        for grade in graded
+    }
     grades = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -92,9 +110,32 @@ def import_sheet(text: str, batch: ReviewBatch, marks: Marks) -> int:
                 )
             if mark:
                 items.append(item_id)
-        grades.append((submission, batch.answer(submission, question_id), items, cells[comment_at]))
+        answer = batch.answer(submission, question_id)
+        if answer_at is not None and cells[answer_at] != answer.digest:
+            raise GraderError(
+                f"row {number}: {submission}'s answer to {question_id} changed since the sheet was exported "
+                "(a resubmission): export the sheet again"
+            )
+        comment = cells[comment_at].strip()
+        exported = cells[exported_at].strip() if exported_at is not None else ""
+        if exported:
+            if _state(items, comment) == exported:
+                continue  # left as exported
+            now = current[submission, question_id]
+            if _state([item.id for item in now.items], now.comment) != exported:
+                raise GraderError(
+                    f"row {number}: {submission}'s answer to {question_id} was graded otherwise since the sheet "
+                    "was exported (in `grader review`?): export the sheet again, or clear the row's last column "
+                    "to overwrite that grade"
+                )
+        grades.append((submission, answer, items, comment))
     marks.set_answers(grades)
     return len(grades)
+
+
+def _state(item_ids: list[str], comment: str) -> str:
+    """A digest of an answer's grade (its items and comment): what a row says it was exported with."""
+    return hashlib.sha256(json.dumps([sorted(item_ids), comment.strip()]).encode()).hexdigest()[:12]
 
 
 def _plain(cell: str) -> str:

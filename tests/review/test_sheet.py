@@ -34,7 +34,7 @@ def test_a_sheet_marked_by_hand_comes_back_as_grades(batch_folder):
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    assert import_sheet(buffer.getvalue(), batch, marks) == 60
+    assert import_sheet(buffer.getvalue(), batch, marks) == 1  # the one row changed
     grade = marks.grades(batch.answers())["student01"][0]
     assert (grade.points, grade.comment) == (2.0, "Good.")
     again = {(r["submission"], r["question"]): r for r in rows_of(export_sheet(batch, marks))}
@@ -81,5 +81,39 @@ def test_no_cell_of_the_sheet_starts_a_formula(batch_folder):
     cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
     assert '\'=HYPERLINK("http://evil.example","click")' in cells
     assert not any(cell.startswith(("=", "+", "@")) for cell in cells)
-    # And it still reads back: the guard is taken off on import.
-    assert import_sheet(text, batch, Marks(batch_folder, batch.questions)) == 60
+    # And it still reads back, unchanged: the guard is taken off on import.
+    assert import_sheet(text, batch, Marks(batch_folder, batch.questions)) == 0
+
+
+def rewritten(rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def test_a_row_graded_in_the_app_since_the_export_is_not_overwritten(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    rows = rows_of(export_sheet(batch, marks))
+    marks.apply("q1", "picks-one-for-production-with-a-reason", [("student00", batch.answer("student00", "q1"))], True)
+    rows[0][ACCURACY] = "x"  # student00's q1, graded otherwise in the app meanwhile
+    with pytest.raises(GraderError, match="row 2: student00's answer to q1 was graded otherwise since"):
+        import_sheet(rewritten(rows), batch, marks)
+    rows[0]["grade digest"] = ""  # the way to overwrite it on purpose
+    assert import_sheet(rewritten(rows), batch, marks) == 1
+    assert [item.id for item in marks.grades(batch.answers())["student00"][0].items] == ["compares-their-accuracy"]
+
+
+def test_a_row_whose_answer_was_resubmitted_since_the_export_is_refused(batch_folder):
+    batch = ReviewBatch.load(batch_folder)
+    rows = rows_of(export_sheet(batch, Marks(batch_folder, batch.questions)))
+    results = batch_folder / "results.json"
+    data = json.loads(results.read_text())
+    data["submissions"][0]["answers"][0]["text"] = "A resubmitted answer."
+    results.write_text(json.dumps(data))
+    batch = ReviewBatch.load(batch_folder)
+    rows[0][ACCURACY] = "x"
+    with pytest.raises(GraderError, match="row 2: student00's answer to q1 changed since the sheet was exported"):
+        import_sheet(rewritten(rows), batch, Marks(batch_folder, batch.questions))
