@@ -173,7 +173,7 @@ def _canonical_layers(class_name: str, config: dict[str, Any], previous: list[La
     layer after a linear Dense or Conv2D is that layer's activation)."""
     if class_name in ("Activation", *ACTIVATION_LAYERS):
         name = ACTIVATION_LAYERS.get(class_name) or activation_name(config.get("activation"))
-        if previous and previous[-1].type in ("Dense", "Conv2D") and previous[-1].activation == "linear":
+        if previous and previous[-1].type in ("Dense", "Conv2D", "Conv1D") and previous[-1].activation == "linear":
             previous[-1] = Layer(**{**previous[-1].__dict__, "activation": name})
             return []
         return [Layer(type="Activation", activation=name)]

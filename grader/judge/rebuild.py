@@ -50,10 +50,39 @@ def _regularizer(keras: Any, layer: Layer) -> Any:
     return keras.regularizers.L1L2(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
 
 
+def _convolution(kind: str) -> Callable[[Any, Layer], Any]:
+    return lambda keras, layer: getattr(keras.layers, kind)(
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding=layer.padding,
+        activation=layer.activation,
+        use_bias=layer.use_bias,
+        kernel_regularizer=_regularizer(keras, layer),
+    )
+
+
 def _pooling(kind: str) -> Callable[[Any, Layer], Any]:
     return lambda keras, layer: getattr(keras.layers, kind)(
         layer.pool_size, strides=layer.strides, padding=layer.padding
     )
+
+
+def _recurrent(keras: Any, layer: Layer, **options: Any) -> Any:
+    return getattr(keras.layers, layer.type)(
+        layer.units,
+        activation=layer.activation,
+        use_bias=layer.use_bias,
+        kernel_regularizer=_regularizer(keras, layer),
+        return_sequences=layer.return_sequences,
+        **options,
+    )
+
+
+def _ranged(kind: Any, layer: Layer) -> Any:
+    """RandomZoom or RandomTranslation from its height range and, when given, its width range."""
+    factors = layer.factors or (0.0, 0.0)
+    return kind(height_factor=factors[:2], width_factor=factors[2:4] or None)
 
 
 def _zero_padding(keras: Any, layer: Layer) -> Any:
@@ -67,15 +96,7 @@ BUILDERS: dict[str, Callable[[Any, Layer], Any]] = {
     "Dense": lambda keras, layer: keras.layers.Dense(
         layer.units, activation=layer.activation, use_bias=layer.use_bias, kernel_regularizer=_regularizer(keras, layer)
     ),
-    "Conv2D": lambda keras, layer: keras.layers.Conv2D(
-        layer.filters,
-        layer.kernel_size,
-        strides=layer.strides,
-        padding=layer.padding,
-        activation=layer.activation,
-        use_bias=layer.use_bias,
-        kernel_regularizer=_regularizer(keras, layer),
-    ),
+    "Conv2D": _convolution("Conv2D"),
     "MaxPooling2D": _pooling("MaxPooling2D"),
     "AveragePooling2D": _pooling("AveragePooling2D"),
     "GlobalAveragePooling2D": lambda keras, layer: keras.layers.GlobalAveragePooling2D(),
@@ -91,4 +112,18 @@ BUILDERS: dict[str, Callable[[Any, Layer], Any]] = {
     "LeakyReLU": lambda keras, layer: keras.layers.LeakyReLU(negative_slope=layer.negative_slope),
     "BatchNormalization": lambda keras, layer: keras.layers.BatchNormalization(),
     "Rescaling": lambda keras, layer: keras.layers.Rescaling(layer.scale, offset=layer.offset),
+    "Conv1D": _convolution("Conv1D"),
+    "MaxPooling1D": _pooling("MaxPooling1D"),
+    "AveragePooling1D": _pooling("AveragePooling1D"),
+    "GlobalAveragePooling1D": lambda keras, layer: keras.layers.GlobalAveragePooling1D(),
+    "GlobalMaxPooling1D": lambda keras, layer: keras.layers.GlobalMaxPooling1D(),
+    "Embedding": lambda keras, layer: keras.layers.Embedding(layer.input_dim, layer.output_dim),
+    "SimpleRNN": lambda keras, layer: _recurrent(keras, layer),
+    "LSTM": lambda keras, layer: _recurrent(keras, layer),
+    "GRU": lambda keras, layer: _recurrent(keras, layer, reset_after=layer.reset_after),
+    "LayerNormalization": lambda keras, layer: keras.layers.LayerNormalization(),
+    "RandomFlip": lambda keras, layer: keras.layers.RandomFlip(layer.mode),
+    "RandomRotation": lambda keras, layer: keras.layers.RandomRotation(layer.factors),
+    "RandomZoom": lambda keras, layer: _ranged(keras.layers.RandomZoom, layer),
+    "RandomTranslation": lambda keras, layer: _ranged(keras.layers.RandomTranslation, layer),
 }

@@ -48,6 +48,16 @@ class Layer:
     margins: tuple[int, ...] | None = None
     stddev: float | None = None
     negative_slope: float | None = None
+    # Embedding: the vocabulary and the vector of each token
+    input_dim: int | None = None
+    output_dim: int | None = None
+    # Recurrent layers: one output per step or the last only; GRU's bias layout (Keras 3: True)
+    return_sequences: bool | None = None
+    reset_after: bool | None = None
+    # Augmentation: RandomFlip's mode; the ranges of RandomRotation (lower, upper) and of
+    # RandomZoom and RandomTranslation (height's lower, upper, then width's when it is given)
+    mode: str | None = None
+    factors: tuple[float, ...] | None = None
 
     @property
     def kind(self) -> LayerKind:
@@ -100,13 +110,15 @@ class LayerKind:
     def describe(self, layer: Layer) -> str:
         if layer.type == "Dense":
             parts = [str(layer.units), layer.activation or "linear"]
-        elif layer.type == "Conv2D":
+        elif layer.type in RECURRENT:
+            parts = [str(layer.units), layer.activation or "tanh", *(["sequences"] if layer.return_sequences else [])]
+        elif layer.type in ("Conv2D", "Conv1D"):
             parts = [str(layer.filters), _size(layer.kernel_size), layer.activation or "linear"]
-        elif layer.type in ("MaxPooling2D", "AveragePooling2D"):
+        elif layer.type in ("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D"):
             parts = [_size(layer.pool_size)]
         else:
             parts = [_value(getattr(layer, key)) for key in self.keys if key not in _QUIET]
-        if layer.strides and layer.strides != (layer.pool_size or (1, 1)):
+        if layer.strides and layer.strides != (layer.pool_size or (1,) * len(layer.strides)):
             parts.append(f"strides {_size(layer.strides)}")
         if layer.padding not in (None, "valid"):
             parts.append(f"padding {layer.padding}")
@@ -125,7 +137,7 @@ class LayerKind:
 
 
 # Options described by their position or not at all.
-_QUIET = ("strides", "padding", "l1", "l2", "use_bias")
+_QUIET = ("strides", "padding", "l1", "l2", "use_bias", "return_sequences", "reset_after")
 
 
 def _size(value: tuple[int, ...] | None) -> str:
@@ -154,13 +166,18 @@ def _number(config: dict[str, Any], key: str, low: float, high: float, kind: typ
     return kind(value)
 
 
-def _pair(config: dict[str, Any], key: str, default: Any = None) -> tuple[int, ...] | None:
+def _pair(config: dict[str, Any], key: str, default: Any = None, rank: int = 2) -> tuple[int, ...] | None:
+    """A size per spatial axis (``rank`` of them), from one int or a list."""
     value = config.get(key, default)
     if value is None:
         return None
     if isinstance(value, int):
-        value = [value, value]
-    if not isinstance(value, list | tuple) or not all(isinstance(item, int) and 0 < item <= 4096 for item in value):
+        value = [value] * rank
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != rank
+        or not all(isinstance(item, int) and 0 < item <= 4096 for item in value)
+    ):
         raise UntrustedDataError(f"a layer has invalid {key} {str(value)[:40]!r}")
     return tuple(value)
 
@@ -221,23 +238,94 @@ def _read_dense(config: dict[str, Any]) -> dict[str, Any]:
     return {"units": _number(config, "units", 1, MAX_UNITS, int), **_read_weighted(config)}
 
 
-def _read_conv(config: dict[str, Any]) -> dict[str, Any]:
+def _read_conv(config: dict[str, Any], rank: int = 2) -> dict[str, Any]:
     _channels_last(config)
-    if _pair(config, "dilation_rate", 1) != (1, 1) or config.get("groups", 1) != 1:
+    if _pair(config, "dilation_rate", 1, rank) != (1,) * rank or config.get("groups", 1) != 1:
         raise UntrustedDataError("dilated or grouped convolutions are not graded")
     return {
         "filters": _number(config, "filters", 1, 65536, int),
-        "kernel_size": _pair(config, "kernel_size"),
-        "strides": _pair(config, "strides", 1),
+        "kernel_size": _pair(config, "kernel_size", None, rank),
+        "strides": _pair(config, "strides", 1, rank),
         "padding": _padding(config),
         **_read_weighted(config),
     }
 
 
-def _read_pooling(config: dict[str, Any]) -> dict[str, Any]:
+def _read_pooling(config: dict[str, Any], rank: int = 2) -> dict[str, Any]:
     _channels_last(config)
-    pool_size = _pair(config, "pool_size", 2)
-    return {"pool_size": pool_size, "strides": _pair(config, "strides") or pool_size, "padding": _padding(config)}
+    pool_size = _pair(config, "pool_size", 2, rank)
+    return {
+        "pool_size": pool_size,
+        "strides": _pair(config, "strides", None, rank) or pool_size,
+        "padding": _padding(config),
+    }
+
+
+def _read_embedding(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("embeddings_regularizer") is not None or config.get("mask_zero") not in (None, False):
+        raise UntrustedDataError("only plain Embedding layers are graded (no regularizer, no mask)")
+    return {
+        "input_dim": _number(config, "input_dim", 1, MAX_UNITS, int),
+        "output_dim": _number(config, "output_dim", 1, MAX_UNITS, int),
+    }
+
+
+def _read_recurrent(config: dict[str, Any]) -> dict[str, Any]:
+    odd = [key for key in ("return_state", "go_backwards", "stateful") if config.get(key)]
+    if odd:
+        raise UntrustedDataError(f"recurrent layers with {', '.join(odd)} are not graded")
+    return {
+        "units": _number(config, "units", 1, MAX_UNITS, int),
+        **_read_weighted(config),
+        "return_sequences": bool(config.get("return_sequences", False)),
+    }
+
+
+def _read_gru(config: dict[str, Any]) -> dict[str, Any]:
+    return {**_read_recurrent(config), "reset_after": bool(config.get("reset_after", True))}
+
+
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _range(config: dict[str, Any], key: str) -> tuple[float, ...]:
+    """An augmentation's range as (lower, upper): one number f means (-f, f)."""
+    value: Any = config.get(key)
+    values = [-value, value] if _is_number(value) else value
+    if (
+        not isinstance(values, list | tuple)
+        or len(values) != 2
+        or not all(_is_number(item) and -1e3 <= item <= 1e3 for item in values)
+    ):
+        raise UntrustedDataError(f"an augmentation layer has invalid {key} {str(value)[:40]!r}")
+    return (float(values[0]), float(values[1]))
+
+
+def _read_augmentation(config: dict[str, Any]) -> dict[str, Any]:
+    """RandomFlip's mode, or the ranges of RandomRotation, RandomZoom, RandomTranslation: which
+    one is told by the keys its config has (the class is read by the caller)."""
+    _channels_last(config)
+    if "mode" in config:
+        if config["mode"] not in FLIP_MODES:
+            raise UntrustedDataError(f"a RandomFlip layer has invalid mode {str(config['mode'])[:40]!r}")
+        return {"mode": str(config["mode"])}
+    if "factor" in config:
+        return {"factors": _range(config, "factor")}
+    width = _range(config, "width_factor") if config.get("width_factor") is not None else ()
+    return {"factors": (*_range(config, "height_factor"), *width)}
+
+
+def _read_layer_normalization(config: dict[str, Any]) -> dict[str, Any]:
+    axis = config.get("axis", -1)
+    if axis not in (-1, [-1]) or not config.get("center", True) or not config.get("scale", True):
+        raise UntrustedDataError("only LayerNormalization over the last axis, centred and scaled, is graded")
+    if config.get("rms_scaling"):
+        raise UntrustedDataError("LayerNormalization with rms_scaling is not graded")
+    return {}
 
 
 def _read_padding(config: dict[str, Any]) -> dict[str, Any]:
@@ -275,17 +363,21 @@ def _read_reshape(config: dict[str, Any]) -> dict[str, Any]:
 # -- shapes and weights ---------------------------------------------------------------
 
 
-def _spatial(layer: Layer, shape: Shape, window: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) != 3:
-        raise ValueError(f"{layer.type} needs images (height, width, channels), not {shape}")
-    strides = layer.strides or (1, 1)
+def _spatial(layer: Layer, shape: Shape, window: tuple[int, ...]) -> tuple[int, ...]:
+    """The sizes along the spatial axes after a window slides over them: two for images, one
+    for sequences (a ``...1D`` layer)."""
+    rank = len(window)
+    if len(shape) != rank + 1:
+        needs = "images (height, width, channels)" if rank == 2 else "sequences (steps, channels)"
+        raise ValueError(f"{layer.type} needs {needs}, not {shape}")
+    strides = layer.strides or (1,) * rank
     if layer.padding == "same":
-        sizes = [math.ceil(shape[axis] / strides[axis]) for axis in (0, 1)]
+        sizes = [math.ceil(shape[axis] / strides[axis]) for axis in range(rank)]
     else:
-        sizes = [(shape[axis] - window[axis]) // strides[axis] + 1 for axis in (0, 1)]
+        sizes = [(shape[axis] - window[axis]) // strides[axis] + 1 for axis in range(rank)]
     if min(sizes) < 1:
-        raise ValueError(f"{layer.describe()} makes images of {shape[0]}x{shape[1]} vanish")
-    return sizes[0], sizes[1]
+        raise ValueError(f"{layer.describe()} makes an input of {'x'.join(map(str, shape[:-1]))} vanish")
+    return tuple(sizes)
 
 
 def _dense_weights(layer: Layer, shape: Shape) -> list[Shape]:
@@ -295,9 +387,41 @@ def _dense_weights(layer: Layer, shape: Shape) -> list[Shape]:
 
 def _conv_weights(layer: Layer, shape: Shape) -> list[Shape]:
     assert layer.kernel_size is not None and layer.filters is not None
-    if len(shape) != 3:
-        raise ValueError(f"Conv2D needs images (height, width, channels), not {shape}")
+    if len(shape) != len(layer.kernel_size) + 1:
+        needs = "images (height, width, channels)" if len(layer.kernel_size) == 2 else "sequences (steps, channels)"
+        raise ValueError(f"{layer.type} needs {needs}, not {shape}")
     return [(*layer.kernel_size, shape[-1], layer.filters), *([(layer.filters,)] if layer.use_bias else [])]
+
+
+# Gates per unit of each recurrent layer: their kernels hold this many blocks of ``units``
+GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+RECURRENT = tuple(GATES)
+
+
+def _sequence(layer: Layer, shape: Shape) -> None:
+    if len(shape) != 2:
+        raise ValueError(f"{layer.type} needs sequences (steps, features), not {shape}")
+
+
+def _recurrent_output(layer: Layer, shape: Shape) -> Shape:
+    _sequence(layer, shape)
+    return (shape[0], layer.units or 0) if layer.return_sequences else (layer.units or 0,)
+
+
+def _recurrent_weights(layer: Layer, shape: Shape) -> list[Shape]:
+    """Kernel, recurrent kernel and bias, as Keras orders them; GRU's bias is two rows when it
+    resets after the matrix product (Keras 3's default)."""
+    _sequence(layer, shape)
+    assert layer.units is not None
+    width = GATES[layer.type] * layer.units
+    bias: list[Shape] = [(2, width) if layer.reset_after else (width,)] if layer.use_bias else []
+    return [(shape[-1], width), (layer.units, width), *bias]
+
+
+def _embedded(layer: Layer, shape: Shape) -> Shape:
+    if len(shape) != 1:
+        raise ValueError(f"Embedding needs a sequence of token ids (steps,), not {shape}")
+    return (shape[0], layer.output_dim or 0)
 
 
 def _reshaped(layer: Layer, shape: Shape) -> Shape:
@@ -319,7 +443,8 @@ def _no_options(config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _read_global_pooling(config: dict[str, Any]) -> dict[str, Any]:
+def _read_channels_last(config: dict[str, Any]) -> dict[str, Any]:
+    """A layer with no options but its data format, which must be Keras' default."""
     _channels_last(config)
     return {}
 
@@ -345,18 +470,51 @@ def _pooling_defaults(layer: Layer) -> dict[str, Any]:
     return {"pool_size": (2, 2), "strides": layer.pool_size or (2, 2), "padding": "valid"}
 
 
+def _pooling_1d_defaults(layer: Layer) -> dict[str, Any]:
+    return {"pool_size": (2,), "strides": layer.pool_size or (2,), "padding": "valid"}
+
+
 def _pooled(layer: Layer, shape: Shape) -> Shape:
     return (*_spatial(layer, shape, layer.pool_size or (2, 2)), shape[-1])
+
+
+def _pooled_1d(layer: Layer, shape: Shape) -> Shape:
+    return (*_spatial(layer, shape, layer.pool_size or (2,)), shape[-1])
 
 
 def _convolved(layer: Layer, shape: Shape) -> Shape:
     return (*_spatial(layer, shape, layer.kernel_size or (1, 1)), layer.filters or 0)
 
 
+def _global(rank: int) -> Callable[[Layer, Shape], Shape]:
+    def pooled(layer: Layer, shape: Shape) -> Shape:
+        if len(shape) != rank + 1:
+            raise ValueError(f"{layer.type} needs an input of {rank + 1} axes, not {shape}")
+        return (shape[-1],)
+
+    return pooled
+
+
 POOLING = LayerKind(
     keys=("pool_size", "strides", "padding"), read=_read_pooling, output=_pooled, defaults=_pooling_defaults
 )
-GLOBAL_POOLING = LayerKind(keys=(), read=_read_global_pooling, output=lambda layer, shape: (shape[-1],))
+POOLING_1D = LayerKind(
+    keys=("pool_size", "strides", "padding"),
+    read=lambda config: _read_pooling(config, 1),
+    output=_pooled_1d,
+    defaults=_pooling_1d_defaults,
+)
+GLOBAL_POOLING = LayerKind(keys=(), read=_read_channels_last, output=_global(2))
+GLOBAL_POOLING_1D = LayerKind(keys=(), read=_read_channels_last, output=_global(1))
+RECURRENT_KIND = LayerKind(
+    keys=("units", "activation", "return_sequences", "l1", "l2", "use_bias"),
+    read=_read_recurrent,
+    output=_recurrent_output,
+    weights=_recurrent_weights,
+    defaults=lambda layer: {"activation": "tanh", "return_sequences": False},
+)
+# Augmentation layers: random only in training, the identity when a model predicts; no weights.
+AUGMENTATION = LayerKind(keys=("mode", "factors"), read=_read_augmentation)
 KINDS: dict[str, LayerKind] = {
     "Dense": LayerKind(
         keys=("units", "activation", "l1", "l2", "use_bias"),
@@ -372,10 +530,43 @@ KINDS: dict[str, LayerKind] = {
         weights=_conv_weights,
         defaults=lambda layer: {"strides": (1, 1), "padding": "valid", "activation": "linear"},
     ),
+    "Conv1D": LayerKind(
+        keys=("filters", "kernel_size", "strides", "padding", "activation", "l1", "l2", "use_bias"),
+        read=lambda config: _read_conv(config, 1),
+        output=lambda layer, shape: (*_spatial(layer, shape, layer.kernel_size or (1,)), layer.filters or 0),
+        weights=_conv_weights,
+        defaults=lambda layer: {"strides": (1,), "padding": "valid", "activation": "linear"},
+    ),
     "MaxPooling2D": POOLING,
     "AveragePooling2D": POOLING,
+    "MaxPooling1D": POOLING_1D,
+    "AveragePooling1D": POOLING_1D,
     "GlobalAveragePooling2D": GLOBAL_POOLING,
     "GlobalMaxPooling2D": GLOBAL_POOLING,
+    "GlobalAveragePooling1D": GLOBAL_POOLING_1D,
+    "GlobalMaxPooling1D": GLOBAL_POOLING_1D,
+    "Embedding": LayerKind(
+        keys=("input_dim", "output_dim"),
+        read=_read_embedding,
+        output=_embedded,
+        weights=lambda layer, shape: [(layer.input_dim or 0, layer.output_dim or 0)],
+    ),
+    "SimpleRNN": RECURRENT_KIND,
+    "LSTM": RECURRENT_KIND,
+    "GRU": LayerKind(
+        keys=("units", "activation", "return_sequences", "reset_after", "l1", "l2", "use_bias"),
+        read=_read_gru,
+        output=_recurrent_output,
+        weights=_recurrent_weights,
+        defaults=lambda layer: {"activation": "tanh", "return_sequences": False, "reset_after": True},
+    ),
+    "LayerNormalization": LayerKind(
+        keys=(), read=_read_layer_normalization, weights=lambda layer, shape: [(shape[-1],)] * 2
+    ),
+    "RandomFlip": AUGMENTATION,
+    "RandomRotation": AUGMENTATION,
+    "RandomZoom": AUGMENTATION,
+    "RandomTranslation": AUGMENTATION,
     "Flatten": LayerKind(keys=(), read=_no_options, output=lambda layer, shape: (math.prod(shape),)),
     "Reshape": LayerKind(keys=("target_shape",), read=_read_reshape, output=_reshaped),
     "ZeroPadding2D": LayerKind(keys=("margins",), read=_read_padding, output=_padded),
