@@ -757,6 +757,37 @@ def review(
         marks.close()
 
 
+@cli.command()
+@click.argument("solution", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the handout [default: SOLUTION's name with _handout].",
+)
+@_reports_grader_errors
+def handout(solution: Path, out_path: Path | None) -> None:
+    """Write the handout of an exercise from its solution notebook.
+
+    Every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers;
+    otter's ``# BEGIN SOLUTION`` too) becomes ``# YOUR CODE HERE`` (in markdown, "YOUR ANSWER
+    HERE"), and outputs are cleared; the rest, the written questions included, is kept.
+    """
+    import nbformat
+
+    from grader.assign.handout import make_handout
+
+    try:
+        notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as error:  # nbformat raises several kinds for a file that is not a notebook
+        raise GraderError(f"{solution} is not a readable notebook ({type(error).__name__}: {error}).") from None
+    out = out_path or solution.with_name(f"{solution.stem}_handout.ipynb")
+    if out.resolve() == solution.resolve():
+        raise click.UsageError("--out names the solution itself; choose another file.")
+    write_atomically(out, nbformat.writes(make_handout(notebook)))  # type: ignore[no-untyped-call]
+    console.print(f"Wrote the handout {out}.", highlight=False)
+
+
 # -- autograder platforms ---------------------------------------------------------------
 
 

@@ -22,11 +22,12 @@ ALLOWED = {
     "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
+    "assign": {"errors", "spec"},
     "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
     "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "batch", "reports"},
     "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"}
-    | {"review"},
+    | {"review", "assign"},
     "root": {"judge"},
     "__main__": {"cli"},
 }
