@@ -78,6 +78,12 @@ class Answer:
         return cls(data["question"], data["text"], tuple(data.get("cells", ())), data.get("found_by", "no answer"))
 
 
+def answer_to(question_id: str, answers: Sequence[Answer]) -> Answer:
+    """The answer to ``question_id`` among ``answers``; an empty one where there is none (a
+    notebook that could not be read, a question added to the spec since)."""
+    return next((answer for answer in answers if answer.question == question_id), Answer(question_id, ""))
+
+
 @dataclass(frozen=True)
 class _Location:
     """Where a question is asked in the notebook: its cell and the lines its sentences cover."""
@@ -155,11 +161,7 @@ def _asked_in(line: str, question: Question) -> list[int]:
             if words < MIN_WORDS:
                 continue
             closeness = SAME_SENTENCE if words >= SHORT_WORDS else SAME_SHORT_SENTENCE
-            matched.update(
-                index
-                for index, seen in enumerate(line_sentences)
-                if SequenceMatcher(None, wanted, seen).ratio() >= closeness
-            )
+            matched.update(index for index, seen in enumerate(line_sentences) if _close(wanted, seen, closeness))
     return sorted(matched)
 
 
@@ -239,7 +241,17 @@ def _region(
 
 def _is_handouts(source: str, handout_cells: list[str]) -> bool:
     text = _normal(source)
-    return any(SequenceMatcher(None, text, cell).ratio() >= SAME_CELL for cell in handout_cells)
+    return any(_close(text, cell, SAME_CELL) for cell in handout_cells)
+
+
+def _close(a: str, b: str, closeness: float) -> bool:
+    """Whether difflib's ratio of ``a`` and ``b`` reaches ``closeness``. Its cheap upper bounds
+    are tried first: the full ratio costs the product of the lengths, and a student's cell may
+    be long (this runs on the grader's host, outside the sandbox)."""
+    matcher = SequenceMatcher(None, a, b)
+    return (
+        matcher.real_quick_ratio() >= closeness and matcher.quick_ratio() >= closeness and matcher.ratio() >= closeness
+    )
 
 
 def _answer_text(cell: NotebookNode) -> str:
@@ -296,7 +308,7 @@ def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[i
             current, start = number, match.end()
             indent = len(match["indent"].expandtabs(4)) if indent is None else indent
         if current is not None and text[start:].strip():
-            text_of.setdefault(current, []).append((cell, _strip_emphasis(text[start:])))
+            text_of.setdefault(current, []).append((cell, text[start:].strip()))
     if len(text_of) < 2:
         return None
     return {number: [(cell, _strip_emphasis(text)) for cell, text in pieces] for number, pieces in text_of.items()}

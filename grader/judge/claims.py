@@ -42,9 +42,15 @@ class Claim:
     cell: int
 
 
-def _mention(name: str) -> re.Pattern[str]:
-    """``model_2`` also as "model 2" or "Model2"."""
-    return re.compile(r"\b" + re.escape(name).replace("_", "[ _]?") + r"\b", re.IGNORECASE)
+ORDINALS = {"1": "first", "2": "second", "3": "third"}
+
+
+def mention(name: str) -> re.Pattern[str]:
+    """``model_2`` also as "model 2", "Model2", "model-2" or "the second model"."""
+    words = re.escape(name).replace("_", "[ _-]?")
+    ordinal = ORDINALS.get(name.rsplit("_", 1)[-1])
+    either = rf"{words}|{ordinal} (?:model|one)" if ordinal else words
+    return re.compile(rf"\b(?:{either})\b", re.IGNORECASE)
 
 
 def find_claims(notebook: NotebookNode, spec: Spec, improvement_cell: int | None = None) -> list[Claim]:
@@ -54,7 +60,7 @@ def find_claims(notebook: NotebookNode, spec: Spec, improvement_cell: int | None
     count is a parameter count when its clause speaks of parameters. An answer about the
     improvement is a clause about improving in a markdown cell after the cell that trained it.
     """
-    mentions = {name: _mention(name) for name in spec.model_names}
+    mentions = {name: mention(name) for name in spec.model_names}
     improvement = next((model.name for model in spec.models if model.kind == "improvement"), None)
     claims: list[Claim] = []
     for index, cell in enumerate(notebook.cells):

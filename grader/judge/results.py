@@ -202,12 +202,11 @@ class GradeRun:
     def total(self, result: SubmissionResult) -> float | None:
         """What the gradebooks give ``result``: the code's points and the written answers', or
         None (blank) until every answer is graded, unless ``partial``."""
-        if result.score is None or self.partial or not self.questions:
+        if result.score is None or self.partial:
             return result.score
-        grades = self.written.get(result.id, ())
-        if len(grades) < len(self.questions) or any(grade.points is None for grade in grades):
+        if self.ungraded(result):
             return None
-        return result.score + sum(grade.points or 0.0 for grade in grades)
+        return result.score + sum(grade.points or 0.0 for grade in self.written.get(result.id, ()))
 
     @property
     def max_total(self) -> float | None:

@@ -8,7 +8,7 @@ kept to be shown.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from grader.spec.questions import Question, RubricItem
@@ -31,15 +31,7 @@ class WrittenGrade:
     earlier_points: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "status": self.status,
-            "points": self.points,
-            "max_points": self.max_points,
-            "items": [item.to_dict() for item in self.items],
-            "comment": self.comment,
-            "earlier_points": self.earlier_points,
-        }
+        return asdict(self)
 
 
 def written_grade(

@@ -72,7 +72,7 @@ def gradebook_csv(run: GradeRun, assignment: Assignment) -> str:
         canvas = student is not None and student.platform == "canvas"
         name = student.name if student else result.id
         writer.writerow(
-            [name, student.user_id if canvas and student else "", "", result.id, "", _points(run.total(result))]
+            [name, student.user_id if canvas and student else "", "", result.id, "", points_text(run.total(result))]
         )
     return buffer.getvalue()
 
@@ -101,8 +101,8 @@ def moodle_worksheet(run: GradeRun, graded_at: datetime) -> str | None:
                 result.student.name,
                 "",
                 "Submitted for grading",
-                _points(run.total(result)),
-                _points(run.max_total_of(result)),
+                points_text(run.total(result)),
+                points_text(run.max_total_of(result)),
                 "Yes",
                 "",
                 stamp,
@@ -141,20 +141,21 @@ def checks_csv(run: GradeRun) -> str:
         writer.writerow(
             [
                 result.id,
-                _points(result.score),
-                _points(result.max_score),
+                points_text(result.score),
+                points_text(result.max_score),
                 result.status,
                 *(points.get(check_id, "") for check_id in check_ids),
                 *(_written_points(written.get(question)) for question in questions),
-                *([_points(run.total(result)), _points(run.max_total)] if questions else []),
+                *([points_text(run.total(result)), points_text(run.max_total)] if questions else []),
             ]
         )
     return buffer.getvalue()
 
 
-def _points(value: float | None) -> str:
+def points_text(value: float | None) -> str:
+    """Points as a cell shows them (``2.5``), blank for none."""
     return "" if value is None else f"{value:g}"
 
 
 def _written_points(grade: WrittenGrade | None) -> str:
-    return "ungraded" if grade is None or grade.points is None else f"{grade.points:g}"
+    return "ungraded" if grade is None or grade.points is None else points_text(grade.points)

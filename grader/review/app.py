@@ -26,13 +26,13 @@ from markupsafe import Markup
 
 from grader.errors import GraderError
 from grader.judge.written import WrittenGrade
+from grader.reports.gradebooks import points_text
 from grader.reports.pages import learning_curves as model_curves
 from grader.reports.plots import learning_curves
 from grader.review.batch import RESULTS_NAME, ReviewBatch
 from grader.review.groups import NO_ANSWER, stance_of, suggest_groups
 from grader.review.marks import Marks
 from grader.spec.exercise import Spec
-from grader.spec.questions import Question
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -66,7 +66,7 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     # Flask escapes only templates named .html: ours are .html.j2, and every one shows student text.
     app.jinja_env.autoescape = True
     app.jinja_env.filters["markdown"] = render_markdown
-    app.jinja_env.filters["points"] = lambda value: "" if value is None else f"{value:g}"
+    app.jinja_env.filters["points"] = points_text
     state = _State(folder, spec)
 
     @app.before_request
@@ -96,13 +96,7 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     def index() -> str:
         batch, marks = state.current()
         grades = marks.grades(batch.answers())
-        progress = {
-            question.id: (
-                sum(1 for graded in grades.values() for grade in graded if _is(grade, question, "graded")),
-                len(grades),
-            )
-            for question in batch.questions
-        }
+        progress = {question.id: (_graded(_of(grades, question.id)), len(grades)) for question in batch.questions}
         return render_template("index.html.j2", batch=batch, progress=progress, csrf=session["csrf"])
 
     @app.get("/questions/<question_id>")
@@ -110,23 +104,24 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
         batch, marks = state.current()
         question = marks.question(batch.question(question_id).id)
         answers = {submission: batch.answer(submission, question.id) for submission in batch.submissions}
-        suggested = suggest_groups(question, answers, {s: batch.measured(s) for s in batch.submissions})
+        stances = {
+            s: stance_of(question, answer, batch.measured(s)) for s, answer in answers.items() if answer.answered
+        }
+        suggested = suggest_groups(answers, stances)
         groups: dict[str, list[str]] = {}
         moved = {s: group for s, group in marks.moved(question.id).items() if s in answers}  # still in the batch
         for submission, group in {**suggested, **moved}.items():
             groups.setdefault(group, []).append(submission)
-        grades = {s: dict((g.question, g) for g in graded) for s, graded in marks.grades(batch.answers()).items()}
+        grades = _of(marks.grades(batch.answers()), question.id)
         ordered = sorted(groups.items(), key=lambda entry: (entry[0] == NO_ANSWER, -len(entry[1]), entry[0]))
-        graded = sum(1 for s in answers if grades[s][question.id].status == "graded")
-        stances = {s: stance_of(question, answers[s], batch.measured(s)) for s in answers if answers[s].answered}
         return render_template(
             "question.html.j2",
             batch=batch,
             question=question,
             groups=ordered,
             answers=answers,
-            grades={s: grades[s][question.id] for s in answers},
-            graded=graded,
+            grades=grades,
+            graded=_graded(grades),
             stances=stances,
             remarks={s: batch.remarks(s, answers[s]) for s in answers},
             csrf=session["csrf"],
@@ -202,8 +197,13 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     return app
 
 
-def _is(grade: WrittenGrade, question: Question, status: str) -> bool:
-    return grade.question == question.id and grade.status == status
+def _of(grades: dict[str, tuple[WrittenGrade, ...]], question_id: str) -> dict[str, WrittenGrade]:
+    """Each submission's grade of its answer to ``question_id``."""
+    return {submission: next(g for g in graded if g.question == question_id) for submission, graded in grades.items()}
+
+
+def _graded(grades: dict[str, WrittenGrade]) -> int:
+    return sum(grade.status == "graded" for grade in grades.values())
 
 
 def _known(batch: ReviewBatch, submission: str) -> str:

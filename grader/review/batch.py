@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.judge.answers import Answer
+from grader.judge.answers import Answer, answer_to
 from grader.judge.results import SubmissionResult
 from grader.review.groups import Measured
 from grader.spec.questions import Question
@@ -63,7 +63,7 @@ class ReviewBatch:
 
     def answer(self, submission: str, question_id: str) -> Answer:
         result = self.submissions[submission]
-        return next((a for a in result.answers if a.question == question_id), Answer(question_id, ""))
+        return answer_to(question_id, result.answers)
 
     def measured(self, submission: str) -> Measured:
         """The test accuracies the grader measured of the submission's models (full mode)."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from grader.judge.answers import Answer
-from grader.judge.claims import IMPROVED, NOT_IMPROVED
+from grader.judge.claims import CLAUSE_END, IMPROVED, NOT_IMPROVED, mention
 from grader.spec.questions import Question
 
 NO_ANSWER = "No answer"
@@ -24,7 +24,6 @@ PREFERENCE = re.compile(
     r"\b(prefer|production|choose|chose|pick|better|best|would use|go with|recommend|deploy)", re.IGNORECASE
 )
 DEPENDS = re.compile(r"\b(it depends|depends on|trade-?off)\b", re.IGNORECASE)
-SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 
 
 @dataclass(frozen=True)
@@ -32,14 +31,6 @@ class Measured:
     """What the grader measured that a stance is compared with: each model's test accuracy."""
 
     accuracy: Mapping[str, float | None]
-
-
-def _mention(model: str) -> re.Pattern[str]:
-    """``model_2`` also as "model 2", "Model2" or "the second model"."""
-    number = model.rsplit("_", 1)[-1]
-    ordinal = {"1": "first", "2": "second", "3": "third"}.get(number)
-    words = re.escape(model).replace("_", "[ _-]?")
-    return re.compile(rf"\b(?:{words}" + (rf"|{ordinal} (?:model|one)" if ordinal else "") + r")\b", re.IGNORECASE)
 
 
 def stance_of(question: Question, answer: Answer, measured: Measured | None = None) -> str | None:
@@ -52,10 +43,10 @@ def stance_of(question: Question, answer: Answer, measured: Measured | None = No
         if DEPENDS.search(text):
             return "says it depends"
         counts = {model: 0 for model in question.models}
-        for sentence in SENTENCE.split(text):
+        for sentence in CLAUSE_END.split(text):
             if PREFERENCE.search(sentence):
                 for model in question.models:
-                    counts[model] += len(_mention(model).findall(sentence))
+                    counts[model] += len(mention(model).findall(sentence))
         best = max(counts.values())
         chosen = [model for model, count in counts.items() if count == best]
         return f"prefers {chosen[0]}" if best and len(chosen) == 1 else "prefers no one model clearly"
@@ -79,18 +70,16 @@ def _measured_verdict(measured: Measured | None, improvement: str, baseline: str
     return "improved" if new > old else "did not improve"
 
 
-def suggest_groups(
-    question: Question, answers: Mapping[str, Answer], measured: Mapping[str, Measured] | None = None
-) -> dict[str, str]:
-    """A group's name for each submission's answer to ``question``."""
+def suggest_groups(answers: Mapping[str, Answer], stances: Mapping[str, str | None]) -> dict[str, str]:
+    """A group's name for each submission's answer to one question; ``stances``: each answer's
+    side (``stance_of``), where the question declares a stance."""
     groups: dict[str, str] = {}
     by_stance: dict[str | None, list[str]] = {}
     for submission, answer in answers.items():
         if not answer.answered:
             groups[submission] = NO_ANSWER
         else:
-            stance = stance_of(question, answer, (measured or {}).get(submission))
-            by_stance.setdefault(stance, []).append(submission)
+            by_stance.setdefault(stances.get(submission), []).append(submission)
     for stance, members in by_stance.items():
         if len(members) < SPLIT_FROM:
             groups.update({member: stance or OTHERS for member in members})

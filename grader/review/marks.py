@@ -9,6 +9,7 @@ its earlier grade. The rubric's items are seeded from the spec; edits made while
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from grader.batch.store import STORE_NAME
 from grader.errors import GraderError
-from grader.judge.answers import Answer
+from grader.judge.answers import Answer, answer_to
 from grader.judge.written import WrittenGrade, written_grade
 from grader.spec.questions import Question, RubricItem
 
@@ -116,9 +117,10 @@ class Marks:
         return replace(question, rubric=tuple(RubricItem(*row) for row in rows))
 
     def item(self, question_id: str, item_id: str) -> RubricItem:
-        found = next((item for item in self.question(question_id).rubric if item.id == item_id), None)
+        rubric = self.question(question_id).rubric
+        found = next((item for item in rubric if item.id == item_id), None)
         if found is None:
-            known = [item.id for item in self.question(question_id).rubric]
+            known = [item.id for item in rubric]
             raise GraderError(f"question {question_id} has no rubric item {item_id!r}; its items: {known}")
         return found
 
@@ -181,24 +183,26 @@ class Marks:
         """Every submission's grades, one per answer, in the questions' order."""
         questions = {question_id: self.question(question_id) for question_id in self.questions}
         # (submission, question) -> the digests of the texts graded, in order, each with its items
+        # Only the rows of the submissions asked for: `grader grade` asks for one at a time.
+        chosen = "submission IN (SELECT value FROM json_each(?))"
+        asked = (json.dumps(list(answers)),)
         applied: dict[tuple[str, str], dict[str, list[str]]] = {}
         for submission, question, digest, item in self.connection.execute(
-            "SELECT submission, question, answer, item FROM applied_items ORDER BY applied_at, rowid"
+            f"SELECT submission, question, answer, item FROM applied_items WHERE {chosen} ORDER BY applied_at, rowid",
+            asked,
         ):
             applied.setdefault((submission, question), {}).setdefault(digest, []).append(item)
         comments = {
             (submission, question, digest): comment
             for submission, question, digest, comment in self.connection.execute(
-                "SELECT submission, question, answer, comment FROM answer_comments"
+                f"SELECT submission, question, answer, comment FROM answer_comments WHERE {chosen}", asked
             )
         }
         grades: dict[str, tuple[WrittenGrade, ...]] = {}
         for submission, submitted in answers.items():
             graded = []
-            given = {answer.question: answer for answer in submitted}
             for question in questions.values():
-                # A notebook that could not be read has no answers: each question's is an empty one.
-                answer = given.get(question.id, Answer(question.id, ""))
+                answer = answer_to(question.id, submitted)
                 items = {item.id: item for item in question.rubric}
                 texts = applied.get((submission, answer.question), {})
                 mine = [items[i] for i in texts.get(answer.digest, []) if i in items]

@@ -11,8 +11,7 @@ import io
 import json
 
 from grader.errors import GraderError
-from grader.judge.written import WrittenGrade
-from grader.reports.gradebooks import FORMULA_STARTS, spreadsheet_cell
+from grader.reports.gradebooks import FORMULA_STARTS, points_text, spreadsheet_cell
 from grader.review.batch import ReviewBatch
 from grader.review.marks import Marks
 
@@ -45,7 +44,7 @@ def export_sheet(batch: ReviewBatch, marks: Marks) -> str:
                 answer.text,
                 *(MARKED if column in applied else "" for column in item_columns),
                 grade.comment,
-                _points(grade),
+                points_text(grade.points),
                 answer.digest,
                 _state([item.id for item in grade.items], grade.comment),
             ]
@@ -141,7 +140,3 @@ def _state(item_ids: list[str], comment: str) -> str:
 def _plain(cell: str) -> str:
     """A cell as it was before ``spreadsheet_cell`` guarded it: the ``'`` before a formula's start."""
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
-
-
-def _points(grade: WrittenGrade) -> str:
-    return "" if grade.points is None else f"{grade.points:g}"

@@ -5,7 +5,7 @@ answer is about. See ``reference/mnist_mlp.toml``."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Scoring = Literal["positive", "negative"]
@@ -29,11 +29,7 @@ class RubricItem:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "points": self.points, "description": self.description}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RubricItem:
-        return cls(str(data["id"]), str(data["title"]), float(data["points"]), str(data.get("description", "")))
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -60,33 +56,14 @@ class Question:
         return (self.prompt, *self.also_asked_as)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "points": self.points,
-            "prompt": self.prompt,
-            "also_asked_as": list(self.also_asked_as),
-            "scoring": self.scoring,
-            "stance": self.stance,
-            "models": list(self.models),
-            "curves": self.curves,
-            "rubric": [item.to_dict() for item in self.rubric],
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Question:
-        return cls(
-            id=str(data["id"]),
-            title=str(data["title"]),
-            points=float(data["points"]),
-            prompt=str(data["prompt"]),
-            rubric=tuple(RubricItem.from_dict(item) for item in data["rubric"]),
-            also_asked_as=tuple(data.get("also_asked_as", ())),
-            scoring=data.get("scoring", "positive"),
-            stance=data.get("stance"),
-            models=tuple(data.get("models", ())),
-            curves=bool(data.get("curves", False)),
-        )
+        """A question as ``to_dict`` wrote it (into ``results.json``)."""
+        sequences = {key: tuple(data[key]) for key in ("also_asked_as", "models")}
+        rubric = tuple(RubricItem(**item) for item in data["rubric"])
+        return cls(**{**data, **sequences, "rubric": rubric})
 
 
 def item_id(title: str) -> str:

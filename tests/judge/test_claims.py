@@ -1,6 +1,6 @@
 import nbformat
 
-from grader.judge.claims import Claim, claim_warnings, find_claims
+from grader.judge.claims import Claim, claim_warnings, find_claims, mention
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
 from grader.judge.model_config import parse_model_config
@@ -70,3 +70,10 @@ def test_keras_3_total_params_which_count_the_optimizer_are_not_a_wrong_claim():
     model = ModelFacts("model_2", "fit", architecture, None, None, (), (), None, optimizer_parameters=437_312)
     claims = [Claim("model_2", "params", 874_622, 0, 3), Claim("model_2", "params", 437_310, 0, 3)]
     assert claim_warnings(claims, {"model_2": model}, {}, []) == []
+
+
+def test_a_model_is_named_in_the_ways_students_name_it():
+    pattern = mention("model_2")
+    for text in ("model_2", "Model 2", "model2", "model-2", "the second model", "the Second one"):
+        assert pattern.search(text), text
+    assert not pattern.search("model_20") and not pattern.search("the first model")

@@ -38,7 +38,7 @@ def test_unanswered_together_and_alike_answers_clustered():
         "f": Answer("q2", ""),
         "g": Answer("q2", "See above."),  # stop words alone: nothing to compare by
     }
-    groups = suggest_groups(Q2, answers)
+    groups = suggest_groups(answers, {})  # q2 declares no stance
     assert groups["f"] == NO_ANSWER
     assert groups["a"] == groups["b"] != groups["c"] == groups["d"]
     assert groups["e"] == groups["g"] == OTHERS
