@@ -305,16 +305,21 @@ def _range(config: dict[str, Any], key: str) -> tuple[float, ...]:
     return (float(values[0]), float(values[1]))
 
 
-def _read_augmentation(config: dict[str, Any]) -> dict[str, Any]:
-    """RandomFlip's mode, or the ranges of RandomRotation, RandomZoom, RandomTranslation: which
-    one is told by the keys its config has (the class is read by the caller)."""
+def _read_flip(config: dict[str, Any]) -> dict[str, Any]:
     _channels_last(config)
-    if "mode" in config:
-        if config["mode"] not in FLIP_MODES:
-            raise UntrustedDataError(f"a RandomFlip layer has invalid mode {str(config['mode'])[:40]!r}")
-        return {"mode": str(config["mode"])}
-    if "factor" in config:
-        return {"factors": _range(config, "factor")}
+    if config.get("mode", "horizontal_and_vertical") not in FLIP_MODES:
+        raise UntrustedDataError(f"a RandomFlip layer has invalid mode {str(config['mode'])[:40]!r}")
+    return {"mode": str(config.get("mode", "horizontal_and_vertical"))}
+
+
+def _read_rotation(config: dict[str, Any]) -> dict[str, Any]:
+    _channels_last(config)
+    return {"factors": _range(config, "factor")}
+
+
+def _read_height_and_width(config: dict[str, Any]) -> dict[str, Any]:
+    """RandomZoom's or RandomTranslation's ranges: the height's, then the width's where given."""
+    _channels_last(config)
     width = _range(config, "width_factor") if config.get("width_factor") is not None else ()
     return {"factors": (*_range(config, "height_factor"), *width)}
 
@@ -513,8 +518,6 @@ RECURRENT_KIND = LayerKind(
     weights=_recurrent_weights,
     defaults=lambda layer: {"activation": "tanh", "return_sequences": False},
 )
-# Augmentation layers: random only in training, the identity when a model predicts; no weights.
-AUGMENTATION = LayerKind(keys=("mode", "factors"), read=_read_augmentation)
 KINDS: dict[str, LayerKind] = {
     "Dense": LayerKind(
         keys=("units", "activation", "l1", "l2", "use_bias"),
@@ -563,10 +566,11 @@ KINDS: dict[str, LayerKind] = {
     "LayerNormalization": LayerKind(
         keys=(), read=_read_layer_normalization, weights=lambda layer, shape: [(shape[-1],)] * 2
     ),
-    "RandomFlip": AUGMENTATION,
-    "RandomRotation": AUGMENTATION,
-    "RandomZoom": AUGMENTATION,
-    "RandomTranslation": AUGMENTATION,
+    # Augmentation: random only in training, the identity when a model predicts; no weights
+    "RandomFlip": LayerKind(keys=("mode",), read=_read_flip),
+    "RandomRotation": LayerKind(keys=("factors",), read=_read_rotation),
+    "RandomZoom": LayerKind(keys=("factors",), read=_read_height_and_width),
+    "RandomTranslation": LayerKind(keys=("factors",), read=_read_height_and_width),
     "Flatten": LayerKind(keys=(), read=_no_options, output=lambda layer, shape: (math.prod(shape),)),
     "Reshape": LayerKind(keys=("target_shape",), read=_read_reshape, output=_reshaped),
     "ZeroPadding2D": LayerKind(keys=("margins",), read=_read_padding, output=_padded),
