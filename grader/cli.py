@@ -37,7 +37,7 @@ from grader.judge.results import Graded, SubmissionResult
 from grader.judge.written import WrittenGrade
 from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
-from grader.run.backends import BACKENDS, choose_backend, use_backend_in_this_process
+from grader.run.backends import BACKENDS, Backend, choose_backend, use_backend_in_this_process
 from grader.run.isolation import Limits
 from grader.run.sandbox import sweep_stale_sandboxes
 from grader.run.warm import KERNELS
@@ -74,7 +74,8 @@ DATA_OPTION = click.option(
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="The data set's .npz file (else $GRADER_MNIST, Keras' cache, or a download).",
+    help="The data set's .npz file [default: the spec's data file; for a loader, $GRADER_MNIST, Keras' cache, "
+    "or a download].",
 )
 SPEC_OPTION = click.option(
     "--spec",
@@ -94,6 +95,7 @@ BACKEND_OPTION = click.option(
 )
 
 PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+SOLUTION_ARGUMENT = click.argument("solution", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 
 
 def _out_option(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -510,11 +512,17 @@ def print_result(result: SubmissionResult) -> None:
 def calibrate(seeds: int, data_path: Path | None, spec_path: Path, backend: str | None) -> None:
     """Train every reference model with several seeds on the full data, on the backend chosen;
     write their runs into the spec's calibration, beside those of other backends and devices."""
+    chosen = choose_backend(backend)
+    use_backend_in_this_process(chosen)
+    _calibrate(spec_path, seeds, chosen, data_path)
+
+
+def _calibrate(spec_path: Path, seeds: int, chosen: Backend, data_path: Path | None) -> None:
+    """``seeds`` runs of each of the spec's fixed models on ``chosen`` (Keras runs on it in this
+    process), written into its calibration file; the ranges they give, printed."""
     from grader.tools.calibrate import calibrate as run_calibration
     from grader.tools.calibrate import write_calibration
 
-    chosen = choose_backend(backend)
-    use_backend_in_this_process(chosen)
     spec = load_spec(spec_path)
     if spec.calibration_path is None:
         raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
@@ -758,7 +766,7 @@ def review(
 
 
 @cli.command()
-@click.argument("solution", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@SOLUTION_ARGUMENT
 @click.option(
     "--out",
     "out_path",
@@ -786,6 +794,93 @@ def handout(solution: Path, out_path: Path | None) -> None:
         raise click.UsageError("--out names the solution itself; choose another file.")
     write_atomically(out, nbformat.writes(make_handout(notebook)))  # type: ignore[no-untyped-call]
     console.print(f"Wrote the handout {out}.", highlight=False)
+
+
+@cli.command("new")
+@SOLUTION_ARGUMENT
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The spec to write [default: beside SOLUTION, its name without _solution, as .toml].",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Calibration runs of each model (0: none yet; run `grader calibrate` later).",
+)
+@click.option("--name", help="The exercise's title [default: the solution's first heading].")
+@click.option("--force", is_flag=True, help="Write over an existing spec (its calibration is started afresh).")
+@DATA_OPTION
+@BACKEND_OPTION
+@_reports_grader_errors
+def new(
+    solution: Path, out_path: Path | None, seeds: int, name: str | None, force: bool, data_path: Path | None,
+    backend: str | None,
+) -> None:  # fmt: skip
+    """Make an exercise from its solution notebook: run it in the sandbox as a full grade would,
+    and write a commented spec of every model it trained (layers, parameters, optimizer, loss,
+    batch size, epochs), its data and how it prepared its inputs; the handout (the solution
+    without its ``### BEGIN SOLUTION`` regions); and the calibration of each model.
+
+    The data is a ``keras.datasets`` loader the solution calls, or an .npz file beside it in
+    Keras' layout (x_train, y_train, x_test, y_test) that it opens: the file is copied beside the
+    spec, and placed read-only in the folder of every notebook graded. Review the spec, then
+    run `grader validate` on it."""
+    from grader.assign.new import default_spec_path, new_exercise
+
+    chosen = choose_backend(backend)
+    use_backend_in_this_process(chosen)
+    out = out_path or default_spec_path(solution)
+    with console.status(f"Running {solution.name} in the sandbox, as a full grade would…"):
+        made = new_exercise(solution, out, name, data_path, GradingOptions(backend=chosen.name), force)
+    draft = made.draft
+    table = Table(title=f"{draft.name}: what the solution trained", title_justify="left")
+    for column in ("model", "layers", "params", "optimizer", "loss", "batch", "epochs"):
+        table.add_column(column, justify="right" if column in ("params", "batch", "epochs") else "left")
+    for model in draft.models:
+        table.add_row(
+            model.name, "\n".join(layer.describe() for layer in model.layers), f"{model.params:,}",
+            f"{model.optimizer} ({model.learning_rate:g})", model.loss, str(model.batch_size), str(model.epochs),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"Data: {draft.source.describe()}, {draft.train_samples:,} training and {draft.test_samples:,} test rows "
+        f"of shape {draft.image_shape}, {draft.classes} classes; prepared as {draft.preparation}.",
+        highlight=False,
+    )
+    console.print(f"Wrote the spec {made.spec} and the handout {made.handout}.", highlight=False)
+    if seeds:
+        _calibrate(made.spec, seeds, chosen, data_path)
+    console.print("Review in the spec:", highlight=False)
+    for note in draft.review:
+        console.print(f"  - {escape(note)}", highlight=False)
+    console.print(f"Then: grader validate --spec {made.spec}", highlight=False)
+
+
+@cli.command()
+@SPEC_OPTION
+@DATA_OPTION
+@BACKEND_OPTION
+@_reports_grader_errors
+def validate(spec_path: Path, data_path: Path | None, backend: str | None) -> None:
+    """Prove an exercise before students get it: its data file is present and matches its hash,
+    every model has its accuracy range, the solution grades full marks in full mode, and the
+    handout runs to the end in quick mode and scores 0 on every model check, each saying what
+    to build. Exit 0 when all hold, 1 with the reasons when one does not."""
+    from grader.assign.validate import validate_exercise
+
+    chosen = choose_backend(backend)
+    with console.status(f"Validating {spec_path}: grading the solution (full) and the handout (quick)…"):
+        findings = validate_exercise(spec_path, chosen, data_path)
+    for finding in findings:
+        mark = "[green]ok[/]" if finding.passed else "[bold red]FAILED[/]"
+        console.print(f"{mark} {finding.what}: {escape(finding.detail)}", highlight=False, soft_wrap=True)
+    if not all(finding.passed for finding in findings):
+        sys.exit(1)
+    console.print(f"The exercise of {spec_path} is ready to grade.", highlight=False)
 
 
 # -- autograder platforms ---------------------------------------------------------------

@@ -22,7 +22,7 @@ ALLOWED = {
     "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
-    "assign": {"errors", "spec"},
+    "assign": {"errors", "protocol", "spec", "ingest", "run", "judge"},
     "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
     "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "batch", "reports"},

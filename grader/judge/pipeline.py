@@ -125,6 +125,14 @@ def prepare_context(
     spec = load_spec(spec_path, backend.key)
     if not options.quick:
         spec.require_accuracy_ranges()
+    return context_for(spec, options, backend, data_path, jobs, start_kernel)
+
+
+def context_for(
+    spec: Spec, options: GradingOptions, backend: Backend, data_path: Path | None = None, jobs: int = 1,
+    start_kernel: bool = False,
+) -> GradingContext:  # fmt: skip
+    """``prepare_context`` for a spec already loaded (a draft's, for ``grader new``)."""
     path = locate_data(spec.data, data_path).resolve()
     isolation = probe_isolation()
     if options.strict_sandbox and isolation.missing():
@@ -273,6 +281,7 @@ def kernel_recipe(
     return KernelRecipe(
         isolation, options.limits, data_path, references, cpu_seconds, tuple(sorted(backend_environment.items())),
         hook_settings(spec, options, backend, facts_dir="", data_path=""), start_timeout=options.time_limit,
+        data_name=spec.data.name if spec.data.file else None,
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """The instrumentation that runs inside the student's kernel, before the first cell.
 
-It serves the grader's data set to ``keras.datasets.<name>.load_data()``, lets
+It serves the grader's data set to ``keras.datasets.<name>.load_data()`` (when the exercise
+loads it so; a data file is placed in the notebook's folder by the sandbox), lets
 Keras 2 spellings run (and ``tf.keras`` where TensorFlow is not installed), wraps ``Model.compile``, ``Model.fit`` and
 ``Model.train_on_batch`` to record what the notebook asked for and did, fingerprints the batches Keras draws for
 training (``draws``), records weights put into a model otherwise than by its training (``provenance``), and exports
@@ -38,7 +39,8 @@ def install(settings: dict[str, Any]) -> None:
     ledger = Ledger(hook_settings)
     ledger.describe_environment()
     ledger.count_cells()
-    serve_dataset(hook_settings.keras_dataset, hook_settings.data_path)
+    if hook_settings.keras_dataset:
+        serve_dataset(hook_settings.keras_dataset, hook_settings.data_path)
     wrap_compile(keras.Model, ledger, hook_settings)
     wrap_fit(keras.Model, ledger, hook_settings)
     wrap_train_on_batch(keras.Model, ledger)

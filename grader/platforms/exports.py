@@ -33,18 +33,23 @@ def bundle(into: Path, spec: Spec, data_path: Path | None) -> None:
         f'dependencies = {json.dumps(requirements)}\n\n[project.scripts]\ngrader = "grader.cli:main"\n\n'
         '[tool.setuptools.packages.find]\ninclude = ["grader*"]\n\n[tool.setuptools.package-data]\n'
         '"grader.reports" = ["templates/*"]\n"grader.judge" = ["templates/*"]\n'
-        '"grader.review" = ["templates/*", "static/*"]\n'
+        '"grader.review" = ["templates/*", "static/*"]\n"grader.assign" = ["templates/*"]\n'
     )
     (into / "spec").mkdir()
     for file in spec.files:
         shutil.copy(file, into / "spec" / file.name)
     if data_path is not None:
         (into / "data").mkdir()
-        shutil.copy(data_path, into / "data" / f"{spec.data.keras_dataset}.npz")
+        shutil.copy(data_path, into / "data" / _data_file_name(spec))
+
+
+def _data_file_name(spec: Spec) -> str:
+    """The data set's file name in a bundle: the spec's data file's, or its loader's."""
+    return spec.data.name if spec.data.file else f"{spec.data.keras_dataset}.npz"
 
 
 def _command(entry: str, root: str, spec: Spec, with_data: bool, quick: bool, source: str) -> str:
-    data = f" --data {source}/data/{spec.data.keras_dataset}.npz" if with_data else ""
+    data = f" --data {source}/data/{_data_file_name(spec)}" if with_data else ""
     mode = " --quick" if quick else " --full"
     return f"grader {entry} --root {root} --spec {source}/spec/{spec.path.name}{data}{mode}"
 

@@ -76,11 +76,15 @@ class Sandbox:
         reference_files: list[Path],
         cpu_seconds: int,
         environment: dict[str, str] | None = None,
+        data_name: str | None = None,
     ) -> None:
         """``reference_files`` are what ``grader.check`` needs inside (the spec and its
         calibration): bound one by one, never their folder, which holds the solution.
-        ``environment``: variables the kernel needs besides its own (the Keras backend's)."""
+        ``environment``: variables the kernel needs besides its own (the Keras backend's).
+        ``data_name``: the data file is also placed, read-only, in the notebook's folder under
+        this name, for notebooks that open it by a relative path."""
         self.isolation = isolation
+        self.data_name = data_name
         self.environment = environment or {}
         self.limits = limits
         self.data_path = data_path
@@ -130,6 +134,10 @@ class Sandbox:
             folder.mkdir()
             if self.changes_uid:
                 os.chown(folder, self.uid, self.uid)
+        if self.data_name and not self.isolation.bubblewrap:  # bubblewrap binds it in read-only
+            served = self.workdir / self.data_name
+            shutil.copyfile(self.data_path, served)
+            served.chmod(0o444)  # a copy: whatever the notebook does to it, the grader's file stays
         self.writable.parent.chmod(0o755)
         return self
 
@@ -155,13 +163,17 @@ class Sandbox:
         number past every limit (so many files are themselves too much)."""
         total = 0
         entries = 0
+        served = str(self.workdir / self.data_name) if self.data_name and not self.isolation.bubblewrap else None
         for folder, _, files in os.walk(self.writable):
             for name in files:
                 entries += 1
                 if entries > limit_entries:
                     return 2**62
+                path = os.path.join(folder, name)
+                if path == served:  # the grader's copy of the data file, not the notebook's writing
+                    continue
                 try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
+                    total += os.lstat(path).st_size
                 except OSError:
                     continue
         return total
@@ -249,6 +261,8 @@ class Sandbox:
         for reference in self.reference_files:
             arguments += ["--ro-bind", str(reference), f"{INSIDE_REFERENCE}/{reference.name}"]
         arguments += ["--ro-bind", str(self.notebook), f"{INSIDE_WORKDIR}/submission.ipynb", "--chdir", INSIDE_WORKDIR]
+        if self.data_name:
+            arguments += ["--ro-bind", str(self.data_path), f"{INSIDE_WORKDIR}/{self.data_name}"]
         return arguments
 
     def process_environment(self) -> dict[str, str]:

@@ -45,6 +45,8 @@ class KernelRecipe:
     settings: HookSettings
     # Seconds the kernel may take to start and run the preamble
     start_timeout: float
+    # The data file's name in the notebook's folder, for a spec whose data is a file
+    data_name: str | None = None
 
 
 class WarmKernel:
@@ -59,7 +61,7 @@ class WarmKernel:
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-"))
         sandbox = Sandbox(
             recipe.isolation, recipe.limits, self._scratch, recipe.data_path,
-            list(recipe.reference_files), recipe.cpu_seconds, dict(recipe.environment),
+            list(recipe.reference_files), recipe.cpu_seconds, dict(recipe.environment), recipe.data_name,
         )  # fmt: skip
         try:
             self.sandbox = sandbox.__enter__()

@@ -1,15 +1,18 @@
-"""Find, fetch and validate the data set the grader serves to notebooks.
+"""Find, fetch, validate and write the data set the grader serves to notebooks.
 
-Order: ``--data PATH``, then the ``GRADER_MNIST`` environment variable, then
-Keras' own cache (``~/.keras/datasets/<name>.npz``), then a download into that
-cache, checked against the spec's file hash. No TensorFlow here.
+Order: ``--data PATH``, then, for a spec whose data is a file beside it, that file (checked
+against the spec's hash); else the ``GRADER_MNIST`` environment variable, then Keras' own
+cache (``~/.keras/datasets/<name>.npz``), then a download into that cache, checked against
+the spec's file hash. No TensorFlow here.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +44,10 @@ def locate_data(spec: DataSpec, explicit: Path | None = None, allow_download: bo
     """The path of the data file to use, downloading it into Keras' cache if needed."""
     if explicit is not None:
         if not explicit.is_file():
-            raise DataError(f"--data {explicit}: no such file. Pass the path of an {spec.keras_dataset}.npz.")
+            raise DataError(f"--data {explicit}: no such file. Pass the path of {spec.name}.")
         return explicit
+    if spec.file is not None:
+        return checked_data_file(spec)
     from_env = os.environ.get(DATA_ENV)
     if from_env:
         if not Path(from_env).is_file():
@@ -56,6 +61,31 @@ def locate_data(spec: DataSpec, explicit: Path | None = None, allow_download: bo
     if allow_download and spec.url:
         return _download(spec, cached)
     raise DataError(_missing_data_message(spec, cached, reason="no copy was found"))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checked_data_file(spec: DataSpec) -> Path:
+    """The spec's data file, present beside it and with the bytes its hash says."""
+    assert spec.file is not None
+    path = Path(spec.file)
+    if not path.is_file():
+        raise DataError(
+            f"the spec's data file {path} is missing. It belongs beside the spec (`grader new` puts it there); "
+            "copy it there, or pass --data PATH."
+        )
+    if spec.file_sha256 and (actual := file_digest(path)) != spec.file_sha256:
+        raise DataError(
+            f"the data file {path} has sha256 {actual}, the spec expects {spec.file_sha256}: it is not the file "
+            "the exercise was calibrated on. Put the original back, or run `grader new` again on the new data."
+        )
+    return path
 
 
 def _missing_data_message(spec: DataSpec, cached: Path, reason: str) -> str:
@@ -113,3 +143,19 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
 def prepare_images(images: np.ndarray, spec: DataSpec) -> np.ndarray:
     """The exercise's preprocessing (``DataSpec.preprocessing``)."""
     return spec.preprocessing.apply(images)
+
+
+def write_keras_layout(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write ``x_train, y_train, x_test, y_test`` as an ``.npz`` file in Keras' layout, the same
+    bytes for the same arrays (numpy's own ``savez`` stamps each member with the time), and
+    return its sha256."""
+    missing = [key for key in ARRAY_KEYS if key not in arrays]
+    if missing:
+        raise DataError(f"the arrays {missing} are missing; a file in Keras' layout holds {list(ARRAY_KEYS)}")
+    with atomic_output(path) as out, zipfile.ZipFile(out, "w") as archive:
+        for key in ARRAY_KEYS:
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            stamp = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(stamp, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+    return file_digest(path)

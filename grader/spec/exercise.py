@@ -40,6 +40,7 @@ LAYER_KEYS = {field.name for field in fields(Layer)}
 
 @dataclass(frozen=True)
 class DataSpec:
+    # The keras.datasets loader the grader serves the arrays to ("" when there is none)
     keras_dataset: str
     url: str | None
     file_sha256: str | None
@@ -53,6 +54,14 @@ class DataSpec:
     # channel axis (28, 28) -> (28, 28, 1).
     pad: int = 0
     channel_axis: bool = False
+    # The data file beside the spec (absolute), placed read-only in the folder every notebook
+    # runs in under its own name, for notebooks that open it (``np.load("digits.npz")``)
+    file: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What the data set is called in messages: its loader's name or its file's."""
+        return Path(self.file).name if self.file else self.keras_dataset
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -183,8 +192,12 @@ def _describe(error: Exception) -> str:
 def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_key: str) -> Spec:
     exercise = raw["exercise"]
     data = raw["data"]
+    if "keras_dataset" not in data and "file" not in data:
+        raise ValueError("[data] names neither a `keras_dataset` loader nor a data `file` beside the spec")
+    if "file" in data and Path(str(data["file"])).name != data["file"]:
+        raise ValueError(f"[data] file = {data['file']!r}: name a file in the spec's own folder, without a path")
     data_spec = DataSpec(
-        keras_dataset=str(data["keras_dataset"]),
+        keras_dataset=str(data.get("keras_dataset", "")),
         url=data.get("url"),
         file_sha256=data.get("file_sha256"),
         image_shape=tuple(int(dim) for dim in data["image_shape"]),
@@ -195,6 +208,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         scale=float(data.get("scale", 1.0)),
         pad=int(data.get("pad", 0)),
         channel_axis=bool(data.get("channel_axis", False)),
+        file=str(path.parent / data["file"]) if "file" in data else None,
     )
     defaults = raw.get("defaults", {})
     points = raw["points"]

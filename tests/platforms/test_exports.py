@@ -120,3 +120,13 @@ def test_export_refuses_to_overwrite(tmp_path: Path) -> None:
     (tmp_path / "gh").mkdir()
     outcome = CliRunner().invoke(cli, ["export", "github", "--out", str(tmp_path / "gh")])
     assert outcome.exit_code == 3 and "exists already" in outcome.output
+
+
+def test_an_exercise_whose_data_is_a_file_ships_it_under_its_own_name(tmp_path: Path, data: Path) -> None:
+    """The notebook opens digits.npz by that name: the platform grades with --data pointing at
+    the bundled copy, which the sandbox places beside the notebook under the spec's name."""
+    spec = load_spec(DEFAULT_SPEC.parent / "digits_cnn.toml")
+    out = exports.export_prairielearn(tmp_path / "pl", spec, data, quick=True)
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "/opt/grader/data/digits.npz" in dockerfile and "/opt/grader/spec/digits_cnn.toml" in dockerfile
+    assert (out / "data" / "digits.npz").read_bytes() == data.read_bytes()

@@ -129,3 +129,27 @@ def test_the_evaluator_runs_as_isolated_as_a_kernel(tmp_path):
     assert ".ssh" not in seen["root"] and ".bashrc" not in seen["root"]  # the host's home is not there
     if PROBED.uid_change and os.geteuid() == 0:
         assert seen["uid"] != 0
+
+
+def test_a_data_file_is_served_read_only_in_the_notebooks_folder_and_not_counted_as_written(tmp_path):
+    """Without bubblewrap the kernel gets a read-only copy; with it, the grader's file bound in
+    read-only; either way under the spec's name, in the folder the notebook runs in."""
+    data = tmp_path / "digits-from-elsewhere.npz"
+    data.write_bytes(b"x" * 5000)
+    limits = Limits(memory_bytes=2**30, processes=64)
+    (tmp_path / "plain").mkdir()
+    plain = Sandbox(Isolation(None, False, False, None, None), limits, tmp_path / "plain" / "s", data, [data], 60,
+                    data_name="digits.npz")  # fmt: skip
+    (tmp_path / "plain" / "s").mkdir()
+    with plain:
+        served = plain.workdir / "digits.npz"
+        assert served.read_bytes() == data.read_bytes() and served.stat().st_mode & 0o777 == 0o444
+        assert plain.written_bytes() == 0
+        (plain.workdir / "written.bin").write_bytes(b"y" * 100)
+        assert plain.written_bytes() == 100
+    wrapped = Sandbox(Isolation("/usr/bin/bwrap", False, False, None, None), limits, tmp_path, data, [data], 60,
+                      data_name="digits.npz")  # fmt: skip
+    arguments = wrapped._bubblewrap_arguments()
+    bind = arguments.index(f"{sandbox_module.INSIDE_WORKDIR}/digits.npz")
+    assert arguments[bind - 2 : bind] == ["--ro-bind", str(data)]
+    assert bind > arguments.index(sandbox_module.INSIDE_WORKDIR)  # after the folder is made

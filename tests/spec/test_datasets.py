@@ -1,10 +1,12 @@
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
 
-from grader.errors import DataError
-from grader.spec.datasets import load_dataset, locate_data
+from grader.errors import DataError, SpecError
+from grader.spec.datasets import load_dataset, locate_data, write_keras_layout
+from grader.spec.exercise import Spec, load_spec
 
 
 @pytest.fixture
@@ -62,3 +64,80 @@ def test_a_file_that_is_not_npz_is_refused(offline_spec, tmp_path):
 def test_full_mnist_loads(mnist_path, spec):
     dataset = load_dataset(mnist_path, spec.data)
     assert dataset.x_train.shape == (60000, 28, 28) and dataset.y_test.shape == (10000,)
+
+
+def small_arrays(rows: int = 12) -> dict[str, np.ndarray]:
+    images = np.arange(rows * 64, dtype="uint8").reshape(rows, 8, 8) % 17
+    labels = np.arange(rows, dtype="uint8") % 10
+    return {"x_train": images[:8], "y_train": labels[:8], "x_test": images[8:], "y_test": labels[8:]}
+
+
+def test_a_file_in_keras_layout_is_written_byte_for_byte_the_same_and_loads_as_written(tmp_path):
+    first = write_keras_layout(tmp_path / "a.npz", small_arrays())
+    second = write_keras_layout(tmp_path / "b.npz", small_arrays())
+    assert first == second == hashlib.sha256((tmp_path / "a.npz").read_bytes()).hexdigest()
+    with np.load(tmp_path / "a.npz") as loaded:
+        assert all(np.array_equal(loaded[key], value) for key, value in small_arrays().items())
+    with pytest.raises(DataError, match=r"\['y_test'\] are missing"):
+        write_keras_layout(tmp_path / "c.npz", {k: v for k, v in small_arrays().items() if k != "y_test"})
+
+
+def file_spec(tmp_path, monkeypatch, sha256: str) -> Spec:
+    spec_path = tmp_path / "small.toml"
+    text = SMALL_SPEC.replace("SHA", sha256)
+    spec_path.write_text(text)
+    monkeypatch.setenv("GRADER_MNIST", str(tmp_path / "ignored-for-a-file-spec.npz"))
+    return load_spec(spec_path)
+
+
+SMALL_SPEC = """
+[exercise]
+name = "small"
+[data]
+file = "small.npz"
+file_sha256 = "SHA"
+image_shape = [8, 8]
+classes = 10
+train_samples = 8
+test_samples = 4
+[defaults]
+optimizer = "Adam"
+learning_rate = 0.001
+loss = "categorical_crossentropy"
+batch_size = 4
+[points]
+architecture = 1
+[[models]]
+name = "m"
+params = 650
+epochs = 1
+layers = [{ type = "Flatten" }, { type = "Dense", units = 10, activation = "softmax" }]
+"""
+
+
+def test_a_spec_whose_data_is_a_file_finds_it_beside_itself_and_checks_its_hash(tmp_path, monkeypatch):
+    digest = write_keras_layout(tmp_path / "small.npz", small_arrays())
+    spec = file_spec(tmp_path, monkeypatch, digest)
+    assert spec.data.name == "small.npz" and spec.data.keras_dataset == ""
+    assert locate_data(spec.data) == tmp_path / "small.npz"
+    assert load_dataset(locate_data(spec.data), spec.data).x_test.shape == (4, 8, 8)
+    wrong = file_spec(tmp_path, monkeypatch, "0" * 64)
+    with pytest.raises(DataError, match=r"has sha256 .* the spec expects 0000"):
+        locate_data(wrong.data)
+    (tmp_path / "small.npz").unlink()
+    with pytest.raises(DataError, match=r"small.npz is missing. It belongs beside the spec"):
+        locate_data(spec.data)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('file = "../elsewhere/small.npz"', "name a file in the spec's own folder, without a path"),
+        ("", "names neither a `keras_dataset` loader nor a data `file`"),
+    ],
+)
+def test_a_data_section_without_a_source_or_with_a_path_is_refused(tmp_path, data, message):
+    spec_path = tmp_path / "bad.toml"
+    spec_path.write_text(SMALL_SPEC.replace('file = "small.npz"', data))
+    with pytest.raises(SpecError, match=message):
+        load_spec(spec_path)

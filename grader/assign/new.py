@@ -1,0 +1,187 @@
+"""``grader new``: an exercise from its solution notebook, as otter's ``assign`` and nbgrader's
+``generate_assignment`` make one. The pipeline:
+
+find the data (a ``keras.datasets`` loader or a file beside the solution) → run the solution in
+the sandbox, full mode, as a grade would → read every model it trained, and how it prepared its
+inputs → write the spec (``draft.py``), the handout (``handout.py``), and the data file and the
+solution beside the spec. The calibration runs afterwards, in the CLI's process, as ``grader
+calibrate`` does (it imports Keras; this module does not)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+from grader.assign.data_source import DataSource, find_data_source
+from grader.assign.draft import (
+    DraftModel,
+    ExerciseDraft,
+    accuracy_margin,
+    draft_model,
+    label_classes,
+    render_spec,
+    spec_preparation,
+)
+from grader.assign.handout import make_handout
+from grader.errors import SpecError
+from grader.ingest.notebook import load_submission
+from grader.judge.evaluator import MAX_SAMPLE_BYTES
+from grader.judge.facts import ModelFacts
+from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
+from grader.judge.preprocessing import derive_preprocessing
+from grader.judge.untrusted import read_array
+from grader.run.backends import choose_backend
+from grader.spec.datasets import file_digest, load_dataset, locate_data
+from grader.spec.exercise import DataSpec, Spec
+from grader.spec.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class NewExercise:
+    """What ``grader new`` wrote, and what it found."""
+
+    spec: Path
+    handout: Path
+    draft: ExerciseDraft
+    # The solution's run: "completed", or how it ended
+    outcome: str
+
+
+def default_spec_path(solution: Path) -> Path:
+    """``digits_cnn_solution.ipynb`` → ``digits_cnn.toml``, beside it."""
+    stem = solution.stem.removesuffix("_solution").removesuffix("-solution") or solution.stem
+    return solution.with_name(f"{stem}.toml")
+
+
+def new_exercise(
+    solution: Path, out: Path, name: str | None = None, data_path: Path | None = None,
+    options: GradingOptions | None = None, force: bool = False,
+) -> NewExercise:  # fmt: skip
+    """Run ``solution`` and write the spec ``out``, its handout, and the solution and data file
+    beside it; ``SpecError`` says what stops it (nothing is written then)."""
+    options = options or GradingOptions()
+    if out.suffix != ".toml":
+        raise SpecError(f"--out {out}: a spec is a .toml file; name one (say {default_spec_path(solution).name})")
+    if out.exists() and not force:
+        raise SpecError(f"{out} exists: pass --force to write over it, or choose another --out")
+    notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+    handout = make_handout(notebook)  # checks the solution markers before anything runs
+    source = find_data_source(notebook, solution.parent)
+    data_file = source.file or locate_data(_loader_data(source), data_path)
+    data = _data_spec(source, data_file)
+    arrays = load_dataset(data_file, data)
+    classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train")
+    models, preprocessing, outcome, notes = _run_solution(solution, data, data_file, options, arrays.x_train)
+    input_shape = models[0].architecture.input_shape if models[0].architecture else None
+    image_shape = tuple(int(dim) for dim in arrays.x_train.shape[1:])
+    preparation, preparation_notes = spec_preparation(preprocessing, image_shape, tuple(input_shape or ()))
+    drafted = tuple(draft_model(model) for model in models)
+    stem = out.stem
+    draft = ExerciseDraft(
+        name=name or _title(notebook) or stem.replace("_", " "),
+        solution=solution.name,
+        handout=f"{stem}_handout.ipynb",
+        calibration=f"{stem}.calibration.json",
+        source=source,
+        data_sha256=source.download_sha256 or file_digest(data_file),
+        image_shape=image_shape,
+        classes=classes,
+        train_samples=len(arrays.x_train),
+        test_samples=len(arrays.x_test),
+        margin=accuracy_margin(len(arrays.x_test)),
+        preparation=preprocessing.describe() if preprocessing else "not derived",
+        models=drafted,
+        review=(*notes, *preparation_notes, *_data_review(source, data_file), *_review(drafted, outcome)),
+        **preparation,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for file in (solution, *([source.file] if source.file else [])):
+        if file.resolve().parent != out.parent.resolve():
+            shutil.copyfile(file, out.parent / file.name)
+    (out.parent / draft.calibration).unlink(missing_ok=True)  # runs of an earlier spec of this name
+    out.write_text(render_spec(draft), encoding="utf-8")
+    handout_path = out.parent / draft.handout
+    nbformat.write(handout, handout_path)  # type: ignore[no-untyped-call]
+    return NewExercise(out, handout_path, draft, outcome)
+
+
+def _loader_data(source: DataSource) -> DataSpec:
+    """Enough of a data spec to find a loader's file (``--data``, ``$GRADER_MNIST``, Keras' cache)."""
+    return DataSpec(source.keras_dataset, source.url, None, (), 0, 0, 0, False, 1.0)
+
+
+def _data_spec(source: DataSource, path: Path) -> DataSpec:
+    """A data spec that accepts the arrays ``path`` holds, whatever their counts, and serves
+    them as the solution reads them."""
+    with np.load(path, allow_pickle=False) as arrays:
+        x_train, x_test = arrays["x_train"].shape, arrays["x_test"].shape
+    file = str(source.file) if source.file else None
+    return DataSpec(source.keras_dataset, None, None, x_train[1:], 0, x_train[0], x_test[0], False, 1.0, file=file)
+
+
+def _run_solution(
+    solution: Path, data: DataSpec, data_file: Path, options: GradingOptions, train_images: np.ndarray
+) -> tuple[list[ModelFacts], Preprocessing | None, str, list[str]]:
+    """Run the solution in the sandbox as a grade would; its trained models (by the variable
+    that holds each), how it prepared its inputs, how the run ended, and notes for review."""
+    with tempfile.TemporaryDirectory(prefix="grader-new-") as scratch:
+        # The draft's run knows no models by name: every model trained comes back, unclaimed.
+        placeholder = Path(scratch) / "draft.toml"
+        placeholder.write_text("# a draft: grader new is reading the solution\n")
+        spec = Spec(path=placeholder, name="draft", solution=None, data=data, models=(), digest="draft")
+        context = context_for(spec, options, choose_backend(options.backend), data_file)
+        with instrumented_run(load_submission(solution), context) as (execution, facts, _):
+            if execution.outcome != "completed" or execution.cell_errors:
+                first = execution.cell_errors[0].describe() if execution.cell_errors else execution.message
+                raise SpecError(f"the solution did not run to the end ({execution.outcome}): {first}")
+            trained = _last_of_each_name(facts.unclaimed)
+            if not trained:
+                raise SpecError("the solution trained no Keras model: `grader new` writes a spec of what it trains")
+            sample = next((fit.sample for fit in reversed(trained[0].fits) if fit.sample is not None), None)
+            preprocessing = None
+            if sample is not None:
+                rows = read_array(sample, MAX_SAMPLE_BYTES).astype("float64")
+                preprocessing = derive_preprocessing(rows, train_images, context.fingerprints.train)
+        return trained, preprocessing, execution.outcome, list(facts.warnings)
+
+
+def _last_of_each_name(models: tuple[ModelFacts, ...]) -> list[ModelFacts]:
+    """The models trained, the last one of each variable name (a name trained twice keeps its
+    last model), in the order they were first trained."""
+    last = {model.name: model for model in models}
+    return [last[name] for name in dict.fromkeys(model.name for model in models)]
+
+
+def _title(notebook: nbformat.NotebookNode) -> str | None:
+    """The notebook's first markdown heading."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in str(cell.source).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip() or None
+    return None
+
+
+def _data_review(source: DataSource, data_file: Path) -> list[str]:
+    """A loader's file that is not Keras' own download: the spec keeps Keras' hash, which
+    checks a download, and grading needs this file given by --data."""
+    if source.download_sha256 is None or (digest := file_digest(data_file)) == source.download_sha256:
+        return []
+    return [
+        f"{data_file} (sha256 {digest[:12]}…) is not Keras' download of {source.keras_dataset}: file_sha256 is "
+        "Keras' hash, which checks a download; grade with --data pointing at this file"
+    ]
+
+
+def _review(models: tuple[DraftModel, ...], outcome: str) -> list[str]:
+    """What an instructor should check in the spec before grading with it."""
+    notes = [f"each model is fixed: its layers, optimizer and training as the solution ran them ({outcome})"]
+    if any(model.name.startswith("_") or model.name == "a model" for model in models):
+        notes.append("a model is held by no variable of its own: rename it in the spec and in the solution")
+    notes.append("the [points] are the MNIST exercise's; the written questions ([[questions]]) are yours to add")
+    return notes

@@ -1,0 +1,102 @@
+"""``grader validate``: an exercise proved end to end before students get it. Its data files
+are present and match their hashes; every model has its accuracy range; the solution grades
+full marks in full mode; the handout runs to the end in quick mode and scores nothing on any
+model check, each check saying what to build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.judge.pipeline import GradingContext, GradingOptions, context_for, grade_safely
+from grader.judge.results import Graded, SubmissionResult
+from grader.run.backends import Backend
+from grader.spec.datasets import load_dataset, locate_data
+from grader.spec.exercise import Spec, load_spec
+
+Grade = Callable[[Path, GradingContext], Graded]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``grader validate`` checked: what, whether it holds, and why not."""
+
+    what: str
+    passed: bool
+    detail: str
+
+
+def validate_exercise(
+    spec_path: Path, backend: Backend, data_path: Path | None = None, grade: Grade = grade_safely
+) -> tuple[Finding, ...]:
+    """What holds of the exercise of ``spec_path`` and what does not; a finding that stops the
+    rest (no data, no solution) comes last."""
+    spec = load_spec(spec_path, backend.key)
+    findings = [_data(spec, data_path)]
+    if not findings[0].passed:
+        return tuple(findings)
+    ranges = _accuracy_ranges(spec)
+    findings.append(ranges)
+    for what, path in (("solution", spec.solution), ("handout", spec.handout)):
+        if path is None or not path.is_file():
+            findings.append(Finding(what, False, f"the spec names no {what} file, or it is missing ({path})"))
+    if ranges.passed and spec.solution is not None and spec.solution.is_file():
+        solution = grade(spec.solution, context_for(spec, GradingOptions(backend=backend.name), backend, data_path))
+        findings.append(solution_finding(solution.result))
+    if spec.handout is not None and spec.handout.is_file():
+        options = GradingOptions(quick=True, backend=backend.name)
+        handout = grade(spec.handout, context_for(spec, options, backend, data_path))
+        findings.append(handout_finding(handout.result))
+    return tuple(findings)
+
+
+def _data(spec: Spec, data_path: Path | None) -> Finding:
+    try:
+        path = locate_data(spec.data, data_path, allow_download=False)
+        dataset = load_dataset(path, spec.data)
+    except GraderError as error:
+        return Finding("data", False, str(error))
+    hashed = " (its sha256 as the spec says)" if spec.data.file and spec.data.file_sha256 else ""
+    return Finding(
+        "data", True, f"{path}{hashed}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} test rows"
+    )
+
+
+def _accuracy_ranges(spec: Spec) -> Finding:
+    try:
+        spec.require_accuracy_ranges()
+    except GraderError as error:
+        return Finding("calibration", False, str(error))
+    ranges = [
+        f"{model.name} {model.accuracy.min:.4f}–{model.accuracy.max:.4f}" for model in spec.models if model.accuracy
+    ]
+    return Finding("calibration", True, "accuracy ranges: " + ", ".join(ranges))
+
+
+def solution_finding(result: SubmissionResult) -> Finding:
+    """The solution must grade full marks in full mode."""
+    if result.status != "graded" or result.score is None:
+        return Finding("solution", False, f"it was not graded ({result.status}): {result.error}")
+    failed = [f"{check.id}: {check.message}" for check in result.checks if check.points < check.max_points]
+    if failed:
+        return Finding("solution", False, f"{result.score:g} of {result.max_score:g}; " + "; ".join(failed))
+    return Finding("solution", True, f"full marks in full mode ({result.score:g} of {result.max_score:g})")
+
+
+def handout_finding(result: SubmissionResult) -> Finding:
+    """The handout must run to the end in quick mode, score nothing on any model check, and
+    each check must say what to build."""
+    if result.status != "graded":
+        return Finding("handout", False, f"it did not run to the end in quick mode ({result.status}): {result.error}")
+    scored = [f"{check.id} gives {check.points:g}" for check in result.checks if check.points > 0]
+    failing = [check for check in result.checks if check.status not in ("pass", "skipped")]
+    # A check of model M tells what to build when its message names M.
+    unhelpful = [check.id for check in failing if check.id.split(".")[0] not in check.message]
+    if scored or unhelpful:
+        problems = [*scored, *(f"{check} fails without naming the model to build" for check in unhelpful)]
+        return Finding("handout", False, "; ".join(problems))
+    return Finding(
+        "handout", True, f"runs in quick mode and scores 0; {len(failing)} checks fail, each naming its model"
+    )

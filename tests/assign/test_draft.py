@@ -1,0 +1,161 @@
+"""The spec `grader new` writes, from plain data: models read from a run, the inputs'
+preparation in the spec's terms, TOML that the spec loader reads back to the same models."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+
+import numpy as np
+import pytest
+
+from grader.assign.data_source import DataSource
+from grader.assign.draft import (
+    DraftModel,
+    ExerciseDraft,
+    accuracy_margin,
+    draft_model,
+    label_classes,
+    render_spec,
+    spec_layer,
+    spec_preparation,
+    toml_value,
+)
+from grader.errors import SpecError
+from grader.judge.facts import CompileFacts, FitFacts, ModelFacts
+from grader.spec.architecture import Architecture
+from grader.spec.exercise import load_spec
+from grader.spec.layers import Layer
+from grader.spec.preprocessing import Preprocessing
+
+CNN = (
+    Layer.from_dict({"type": "Conv2D", "filters": 16, "kernel_size": [3, 3], "activation": "relu"}),
+    Layer.from_dict({"type": "MaxPooling2D", "pool_size": [2, 2]}),
+    Layer("Flatten"),
+    Layer("Dense", units=32, activation="relu", l2=0.0001),
+    Layer("Dense", units=10, activation="softmax"),
+)
+
+
+def fit(epochs: int = 20, initial_epoch: int = 0, batch_size: int | None = 32) -> FitFacts:
+    return FitFacts(batch_size, epochs, initial_epoch, 0.0, 1438, 0, {}, [], True)
+
+
+def trained(loss: str = "categorical_crossentropy", fits: tuple[FitFacts, ...] = (fit(),)) -> ModelFacts:
+    return ModelFacts(
+        name="cnn", origin="fit", architecture=Architecture((8, 8, 1), CNN), problem=None,
+        compile=CompileFacts("Adam", 0.0010000000474974513, loss), fits=fits, weights=(), cell=3,
+    )  # fmt: skip
+
+
+def test_a_trained_model_becomes_a_fixed_model_with_its_count_and_training():
+    model = draft_model(trained(fits=(fit(10), fit(25, initial_epoch=10, batch_size=64))))
+    assert model == DraftModel("cnn", CNN, 16 * 9 + 16 + 144 * 32 + 32 + 330, "Adam", 0.001,
+                               "categorical_crossentropy", 64, 25)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (trained(loss="binary_crossentropy"), "loss 'binary_crossentropy'.*Binary and regression tasks are not"),
+        (trained(fits=()), "was not compiled and trained"),
+        (trained(fits=(fit(batch_size=None),)), "does not show its batch size"),
+    ],
+)
+def test_a_model_the_spec_cannot_state_stops_grader_new_saying_why(model, message):
+    with pytest.raises(SpecError, match=message):
+        draft_model(model)
+
+
+def test_a_layer_is_written_with_only_the_options_that_matter():
+    assert spec_layer(CNN[0]) == {"type": "Conv2D", "activation": "relu", "filters": 16, "kernel_size": [3, 3]}
+    assert spec_layer(CNN[1]) == {"type": "MaxPooling2D"}  # Keras' default pool, strides as the pool
+    assert spec_layer(CNN[3]) == {"type": "Dense", "units": 32, "activation": "relu", "l2": 0.0001}
+    assert all(Layer.from_dict(spec_layer(layer)) == layer for layer in CNN)
+
+
+@pytest.mark.parametrize(
+    ("derived", "keys", "note"),
+    [
+        (Preprocessing(1 / 255, 0.0, (784,)), {"flatten": True, "scale": 255.0, "pad": 0, "channel_axis": False}, None),
+        (
+            Preprocessing(1 / 16, 0.0, (8, 8, 1)),
+            {"flatten": False, "scale": 16.0, "pad": 0, "channel_axis": True},
+            None,
+        ),
+        (
+            Preprocessing(1 / 255, 0.0, (32, 32, 1), pad=2),
+            {"flatten": False, "scale": 255.0, "pad": 2, "channel_axis": True},
+            None,
+        ),
+        (
+            Preprocessing(1 / 127.5, -1.0, (784,)),
+            {"flatten": True, "scale": 127.5, "pad": 0, "channel_axis": False},
+            "shifts",
+        ),
+        (None, {"flatten": False, "scale": 1.0, "pad": 0, "channel_axis": True}, "could not be derived"),
+    ],
+)
+def test_the_derived_preparation_in_the_spec_s_terms(derived, keys, note):
+    image_shape = (28, 28) if derived is None or derived.shape != (8, 8, 1) else (8, 8)
+    found, notes = spec_preparation(derived, image_shape, (28, 28, 1))
+    assert found == keys
+    assert (note is None and not notes) or (note is not None and note in notes[0])
+
+
+def test_labels_must_be_one_integer_class_per_row():
+    assert label_classes(np.array([0, 3, 9, 1], dtype="uint8"), "y") == 10
+    with pytest.raises(SpecError, match=r"shape \(4, 10\).*not one-hot rows"):
+        label_classes(np.eye(10)[:4], "y_train")
+
+
+def test_the_margin_grows_as_the_test_set_shrinks():
+    assert accuracy_margin(10_000) == 0.01  # 2 * 0.3 / 100 = 0.006, at least 0.01
+    assert accuracy_margin(359) == 0.035  # 2 * 0.3 / 18.95 = 0.0317, up to a step of 0.005
+    assert math.isclose(accuracy_margin(100), 0.065)  # 0.06 exactly lands on 0.065 by float round-up
+
+
+def test_toml_values_are_read_back_as_written():
+    values = {"text": 'a "quoted" \\ path\tand ü', "number": 0.0001, "count": 3, "truth": False,
+              "shape": [8, 8], "layer": {"type": "Dense", "units": 10}}  # fmt: skip
+    text = "\n".join(f"{key} = {toml_value(value)}" for key, value in values.items())
+    assert tomllib.loads(text) == values
+    with pytest.raises(ValueError, match="no TOML spelling"):
+        toml_value(float("nan"))
+
+
+def test_the_written_spec_loads_back_to_the_models_and_data_of_the_draft(tmp_path):
+    (tmp_path / "digits.npz").write_bytes(b"")
+    draft = ExerciseDraft(
+        name='Digits "CNN"', solution="digits_solution.ipynb", handout="digits_handout.ipynb",
+        calibration="digits.calibration.json", source=DataSource(file=tmp_path / "digits.npz"), data_sha256="ab" * 32,
+        image_shape=(8, 8), classes=10, train_samples=1438, test_samples=359, margin=0.035, flatten=False,
+        scale=16.0, pad=0, channel_axis=True, preparation="x / 16, shaped (8, 8, 1)",
+        models=(draft_model(trained()),), review=("a note for the instructor",),
+    )  # fmt: skip
+    text = render_spec(draft)
+    assert "#  - a note for the instructor" in text and "margin = 0.035" in text
+    (tmp_path / "digits.toml").write_text(text)
+    spec = load_spec(tmp_path / "digits.toml")
+    assert spec.name == 'Digits "CNN"' and spec.data.file == str(tmp_path / "digits.npz")
+    assert spec.data.preprocessing.shape == (8, 8, 1) and spec.data.file_sha256 == "ab" * 32
+    (model,) = spec.models
+    assert (model.name, model.layers, model.params, model.epochs, model.batch_size) == ("cnn", CNN, 5130, 20, 32)
+    assert spec.expected_architecture(model).param_count() == model.params
+    assert (
+        spec.handout == tmp_path / "digits_handout.ipynb"
+        and spec.calibration_path == tmp_path / "digits.calibration.json"
+    )
+
+
+def test_a_loader_s_spec_names_the_loader_and_its_download():
+    draft_text = render_spec(
+        ExerciseDraft(
+            name="MNIST", solution="s.ipynb", handout="h.ipynb", calibration="c.json",
+            source=DataSource(keras_dataset="mnist", url="https://example.org/mnist.npz"), data_sha256="cd" * 32,
+            image_shape=(28, 28), classes=10, train_samples=60000, test_samples=10000, margin=0.01, flatten=True,
+            scale=255.0, pad=0, channel_axis=False, preparation="x / 255, shaped (784,)", models=(), review=(),
+        )
+    )  # fmt: skip
+    data = tomllib.loads(draft_text)["data"]
+    assert data["keras_dataset"] == "mnist" and data["url"] == "https://example.org/mnist.npz" and "file" not in data

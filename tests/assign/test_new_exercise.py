@@ -1,0 +1,74 @@
+"""`grader new` and `grader validate` end to end, in real kernels: the digits exercise authored
+from its solution (the spec it writes is the one shipped in reference/), validated, and a wrong
+variant in a folder without the data file graded, opening the file by its relative name."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import cli
+from grader.judge.pipeline import GradingOptions, grade_safely, prepare_context
+
+pytestmark = pytest.mark.kernel
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"
+
+
+@pytest.fixture(scope="module")
+def authored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits exercise as `grader new` writes it into a course folder of its own, from the
+    solution and its data in the author's folder (one calibration run, to be quick)."""
+    author, course = tmp_path_factory.mktemp("author"), tmp_path_factory.mktemp("course")
+    shutil.copy(REFERENCE / "digits_cnn_solution.ipynb", author)
+    runpy.run_path(str(REFERENCE / "make_data.py"))["main"](author)
+    outcome = CliRunner().invoke(
+        cli,
+        ["new", str(author / "digits_cnn_solution.ipynb"), "--out", str(course / "digits_cnn.toml"), "--seeds", "1"],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "cnn" in outcome.output and "5,130" in outcome.output and "x / 16, shaped (8, 8, 1)" in outcome.output
+    return course / "digits_cnn.toml"
+
+
+def test_grader_new_writes_the_shipped_spec_its_handout_and_calibration_beside_the_data(authored):
+    course = authored.parent
+    assert authored.read_text() == (REFERENCE / "digits_cnn.toml").read_text()
+    names = {path.name for path in course.iterdir()}
+    assert {
+        "digits.npz",
+        "digits_cnn_solution.ipynb",
+        "digits_cnn_handout.ipynb",
+        "digits_cnn.calibration.json",
+    } <= names
+    handout = nbformat.read(course / "digits_cnn_handout.ipynb", as_version=4)
+    assert "# YOUR CODE HERE" in handout.cells[6].source and "Sequential" not in handout.cells[6].source
+    runs = json.loads((course / "digits_cnn.calibration.json").read_text())["calibrations"]
+    assert [len(entry["models"]["cnn"]["runs"]) for entry in runs.values()] == [1]
+
+
+def test_the_authored_exercise_validates(authored):
+    outcome = CliRunner().invoke(cli, ["validate", "--spec", str(authored)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "ok solution: full marks in full mode (8 of 8)" in outcome.output
+    assert "ok handout: runs in quick mode and scores 0; 4 checks fail, each naming its model" in outcome.output
+
+
+def test_a_wrong_variant_elsewhere_loses_the_checks_it_gets_wrong_and_no_other(authored, tmp_path):
+    """The notebook opens digits.npz by its relative name from a folder without it: the
+    grader places the spec's file beside it."""
+    solution = nbformat.read(authored.parent / "digits_cnn_solution.ipynb", as_version=4)
+    solution.cells[6].source = solution.cells[6].source.replace("layers.Dense(32", "layers.Dense(48")
+    variant = tmp_path / "submissions" / "wide.ipynb"
+    variant.parent.mkdir()
+    nbformat.write(solution, variant)
+    result = grade_safely(variant, prepare_context(GradingOptions(quick=True), authored)).result
+    verdicts = {check.id: check.status for check in result.checks}
+    assert verdicts == {"cnn.architecture": "fail", "cnn.params": "fail", "cnn.optimizer": "pass",
+                        "cnn.training": "pass", "cnn.accuracy": "skipped"}, result.checks  # fmt: skip
+    assert "Dense(32, relu)" in next(check.message for check in result.checks if check.id == "cnn.architecture")
