@@ -37,7 +37,36 @@ def digits() -> dict[str, np.ndarray]:
     return split(bunch.images.astype("uint8"), bunch.target.astype("uint8"))
 
 
-DATA_SETS = {"digits.npz": digits}
+def breast_cancer() -> dict[str, np.ndarray]:
+    """scikit-learn's breast cancer data (569 tumours, 30 measurements, 1 = benign), each
+    measurement standardised by the training rows' mean and deviation, as float32."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    arrays = split(bunch.data, bunch.target.astype("uint8"))
+    mean, deviation = arrays["x_train"].mean(axis=0), arrays["x_train"].std(axis=0)
+    for key in ("x_train", "x_test"):
+        # Rounded to 4 decimals: the same file wherever numpy sums in another order.
+        arrays[key] = np.round((arrays[key] - mean) / deviation, 4).astype("float32")
+    return arrays
+
+
+# The sequences: tokens 0 (padding, unused here), 1 to 4 (the markers) and 5 to 49 (noise).
+SEQUENCE_LENGTH, VOCABULARY, MARKERS, SEQUENCES = 24, 50, 4, 3000
+
+
+def marker_sequences() -> dict[str, np.ndarray]:
+    """Sequences of 24 noise tokens, one of which is replaced by a marker token (1 to 4) at a
+    random place: the class is which marker (0 to 3). Made here, from a seeded generator."""
+    generator = np.random.RandomState(SEED)
+    tokens = generator.randint(MARKERS + 1, VOCABULARY, size=(SEQUENCES, SEQUENCE_LENGTH)).astype("int32")
+    classes = generator.randint(0, MARKERS, size=SEQUENCES).astype("uint8")
+    places = generator.randint(0, SEQUENCE_LENGTH, size=SEQUENCES)
+    tokens[np.arange(SEQUENCES), places] = classes + 1
+    return split(tokens, classes)
+
+
+DATA_SETS = {"digits.npz": digits, "breast_cancer.npz": breast_cancer, "marker_sequences.npz": marker_sequences}
 
 
 def main(folder: Path = HERE) -> None:

@@ -19,8 +19,9 @@ from grader.judge.facts import ModelFacts
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
 
-# The losses of a classifier over several classes, one-hot or integer labels.
+# The losses of a classifier over several classes, one-hot or integer labels; of a binary one.
 CLASSIFIER_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+BINARY_LOSS = "binary_crossentropy"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ def draft_model(model: ModelFacts) -> DraftModel:
     if model.compile is None or fit is None or params is None:
         raise SpecError(f"the solution's model {name} was not compiled and trained: `grader new` reads both")
     loss = model.compile.loss
-    if loss not in CLASSIFIER_LOSSES:
+    last = model.architecture.layers[-1] if model.architecture.layers else None
+    binary = loss == BINARY_LOSS and last is not None and (last.units, last.activation) == (1, "sigmoid")
+    if loss not in CLASSIFIER_LOSSES and not binary:
         raise SpecError(
-            f"{name} is trained with the loss {loss!r}; `grader new` writes specs of classifiers over several "
-            f"classes ({' or '.join(CLASSIFIER_LOSSES)}, a softmax output). Binary and regression tasks are not "
-            "graded yet."
+            f"{name} is trained with the loss {loss!r}; `grader new` writes specs of classifiers: over several "
+            f"classes ({' or '.join(CLASSIFIER_LOSSES)}, a softmax output) or of two ({BINARY_LOSS}, one sigmoid "
+            "unit). Regression tasks are not graded yet."
         )
     unknown = [what for what, value in (("optimizer", model.compile.optimizer), ("batch size", fit.batch_size),
                                         ("epochs", fit.epochs_run)) if value is None]  # fmt: skip
@@ -122,16 +125,24 @@ def spec_preparation(
     channel_axis), and what the instructor should review about them."""
     if derived is None:
         shape = tuple(input_shape)
-        keys = {"flatten": len(shape) == 1, "scale": 1.0, "pad": 0, "channel_axis": len(shape) == len(image_shape) + 1}
+        keys = {
+            "flatten": len(shape) == 1 and len(image_shape) > 1,
+            "scale": 1.0,
+            "pad": 0,
+            "channel_axis": len(shape) == len(image_shape) + 1,
+        }
         return keys, ["how the solution prepared its inputs could not be derived from what its fit received: "
                       "set `scale` (the value that divides each pixel) by hand"]  # fmt: skip
     notes = []
     if derived.offset:
         notes.append(f"the solution shifts its inputs ({derived.describe()}); the spec states a scale only")
     scale = float(f"{1 / derived.scale:.6g}") if derived.scale else 1.0
-    padded = (image_shape[0] + 2 * derived.pad, image_shape[1] + 2 * derived.pad, *image_shape[2:])
+    if len(image_shape) == 1:  # rows of features or tokens: nothing to flatten or pad
+        padded: tuple[int, ...] = image_shape
+    else:
+        padded = (image_shape[0] + 2 * derived.pad, image_shape[1] + 2 * derived.pad, *image_shape[2:])
     keys = {
-        "flatten": len(derived.shape) == 1,
+        "flatten": len(derived.shape) == 1 and len(image_shape) > 1,
         "scale": scale,
         "pad": derived.pad,
         "channel_axis": tuple(derived.shape) == (*padded, 1),

@@ -48,7 +48,7 @@ def validate_exercise(
     if spec.handout is not None and spec.handout.is_file():
         options = GradingOptions(quick=True, backend=backend.name)
         handout = grade(spec.handout, context_for(spec, options, backend, data_path))
-        findings.append(handout_finding(handout.result))
+        findings.append(handout_finding(handout.result, spec))
     return tuple(findings)
 
 
@@ -85,18 +85,20 @@ def solution_finding(result: SubmissionResult) -> Finding:
     return Finding("solution", True, f"full marks in full mode ({result.score:g} of {result.max_score:g})")
 
 
-def handout_finding(result: SubmissionResult) -> Finding:
+def handout_finding(result: SubmissionResult, spec: Spec) -> Finding:
     """The handout must run to the end in quick mode, score nothing on any model check, and
-    each check must say what to build."""
+    each failing check must say what to build: name its model, or, for an open improvement
+    (found under any name), ask for an improvement."""
     if result.status != "graded":
         return Finding("handout", False, f"it did not run to the end in quick mode ({result.status}): {result.error}")
+    asks_for = {model.name: "improvement" if model.kind == "improvement" else model.name for model in spec.models}
     scored = [f"{check.id} gives {check.points:g}" for check in result.checks if check.points > 0]
     failing = [check for check in result.checks if check.status not in ("pass", "skipped")]
-    # A check of model M tells what to build when its message names M.
-    unhelpful = [check.id for check in failing if check.id.split(".")[0] not in check.message]
+    unhelpful = [
+        check.id for check in failing if asks_for.get(model := check.id.split(".")[0], model) not in check.message
+    ]
     if scored or unhelpful:
-        problems = [*scored, *(f"{check} fails without naming the model to build" for check in unhelpful)]
+        problems = [*scored, *(f"{check} fails without saying what to build" for check in unhelpful)]
         return Finding("handout", False, "; ".join(problems))
-    return Finding(
-        "handout", True, f"runs in quick mode and scores 0; {len(failing)} checks fail, each naming its model"
-    )
+    detail = f"runs in quick mode and scores 0; {len(failing)} checks fail, each saying what to build"
+    return Finding("handout", True, detail)

@@ -46,9 +46,11 @@ CANARY_SEED = 0
 
 
 def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    """The share of ``images`` that ``model`` classifies as ``labels`` say, to 6 decimals."""
-    predicted = np.argmax(model.predict(images, batch_size=1000, verbose=0), axis=1)
-    return round(float(np.mean(predicted == labels)), 6)
+    """The share of ``images`` that ``model`` classifies as ``labels`` say, to 6 decimals: its
+    highest output's class, or, for one sigmoid output (a binary classifier), class 1 above 0.5."""
+    outputs = model.predict(images, batch_size=1000, verbose=0)
+    predicted = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[-1] == 1 else np.argmax(outputs, axis=1)
+    return round(float(np.mean(predicted == labels.reshape(len(labels)))), 6)
 
 
 def _untrusted(read: Any, path: str, limit: int) -> Any:

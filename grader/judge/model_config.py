@@ -9,12 +9,14 @@ Functional API give the same chain; ``InputLayer`` only sets the input shape.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from grader.errors import UntrustedDataError
 from grader.spec.architecture import Architecture
-from grader.spec.layers import ACTIVATION_LAYERS, KINDS, MAX_UNITS, Layer, activation_name
+from grader.spec.layers import ACTIVATION_LAYERS, KINDS, MAX_UNITS, RECURRENT, Layer, activation_name
 
 MAX_LAYERS = 200
 # The module Keras names in a config for its own layers
@@ -22,10 +24,11 @@ KERAS_LAYERS = "keras.layers"
 
 
 def parse_model_config(config: Any) -> Architecture:
-    """Turn the JSON of ``model.get_config()`` (Sequential or Functional) into a chain.
+    """Turn the JSON of ``model.get_config()`` (Sequential or Functional) into the grader's
+    form: its layers in order, each naming its inputs where it is not fed by the one before.
 
-    Raises ``UntrustedDataError`` saying what was found when the config is
-    malformed, holds an unsupported layer, or is not a simple chain.
+    Raises ``UntrustedDataError`` saying what was found when the config is malformed, holds
+    an unsupported layer, or is not a model from one input to one output.
     """
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise UntrustedDataError("the model config has no list of layers")
@@ -34,19 +37,32 @@ def parse_model_config(config: Any) -> Architecture:
         raise UntrustedDataError(f"the model has {len(entries)} layers; at most {MAX_LAYERS} are graded")
     for entry in entries:
         _check_keras_own(entry)
+    sources: dict[str, list[str]] | None = None
     if "input_layers" in config:
-        entries = _functional_chain(entries, config)
+        entries, sources = _functional_graph(entries, config)
+    feeds = Counter(source for names in (sources or {}).values() for source in names)
     input_shape: tuple[int, ...] | None = None
     layers: list[Layer] = []
+    # Where each Functional layer's output is among the canonical layers (-1: the model's input)
+    position: dict[str, int] = {}
     for entry in entries:
         class_name, layer_config = _class_and_config(entry)
+        name = str(entry.get("name"))
         if class_name == "InputLayer":
             input_shape = _shape_without_batch(layer_config.get("batch_shape") or layer_config.get("batch_input_shape"))
+            position[name] = -1
             continue
         if input_shape is None and not layers:
             # Keras 2 configs put `input_shape=` on the first layer itself
             input_shape = _shape_without_batch(layer_config.get("batch_input_shape"))
-        layers.extend(_canonical_layers(class_name, layer_config, layers))
+        inputs = None
+        if sources is not None:
+            fed_by = tuple(position[source] for source in sources[name])
+            inputs = None if fed_by == (len(layers) - 1,) else fed_by
+        # An activation layer is folded into the layer before it only when it alone takes its output.
+        foldable = inputs is None and (sources is None or all(feeds[source] == 1 for source in sources[name]))
+        layers.extend(_canonical_layers(class_name, layer_config, layers, inputs, foldable))
+        position[name] = len(layers) - 1
     return Architecture(input_shape=input_shape, layers=tuple(layers))
 
 
@@ -89,50 +105,67 @@ def _endpoints(value: Any, what: str) -> list[str]:
     raise UntrustedDataError(f"the Functional model's {what} are not a list of layers")
 
 
-def _functional_chain(entries: list[Any], config: dict[str, Any]) -> list[Any]:
-    """Check that a Functional model is a single chain from its input to its output, every
-    layer it names among its layers, and return it in order."""
+def _functional_graph(entries: list[Any], config: dict[str, Any]) -> tuple[list[Any], dict[str, list[str]]]:
+    """Check that a Functional model runs from one input to one output, every layer it names
+    among its layers and each leading to the output; return its layers in an order where each
+    comes after those feeding it, and the names of the layers feeding each (in order)."""
     by_name: dict[str, Any] = {}
-    parent: dict[str, str | None] = {}
+    sources: dict[str, list[str]] = {}
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str):
             raise UntrustedDataError("a layer of the Functional model has no name")
         by_name[name] = entry
-        sources = _inbound_layer_names(entry.get("inbound_nodes", []))
-        if len(sources) > 1:
-            raise UntrustedDataError(
-                f"layer {name!r} takes {len(sources)} inputs; only a straight chain of layers can be graded"
-            )
-        parent[name] = sources[0] if sources else None
-    children: dict[str, list[str]] = {}
-    for name, source in parent.items():
-        if source is not None:
-            children.setdefault(source, []).append(name)
-    roots = [name for name, source in parent.items() if source is None]
+        sources[name] = _inbound_layer_names(entry.get("inbound_nodes", []))
+    unknown = [source for names in sources.values() for source in names if source not in by_name]
+    if unknown:
+        raise UntrustedDataError(
+            f"a layer of the Functional model takes {unknown[0][:60]!r}, which is none of its layers"
+        )
+    roots = [name for name, names in sources.items() if not names]
     if len(roots) != 1:
         raise UntrustedDataError(f"the Functional model has {len(roots)} inputs; exactly one can be graded")
-    chain = [roots[0]]
-    while children.get(chain[-1]):
-        following = children[chain[-1]]
-        if len(following) > 1:
-            raise UntrustedDataError(
-                f"layer {chain[-1]!r} feeds {len(following)} layers; only a straight chain can be graded"
-            )
-        chain.append(following[0])
-    for what, key, end in (("inputs", "input_layers", chain[0]), ("outputs", "output_layers", chain[-1])):
+    order = _feeding_order(sources)
+    output = order[-1]
+    for what, key, end in (("inputs", "input_layers", roots[0]), ("outputs", "output_layers", output)):
         names = _endpoints(config.get(key), what)
-        unknown = [name for name in names if name not in by_name]
-        if unknown:
+        missing = [name for name in names if name not in by_name]
+        if missing:
             raise UntrustedDataError(
-                f"the Functional model's {what} name {unknown[0][:60]!r}, which is none of its layers"
+                f"the Functional model's {what} name {missing[0][:60]!r}, which is none of its layers"
             )
         if names != [end]:
             raise UntrustedDataError(
-                f"the Functional model's {what} are {', '.join(name[:60] for name in names)}, not the end of its "
-                f"chain of layers ({end[:60]}); only a straight chain from one input to one output can be graded"
+                f"the Functional model's {what} are {', '.join(name[:60] for name in names)}, not {end[:60]}; "
+                "only a model from one input to one output, every layer leading to it, can be graded"
             )
-    return [by_name[name] for name in chain]
+    return [by_name[name] for name in order], sources
+
+
+def _feeding_order(sources: dict[str, list[str]]) -> list[str]:
+    """The layers, each after the layers feeding it (in the config's order where that is free);
+    ``UntrustedDataError`` for a cycle, or a layer that leads to no output (two ends)."""
+    waiting = {name: len(set(names)) for name, names in sources.items()}
+    consumers: dict[str, list[str]] = {name: [] for name in sources}
+    for name, names in sources.items():
+        for source in set(names):
+            consumers[source].append(name)
+    order = [name for name, count in waiting.items() if count == 0]
+    for name in order:  # grows as layers become ready
+        for consumer in consumers[name]:
+            waiting[consumer] -= 1
+            if waiting[consumer] == 0:
+                order.append(consumer)
+    if len(order) != len(sources):
+        raise UntrustedDataError("the Functional model's layers feed each other in a cycle")
+    ends = [name for name in order if not consumers[name]]
+    if len(ends) != 1:
+        raise UntrustedDataError(
+            f"the Functional model has {len(ends)} layers that feed no other "
+            f"({', '.join(end[:60] for end in ends[:3])}); only a model from one input to one output can be graded"
+        )
+    order.remove(ends[0])
+    return [*order, ends[0]]
 
 
 def _inbound_layer_names(nodes: Any) -> list[str]:
@@ -156,7 +189,7 @@ def _inbound_layer_names(nodes: Any) -> list[str]:
                 visit(item)
 
     visit(nodes)
-    return sorted(set(names))
+    return names
 
 
 def _shape_without_batch(shape: Any) -> tuple[int, ...] | None:
@@ -168,21 +201,25 @@ def _shape_without_batch(shape: Any) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def _canonical_layers(class_name: str, config: dict[str, Any], previous: list[Layer]) -> list[Layer]:
-    """The canonical form of one Keras layer; may amend the previous layer (an activation
-    layer after a linear Dense or Conv2D is that layer's activation)."""
+def _canonical_layers(
+    class_name: str, config: dict[str, Any], previous: list[Layer], inputs: tuple[int, ...] | None, foldable: bool
+) -> list[Layer]:
+    """The canonical form of one Keras layer, fed by ``inputs``; may amend the previous layer
+    (an activation layer after a linear Dense or Conv2D is that layer's activation, when it
+    alone takes that layer's output: ``foldable``)."""
     if class_name in ("Activation", *ACTIVATION_LAYERS):
         name = ACTIVATION_LAYERS.get(class_name) or activation_name(config.get("activation"))
-        if previous and previous[-1].type in ("Dense", "Conv2D", "Conv1D") and previous[-1].activation == "linear":
+        linear = previous and previous[-1].type in ("Dense", "Conv2D", "Conv1D") and previous[-1].activation == "linear"
+        if foldable and linear:
             previous[-1] = Layer(**{**previous[-1].__dict__, "activation": name})
             return []
-        return [Layer(type="Activation", activation=name)]
+        return [Layer(type="Activation", activation=name, inputs=inputs)]
     if class_name not in KINDS:
         raise UntrustedDataError(
             f"the model has a {class_name[:60]} layer, which the grader does not grade; "
             f"it grades {', '.join(sorted(KINDS))}"
         )
-    return [Layer(type=class_name, **KINDS[class_name].read(config))]
+    return [Layer(type=class_name, inputs=inputs, **KINDS[class_name].read(config))]
 
 
 # Keras objects a layer's config may hold besides plain values, by module. Anything else (a
@@ -203,6 +240,7 @@ NESTED_OBJECTS = {
 DATA_MARKERS = {"__keras_tensor__", "__tuple__"}
 REBUILDABLE_LAYERS = {*KINDS, "InputLayer", *ACTIVATION_LAYERS}
 MAX_CONFIG_DEPTH = 12
+MAX_MERGED_INPUTS = 16
 # Keys whose values are a shape, and the keys of the model's input among them
 SHAPE_KEYS = {"batch_shape", "batch_input_shape", "input_shape", "build_input_shape", "shape", "target_shape"}
 INPUT_SHAPE_KEYS = {"batch_shape", "batch_input_shape", "build_input_shape"}
@@ -249,12 +287,7 @@ def check_rebuildable(config: Any, bounds: RebuildBounds) -> Architecture:
     if len(config["layers"]) > MAX_LAYERS:
         raise UntrustedDataError(f"the model has {len(config['layers'])} layers; at most {MAX_LAYERS} are graded")
     for entry in config["layers"]:
-        class_name, _ = _class_and_config(entry)
-        if class_name not in REBUILDABLE_LAYERS or entry.get("module") != KERAS_LAYERS:
-            raise UntrustedDataError(f"the model has a {class_name[:60]} layer, which the grader does not rebuild")
-        if entry.get("registered_name") not in (None, class_name):
-            raise UntrustedDataError(f"the {class_name} layer is registered as {str(entry['registered_name'])[:60]}")
-        _check_values({key: value for key, value in entry.items() if key not in ("module", "class_name")}, 0, bounds)
+        _check_layer_entry(entry, REBUILDABLE_LAYERS, bounds)
     _check_values({key: value for key, value in config.items() if key != "layers"}, 0, bounds)
     architecture = parse_model_config(config)
     weights = architecture.param_count()
@@ -269,6 +302,29 @@ def check_rebuildable(config: Any, bounds: RebuildBounds) -> Architecture:
             f"prepared into at most {bounds.input_values:,}"
         )
     return architecture
+
+
+# The layers a wrapper holds in its config, under these keys: Bidirectional's recurrent layers
+WRAPPED_LAYERS = {"Bidirectional": ("layer", "backward_layer")}
+
+
+def _check_layer_entry(entry: Any, allowed: Collection[str], bounds: RebuildBounds) -> None:
+    """A layer of the model (or one a wrapper holds): a Keras class of ``allowed``, its values
+    within bounds; a wrapper's own layers checked as layers, of the recurrent kinds only."""
+    class_name, layer_config = _class_and_config(entry)
+    if class_name not in allowed or entry.get("module") != KERAS_LAYERS:
+        raise UntrustedDataError(f"the model has a {class_name[:60]} layer, which the grader does not rebuild")
+    if entry.get("registered_name") not in (None, class_name):
+        raise UntrustedDataError(f"the {class_name} layer is registered as {str(entry['registered_name'])[:60]}")
+    held = WRAPPED_LAYERS.get(class_name, ())
+    for key in held:
+        if layer_config.get(key) is not None:
+            _check_layer_entry(layer_config[key], RECURRENT, bounds)
+    own = {key: value for key, value in layer_config.items() if key not in held}
+    _check_values(
+        {key: value for key, value in entry.items() if key not in ("module", "class_name", "config")}, 0, bounds
+    )
+    _check_values(own, 1, bounds)
 
 
 def _check_values(value: Any, depth: int, bounds: RebuildBounds) -> None:
@@ -313,6 +369,13 @@ def _check_object(value: dict[str, Any]) -> None:
 
 def _check_shape(key: str, shape: Any, bounds: RebuildBounds) -> None:
     dims = shape.get("config", {}).get("value") if isinstance(shape, dict) else shape  # a tuple, as Keras writes it
+    if isinstance(dims, list) and dims and all(isinstance(each, list | dict) for each in dims):
+        # a merging layer's inputs: a shape each
+        if len(dims) > MAX_MERGED_INPUTS:
+            raise UntrustedDataError(f"the model config's {key} names {len(dims)} inputs; at most {MAX_MERGED_INPUTS}")
+        for each in dims:
+            _check_shape(key, each, bounds)
+        return
     if not isinstance(dims, list) or not all(dim is None or (isinstance(dim, int) and dim >= 0) for dim in dims):
         raise UntrustedDataError(f"the model config's {key} is not a shape")
     values = math.prod(dim for dim in dims if dim is not None)

@@ -39,8 +39,11 @@ def derive_preprocessing(
     pad = _padding(prepared[0].size, image_shape)
     if pad is None:
         return None
-    planes = prepared.reshape(len(prepared), image_shape[0] + 2 * pad, image_shape[1] + 2 * pad, -1)
-    inner = planes[:, pad : pad + image_shape[0], pad : pad + image_shape[1]].reshape(len(planes), *image_shape)
+    if pad:
+        planes = prepared.reshape(len(prepared), image_shape[0] + 2 * pad, image_shape[1] + 2 * pad, -1)
+        inner = planes[:, pad : pad + image_shape[0], pad : pad + image_shape[1]].reshape(len(planes), *image_shape)
+    else:
+        inner = prepared.reshape(len(prepared), *image_shape)
     scale, offset = _affine(chosen.ravel(), inner.astype("float64").ravel())
     if scale is None:
         return None
@@ -70,6 +73,10 @@ def _matched_raw_rows(
 
 
 def _padding(size: int, image_shape: tuple[int, ...]) -> int | None:
+    """The pixels added on every side of an image that make it ``size`` values; rows of
+    features or tokens (one axis) are never padded."""
+    if len(image_shape) < 2:
+        return 0 if size == math.prod(image_shape) else None
     channels = math.prod(image_shape[2:]) if len(image_shape) > 2 else 1
     for pad in range(MAX_PAD + 1):
         if size == (image_shape[0] + 2 * pad) * (image_shape[1] + 2 * pad) * channels:

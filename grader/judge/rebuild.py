@@ -11,7 +11,7 @@ from typing import Any
 
 from grader.judge.model_config import RebuildBounds, check_rebuildable
 from grader.spec.architecture import Architecture
-from grader.spec.layers import Layer
+from grader.spec.layers import MERGES, Layer, wrapped_layer
 
 
 def model_from_config(config: dict[str, Any], bounds: RebuildBounds) -> Any:
@@ -32,14 +32,23 @@ def model_from_config(config: dict[str, Any], bounds: RebuildBounds) -> Any:
 
 
 def build_model(architecture: Architecture) -> Any:
-    """A ``keras.Sequential`` with exactly the layers of ``architecture``."""
+    """A ``keras.Sequential`` with exactly the layers of ``architecture``; a Functional model
+    wired as its layers say when it is not a chain (a residual block)."""
     import keras
 
     if architecture.input_shape is None:
         raise ValueError("the model has no input shape, so it cannot be rebuilt")
-    return keras.Sequential(
-        [keras.Input(shape=architecture.input_shape), *(_layer(keras, layer) for layer in architecture.layers)]
-    )
+    if architecture.is_chain:
+        return keras.Sequential(
+            [keras.Input(shape=architecture.input_shape), *(_layer(keras, layer) for layer in architecture.layers)]
+        )
+    model_input = keras.Input(shape=architecture.input_shape)
+    outputs: list[Any] = []
+    for position, layer in enumerate(architecture.layers):
+        sources = [model_input if source == -1 else outputs[source] for source in layer.inputs or (position - 1,)]
+        built = _layer(keras, layer)
+        outputs.append(built(sources) if layer.type in MERGES else built(sources[0]))
+    return keras.Model(model_input, outputs[-1])
 
 
 def _layer(keras: Any, layer: Layer) -> Any:
@@ -122,6 +131,11 @@ BUILDERS: dict[str, Callable[[Any, Layer], Any]] = {
     "LSTM": lambda keras, layer: _recurrent(keras, layer),
     "GRU": lambda keras, layer: _recurrent(keras, layer, reset_after=layer.reset_after),
     "LayerNormalization": lambda keras, layer: keras.layers.LayerNormalization(),
+    "Add": lambda keras, layer: keras.layers.Add(),
+    "Concatenate": lambda keras, layer: keras.layers.Concatenate(),
+    "Bidirectional": lambda keras, layer: keras.layers.Bidirectional(
+        BUILDERS[str(layer.wrapped)](keras, wrapped_layer(layer)), merge_mode=layer.merge_mode
+    ),
     "RandomFlip": lambda keras, layer: keras.layers.RandomFlip(layer.mode),
     "RandomRotation": lambda keras, layer: keras.layers.RandomRotation(layer.factors),
     "RandomZoom": lambda keras, layer: _ranged(keras.layers.RandomZoom, layer),

@@ -49,7 +49,10 @@ MAX_WIDTH = 64
 
 
 def _as_planes(mask: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray | None:
-    """The rows as (rows, height, width) images, if they are images of one channel."""
+    """The rows as (rows, height, width) images, if they are images of one channel; rows of
+    features or tokens (a data set of one axis) are not images."""
+    if len(image_shape) == 1:
+        return None
     size = mask.shape[1]
     if len(image_shape) >= 2 and size == math.prod(image_shape):
         height, width = image_shape[0], math.prod(image_shape[1:])

@@ -1,4 +1,5 @@
-"""A model as the grader sees it: a chain of canonical layers (``grader.spec.layers``) after
+"""A model as the grader sees it: canonical layers (``grader.spec.layers``), each fed by the one
+before it unless it names its inputs (a residual block, joined branches), after
 an input shape. The form in which a spec states a model and in which the grader reads a
 student's (``grader.judge.model_config``), compared, counted and summarised as
 ``model.summary()`` would. Pure Python: no TensorFlow."""
@@ -9,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from grader.spec.layers import SHAPE_ONLY, Layer, Shape
+from grader.spec.layers import MERGES, SHAPE_ONLY, Layer, Shape
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class SummaryRow:
 
 @dataclass(frozen=True)
 class Architecture:
-    """A model as a chain of layers after an input of ``input_shape`` (no batch axis)."""
+    """A model's layers after an input of ``input_shape`` (no batch axis), in an order where
+    each comes after the layers feeding it."""
 
     input_shape: Shape | None
     layers: tuple[Layer, ...]
@@ -37,16 +39,28 @@ class Architecture:
 
     def _shapes(self) -> list[tuple[Shape, list[Shape]]]:
         """Per layer, its output shape and its weights' shapes; raises ``ValueError`` when the
-        layers do not fit the input (a convolution on flat vectors, say)."""
+        layers do not fit the input (a convolution on flat vectors, say) or a layer takes an
+        input from no layer before it."""
         if self.input_shape is None:
             raise ValueError("the model has no input shape, so it has no weights yet")
-        shape = self.input_shape
-        steps = []
-        for layer in self.layers:
-            weights = layer.kind.weights(layer, shape)
-            shape = layer.kind.output(layer, shape)
-            steps.append((shape, weights))
+        steps: list[tuple[Shape, list[Shape]]] = []
+        for position, layer in enumerate(self.layers):
+            sources = layer.inputs if layer.inputs is not None else (position - 1,)
+            if any(not -1 <= source < position for source in sources):
+                raise ValueError(f"layer {position + 1} takes an input from {sources}, not from layers before it")
+            shapes = [self.input_shape if source == -1 else steps[source][0] for source in sources]
+            if layer.type in MERGES:
+                steps.append((MERGES[layer.type](shapes), []))
+            elif len(shapes) != 1:
+                raise ValueError(f"{layer.type} takes one input, not {len(shapes)}")
+            else:
+                steps.append((layer.kind.output(layer, shapes[0]), layer.kind.weights(layer, shapes[0])))
         return steps
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether each layer takes the one before it (a ``keras.Sequential`` can hold it)."""
+        return all(layer.inputs is None for layer in self.layers)
 
     def summary(self) -> list[SummaryRow]:
         """The compared layers with output shape and parameters, as ``model.summary()`` lists them."""

@@ -65,7 +65,10 @@ class DataSpec:
 
     @property
     def preprocessing(self) -> Preprocessing:
-        """The exercise's way of preparing the images: divided by ``scale``, padded, reshaped."""
+        """The exercise's way of preparing the images: divided by ``scale``, padded, reshaped
+        (rows of features or tokens: divided by ``scale``)."""
+        if len(self.image_shape) == 1:
+            return Preprocessing(scale=1 / self.scale, offset=0.0, shape=self.image_shape)
         height, width = (dim + 2 * self.pad for dim in self.image_shape[:2])
         shape: tuple[int, ...] = (height, width, *self.image_shape[2:])
         if self.flatten:

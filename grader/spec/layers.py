@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from grader.errors import UntrustedDataError
@@ -54,6 +54,13 @@ class Layer:
     # Recurrent layers: one output per step or the last only; GRU's bias layout (Keras 3: True)
     return_sequences: bool | None = None
     reset_after: bool | None = None
+    # Bidirectional: the recurrent layer it runs both ways (its options are the fields above),
+    # and how the two directions' outputs are merged
+    wrapped: str | None = None
+    merge_mode: str | None = None
+    # In a model that is not a chain (a residual block): the positions in the model's layers of
+    # the layers this one takes as inputs, -1 for the model's input; None: the layer before it
+    inputs: tuple[int, ...] | None = None
     # Augmentation: RandomFlip's mode; the ranges of RandomRotation (lower, upper) and of
     # RandomZoom and RandomTranslation (height's lower, upper, then width's when it is given)
     mode: str | None = None
@@ -64,13 +71,20 @@ class Layer:
         return KINDS[self.type]
 
     def describe(self) -> str:
-        """A short ``model.summary()``-like spelling, e.g. ``Dense(64, relu, L2=0.0001)``."""
-        return self.kind.describe(self)
+        """A short ``model.summary()``-like spelling, e.g. ``Dense(64, relu, L2=0.0001)``; in a
+        model that is not a chain, where its inputs come from (layers counted from 1)."""
+        described = self.kind.describe(self)
+        if self.inputs is None:
+            return described
+        sources = ", ".join("the input" if position == -1 else f"layer {position + 1}" for position in self.inputs)
+        return f"{described} of {sources}"
 
     def matches(self, expected: Layer) -> bool:
-        """Whether this layer is the expected one, up to float32 round-off."""
-        return self.type == expected.type and all(
-            _same(getattr(self, key), getattr(expected, key)) for key in self.kind.keys
+        """Whether this layer is the expected one, fed by the same layers, up to float32 round-off."""
+        return (
+            self.type == expected.type
+            and self.inputs == expected.inputs
+            and all(_same(getattr(self, key), getattr(expected, key)) for key in self.kind.keys)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +126,10 @@ class LayerKind:
             parts = [str(layer.units), layer.activation or "linear"]
         elif layer.type in RECURRENT:
             parts = [str(layer.units), layer.activation or "tanh", *(["sequences"] if layer.return_sequences else [])]
+        elif layer.type == "Bidirectional":
+            parts = [wrapped_layer(layer).describe(), layer.merge_mode or "concat"]
+        elif layer.type in MERGES:
+            return layer.type
         elif layer.type in ("Conv2D", "Conv1D"):
             parts = [str(layer.filters), _size(layer.kernel_size), layer.activation or "linear"]
         elif layer.type in ("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D"):
@@ -137,7 +155,7 @@ class LayerKind:
 
 
 # Options described by their position or not at all.
-_QUIET = ("strides", "padding", "l1", "l2", "use_bias", "return_sequences", "reset_after")
+_QUIET = ("strides", "padding", "l1", "l2", "use_bias", "return_sequences", "reset_after", "wrapped", "merge_mode")
 
 
 def _size(value: tuple[int, ...] | None) -> str:
@@ -283,6 +301,43 @@ def _read_recurrent(config: dict[str, Any]) -> dict[str, Any]:
 
 def _read_gru(config: dict[str, Any]) -> dict[str, Any]:
     return {**_read_recurrent(config), "reset_after": bool(config.get("reset_after", True))}
+
+
+MERGE_MODES = ("concat", "sum", "ave", "mul")
+
+
+def _read_bidirectional(config: dict[str, Any]) -> dict[str, Any]:
+    """The recurrent layer it wraps (its options), and its merge mode; a backward layer of its
+    own (other than the forward one run backwards) is not graded."""
+    forward, backward = config.get("layer"), config.get("backward_layer")
+    wrapped = forward.get("class_name") if isinstance(forward, dict) else None
+    if wrapped not in RECURRENT or not isinstance(forward, dict) or not isinstance(forward.get("config"), dict):
+        raise UntrustedDataError(f"a Bidirectional graded wraps a {', '.join(RECURRENT)}, not {str(wrapped)[:60]}")
+    options = KINDS[wrapped].read(forward["config"])
+    if backward is not None:
+        backward_config = backward.get("config") if isinstance(backward, dict) else None
+        if (
+            not isinstance(backward_config, dict)
+            or backward.get("class_name") != wrapped
+            or not backward_config.get("go_backwards")
+            or KINDS[wrapped].read({**backward_config, "go_backwards": False}) != options
+        ):
+            raise UntrustedDataError("a Bidirectional whose backward layer is not its forward one run backwards")
+    merge_mode = config.get("merge_mode", "concat")
+    if merge_mode not in MERGE_MODES:
+        raise UntrustedDataError(f"a Bidirectional merging with {str(merge_mode)[:30]} is not graded")
+    return {**options, "wrapped": wrapped, "merge_mode": merge_mode}
+
+
+def wrapped_layer(layer: Layer) -> Layer:
+    """The recurrent layer a Bidirectional ``layer`` runs both ways."""
+    assert layer.wrapped is not None
+    return replace(layer, type=layer.wrapped, wrapped=None, merge_mode=None)
+
+
+def _bidirectional_output(layer: Layer, shape: Shape) -> Shape:
+    one_way = _recurrent_output(wrapped_layer(layer), shape)
+    return (*one_way[:-1], 2 * one_way[-1]) if layer.merge_mode == "concat" else one_way
 
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -448,6 +503,28 @@ def _no_options(config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _read_concatenate(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("axis", -1) != -1:
+        raise UntrustedDataError("a Concatenate is graded along the last axis only (axis=-1)")
+    return {}
+
+
+def _added(shapes: list[Shape]) -> Shape:
+    if len(shapes) < 2 or any(shape != shapes[0] for shape in shapes):
+        raise ValueError(f"Add needs two or more inputs of one shape, not {shapes}")
+    return shapes[0]
+
+
+def _concatenated(shapes: list[Shape]) -> Shape:
+    if len(shapes) < 2 or any(shape[:-1] != shapes[0][:-1] for shape in shapes):
+        raise ValueError(f"Concatenate needs two or more inputs alike but in their last axis, not {shapes}")
+    return (*shapes[0][:-1], sum(shape[-1] for shape in shapes))
+
+
+# The layers that merge several inputs (no weights): their output shape from their inputs' shapes
+MERGES: dict[str, Callable[[list[Shape]], Shape]] = {"Add": _added, "Concatenate": _concatenated}
+
+
 def _read_channels_last(config: dict[str, Any]) -> dict[str, Any]:
     """A layer with no options but its data format, which must be Keras' default."""
     _channels_last(config)
@@ -566,11 +643,36 @@ KINDS: dict[str, LayerKind] = {
     "LayerNormalization": LayerKind(
         keys=(), read=_read_layer_normalization, weights=lambda layer, shape: [(shape[-1],)] * 2
     ),
+    # A recurrent layer run forwards and backwards: the two directions' weights, forward first
+    "Bidirectional": LayerKind(
+        keys=(
+            "wrapped",
+            "units",
+            "activation",
+            "return_sequences",
+            "reset_after",
+            "merge_mode",
+            "l1",
+            "l2",
+            "use_bias",
+        ),
+        read=_read_bidirectional,
+        output=_bidirectional_output,
+        weights=lambda layer, shape: 2 * _recurrent_weights(wrapped_layer(layer), shape),
+        defaults=lambda layer: {
+            "activation": "tanh",
+            "return_sequences": False,
+            "merge_mode": "concat",
+            **({"reset_after": True} if layer.wrapped == "GRU" else {}),
+        },
+    ),
     # Augmentation: random only in training, the identity when a model predicts; no weights
     "RandomFlip": LayerKind(keys=("mode",), read=_read_flip),
     "RandomRotation": LayerKind(keys=("factors",), read=_read_rotation),
     "RandomZoom": LayerKind(keys=("factors",), read=_read_height_and_width),
     "RandomTranslation": LayerKind(keys=("factors",), read=_read_height_and_width),
+    "Add": LayerKind(keys=(), read=_no_options),
+    "Concatenate": LayerKind(keys=(), read=_read_concatenate),
     "Flatten": LayerKind(keys=(), read=_no_options, output=lambda layer, shape: (math.prod(shape),)),
     "Reshape": LayerKind(keys=("target_shape",), read=_read_reshape, output=_reshaped),
     "ZeroPadding2D": LayerKind(keys=("margins",), read=_read_padding, output=_padded),

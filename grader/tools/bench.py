@@ -115,15 +115,14 @@ def run_bench(
     on_model: Callable[[ModelBench], None] = lambda result: None,
 ) -> BenchReport:
     """Each model plainly, then the same through the instrumentation, one after the other."""
-    arrays = training_arrays(spec, dataset)
     models = [spec.model(name) for name in model_names]
-    plain = {model.name: time_epochs(model, spec, arrays, epochs) for model in models}
+    arrays = {model.name: training_arrays(spec, dataset, model) for model in models}
+    plain = {model.name: time_epochs(model, spec, arrays[model.name], epochs) for model in models}
     results = []
     with instrumented(spec, dataset.path, backend):
         for model in models:
-            result = ModelBench(
-                model.name, EpochStats.of(plain[model.name]), EpochStats.of(time_epochs(model, spec, arrays, epochs))
-            )
+            instrumented_times = time_epochs(model, spec, arrays[model.name], epochs)
+            result = ModelBench(model.name, EpochStats.of(plain[model.name]), EpochStats.of(instrumented_times))
             on_model(result)
             results.append(result)
     return BenchReport(machine_fingerprint(), epochs, tuple(results))

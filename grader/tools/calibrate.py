@@ -48,7 +48,7 @@ def train_reference(
     import keras
 
     keras.utils.set_random_seed(seed)
-    x_train, y_train, x_test, y_test = training_arrays(spec, dataset)
+    x_train, y_train, x_test, y_test = training_arrays(spec, dataset, model_spec)
     model = compiled_reference(model_spec, spec, steps_per_execution=steps_per_execution)
     timer, epoch_times = epoch_timer()
     history = model.fit(

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from grader.judge.rebuild import build_model
 from grader.spec.datasets import Dataset, prepare_images
 from grader.spec.exercise import ModelSpec, Spec
 
+ONE_HOT_LOSS = "categorical_crossentropy"
 
-def training_arrays(spec: Spec, dataset: Dataset) -> tuple[Any, Any, Any, Any]:
-    """``x_train, y_train, x_test, y_test`` prepared as the exercise asks, labels one-hot."""
+
+def training_arrays(spec: Spec, dataset: Dataset, model: ModelSpec) -> tuple[Any, Any, Any, Any]:
+    """``x_train, y_train, x_test, y_test`` prepared as the exercise asks; the labels one-hot
+    for the categorical cross-entropy, as they are for its sparse form and a binary classifier."""
     import keras
+
+    def labels(classes: np.ndarray) -> Any:
+        return keras.utils.to_categorical(classes, spec.data.classes) if model.loss == ONE_HOT_LOSS else classes
 
     return (
         prepare_images(dataset.x_train, spec.data),
-        keras.utils.to_categorical(dataset.y_train, spec.data.classes),
+        labels(dataset.y_train),
         prepare_images(dataset.x_test, spec.data),
-        keras.utils.to_categorical(dataset.y_test, spec.data.classes),
+        labels(dataset.y_test),
     )
 
 

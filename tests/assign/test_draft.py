@@ -3,6 +3,7 @@ preparation in the spec's terms, TOML that the spec loader reads back to the sam
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 
@@ -57,7 +58,8 @@ def test_a_trained_model_becomes_a_fixed_model_with_its_count_and_training():
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (trained(loss="binary_crossentropy"), "loss 'binary_crossentropy'.*Binary and regression tasks are not"),
+        (trained(loss="binary_crossentropy"), "loss 'binary_crossentropy'.*one sigmoid unit.*Regression tasks are not"),
+        (trained(loss="mean_squared_error"), "loss 'mean_squared_error'"),
         (trained(fits=()), "was not compiled and trained"),
         (trained(fits=(fit(batch_size=None),)), "does not show its batch size"),
     ],
@@ -65,6 +67,15 @@ def test_a_trained_model_becomes_a_fixed_model_with_its_count_and_training():
 def test_a_model_the_spec_cannot_state_stops_grader_new_saying_why(model, message):
     with pytest.raises(SpecError, match=message):
         draft_model(model)
+
+
+def test_a_binary_classifier_is_one_sigmoid_unit_trained_on_binary_cross_entropy():
+    binary = trained(loss="binary_crossentropy")
+    one_unit = Architecture(
+        (30,), (Layer("Dense", units=16, activation="relu"), Layer("Dense", units=1, activation="sigmoid"))
+    )
+    model = draft_model(dataclasses.replace(binary, architecture=one_unit))
+    assert (model.loss, model.params) == ("binary_crossentropy", 30 * 16 + 16 + 17)
 
 
 def test_a_layer_is_written_with_only_the_options_that_matter():

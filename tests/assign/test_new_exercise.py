@@ -5,7 +5,6 @@ variant in a folder without the data file graded, opening the file by its relati
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from click.testing import CliRunner
 
 from grader.cli import cli
 from grader.judge.pipeline import GradingOptions, grade_safely, prepare_context
+from tests.assign.conftest import REFERENCE, shipped_exercise, write_reference_data
 
 pytestmark = pytest.mark.kernel
-REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def authored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     solution and its data in the author's folder (one calibration run, to be quick)."""
     author, course = tmp_path_factory.mktemp("author"), tmp_path_factory.mktemp("course")
     shutil.copy(REFERENCE / "digits_cnn_solution.ipynb", author)
-    runpy.run_path(str(REFERENCE / "make_data.py"))["main"](author)
+    write_reference_data(author)
     outcome = CliRunner().invoke(
         cli,
         ["new", str(author / "digits_cnn_solution.ipynb"), "--out", str(course / "digits_cnn.toml"), "--seeds", "1"],
@@ -56,7 +55,7 @@ def test_the_authored_exercise_validates(authored):
     outcome = CliRunner().invoke(cli, ["validate", "--spec", str(authored)])
     assert outcome.exit_code == 0, outcome.output
     assert "ok solution: full marks in full mode (8 of 8)" in outcome.output
-    assert "ok handout: runs in quick mode and scores 0; 4 checks fail, each naming its model" in outcome.output
+    assert "ok handout: runs in quick mode and scores 0; 4 checks fail, each saying what to build" in outcome.output
 
 
 def test_a_wrong_variant_elsewhere_loses_the_checks_it_gets_wrong_and_no_other(authored, tmp_path):
@@ -72,3 +71,30 @@ def test_a_wrong_variant_elsewhere_loses_the_checks_it_gets_wrong_and_no_other(a
     assert verdicts == {"cnn.architecture": "fail", "cnn.params": "fail", "cnn.optimizer": "pass",
                         "cnn.training": "pass", "cnn.accuracy": "skipped"}, result.checks  # fmt: skip
     assert "Dense(32, relu)" in next(check.message for check in result.checks if check.id == "cnn.architecture")
+
+
+@pytest.mark.parametrize(
+    ("stem", "cell", "wrong", "right"),
+    [
+        # a binary classifier (one sigmoid unit, binary cross-entropy) with 8 units for 16
+        ("breast_cancer", 4, 'layers.Dense(8, activation="relu")', 'layers.Dense(16, activation="relu")'),
+        # a sequence model (Embedding, GRU) reading with an LSTM
+        ("marker_sequences", 4, "layers.LSTM(16)", "layers.GRU(16)"),
+    ],
+)
+def test_a_wrong_variant_of_the_binary_and_of_the_sequence_exercise_loses_architecture_and_size(
+    stem, cell, wrong, right, tmp_path
+):
+    spec = shipped_exercise(stem, tmp_path)
+    context = prepare_context(GradingOptions(quick=True), spec)
+    solution = nbformat.read(tmp_path / f"{stem}_solution.ipynb", as_version=4)
+    assert right in solution.cells[cell].source
+    solution.cells[cell].source = solution.cells[cell].source.replace(right, wrong)
+    variant = tmp_path / "submissions" / "variant.ipynb"
+    variant.parent.mkdir()
+    nbformat.write(solution, variant)
+    result = grade_safely(variant, context).result
+    model = context.spec.models[0].name
+    verdicts = {check.id.removeprefix(f"{model}."): check.status for check in result.checks}
+    assert verdicts == {"architecture": "fail", "params": "fail", "optimizer": "pass", "training": "pass",
+                        "accuracy": "skipped"}, result.checks  # fmt: skip

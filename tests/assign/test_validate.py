@@ -13,8 +13,10 @@ from grader.judge.checks import CheckResult
 from grader.judge.results import Graded, SubmissionResult
 from grader.run.backends import Backend
 from grader.spec.datasets import write_keras_layout
+from grader.spec.exercise import load_spec
 
 TENSORFLOW = Backend("tensorflow")
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 
 
 def check(check_id: str, status: str, points: float, max_points: float, message: str = "") -> CheckResult:
@@ -38,22 +40,30 @@ def test_the_solution_must_grade_full_marks():
     )
 
 
-def test_the_handout_must_score_nothing_and_each_failing_check_name_its_model():
+def test_the_handout_must_score_nothing_and_each_failing_check_say_what_to_build():
+    spec = load_spec(REFERENCE / "mnist_mlp_open.toml")  # model_3: an improvement, under any name
     empty = result(
-        check("cnn.architecture", "error", 0, 2, "No Keras model named cnn was found"),
-        check("cnn.accuracy", "skipped", 0, 3, "Quick mode trains for one epoch"),
+        check("model_1.architecture", "error", 0, 2, "No Keras model named model_1 was found"),
+        check("model_1.accuracy", "skipped", 0, 3, "Quick mode trains for one epoch"),
+        check("model_3.training", "error", 0, 1, "No improvement was found. Build and train your improvement"),
     )
-    assert handout_finding(empty).passed and "1 checks fail" in handout_finding(empty).detail
-    gives = result(check("cnn.architecture", "pass", 2, 2, "ok"))
-    assert handout_finding(gives) == Finding("handout", False, "cnn.architecture gives 2")
-    mute = result(check("cnn.training", "fail", 0, 1, "was never trained"))
-    assert handout_finding(mute) == Finding("handout", False, "cnn.training fails without naming the model to build")
-    assert not handout_finding(result(status="timeout")).passed
+    assert handout_finding(empty, spec).passed and "2 checks fail" in handout_finding(empty, spec).detail
+    gives = result(check("model_1.architecture", "pass", 2, 2, "ok"))
+    assert handout_finding(gives, spec) == Finding("handout", False, "model_1.architecture gives 2")
+    mute = result(
+        check("model_2.training", "fail", 0, 1, "was never trained"), check("model_3.params", "error", 0, 1, "model_3?")
+    )
+    assert handout_finding(mute, spec) == Finding(
+        "handout",
+        False,
+        "model_2.training fails without saying what to build; model_3.params fails without saying what to build",
+    )
+    assert not handout_finding(result(status="timeout"), spec).passed
 
 
 def exercise(tmp_path: Path, calibrated: bool = False) -> Path:
     """The digits spec, with a small data file in Keras' layout whose hash it states."""
-    reference = Path(__file__).resolve().parents[2] / "reference"
+    reference = REFERENCE
     names = ["digits_cnn.toml", "digits_cnn_solution.ipynb", "digits_cnn_handout.ipynb"]
     for name in names + (["digits_cnn.calibration.json"] if calibrated else []):
         shutil.copy(reference / name, tmp_path)

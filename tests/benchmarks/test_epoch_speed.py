@@ -15,7 +15,7 @@ MODELS = ["model_1", "model_2", "model_3"]
 
 @pytest.fixture(scope="module")
 def arrays(mnist_path, spec):
-    return training_arrays(spec, load_dataset(mnist_path, spec.data))
+    return training_arrays(spec, load_dataset(mnist_path, spec.data), spec.model("model_1"))  # one-hot, as all three
 
 
 def bench_epoch(benchmark, spec, arrays, name):

@@ -58,9 +58,14 @@ def test_a_model_without_input_shape_has_no_param_count():
     assert parsed.param_count() is None
 
 
-def test_branching_functional_model_is_refused_with_the_layer_named():
-    with pytest.raises(UntrustedDataError, match="takes 2 inputs; only a straight chain"):
-        parse_model_config(keras_config("branching_functional"))
+def test_a_branching_functional_model_is_read_with_where_each_layer_takes_its_inputs():
+    parsed = parse_model_config(keras_config("branching_functional"))
+    assert [(layer.type, layer.inputs) for layer in parsed.layers] == [
+        ("Dense", None), ("Dense", (-1,)), ("Concatenate", (0, 1)), ("Dense", None),
+    ]  # fmt: skip
+    assert parsed.layers[1].describe().endswith("of the input")
+    assert parsed.layers[2].describe() == "Concatenate of layer 1, layer 2"
+    assert parsed.param_count() == 2 * (784 * 8 + 8) + (16 * 10 + 10)  # the concatenation is 8 + 8 wide
 
 
 def test_unsupported_layers_are_named_not_deserialised():
@@ -214,11 +219,11 @@ def test_a_layer_that_is_not_keras_own_is_refused_when_the_architecture_is_read(
     ("change", "message"),
     [
         (lambda c: c.update(output_layers=["nowhere", 0, 0]), "outputs name 'nowhere', which is none of its layers"),
-        (lambda c: c.update(input_layers=["dense_5", 0, 0]), "inputs are dense_5, not the end of its chain"),
+        (lambda c: c.update(input_layers=["dense_5", 0, 0]), "inputs are dense_5, not input_layer_1; only a model"),
         (lambda c: c.update(output_layers="dense_5"), "outputs are not a list of layers"),
     ],
 )
-def test_a_functional_model_whose_inputs_or_outputs_name_no_layer_of_its_chain_is_refused(change, message):
+def test_a_functional_model_whose_inputs_or_outputs_are_not_its_ends_is_refused(change, message):
     config = copy.deepcopy(keras_config("model_2_functional"))
     change(config)
     with pytest.raises(UntrustedDataError, match=message):

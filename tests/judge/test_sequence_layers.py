@@ -1,5 +1,5 @@
 """Sequence, text and augmentation layers (Conv1D and its pooling, Embedding, SimpleRNN, LSTM,
-GRU, LayerNormalization, RandomFlip/Rotation/Zoom/Translation): read from the config of a
+GRU, Bidirectional, LayerNormalization, RandomFlip/Rotation/Zoom/Translation): read from the config of a
 real Keras model, counted weight by weight as Keras counts them, within the evaluator's
 allowlist, rebuilt by Keras from that config and built again from the grader's own form."""
 
@@ -42,6 +42,19 @@ def text_model():
     )
 
 
+def bidirectional_model():
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((30,)),
+            layers.Embedding(200, 8),
+            layers.Bidirectional(layers.LSTM(6, return_sequences=True)),
+            layers.Bidirectional(layers.GRU(5), merge_mode="sum"),
+            layers.Dense(4, activation="softmax"),
+        ]
+    )
+
+
 def augmented_model():
     layers = keras.layers
     return keras.Sequential(
@@ -58,7 +71,7 @@ def augmented_model():
     )
 
 
-@pytest.mark.parametrize("build", [text_model, augmented_model])
+@pytest.mark.parametrize("build", [text_model, bidirectional_model, augmented_model])
 def test_weights_are_counted_as_keras_counts_them_and_the_model_rebuilds_both_ways(build):
     from grader.judge.rebuild import build_model, model_from_config
 
@@ -89,6 +102,30 @@ def test_the_grader_describes_and_compares_them_in_a_specs_terms():
     assert gru.reset_after and gru.matches(architecture.layers[4]) and not gru.matches(architecture.layers[5])
     augmented = parse_model_config(exported(augmented_model()))
     assert [layer.factors for layer in augmented.layers[1:4]] == [(-0.1, 0.1), (-0.2, 0.2), (-0.1, 0.1, -0.2, 0.1)]
+
+
+def test_a_bidirectional_layer_is_its_recurrent_layer_both_ways_and_compared_so():
+    architecture = parse_model_config(exported(bidirectional_model()))
+    both_ways = architecture.layers[1:3]
+    assert [layer.describe() for layer in both_ways] == [
+        "Bidirectional(LSTM(6, tanh, sequences), concat)", "Bidirectional(GRU(5, tanh), sum)",
+    ]  # fmt: skip
+    spec = Layer.from_dict({"type": "Bidirectional", "wrapped": "LSTM", "units": 6, "return_sequences": True})
+    assert spec.matches(both_ways[0]) and not spec.matches(both_ways[1])
+    summed = Layer.from_dict({"type": "Bidirectional", "wrapped": "GRU", "units": 5, "merge_mode": "sum"})
+    assert summed.reset_after and summed.matches(both_ways[1])
+
+
+def test_a_bidirectional_layer_with_a_backward_layer_of_its_own_is_refused():
+    layers = keras.layers
+    forward, backward = layers.LSTM(6), layers.LSTM(7, go_backwards=True)
+    model = keras.Sequential([keras.Input((30, 4)), layers.Bidirectional(forward, backward_layer=backward)])
+    with pytest.raises(UntrustedDataError, match="backward layer is not its forward one run backwards"):
+        check_rebuildable(exported(model), BOUNDS)
+    config = exported(keras.Sequential([keras.Input((30, 4)), layers.Bidirectional(layers.LSTM(6))]))
+    config["layers"][1]["config"]["layer"]["class_name"] = "Dense"
+    with pytest.raises(UntrustedDataError, match="Dense layer, which the grader does not rebuild"):
+        check_rebuildable(config, BOUNDS)
 
 
 @pytest.mark.parametrize(

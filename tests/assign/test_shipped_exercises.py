@@ -1,6 +1,7 @@
 """`grader new` on the MNIST exercise's own solution (slow: the solution trains 80 epochs): the
 spec it writes states the hand-written spec's models and data, and grades the samples and the
-corpus of real-world traits as the hand-written one does; and every shipped spec validates."""
+corpus of real-world traits as the hand-written one does; and every shipped spec validates
+(each solution graded in full mode)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from grader.cli import cli
 from grader.spec.exercise import load_spec
+from tests.assign.conftest import shipped_exercise
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,5 +62,12 @@ def test_the_mnist_spec_written_from_the_solution_grades_as_the_hand_written_one
 @pytest.mark.parametrize("spec", ["mnist_mlp.toml", "mnist_mlp_open.toml", "mnist_lenet.toml"])
 def test_every_shipped_mnist_spec_validates(spec, mnist_path):
     outcome = CliRunner().invoke(cli, ["validate", "--spec", str(REFERENCE / spec), "--data", str(mnist_path)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "ready to grade" in outcome.output
+
+
+@pytest.mark.parametrize("stem", ["digits_cnn", "breast_cancer", "marker_sequences"])
+def test_every_shipped_exercise_with_a_data_file_validates(stem, tmp_path):
+    outcome = CliRunner().invoke(cli, ["validate", "--spec", str(shipped_exercise(stem, tmp_path))])
     assert outcome.exit_code == 0, outcome.output
     assert "ready to grade" in outcome.output
