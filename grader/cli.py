@@ -1038,7 +1038,8 @@ def export(platform: str, out: Path, quick: bool, requirement: str, data_path: P
     if platform == "github":
         exports.export_github(out, spec, quick, requirement)
     else:
-        data = locate_data(spec.data, data_path)
+        # A spec's own data file travels beside it (Spec.files); a loader's data set apart.
+        data = None if spec.data.file and data_path is None else locate_data(spec.data, data_path)
         if platform == "gradescope":
             exports.export_gradescope(out, spec, data, quick)
         else:

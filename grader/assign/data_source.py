@@ -26,6 +26,8 @@ KERAS_LOADERS = (
     *KERAS_NPZ_LOADERS,
     "fashion_mnist", "cifar10", "cifar100", "imdb", "reuters", "boston_housing", "california_housing",
 )  # fmt: skip
+# The files a notebook reads data from; a saved model, a figure or a notebook named in the code is no data.
+DATA_SUFFIXES = (".npz", ".npy", ".csv", ".tsv", ".txt", ".json", ".parquet", ".feather", ".pkl", ".pickle", ".xlsx")
 LOADER_CALL = re.compile(r"\b(" + "|".join(KERAS_LOADERS) + r")\s*\.\s*load_data\s*\(")
 QUOTED = re.compile(r"""(?P<quote>["'])(?P<text>[^"'\n]{1,200})(?P=quote)""")
 
@@ -49,7 +51,7 @@ def find_data_source(solution: NotebookNode, folder: Path) -> DataSource:
     do when there is none the grader can serve, or more than one."""
     code = "\n".join(str(cell.source) for cell in solution.cells if cell.cell_type == "code")
     files = sorted({folder / Path(match["text"]).name for match in QUOTED.finditer(code)})
-    opened = [path for path in files if path.is_file() and path.suffix != ".ipynb"]
+    opened = [path for path in files if path.is_file() and path.suffix.lower() in DATA_SUFFIXES]
     if len(opened) > 1:
         names = ", ".join(path.name for path in opened)
         raise SpecError(

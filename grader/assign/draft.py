@@ -173,6 +173,8 @@ def render_spec(draft: ExerciseDraft) -> str:
         autoescape=False,  # TOML, not HTML: values are written by the `toml` filter
     )
     environment.filters["toml"] = toml_value
+    # A note may hold what Keras printed, newlines and all: one comment line each
+    environment.filters["comment"] = lambda text: " ".join(str(text).split())
     environment.filters["thousands"] = lambda number: f"{number:,}"
     environment.filters["spec_layer"] = spec_layer
     return environment.get_template("spec.toml.j2").render(draft=draft)

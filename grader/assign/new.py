@@ -28,7 +28,7 @@ from grader.assign.draft import (
     spec_preparation,
 )
 from grader.assign.handout import make_handout
-from grader.errors import SpecError
+from grader.errors import DataError, SpecError
 from grader.ingest.notebook import load_submission
 from grader.judge.evaluator import MAX_SAMPLE_BYTES
 from grader.judge.facts import ModelFacts
@@ -36,7 +36,7 @@ from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
 from grader.judge.preprocessing import derive_preprocessing
 from grader.judge.untrusted import read_array
 from grader.run.backends import choose_backend
-from grader.spec.datasets import file_digest, load_dataset, locate_data
+from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data
 from grader.spec.exercise import DataSpec, Spec
 from grader.spec.preprocessing import Preprocessing
 
@@ -72,15 +72,25 @@ def new_exercise(
     notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
     handout = make_handout(notebook)  # checks the solution markers before anything runs
     source = find_data_source(notebook, solution.parent)
+    if source.file is not None and data_path is not None:
+        raise SpecError(f"--data: the solution opens {source.file.name} beside it, which is its data; leave --data out")
     data_file = source.file or locate_data(_loader_data(source), data_path)
     data = _data_spec(source, data_file)
     arrays = load_dataset(data_file, data)
+    if not len(arrays.x_test) or not len(arrays.x_train):
+        raise SpecError(f"{data_file.name} holds no training or no test rows: a spec needs both")
     classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train")
     models, preprocessing, outcome, notes = _run_solution(solution, data, data_file, options, arrays.x_train)
     input_shape = models[0].architecture.input_shape if models[0].architecture else None
     image_shape = tuple(int(dim) for dim in arrays.x_train.shape[1:])
     preparation, preparation_notes = spec_preparation(preprocessing, image_shape, tuple(input_shape or ()))
     drafted = tuple(draft_model(model) for model in models)
+    preparation_notes += [
+        f"{model.name} takes inputs of shape {model.architecture.input_shape}, {models[0].name} of {input_shape}: the "
+        "spec prepares the data one way, the first model's: grade this one as an improvement, or in a spec of its own"
+        for model in models[1:]
+        if model.architecture is not None and model.architecture.input_shape != input_shape
+    ]
     stem = out.stem
     draft = ExerciseDraft(
         name=name or _title(notebook) or stem.replace("_", " "),
@@ -112,16 +122,25 @@ def new_exercise(
 
 def _loader_data(source: DataSource) -> DataSpec:
     """Enough of a data spec to find a loader's file (``--data``, ``$GRADER_MNIST``, Keras' cache)."""
-    return DataSpec(source.keras_dataset, source.url, None, (), 0, 0, 0, False, 1.0)
+    return DataSpec(
+        keras_dataset=source.keras_dataset, url=source.url, file_sha256=None, image_shape=(), classes=0,
+        train_samples=0, test_samples=0, flatten=False, scale=1.0,
+    )  # fmt: skip
 
 
 def _data_spec(source: DataSource, path: Path) -> DataSpec:
     """A data spec that accepts the arrays ``path`` holds, whatever their counts, and serves
     them as the solution reads them."""
-    with np.load(path, allow_pickle=False) as arrays:
-        x_train, x_test = arrays["x_train"].shape, arrays["x_test"].shape
-    file = str(source.file) if source.file else None
-    return DataSpec(source.keras_dataset, None, None, x_train[1:], 0, x_train[0], x_test[0], False, 1.0, file=file)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            train, test = arrays["x_train"].shape, arrays["x_test"].shape
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"{path} is not an .npz in Keras' layout ({error}): it needs {list(ARRAY_KEYS)}") from None
+    return DataSpec(
+        keras_dataset=source.keras_dataset, url=None, file_sha256=None, image_shape=train[1:], classes=0,
+        train_samples=train[0], test_samples=test[0], flatten=False, scale=1.0,
+        file=str(source.file) if source.file else None,
+    )  # fmt: skip
 
 
 def _run_solution(
@@ -140,6 +159,9 @@ def _run_solution(
                 first = execution.cell_errors[0].describe() if execution.cell_errors else execution.message
                 raise SpecError(f"the solution did not run to the end ({execution.outcome}): {first}")
             trained = _last_of_each_name(facts.unclaimed)
+            kept = {id(model) for model in trained}
+            reused = sorted({model.name for model in facts.unclaimed if id(model) not in kept})
+            notes = [f"the variable {name} held several trained models; the spec states the last" for name in reused]
             if not trained:
                 raise SpecError("the solution trained no Keras model: `grader new` writes a spec of what it trains")
             sample = next((fit.sample for fit in reversed(trained[0].fits) if fit.sample is not None), None)
@@ -147,7 +169,7 @@ def _run_solution(
             if sample is not None:
                 rows = read_array(sample, MAX_SAMPLE_BYTES).astype("float64")
                 preprocessing = derive_preprocessing(rows, train_images, context.fingerprints.train)
-        return trained, preprocessing, execution.outcome, list(facts.warnings)
+        return trained, preprocessing, execution.outcome, [*notes, *facts.warnings]
 
 
 def _last_of_each_name(models: tuple[ModelFacts, ...]) -> list[ModelFacts]:

@@ -47,9 +47,14 @@ CANARY_SEED = 0
 
 def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
     """The share of ``images`` that ``model`` classifies as ``labels`` say, to 6 decimals: its
-    highest output's class, or, for one sigmoid output (a binary classifier), class 1 above 0.5."""
+    highest output's class, or, for one output (a binary classifier), class 1 above 0.5 (a
+    sigmoid's probability), or above 0 (a linear unit's logit, trained ``from_logits``)."""
     outputs = model.predict(images, batch_size=1000, verbose=0)
-    predicted = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[-1] == 1 else np.argmax(outputs, axis=1)
+    if outputs.shape[-1] == 1:
+        activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
+        predicted = (outputs[:, 0] > (0.0 if activation == "linear" else 0.5)).astype(int)
+    else:
+        predicted = np.argmax(outputs, axis=1)
     return round(float(np.mean(predicted == labels.reshape(len(labels)))), 6)
 
 

@@ -3,11 +3,15 @@ into the canonical layer list of ``grader.spec.architecture``. Pure Python: no T
 
 Equivalent spellings collapse to one form: ``Dense(400)`` followed by
 ``Activation('relu')`` is ``Dense(400, relu)``; ``Sequential`` and the
-Functional API give the same chain; ``InputLayer`` only sets the input shape.
+Functional API give the same layers; ``InputLayer`` only sets the input shape. A Functional
+model that is not a chain is read in one order, whatever order Keras lists its layers in:
+walked back from its output, each branch whole (``_feeding_order``); an ``Add``'s inputs in
+ascending order (addition does not care).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Collection
@@ -16,7 +20,7 @@ from typing import Any
 
 from grader.errors import UntrustedDataError
 from grader.spec.architecture import Architecture
-from grader.spec.layers import ACTIVATION_LAYERS, KINDS, MAX_UNITS, RECURRENT, Layer, activation_name
+from grader.spec.layers import ACTIVATION_LAYERS, COMMUTATIVE, KINDS, MAX_UNITS, RECURRENT, Layer, activation_name
 
 MAX_LAYERS = 200
 # The module Keras names in a config for its own layers
@@ -55,13 +59,16 @@ def parse_model_config(config: Any) -> Architecture:
         if input_shape is None and not layers:
             # Keras 2 configs put `input_shape=` on the first layer itself
             input_shape = _shape_without_batch(layer_config.get("batch_input_shape"))
-        inputs = None
-        if sources is not None:
-            fed_by = tuple(position[source] for source in sources[name])
-            inputs = None if fed_by == (len(layers) - 1,) else fed_by
-        # An activation layer is folded into the layer before it only when it alone takes its output.
-        foldable = inputs is None and (sources is None or all(feeds[source] == 1 for source in sources[name]))
-        layers.extend(_canonical_layers(class_name, layer_config, layers, inputs, foldable))
+        fed_by = (len(layers) - 1,) if sources is None else tuple(position[source] for source in sources[name])
+        # An activation layer is its source's activation when it alone takes that layer's output.
+        only_consumer = sources is None or (len(fed_by) == 1 and feeds[sources[name][0]] == 1)
+        folded = _folded(class_name, layer_config, layers, fed_by) if only_consumer else None
+        if folded is not None:
+            layers[fed_by[0]] = folded
+            position[name] = fed_by[0]
+            continue
+        inputs = None if fed_by == (len(layers) - 1,) else fed_by
+        layers.append(_canonical_layer(class_name, layer_config, inputs))
         position[name] = len(layers) - 1
     return Architecture(input_shape=input_shape, layers=tuple(layers))
 
@@ -107,65 +114,110 @@ def _endpoints(value: Any, what: str) -> list[str]:
 
 def _functional_graph(entries: list[Any], config: dict[str, Any]) -> tuple[list[Any], dict[str, list[str]]]:
     """Check that a Functional model runs from one input to one output, every layer it names
-    among its layers and each leading to the output; return its layers in an order where each
-    comes after those feeding it, and the names of the layers feeding each (in order)."""
+    among its layers, each called once and leading to the output; return its layers in the
+    grader's order (``_feeding_order``) and the names of the layers feeding each, in order."""
     by_name: dict[str, Any] = {}
     sources: dict[str, list[str]] = {}
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str):
             raise UntrustedDataError("a layer of the Functional model has no name")
+        if name in by_name:
+            raise UntrustedDataError(f"two layers of the Functional model are named {name[:60]!r}")
+        nodes = entry.get("inbound_nodes", [])
+        if isinstance(nodes, list) and len(nodes) > 1:
+            raise UntrustedDataError(f"layer {name[:60]!r} is called {len(nodes)} times (a shared layer): not graded")
         by_name[name] = entry
-        sources[name] = _inbound_layer_names(entry.get("inbound_nodes", []))
+        sources[name] = _inbound_layer_names(nodes)
+        if len(sources[name]) > MAX_MERGED_INPUTS:
+            raise UntrustedDataError(
+                f"layer {name[:60]!r} takes {len(sources[name])} inputs; at most {MAX_MERGED_INPUTS} are graded"
+            )
     unknown = [source for names in sources.values() for source in names if source not in by_name]
     if unknown:
-        raise UntrustedDataError(
-            f"a layer of the Functional model takes {unknown[0][:60]!r}, which is none of its layers"
-        )
+        raise UntrustedDataError(f"a layer of the Functional model takes {unknown[0][:60]!r}, none of its layers")
     roots = [name for name, names in sources.items() if not names]
     if len(roots) != 1:
         raise UntrustedDataError(f"the Functional model has {len(roots)} inputs; exactly one can be graded")
-    order = _feeding_order(sources)
-    output = order[-1]
-    for what, key, end in (("inputs", "input_layers", roots[0]), ("outputs", "output_layers", output)):
-        names = _endpoints(config.get(key), what)
+    outputs = _endpoints(config.get("output_layers"), "outputs")
+    for what, names, end in (
+        ("inputs", _endpoints(config.get("input_layers"), "inputs"), roots[0]),
+        ("outputs", outputs, None),
+    ):
         missing = [name for name in names if name not in by_name]
         if missing:
             raise UntrustedDataError(
                 f"the Functional model's {what} name {missing[0][:60]!r}, which is none of its layers"
             )
-        if names != [end]:
+        if len(names) != 1 or (end is not None and names != [end]):
             raise UntrustedDataError(
-                f"the Functional model's {what} are {', '.join(name[:60] for name in names)}, not {end[:60]}; "
+                f"the Functional model's {what} are {', '.join(name[:60] for name in names)}"
+                f"{f', not {end[:60]}' if end is not None else ''}; "
                 "only a model from one input to one output, every layer leading to it, can be graded"
             )
+    order = _feeding_order(outputs[0], sources, by_name)
+    if len(order) != len(by_name):
+        idle = [name for name in by_name if name not in set(order)]
+        raise UntrustedDataError(
+            f"layer {idle[0][:60]!r} of the Functional model leads to no output; "
+            "only a model from one input to one output, every layer leading to it, can be graded"
+        )
     return [by_name[name] for name in order], sources
 
 
-def _feeding_order(sources: dict[str, list[str]]) -> list[str]:
-    """The layers, each after the layers feeding it (in the config's order where that is free);
-    ``UntrustedDataError`` for a cycle, or a layer that leads to no output (two ends)."""
-    waiting = {name: len(set(names)) for name, names in sources.items()}
-    consumers: dict[str, list[str]] = {name: [] for name in sources}
-    for name, names in sources.items():
-        for source in set(names):
-            consumers[source].append(name)
-    order = [name for name, count in waiting.items() if count == 0]
-    for name in order:  # grows as layers become ready
-        for consumer in consumers[name]:
-            waiting[consumer] -= 1
-            if waiting[consumer] == 0:
-                order.append(consumer)
-    if len(order) != len(sources):
-        raise UntrustedDataError("the Functional model's layers feed each other in a cycle")
-    ends = [name for name in order if not consumers[name]]
-    if len(ends) != 1:
-        raise UntrustedDataError(
-            f"the Functional model has {len(ends)} layers that feed no other "
-            f"({', '.join(end[:60] for end in ends[:3])}); only a model from one input to one output can be graded"
-        )
-    order.remove(ends[0])
-    return [*order, ends[0]]
+def _feeding_order(output: str, sources: dict[str, list[str]], entries: dict[str, Any]) -> list[str]:
+    """The layers that lead to ``output``, each after the layers feeding it: walked back from
+    the output, a layer's inputs in their order (an ``Add``'s in the order of what feeds them,
+    as addition does not care), each branch whole before the next: the order in which a model
+    is written branch by branch, whatever order Keras lists it in. ``UntrustedDataError`` for
+    a cycle."""
+    order: list[str] = []
+    done: set[str] = set()
+    # An explicit stack: a chain of MAX_LAYERS layers must not reach Python's recursion limit.
+    stack: list[tuple[str, int]] = [(output, 0)]
+    on_path = {output}
+    signatures: dict[str, str] = {}
+    while stack:
+        name, next_input = stack[-1]
+        inputs = sources[name]
+        if entries[name].get("class_name") in COMMUTATIVE:
+            inputs = sorted(inputs, key=lambda source: _signature(source, sources, entries, signatures))
+        if next_input < len(inputs):
+            stack[-1] = (name, next_input + 1)
+            source = inputs[next_input]
+            if source in on_path:
+                raise UntrustedDataError("the Functional model's layers feed each other in a cycle")
+            if source not in done:
+                stack.append((source, 0))
+                on_path.add(source)
+            continue
+        stack.pop()
+        on_path.discard(name)
+        done.add(name)
+        order.append(name)
+    return order
+
+
+def _signature(name: str, sources: dict[str, list[str]], entries: dict[str, Any], known: dict[str, str]) -> str:
+    """What a layer and everything feeding it are, without their names: equal for two
+    branches built alike. Iterative, and each layer's computed once (a graph may share many)."""
+    pending = [name]
+    while pending:
+        current = pending[-1]
+        if current in known:
+            pending.pop()
+            continue
+        unknown = [source for source in sources[current] if source not in known and source not in pending]
+        if unknown:
+            pending.extend(unknown)
+            continue
+        entry = entries[current]
+        config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        own = json.dumps([entry.get("class_name"), {key: value for key, value in config.items() if key != "name"}],
+                         sort_keys=True, default=str)  # fmt: skip
+        known[current] = own + "(" + ",".join(known.get(source, "?") for source in sources[current]) + ")"
+        pending.pop()
+    return known[name]
 
 
 def _inbound_layer_names(nodes: Any) -> list[str]:
@@ -201,25 +253,31 @@ def _shape_without_batch(shape: Any) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
-def _canonical_layers(
-    class_name: str, config: dict[str, Any], previous: list[Layer], inputs: tuple[int, ...] | None, foldable: bool
-) -> list[Layer]:
-    """The canonical form of one Keras layer, fed by ``inputs``; may amend the previous layer
-    (an activation layer after a linear Dense or Conv2D is that layer's activation, when it
-    alone takes that layer's output: ``foldable``)."""
+def _folded(class_name: str, config: dict[str, Any], layers: list[Layer], fed_by: tuple[int, ...]) -> Layer | None:
+    """An activation layer taking a linear Dense, Conv2D or Conv1D alone, as that layer with
+    the activation (``Dense(400)`` then ``Activation('relu')`` is ``Dense(400, relu)``)."""
+    if class_name not in ("Activation", *ACTIVATION_LAYERS) or len(fed_by) != 1 or fed_by[0] < 0:
+        return None
+    source = layers[fed_by[0]]
+    if source.type not in ("Dense", "Conv2D", "Conv1D") or source.activation != "linear":
+        return None
+    return Layer(**{**source.__dict__, "activation": _activation_of(class_name, config)})
+
+
+def _activation_of(class_name: str, config: dict[str, Any]) -> str:
+    return ACTIVATION_LAYERS.get(class_name) or activation_name(config.get("activation"))
+
+
+def _canonical_layer(class_name: str, config: dict[str, Any], inputs: tuple[int, ...] | None) -> Layer:
+    """The canonical form of one Keras layer, fed by ``inputs`` (None: the layer before it)."""
     if class_name in ("Activation", *ACTIVATION_LAYERS):
-        name = ACTIVATION_LAYERS.get(class_name) or activation_name(config.get("activation"))
-        linear = previous and previous[-1].type in ("Dense", "Conv2D", "Conv1D") and previous[-1].activation == "linear"
-        if foldable and linear:
-            previous[-1] = Layer(**{**previous[-1].__dict__, "activation": name})
-            return []
-        return [Layer(type="Activation", activation=name, inputs=inputs)]
+        return Layer(type="Activation", activation=_activation_of(class_name, config), inputs=inputs)
     if class_name not in KINDS:
         raise UntrustedDataError(
             f"the model has a {class_name[:60]} layer, which the grader does not grade; "
             f"it grades {', '.join(sorted(KINDS))}"
         )
-    return [Layer(type=class_name, inputs=inputs, **KINDS[class_name].read(config))]
+    return Layer.from_dict({"type": class_name, "inputs": inputs, **KINDS[class_name].read(config)})
 
 
 # Keras objects a layer's config may hold besides plain values, by module. Anything else (a
@@ -353,6 +411,8 @@ def _check_values(value: Any, depth: int, bounds: RebuildBounds) -> None:
 def _check_object(value: dict[str, Any]) -> None:
     """An object the config names by its class: plain data, or a known Keras class of its module."""
     module, class_name = value.get("module"), value.get("class_name")
+    if not isinstance(class_name, str):
+        raise UntrustedDataError("the model config names an object's class by something other than a name")
     if class_name in DATA_MARKERS and module is None:
         return
     if (
@@ -368,7 +428,11 @@ def _check_object(value: dict[str, Any]) -> None:
 
 
 def _check_shape(key: str, shape: Any, bounds: RebuildBounds) -> None:
-    dims = shape.get("config", {}).get("value") if isinstance(shape, dict) else shape  # a tuple, as Keras writes it
+    if isinstance(shape, dict):  # a tuple, as Keras writes it
+        config = shape.get("config")
+        dims = config.get("value") if isinstance(config, dict) else None
+    else:
+        dims = shape
     if isinstance(dims, list) and dims and all(isinstance(each, list | dict) for each in dims):
         # a merging layer's inputs: a shape each
         if len(dims) > MAX_MERGED_INPUTS:

@@ -8,7 +8,6 @@ into a result too.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import time
 import traceback
@@ -47,7 +46,7 @@ from grader.run.probe import probe_isolation
 from grader.run.sandbox import Sandbox
 from grader.run.warm import KERNELS, KernelRecipe
 from grader.spec.architecture import Architecture
-from grader.spec.datasets import load_dataset, locate_data
+from grader.spec.datasets import file_digest, load_dataset, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 from grader.spec.layers import Layer
 
@@ -148,7 +147,7 @@ def context_for(
     dataset = load_dataset(path, spec.data)
     shape = spec.data.image_shape
     fingerprints = DataFingerprints(row_fingerprints(dataset.x_train, shape), row_fingerprints(dataset.x_test, shape))
-    data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data_digest = file_digest(path)
     software = installed_versions() | {"backend": backend.key}
     return GradingContext(
         spec, path, fingerprints, options, isolation, data_digest, software, backend, environment

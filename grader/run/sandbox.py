@@ -134,10 +134,14 @@ class Sandbox:
             folder.mkdir()
             if self.changes_uid:
                 os.chown(folder, self.uid, self.uid)
-        if self.data_name and not self.isolation.bubblewrap:  # bubblewrap binds it in read-only
-            served = self.workdir / self.data_name
-            shutil.copyfile(self.data_path, served)
-            served.chmod(0o444)  # a copy: whatever the notebook does to it, the grader's file stays
+        if self.data_name and not self.isolation.bubblewrap:  # bubblewrap binds the file in read-only
+            # A copy outside what the notebook may write (its write limit counts none of it), named
+            # in its folder by a link: whatever the notebook does there, the grader's file stays.
+            served = self.scratch / "served"
+            served.mkdir(mode=0o755)  # the grader's: a sandbox of another uid cannot write in it
+            shutil.copyfile(self.data_path, served / self.data_name)
+            (served / self.data_name).chmod(0o444)
+            (self.workdir / self.data_name).symlink_to(served / self.data_name)
         self.writable.parent.chmod(0o755)
         return self
 
@@ -163,17 +167,13 @@ class Sandbox:
         number past every limit (so many files are themselves too much)."""
         total = 0
         entries = 0
-        served = str(self.workdir / self.data_name) if self.data_name and not self.isolation.bubblewrap else None
         for folder, _, files in os.walk(self.writable):
             for name in files:
                 entries += 1
                 if entries > limit_entries:
                     return 2**62
-                path = os.path.join(folder, name)
-                if path == served:  # the grader's copy of the data file, not the notebook's writing
-                    continue
                 try:
-                    total += os.lstat(path).st_size
+                    total += os.lstat(os.path.join(folder, name)).st_size
                 except OSError:
                     continue
         return total

@@ -7,7 +7,7 @@ student's (``grader.judge.model_config``), compared, counted and summarised as
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grader.spec.layers import MERGES, SHAPE_ONLY, Layer, Shape
@@ -102,3 +102,22 @@ class Architecture:
             input_shape=tuple(shape) if shape is not None else None,
             layers=tuple(Layer.from_dict(layer) for layer in data["layers"]),
         )
+
+
+def with_inputs_checked(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    """``layers`` as a spec states them, each ``inputs`` checked (positions of layers before
+    it, -1 for the model's input) and left out where it names the layer before it, as the
+    grader reads a model; ``ValueError`` naming the layer otherwise."""
+    checked = []
+    for position, layer in enumerate(layers):
+        inputs = layer.inputs
+        if inputs is not None:
+            if not inputs or any(type(source) is not int or not -1 <= source < position for source in inputs):
+                raise ValueError(
+                    f"layer {position + 1} ({layer.type}) has inputs = {list(inputs)}: name layers before it by their "
+                    "position, counted from 0, or -1 for the model's input"
+                )
+            if inputs == (position - 1,):
+                layer = replace(layer, inputs=None)
+        checked.append(layer)
+    return tuple(checked)

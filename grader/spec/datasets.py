@@ -45,9 +45,9 @@ def locate_data(spec: DataSpec, explicit: Path | None = None, allow_download: bo
     if explicit is not None:
         if not explicit.is_file():
             raise DataError(f"--data {explicit}: no such file. Pass the path of {spec.name}.")
-        return explicit
+        return checked_data_file(spec, explicit) if spec.file is not None else explicit
     if spec.file is not None:
-        return checked_data_file(spec)
+        return checked_data_file(spec, Path(spec.file))
     from_env = os.environ.get(DATA_ENV)
     if from_env:
         if not Path(from_env).is_file():
@@ -71,10 +71,9 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checked_data_file(spec: DataSpec) -> Path:
-    """The spec's data file, present beside it and with the bytes its hash says."""
-    assert spec.file is not None
-    path = Path(spec.file)
+def checked_data_file(spec: DataSpec, path: Path) -> Path:
+    """``path``, the spec's data file (beside it, or named by --data), present and with the
+    bytes the spec's hash says."""
     if not path.is_file():
         raise DataError(
             f"the spec's data file {path} is missing. It belongs beside the spec (`grader new` puts it there); "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grader.errors import SpecError
-from grader.spec.architecture import Architecture
+from grader.spec.architecture import Architecture, with_inputs_checked
 from grader.spec.calibration import DEFAULT_KEY, Calibration, read_calibration
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
@@ -68,7 +68,8 @@ class DataSpec:
         """The exercise's way of preparing the images: divided by ``scale``, padded, reshaped
         (rows of features or tokens: divided by ``scale``)."""
         if len(self.image_shape) == 1:
-            return Preprocessing(scale=1 / self.scale, offset=0.0, shape=self.image_shape)
+            rows = (*self.image_shape, 1) if self.channel_axis else self.image_shape
+            return Preprocessing(scale=1 / self.scale, offset=0.0, shape=rows)
         height, width = (dim + 2 * self.pad for dim in self.image_shape[:2])
         shape: tuple[int, ...] = (height, width, *self.image_shape[2:])
         if self.flatten:
@@ -152,9 +153,10 @@ class Spec:
 
     @property
     def files(self) -> list[Path]:
-        """The spec file, and its calibration file if it has one: what reading the spec needs."""
-        calibration = self._calibration_path
-        return [self.path, *([calibration] if calibration is not None and calibration.is_file() else [])]
+        """The spec file, its calibration file and its data file, those it has: what grading
+        with the spec needs beside it."""
+        calibration, data = self._calibration_path, Path(self.data.file) if self.data.file else None
+        return [self.path, *(path for path in (calibration, data) if path is not None and path.is_file())]
 
     def require_accuracy_ranges(self) -> None:
         """Full grading needs every range; say how to get them."""
@@ -197,7 +199,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
     data = raw["data"]
     if "keras_dataset" not in data and "file" not in data:
         raise ValueError("[data] names neither a `keras_dataset` loader nor a data `file` beside the spec")
-    if "file" in data and Path(str(data["file"])).name != data["file"]:
+    if "file" in data and (Path(str(data["file"])).name != data["file"] or data["file"] in (".", "..")):
         raise ValueError(f"[data] file = {data['file']!r}: name a file in the spec's own folder, without a path")
     data_spec = DataSpec(
         keras_dataset=str(data.get("keras_dataset", "")),
@@ -237,7 +239,9 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
             ModelSpec(
                 name=name,
                 kind=kind,
-                layers=() if improvement else tuple(_layer(name, layer) for layer in settings["layers"]),
+                layers=()
+                if improvement
+                else with_inputs_checked(tuple(_layer(name, layer) for layer in settings["layers"])),
                 params=None if improvement else int(settings["params"]),
                 optimizer=str(settings["optimizer"]),
                 learning_rate=float(settings["learning_rate"]),

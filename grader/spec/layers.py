@@ -103,6 +103,8 @@ class Layer:
         layer = cls(**options)
         if layer.type not in KINDS:
             raise ValueError(f"unknown layer type {layer.type!r}; known: {', '.join(sorted(KINDS))}")
+        if layer.type in COMMUTATIVE and layer.inputs is not None:
+            layer = replace(layer, inputs=tuple(sorted(layer.inputs)))  # Add([a, b]) is Add([b, a])
         return layer.kind.normalised(layer)
 
 
@@ -332,7 +334,7 @@ def _read_bidirectional(config: dict[str, Any]) -> dict[str, Any]:
 def wrapped_layer(layer: Layer) -> Layer:
     """The recurrent layer a Bidirectional ``layer`` runs both ways."""
     assert layer.wrapped is not None
-    return replace(layer, type=layer.wrapped, wrapped=None, merge_mode=None)
+    return replace(layer, type=layer.wrapped, wrapped=None, merge_mode=None, inputs=None)
 
 
 def _bidirectional_output(layer: Layer, shape: Shape) -> Shape:
@@ -523,6 +525,8 @@ def _concatenated(shapes: list[Shape]) -> Shape:
 
 # The layers that merge several inputs (no weights): their output shape from their inputs' shapes
 MERGES: dict[str, Callable[[list[Shape]], Shape]] = {"Add": _added, "Concatenate": _concatenated}
+# Those whose inputs' order does not matter
+COMMUTATIVE = ("Add",)
 
 
 def _read_channels_last(config: dict[str, Any]) -> dict[str, Any]:

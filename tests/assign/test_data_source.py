@@ -38,7 +38,13 @@ def test_a_keras_loader_is_found_with_where_keras_downloads_it(tmp_path, code):
 def test_a_file_beside_the_solution_that_its_code_opens_is_the_data(tmp_path):
     keras_layout(tmp_path / "digits.npz")
     (tmp_path / "unrelated.npz").write_bytes(b"")
-    found = find_data_source(solution('with np.load("digits.npz") as data:\n    x = data["x_train"]'), tmp_path)
+    for leftover in ("cnn.keras", "README.md", "curves.png"):  # named in the code, but no data
+        (tmp_path / leftover).write_bytes(b"")
+    code = (
+        'with np.load("digits.npz") as data:\n    x = data["x_train"]\n'
+        'cnn.save("cnn.keras")  # see "README.md", \'curves.png\''
+    )
+    found = find_data_source(solution(code), tmp_path)
     assert found == DataSource(file=tmp_path / "digits.npz")
     # also when the notebook names it by a path of the author's own machine
     named = solution("data = np.load('/home/author/course/digits.npz')")

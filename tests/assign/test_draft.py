@@ -142,10 +142,12 @@ def test_the_written_spec_loads_back_to_the_models_and_data_of_the_draft(tmp_pat
         calibration="digits.calibration.json", source=DataSource(file=tmp_path / "digits.npz"), data_sha256="ab" * 32,
         image_shape=(8, 8), classes=10, train_samples=1438, test_samples=359, margin=0.035, flatten=False,
         scale=16.0, pad=0, channel_axis=True, preparation="x / 16, shaped (8, 8, 1)",
-        models=(draft_model(trained()),), review=("a note for the instructor",),
+        models=(draft_model(trained()),),
+        review=("a note for the instructor", "Keras said: ValueError:\nshapes differ = 3"),
     )  # fmt: skip
     text = render_spec(draft)
     assert "#  - a note for the instructor" in text and "margin = 0.035" in text
+    assert "#  - Keras said: ValueError: shapes differ = 3" in text  # one comment line, whatever it held
     (tmp_path / "digits.toml").write_text(text)
     spec = load_spec(tmp_path / "digits.toml")
     assert spec.name == 'Digits "CNN"' and spec.data.file == str(tmp_path / "digits.npz")

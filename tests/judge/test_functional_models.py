@@ -83,7 +83,7 @@ def test_an_activation_is_folded_only_into_a_layer_whose_output_it_alone_takes()
     model = keras.Model(rows, layers.Add()([layers.Activation("relu")(linear), linear]))
     parsed = parse_model_config(exported(model))
     assert [(layer.type, layer.activation, layer.inputs) for layer in parsed.layers] == [
-        ("Dense", "linear", None), ("Activation", "relu", None), ("Add", None, (1, 0)),
+        ("Dense", "linear", None), ("Activation", "relu", None), ("Add", None, (0, 1)),
     ]  # fmt: skip
 
 
@@ -97,13 +97,26 @@ def test_models_that_are_not_one_input_to_one_output_are_refused_saying_why():
     dangling = copy.deepcopy(config["layers"][1])
     dangling["name"] = "dangling"
     config["layers"].append(dangling)
-    with pytest.raises(UntrustedDataError, match="2 layers that feed no other"):
+    with pytest.raises(UntrustedDataError, match="layer 'dangling' of the Functional model leads to no output"):
         parse_model_config(config)
     cyclic = exported(two_branch_model())
     node = cyclic["layers"][1]["inbound_nodes"][0]["args"][0]["config"]
     node["keras_history"] = [cyclic["layers"][-1]["name"], 0, 0]
     with pytest.raises(UntrustedDataError, match="feed each other in a cycle"):
         parse_model_config(cyclic)
+
+
+def test_a_spec_s_inputs_are_checked_and_the_layer_before_is_no_input_to_name():
+    from grader.spec.architecture import with_inputs_checked
+
+    stated = with_inputs_checked(
+        (Layer("Dense", units=4), Layer.from_dict({"type": "Dense", "units": 4, "inputs": [0]}),
+         Layer.from_dict({"type": "Add", "inputs": [1, -1]}))
+    )  # fmt: skip
+    assert [layer.inputs for layer in stated] == [None, None, (-1, 1)]
+    for wrong in ([2], ["a"], []):
+        with pytest.raises(ValueError, match="name layers before it by their position"):
+            with_inputs_checked((Layer("Dense", units=4), Layer.from_dict({"type": "Add", "inputs": wrong})))
 
 
 def test_a_spec_states_a_residual_model_with_inputs_and_counts_it():
@@ -116,3 +129,52 @@ def test_a_spec_states_a_residual_model_with_inputs_and_counts_it():
     assert Architecture((8,), layers).param_count() == 72 + 72 + 18
     with pytest.raises(ValueError, match="not from layers before it"):
         Architecture((8,), (Layer.from_dict({"type": "Add", "inputs": [0, 1]}),)).weight_shapes()
+
+
+def test_one_model_is_read_one_way_whatever_order_keras_lists_it_in_or_its_sum_takes():
+    layers = keras.layers
+
+    def branches(swap: bool):
+        rows = keras.Input((6,))
+        first = layers.Activation("relu")(layers.Dense(5)(rows))  # an activation layer on a branch
+        second = layers.Dense(5, activation="tanh")(layers.Dense(3, activation="relu")(rows))
+        return keras.Model(rows, layers.Add()([second, first] if swap else [first, second]))
+
+    one, other = exported(branches(False)), exported(branches(True))
+    other["layers"] = [other["layers"][0], *reversed(other["layers"][1:])]  # listed in another order
+    assert parse_model_config(one) == parse_model_config(other)
+    assert [layer.describe() for layer in parse_model_config(one).layers] == [
+        "Dense(5, relu)", "Dense(3, relu) of the input", "Dense(5, tanh)", "Add of layer 1, layer 3",
+    ]  # fmt: skip
+
+
+def test_a_shared_layer_a_huge_sum_and_two_layers_of_one_name_are_refused():
+    layers = keras.layers
+    rows = keras.Input((6,))
+    shared = layers.Dense(6)
+    with pytest.raises(UntrustedDataError, match="is called 2 times \\(a shared layer\\)"):
+        parse_model_config(exported(keras.Model(rows, shared(shared(rows)))))
+    config = exported(two_branch_model())
+    concatenate = next(entry for entry in config["layers"] if entry["class_name"] == "Concatenate")
+    concatenate["inbound_nodes"][0]["args"][0] *= 500
+    with pytest.raises(UntrustedDataError, match="takes 1000 inputs; at most 16 are graded"):
+        check_rebuildable(config, BOUNDS)
+    twins = exported(two_branch_model())
+    twins["layers"][2]["name"] = twins["layers"][1]["name"]
+    with pytest.raises(UntrustedDataError, match="two layers of the Functional model are named"):
+        parse_model_config(twins)
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        lambda entry: entry.update(build_config={"input_shape": [{"config": 3}, [None, 4]]}),
+        lambda entry: entry.update(class_name=["Dense"]),
+        lambda entry: entry["config"].update(kernel_initializer={"class_name": ["GlorotUniform"], "module": 3}),
+    ],
+)
+def test_malformed_configs_are_refused_as_untrusted_data_not_a_crash(poison):
+    config = exported(two_branch_model())
+    poison(next(entry for entry in config["layers"] if entry["class_name"] in ("Concatenate", "Dense")))
+    with pytest.raises(UntrustedDataError):
+        check_rebuildable(config, BOUNDS)

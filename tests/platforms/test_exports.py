@@ -18,6 +18,7 @@ from grader.cli import cli
 from grader.platforms import exports
 from grader.platforms.exports import PACKAGE
 from grader.spec.exercise import DEFAULT_SPEC, load_spec
+from tests.assign.conftest import shipped_exercise
 
 SPEC = load_spec(DEFAULT_SPEC)
 
@@ -122,11 +123,16 @@ def test_export_refuses_to_overwrite(tmp_path: Path) -> None:
     assert outcome.exit_code == 3 and "exists already" in outcome.output
 
 
-def test_an_exercise_whose_data_is_a_file_ships_it_under_its_own_name(tmp_path: Path, data: Path) -> None:
-    """The notebook opens digits.npz by that name: the platform grades with --data pointing at
-    the bundled copy, which the sandbox places beside the notebook under the spec's name."""
-    spec = load_spec(DEFAULT_SPEC.parent / "digits_cnn.toml")
-    out = exports.export_prairielearn(tmp_path / "pl", spec, data, quick=True)
+def test_an_exercise_whose_data_is_a_file_ships_it_beside_its_spec(tmp_path: Path) -> None:
+    """The notebook opens digits.npz by that name: the file travels beside the spec (its hash
+    checked there before grading), on every platform, and the sandbox places it beside the notebook."""
+    (tmp_path / "exercise").mkdir()
+    spec = load_spec(shipped_exercise("digits_cnn", tmp_path / "exercise"))
+    out = exports.export_prairielearn(tmp_path / "pl", spec, None, quick=True)
     dockerfile = (out / "Dockerfile").read_text()
-    assert "/opt/grader/data/digits.npz" in dockerfile and "/opt/grader/spec/digits_cnn.toml" in dockerfile
-    assert (out / "data" / "digits.npz").read_bytes() == data.read_bytes()
+    assert "--data" not in dockerfile and "COPY data" not in dockerfile
+    assert (out / "spec" / "digits.npz").read_bytes() == Path(str(spec.data.file)).read_bytes()
+    github = exports.export_github(tmp_path / "gh", spec, quick=True, requirement="keras-exercise-grader")
+    assert (github / ".github" / "grader" / "digits.npz").is_file() and (
+        github / "classroom50" / "digits.npz"
+    ).is_file()

@@ -132,8 +132,9 @@ def test_the_evaluator_runs_as_isolated_as_a_kernel(tmp_path):
 
 
 def test_a_data_file_is_served_read_only_in_the_notebooks_folder_and_not_counted_as_written(tmp_path):
-    """Without bubblewrap the kernel gets a read-only copy; with it, the grader's file bound in
-    read-only; either way under the spec's name, in the folder the notebook runs in."""
+    """Without bubblewrap the kernel gets a link to a read-only copy outside what it may write;
+    with it, the grader's file bound in read-only; either way under the spec's name, in the
+    folder the notebook runs in."""
     data = tmp_path / "digits-from-elsewhere.npz"
     data.write_bytes(b"x" * 5000)
     limits = Limits(memory_bytes=2**30, processes=64)
@@ -144,9 +145,11 @@ def test_a_data_file_is_served_read_only_in_the_notebooks_folder_and_not_counted
     with plain:
         served = plain.workdir / "digits.npz"
         assert served.read_bytes() == data.read_bytes() and served.stat().st_mode & 0o777 == 0o444
-        assert plain.written_bytes() == 0
-        (plain.workdir / "written.bin").write_bytes(b"y" * 100)
-        assert plain.written_bytes() == 100
+        # the copy lies outside what the notebook may write: only the link's own bytes count
+        assert served.is_symlink() and plain.written_bytes() == len(str(served.readlink()))
+        served.unlink()  # a notebook may take the name for a file of its own: that one counts
+        served.write_bytes(b"y" * 100)
+        assert plain.written_bytes() == 100 and data.read_bytes() == b"x" * 5000
     wrapped = Sandbox(Isolation("/usr/bin/bwrap", False, False, None, None), limits, tmp_path, data, [data], 60,
                       data_name="digits.npz")  # fmt: skip
     arguments = wrapped._bubblewrap_arguments()

@@ -124,6 +124,10 @@ def test_a_spec_whose_data_is_a_file_finds_it_beside_itself_and_checks_its_hash(
     wrong = file_spec(tmp_path, monkeypatch, "0" * 64)
     with pytest.raises(DataError, match=r"has sha256 .* the spec expects 0000"):
         locate_data(wrong.data)
+    other = tmp_path / "elsewhere.npz"
+    write_keras_layout(other, small_arrays(14))  # --data names another file: its hash is checked too
+    with pytest.raises(DataError, match=r"elsewhere.npz has sha256 .* the spec expects"):
+        locate_data(spec.data, other)
     (tmp_path / "small.npz").unlink()
     with pytest.raises(DataError, match=r"small.npz is missing. It belongs beside the spec"):
         locate_data(spec.data)
@@ -141,3 +145,12 @@ def test_a_data_section_without_a_source_or_with_a_path_is_refused(tmp_path, dat
     spec_path.write_text(SMALL_SPEC.replace('file = "small.npz"', data))
     with pytest.raises(SpecError, match=message):
         load_spec(spec_path)
+
+
+def test_rows_of_one_axis_are_prepared_by_their_scale_with_a_channel_axis_when_asked(tmp_path, monkeypatch):
+    digest = write_keras_layout(tmp_path / "small.npz", small_arrays())
+    data = file_spec(tmp_path, monkeypatch, digest).data
+    rows = dataclasses.replace(data, image_shape=(30,), scale=2.0)
+    assert rows.preprocessing.shape == (30,)
+    assert dataclasses.replace(rows, channel_axis=True).preprocessing.shape == (30, 1)
+    assert rows.preprocessing.apply(np.full((2, 30), 4, "uint8")).max() == 2.0

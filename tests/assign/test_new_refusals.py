@@ -1,0 +1,43 @@
+"""What stops `grader new` before the solution runs, saying what to do; nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from grader.assign.new import default_spec_path, new_exercise
+from grader.errors import SpecError
+from tests.assign.test_data_source import keras_layout
+
+
+@pytest.fixture
+def solution(tmp_path):
+    keras_layout(tmp_path / "digits.npz")
+    path = tmp_path / "digits_cnn_solution.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell('data = np.load("digits.npz")')]), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("out", "arguments", "message"),
+    [
+        ("digits.json", {}, "a spec is a .toml file; name one \\(say digits_cnn.toml\\)"),
+        ("existing.toml", {}, "exists: pass --force to write over it"),
+        ("digits.toml", {"data_path": "mnist.npz"}, "the solution opens digits.npz beside it, which is its data"),
+    ],
+)
+def test_grader_new_refuses_before_running_anything(solution, tmp_path, out, arguments, message):
+    (tmp_path / "existing.toml").write_text("# an instructor's spec\n")
+    extra = {key: tmp_path / value for key, value in arguments.items()}
+    with pytest.raises(SpecError, match=message):
+        new_exercise(solution, tmp_path / out, **extra)
+    assert (tmp_path / "existing.toml").read_text() == "# an instructor's spec\n"
+    assert not (tmp_path / "digits.toml").exists() and not (tmp_path / "digits_cnn_handout.ipynb").exists()
+
+
+def test_the_spec_is_named_after_the_solution():
+    assert default_spec_path(Path("course/lenet_solution.ipynb")) == Path("course/lenet.toml")
+    assert default_spec_path(Path("course/lenet.ipynb")) == Path("course/lenet.toml")
