@@ -531,7 +531,9 @@ def _calibrate(spec_path: Path, seeds: int, chosen: Backend, data_path: Path | N
         task = progress.add_task(f"Training on {chosen.name}", total=seeds * len(spec.fixed_models))
 
         def on_run(name: str, run: dict[str, Any]) -> None:
-            progress.console.print(f"{name} seed {run['seed']}: test accuracy {run['test_accuracy']:.4f}")
+            progress.console.print(
+                f"{name} seed {run['seed']}: test {spec.data.metric.name} {run['test_accuracy']:.4f}"
+            )
             progress.advance(task)
 
         with _native_logs_apart():
@@ -540,7 +542,7 @@ def _calibrate(spec_path: Path, seeds: int, chosen: Backend, data_path: Path | N
     for model in load_spec(spec_path, key).fixed_models:
         assert model.accuracy is not None
         console.print(
-            f"{model.name}: accuracy range {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
+            f"{model.name}: accepted {spec.data.metric.name} {model.accuracy.min:.4f} to {model.accuracy.max:.4f} "
             f"({model.accuracy.derivation})"
         )
     console.print(f"Wrote the runs on {key} into {spec.calibration_path}")
@@ -848,7 +850,9 @@ def new(
     console.print(table)
     console.print(
         f"Data: {draft.source.describe()}, {draft.train_samples:,} training and {draft.test_samples:,} test rows "
-        f"of shape {draft.image_shape}, {draft.classes} classes; prepared as {draft.preparation}.",
+        f"of shape {draft.image_shape}, "
+        f"{f'{draft.classes} classes' if draft.task == 'classification' else 'a number to predict per row'}; "
+        f"prepared as {draft.preparation}.",
         highlight=False,
     )
     console.print(f"Wrote the spec {made.spec} and the handout {made.handout}.", highlight=False)

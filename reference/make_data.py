@@ -24,7 +24,7 @@ SEED = 0
 
 def split(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     order = np.random.RandomState(SEED).permutation(len(x))
-    test = int(round(len(x) * TEST_SHARE))
+    test = round(len(x) * TEST_SHARE)
     train_rows, test_rows = order[test:], order[:test]
     return {"x_train": x[train_rows], "y_train": y[train_rows], "x_test": x[test_rows], "y_test": y[test_rows]}
 
@@ -51,6 +51,16 @@ def breast_cancer() -> dict[str, np.ndarray]:
     return arrays
 
 
+def diabetes() -> dict[str, np.ndarray]:
+    """scikit-learn's diabetes data (442 patients, 10 measurements already centred and scaled;
+    the target a measure of the disease's progress a year on, 25 to 346), as float32."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    # Rounded: the same file wherever scikit-learn's copy is read with another float order.
+    return split(np.round(bunch.data, 6).astype("float32"), bunch.target.astype("float32"))
+
+
 # The sequences: tokens 0 (padding, unused here), 1 to 4 (the markers) and 5 to 49 (noise).
 SEQUENCE_LENGTH, VOCABULARY, MARKERS, SEQUENCES = 24, 50, 4, 3000
 
@@ -66,7 +76,12 @@ def marker_sequences() -> dict[str, np.ndarray]:
     return split(tokens, classes)
 
 
-DATA_SETS = {"digits.npz": digits, "breast_cancer.npz": breast_cancer, "marker_sequences.npz": marker_sequences}
+DATA_SETS = {
+    "digits.npz": digits,
+    "breast_cancer.npz": breast_cancer,
+    "diabetes.npz": diabetes,
+    "marker_sequences.npz": marker_sequences,
+}
 
 
 def main(folder: Path = HERE) -> None:

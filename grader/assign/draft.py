@@ -22,6 +22,8 @@ from grader.spec.preprocessing import Preprocessing
 # The losses of a classifier over several classes, one-hot or integer labels; of a binary one.
 CLASSIFIER_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 BINARY_LOSS = "binary_crossentropy"
+# The losses of a regression (one number per row, from one linear unit)
+REGRESSION_LOSSES = ("mean_squared_error", "mse", "mean_absolute_error", "mae", "huber", "log_cosh")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class ExerciseDraft:
     train_samples: int
     test_samples: int
     margin: float
+    # "classification" or "regression"; a regression's margin is a share of its worst run's error
+    task: str
     # The inputs' preparation, in the spec's terms, and how it was found
     flatten: bool
     scale: float
@@ -73,13 +77,11 @@ def draft_model(model: ModelFacts) -> DraftModel:
     if model.compile is None or fit is None or params is None:
         raise SpecError(f"the solution's model {name} was not compiled and trained: `grader new` reads both")
     loss = model.compile.loss
-    last = model.architecture.layers[-1] if model.architecture.layers else None
-    binary = loss == BINARY_LOSS and last is not None and (last.units, last.activation) == (1, "sigmoid")
-    if loss not in CLASSIFIER_LOSSES and not binary:
+    if task_of(model) is None:
         raise SpecError(
-            f"{name} is trained with the loss {loss!r}; `grader new` writes specs of classifiers: over several "
-            f"classes ({' or '.join(CLASSIFIER_LOSSES)}, a softmax output) or of two ({BINARY_LOSS}, one sigmoid "
-            "unit). Regression tasks are not graded yet."
+            f"{name} is trained with the loss {loss!r}; `grader new` writes specs of classifiers over several "
+            f"classes ({' or '.join(CLASSIFIER_LOSSES)}, a softmax output) or two ({BINARY_LOSS}, one sigmoid unit), "
+            f"and of regressions ({', '.join(REGRESSION_LOSSES)}, one linear unit)"
         )
     unknown = [what for what, value in (("optimizer", model.compile.optimizer), ("batch size", fit.batch_size),
                                         ("epochs", fit.epochs_run)) if value is None]  # fmt: skip
@@ -97,6 +99,18 @@ def draft_model(model: ModelFacts) -> DraftModel:
     )
 
 
+def task_of(model: ModelFacts) -> str | None:
+    """ "classification" or "regression", as ``model``'s loss and output say; None if neither."""
+    loss = model.compile.loss if model.compile else None
+    last = model.architecture.layers[-1] if model.architecture and model.architecture.layers else None
+    output = (last.units, last.activation) if last is not None and last.type == "Dense" else None
+    if loss in CLASSIFIER_LOSSES or (loss == BINARY_LOSS and output == (1, "sigmoid")):
+        return "classification"
+    if loss in REGRESSION_LOSSES and output == (1, "linear"):
+        return "regression"
+    return None
+
+
 def spec_layer(layer: Layer) -> dict[str, Any]:
     """``layer`` as a spec writes it: its type and the options that differ from what the spec
     would assume without them (``{type = "Dense", units = 32, activation = "relu"}``)."""
@@ -109,6 +123,10 @@ def spec_layer(layer: Layer) -> dict[str, Any]:
         except (TypeError, ValueError):  # an option the layer cannot do without
             continue
     return written
+
+
+# A regression's accepted error: up to a tenth above the worst calibration run's
+RELATIVE_MARGIN = 0.1
 
 
 def accuracy_margin(test_rows: int) -> float:

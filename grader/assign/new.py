@@ -19,6 +19,7 @@ import numpy as np
 
 from grader.assign.data_source import DataSource, find_data_source
 from grader.assign.draft import (
+    RELATIVE_MARGIN,
     DraftModel,
     ExerciseDraft,
     accuracy_margin,
@@ -26,6 +27,7 @@ from grader.assign.draft import (
     label_classes,
     render_spec,
     spec_preparation,
+    task_of,
 )
 from grader.assign.handout import make_handout
 from grader.errors import DataError, SpecError
@@ -79,8 +81,16 @@ def new_exercise(
     arrays = load_dataset(data_file, data)
     if not len(arrays.x_test) or not len(arrays.x_train):
         raise SpecError(f"{data_file.name} holds no training or no test rows: a spec needs both")
-    classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train")
     models, preprocessing, outcome, notes = _run_solution(solution, data, data_file, options, arrays.x_train)
+    tasks = {task_of(model) for model in models}
+    task = tasks.pop() if len(tasks) == 1 and None not in tasks else None
+    if task is None:
+        drafted_first = [draft_model(model) for model in models]  # says which model is neither
+        raise SpecError(
+            f"the solution's models ({', '.join(model.name for model in drafted_first)}) are classifiers and "
+            "regressions both: one spec grades one task; make one spec of each"
+        )
+    classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train") if task == "classification" else 0
     input_shape = models[0].architecture.input_shape if models[0].architecture else None
     image_shape = tuple(int(dim) for dim in arrays.x_train.shape[1:])
     preparation, preparation_notes = spec_preparation(preprocessing, image_shape, tuple(input_shape or ()))
@@ -103,7 +113,8 @@ def new_exercise(
         classes=classes,
         train_samples=len(arrays.x_train),
         test_samples=len(arrays.x_test),
-        margin=accuracy_margin(len(arrays.x_test)),
+        margin=accuracy_margin(len(arrays.x_test)) if task == "classification" else RELATIVE_MARGIN,
+        task=task,
         preparation=preprocessing.describe() if preprocessing else "not derived",
         models=drafted,
         review=(*notes, *preparation_notes, *_data_review(source, data_file), *_review(drafted, outcome)),

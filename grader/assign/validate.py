@@ -72,7 +72,7 @@ def _accuracy_ranges(spec: Spec) -> Finding:
     ranges = [
         f"{model.name} {model.accuracy.min:.4f}–{model.accuracy.max:.4f}" for model in spec.models if model.accuracy
     ]
-    return Finding("calibration", True, "accuracy ranges: " + ", ".join(ranges))
+    return Finding("calibration", True, f"accepted {spec.data.metric.name}: " + ", ".join(ranges))
 
 
 def solution_finding(result: SubmissionResult) -> Finding:

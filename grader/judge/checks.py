@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import FitFacts, ModelFacts, described
-from grader.spec.exercise import ModelSpec, Spec
+from grader.spec.exercise import ACCURACY, Metric, ModelSpec, Spec
 from grader.spec.layers import SHAPE_ONLY, Layer
 
 Status = Literal["pass", "fail", "error", "skipped"]
@@ -109,7 +109,10 @@ def _scored(model_spec: ModelSpec, kind: str, status: Status, expected: Any, act
 # Checks that need full training; quick mode skips them for every submission,
 # so that every quick grade is out of the same points.
 FULL_TRAINING_CHECKS = ("accuracy",)
-QUICK_SKIP_MESSAGE = "Quick mode trains for one epoch on a slice: test accuracy is checked only in a full run."
+
+
+def quick_skip_message(metric: Metric) -> str:
+    return f"Quick mode trains for one epoch on a slice: test {metric.name} is checked only in a full run."
 
 
 def max_points(spec: Spec, quick: bool) -> float:
@@ -125,7 +128,7 @@ def max_points(spec: Spec, quick: bool) -> float:
 def checks_not_run(model_spec: ModelSpec, message: str, quick: bool) -> list[CheckResult]:
     """A model's checks when it could not be graded: errors, but skipped where the mode skips them."""
     return [
-        _scored(model_spec, kind, "skipped", None, None, QUICK_SKIP_MESSAGE)
+        _scored(model_spec, kind, "skipped", None, None, quick_skip_message(model_spec.metric))
         if quick and kind in FULL_TRAINING_CHECKS
         else _scored(model_spec, kind, "error", None, None, message)
         for kind in model_spec.points
@@ -287,7 +290,7 @@ def check_training(
         "test_images": facts.test_rows,
         "steps_outside_fit": outside,
     }
-    problems = _integrity_problems(facts, evaluation)
+    problems = _integrity_problems(facts, evaluation, model_spec.metric)
     if not problems and any(row != train_samples for row in rows):
         problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
     if batch_sizes != [model_spec.batch_size]:
@@ -300,7 +303,7 @@ def check_training(
     return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
 
 
-def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> list[str]:
+def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric: Metric) -> list[str]:
     """What the model was trained on, as far as it disqualifies the training: weights that its
     training did not produce, test images (seen by their fingerprints, or by what the grader
     measured), or images the grader cannot see."""
@@ -310,7 +313,7 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> lis
             f"its weights are not all its own training's: {described(facts.weight_changes)}; train it with fit alone, "
             "without putting weights into it"
         )
-    advantage = test_advantage(evaluation)
+    advantage = test_advantage(evaluation) if metric is ACCURACY else None  # an error rate's statistics
     if facts.test_rows > TEST_ROWS_TOLERATED:
         # What Keras drew is sampled: then the count is a lower bound.
         counted = (
@@ -361,48 +364,55 @@ def _unfinished(fit: FitFacts) -> str:
     )
 
 
-def _unmeasured(facts: ModelFacts, evaluation: Evaluation | None, expected: Any, quick: bool) -> Verdict | None:
+def _unmeasured(
+    facts: ModelFacts, evaluation: Evaluation | None, expected: Any, quick: bool, metric: Metric
+) -> Verdict | None:
     """The accuracy verdict when there is no accuracy to judge: skipped, or why it is missing."""
     if quick:
-        return "skipped", expected, None, QUICK_SKIP_MESSAGE
+        return "skipped", expected, None, quick_skip_message(metric)
     if facts.architecture is None:
         return _unreadable(facts)
     if evaluation is None or evaluation.accuracy is None:
         reason = evaluation.error if evaluation else "the model was not evaluated"
-        return "error", expected, None, f"The grader could not measure the test accuracy of {facts.name}: {reason}."
+        return (
+            "error",
+            expected,
+            None,
+            (f"The grader could not measure the test {metric.name} of {facts.name}: {reason}."),
+        )
     return None
 
 
 def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluation | None, quick: bool) -> Verdict:
-    bounds = model_spec.accuracy
+    """The grader's measurement of the model on the test rows within the accepted range: an
+    accuracy at least its lowest, an error at most its highest; doing better than the
+    reference runs never costs points."""
+    bounds, metric = model_spec.accuracy, model_spec.metric
     expected = {"min": bounds.min, "max": bounds.max} if bounds else None
-    unmeasured = _unmeasured(facts, evaluation, expected, quick)
+    unmeasured = _unmeasured(facts, evaluation, expected, quick, metric)
     if unmeasured is not None:
         return unmeasured
     assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
-    accuracy = evaluation.accuracy
+    value = evaluation.accuracy
     assert bounds is not None  # the pipeline requires ranges for full grading
-    # Doing better than the reference never costs points: only the lower bound is a bound.
-    if accuracy >= bounds.min:
-        above = " It is above what the reference runs reach: well done." if accuracy > bounds.max else ""
-        return (
-            "pass",
-            expected,
-            accuracy,
-            f"Test accuracy {accuracy:.4f}, measured by the grader, is at least {bounds.min:.4f}.{above}",
-        )
+    bound, best = (bounds.min, bounds.max) if metric.higher_is_better else (bounds.max, bounds.min)
+    measured = f"Test {metric.name} {value:.4f}, measured by the grader"
+    if not metric.beyond(bound, value):  # at the bound, or better
+        beyond = "above what the reference runs reach" if metric.higher_is_better else "below every reference run's"
+        better = f" It is {beyond}: well done." if metric.beyond(value, best) else ""
+        relation = "at least" if metric.higher_is_better else "at most"
+        return "pass", expected, value, f"{measured}, is {relation} {bound:.4f}.{better}"
     if not facts.fits:
         advice = f"{facts.name} was never trained."
     else:
-        advice = (
-            "Check the preprocessing (flatten, divide by 255, one-hot labels), the layers and the number of epochs."
-        )
+        advice = "Check the preprocessing (the inputs' scale, the labels' form), the layers and the number of epochs."
+    relation = "below the lowest" if metric.higher_is_better else "above the highest"
     return (
         "fail",
         expected,
-        accuracy,
-        f"Test accuracy {accuracy:.4f}, measured by the grader on the test set, is below the lowest accepted "
-        f"{bounds.min:.4f} (the reference runs reach {bounds.min:.4f} to {bounds.max:.4f}). {advice}",
+        value,
+        f"{measured} on the test set, is {relation} accepted {bound:.4f} (the reference runs reach "
+        f"{bounds.min:.4f} to {bounds.max:.4f}). {advice}",
     )
 
 
@@ -433,15 +443,18 @@ def doctored_history_warnings(
         if evaluation is None or evaluation.accuracy is None or not fits:
             continue
         last = fits[-1]
-        claims = last.history.get("val_accuracy") or last.history.get("val_acc")
+        metric = spec.data.metric
+        claims = next((last.history[key] for key in metric.history_keys if last.history.get(key)), None)
         on_test_set = (
             last.validation_rows == spec.data.test_samples
             and (last.validation_test_rows or 0) >= (1 - TEST_SET_SHARE) * spec.data.test_samples
         )
         final = claims[-1] if claims else None
-        if final is not None and on_test_set and abs(final - evaluation.accuracy) > HISTORY_TOLERANCE:
+        # An error has the scale of the targets: its tolerance, a share of it.
+        tolerance = HISTORY_TOLERANCE * (1.0 if metric.higher_is_better else max(1.0, evaluation.accuracy))
+        if final is not None and on_test_set and abs(final - evaluation.accuracy) > tolerance:
             warnings.append(
-                f"{name}'s training history claims a final validation accuracy of {final:.4f} on the test "
+                f"{name}'s training history claims a final validation {metric.name} of {final:.4f} on the test "
                 f"set, but its trained weights reach {evaluation.accuracy:.4f}: the history was altered. "
                 f"The grade uses {evaluation.accuracy:.4f}, measured by the grader."
             )
@@ -521,7 +534,7 @@ def _improvement_training(facts: ModelFacts, evaluation: Evaluation | None) -> V
         "test_images": facts.test_rows,
         "steps_outside_fit": facts.steps_outside_fit,
     }
-    problems = [*_integrity_problems(facts, evaluation), *_completion_problems(facts)]
+    problems = [*_integrity_problems(facts, evaluation, ACCURACY), *_completion_problems(facts)]  # no regression
     if problems:
         return "fail", None, actual, f"In fit(...), {'; '.join(problems)}."
     return "pass", None, actual, "Trained on the training images only, every epoch of every fit completed."
@@ -550,7 +563,7 @@ def _improvement_accuracy(
 ) -> Verdict:
     bounds = model_spec.accuracy
     expected = {"min": bounds.min, "baseline": model_spec.baseline} if bounds else None
-    unmeasured = _unmeasured(facts, evaluation, expected, quick)
+    unmeasured = _unmeasured(facts, evaluation, expected, quick, model_spec.metric)
     if unmeasured is not None:
         return unmeasured
     assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
@@ -569,11 +582,16 @@ def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluatio
         facts, evaluation, bounds = models.get(model_spec.name), evaluations.get(model_spec.name), model_spec.accuracy
         if model_spec.kind != "fixed" or facts is None or evaluation is None or evaluation.accuracy is None:
             continue
-        if bounds is not None and evaluation.accuracy > bounds.max:
+        if bounds is None:
+            continue
+        metric = model_spec.metric
+        best = bounds.max if metric.higher_is_better else bounds.min
+        if metric.beyond(evaluation.accuracy, best):
             epochs = sum(fit.epochs_completed for fit in facts.fits)
+            side = "above" if metric.higher_is_better else "below"
             warnings.append(
-                f"{model_spec.name} reaches {evaluation.accuracy:.4f}, above every reference run ({bounds.max:.4f} "
-                f"at most): it was trained for {epochs} epochs on {facts.test_rows:,} test images by the "
-                "fingerprints; for the instructor to look at, not a fault"
+                f"{model_spec.name} reaches {evaluation.accuracy:.4f}, {side} every reference run ({best:.4f} "
+                f"at {'most' if metric.higher_is_better else 'least'}): it was trained for {epochs} epochs on "
+                f"{facts.test_rows:,} test images by the fingerprints; for the instructor to look at, not a fault"
             )
     return warnings

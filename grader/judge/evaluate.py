@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import math
 import os
 import select
 import shutil
@@ -45,7 +44,7 @@ from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.run.watchdog import Watchdog
 from grader.spec.architecture import Architecture
-from grader.spec.exercise import DataSpec
+from grader.spec.exercise import DataSpec, Metric
 
 EVALUATOR_TIMEOUT_SECONDS = 600
 # What the evaluator printed while it answered one request, kept to its last this many bytes.
@@ -126,7 +125,7 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
         evaluator.empty_inbox()
     printed.append(evaluator.printed)
     try:
-        evaluation, grader_fault = _read_answer(answer)
+        evaluation, grader_fault = _read_answer(answer, recipe.data.metric)
     except (ValueError, KeyError, TypeError) as error:
         _discard(evaluator)
         return Evaluation(None, f"the grader's evaluator answered for this model with what is no evaluation ({error})")
@@ -138,14 +137,14 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
     return evaluation
 
 
-def _read_answer(line: str) -> tuple[Evaluation, str | None]:
+def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
     """An evaluation as the evaluator answered it, checked as untrusted data."""
     answer = json.loads(line)
     raw, fault = answer["evaluation"], answer["grader_fault"]
     evaluation = Evaluation(
-        accuracy=_share(raw.get("accuracy")),
+        accuracy=_measurement(raw.get("accuracy"), metric),
         error=_text(raw.get("error")),
-        train_accuracy=_share(raw.get("train_accuracy")),
+        train_accuracy=_measurement(raw.get("train_accuracy"), metric),
         preprocessing=_text(raw.get("preprocessing")),
         preprocessing_derived=raw.get("preprocessing_derived", True) is True,
     )
@@ -154,11 +153,18 @@ def _read_answer(line: str) -> tuple[Evaluation, str | None]:
     return evaluation, _text(fault)
 
 
-def _share(value: Any) -> float | None:
+# The largest mean absolute error taken as one: past it, the answer is no measurement.
+MAX_ERROR = 1e12
+
+
+def _measurement(value: Any, metric: Metric) -> float | None:
+    """An accuracy (a share, 0 to 1) or an error (0 or more), as the metric is; ``ValueError``
+    for anything else."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1 or math.isnan(value):
-        raise ValueError(f"an accuracy of {str(value)[:40]}")
+    highest = 1.0 if metric.higher_is_better else MAX_ERROR
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= highest:
+        raise ValueError(f"a measured {metric.name} of {str(value)[:40]}")
     return float(value)
 
 
@@ -204,7 +210,10 @@ class _Evaluator:
         except BaseException:
             self.stop()
             raise
-        if not isinstance(canary, dict) or _accuracy_or_none(canary.get("accuracy")) is None:
+        measured = (
+            _measurement_or_none(canary.get("accuracy"), self.recipe.data.metric) if isinstance(canary, dict) else None
+        )
+        if measured is None:
             self.stop()
             why = str(canary.get("error") if isinstance(canary, dict) else canary)[:MAX_TEXT]
             raise GraderFault(f"the grader's evaluator cannot measure the exercise's own model ({why})", {})
@@ -321,9 +330,9 @@ class _Evaluator:
         self._log.close()
 
 
-def _accuracy_or_none(value: Any) -> float | None:
+def _measurement_or_none(value: Any, metric: Metric) -> float | None:
     try:
-        return _share(value)
+        return _measurement(value, metric)
     except ValueError:
         return None
 

@@ -1,15 +1,17 @@
 """The evaluator process: rebuilds each exported model from its config through Keras' own
 deserialisation, restricted to the grader's allowlist and bounds, loads its weights as plain
 arrays, prepares the test images as the notebook prepared its training images, and measures
-the model's accuracy on the test images and on as many training images. Run as
+the model's accuracy (a regression's mean absolute error) on the test images and on as many
+training images. Run as
 ``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``, in a sandbox of its own, as
 untrusted as a kernel: what it rebuilds comes from a student's kernel.
 
 Its input is one JSON object per line, its output one answer per line:
 - first ``{"setup": ...}``: the data set (read from the path it names), the bounds of what it
-  rebuilds, and the canary, the exercise's own model; the answer is the canary's accuracy (a
-  number, with seeded weights) or why it could not be measured: the grader uses it to tell an
-  evaluator that works from one that does not;
+  rebuilds, and the canary, the exercise's own model; the answer is the canary's metric (its
+  accuracy, or a regression's mean absolute error, under the key "accuracy"; with seeded
+  weights) or why it could not be measured: the grader uses it to tell an evaluator that works
+  from one that does not;
 - then one request per model: its config, weights and training sample, files in the inbox
   the grader wrote; the answer is its evaluation, and a fault of the grader's (a file it could
   not read), if any.
@@ -56,6 +58,15 @@ def measured_accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> flo
     else:
         predicted = np.argmax(outputs, axis=1)
     return round(float(np.mean(predicted == labels.reshape(len(labels)))), 6)
+
+
+def measured(model: Any, rows: np.ndarray, targets: np.ndarray, data: DataSpec) -> float:
+    """The exercise's metric of ``model`` on ``rows``: a classifier's accuracy, or a
+    regression's mean absolute error, to 6 decimals."""
+    if data.task == "regression":
+        predicted = model.predict(rows, batch_size=1000, verbose=0).reshape(len(targets), -1)[:, 0]
+        return round(float(np.mean(np.abs(predicted.astype("float64") - targets.astype("float64")))), 6)
+    return measured_accuracy(model, rows, targets)
 
 
 def _untrusted(read: Any, path: str, limit: int) -> Any:
@@ -116,7 +127,7 @@ class Evaluator:
             keras.utils.set_random_seed(CANARY_SEED)
             model = build_model(Architecture.from_dict(architecture))
             images = self.data.preprocessing.apply(self.dataset.x_test)
-            return {"accuracy": measured_accuracy(model, images, self.dataset.y_test)}
+            return {"accuracy": measured(model, images, self.dataset.y_test, self.data)}
         except Exception as error:
             return {"error": f"{type(error).__name__}: {error}"}
 
@@ -135,8 +146,8 @@ class Evaluator:
                 entry["sample"], self.dataset, self.fingerprints, self.data, input_shape
             )
             evaluation |= {
-                "accuracy": measured_accuracy(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test),
-                "train_accuracy": measured_accuracy(model, preprocessing.apply(self.seen), self.seen_labels),
+                "accuracy": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
+                "train_accuracy": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
                 "preprocessing": preprocessing.describe(),
                 "preprocessing_derived": derived,
             }

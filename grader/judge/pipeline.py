@@ -180,8 +180,13 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         *doctored_history_warnings(spec, models, evaluations),
         *above_the_band_warnings(spec, models, evaluations),
         *preprocessing_warnings(evaluations),
-        *claim_warnings(
-            find_claims(submission.notebook, spec, _improvement_cell(spec, models)), models, evaluations, checks
+        # What a notebook says of its accuracy; a regression's error is not read from its text
+        *(
+            claim_warnings(
+                find_claims(submission.notebook, spec, _improvement_cell(spec, models)), models, evaluations, checks
+            )
+            if spec.data.metric.higher_is_better
+            else []
         ),
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)

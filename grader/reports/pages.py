@@ -288,11 +288,12 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
         for name, calibration in spec.calibration.models.items()
         if calibration.later_epoch_seconds and run.mode == "full"
     }
+    metric = spec.data.metric.name
     figures = {
         "scores": plots.score_histogram(summary.scores, summary.max_score) if summary.submissions else None,
         "checks": plots.pass_rates(summary.check_rates) if summary.check_rates else None,
         "accuracy": plots.distribution(
-            summary.accuracy, "test accuracy, measured by the grader", "Test accuracy", accepted, "accepted range"
+            summary.accuracy, f"test {metric}, measured by the grader", f"Test {metric}", accepted, "accepted range"
         ),
         "epochs": plots.distribution(
             summary.epoch_seconds,
@@ -306,6 +307,7 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
     written = written_progress(run)
     return _templates.get_template("index.html.j2").render(
         run=run,
+        metric=metric,
         improvement=improvement,
         board=leaderboard(run, improvement.name) if improvement else (),
         similarity=similarity,

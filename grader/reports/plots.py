@@ -43,12 +43,14 @@ def _data_uri(figure: Figure) -> str:
 
 
 def learning_curves(history: Mapping[str, Sequence[float | None]], bands: Mapping[str, Band]) -> str | None:
-    """Loss and accuracy per epoch, training and validation, over the reference band."""
+    """Loss and accuracy (a regression's: its mean absolute error) per epoch, training and
+    validation, over the reference band."""
     if not history and not bands:
         return None
+    second = ("mae", "Mean absolute error") if "mae" in {*history, *bands} - {"accuracy"} else ("accuracy", "Accuracy")
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
-        for axis, metric, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
+        for axis, metric, title in ((axes[0], "loss", "Loss"), (axes[1], *second)):
             sides = ((metric, TRAIN_COLOR, "training"), (f"val_{metric}", VALIDATION_COLOR, "validation"))
             for key, color, label in sides:
                 band = bands.get(key)

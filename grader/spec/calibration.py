@@ -17,7 +17,7 @@ from typing import Any
 
 from grader.errors import SpecError
 
-CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "mae", "val_mae")  # a regression's: its error
 # Format 1 held one machine's runs, on TensorFlow; format 2 holds them per backend and device kind.
 CALIBRATION_FORMAT = 2
 DEFAULT_KEY = "tensorflow/cpu"

@@ -38,6 +38,29 @@ DEFAULT_SPEC = _default_spec()
 LAYER_KEYS = {field.name for field in fields(Layer)}
 
 
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What the grader measures of a model on the test rows: a classifier's accuracy (higher is
+    better) or a regression's mean absolute error (lower is better); the names Keras gives it
+    in a training history's validation entries."""
+
+    name: str
+    higher_is_better: bool
+    history_keys: tuple[str, ...]
+
+    def beyond(self, value: float, bound: float) -> bool:
+        """Whether ``value`` is better than ``bound``."""
+        return value > bound if self.higher_is_better else value < bound
+
+
+ACCURACY = Metric("accuracy", True, ("val_accuracy", "val_acc"))
+MEAN_ABSOLUTE_ERROR = Metric("mean absolute error", False, ("val_mae", "val_mean_absolute_error"))
+METRICS = {"classification": ACCURACY, "regression": MEAN_ABSOLUTE_ERROR}
+
+
 @dataclass(frozen=True)
 class DataSpec:
     # The keras.datasets loader the grader serves the arrays to ("" when there is none)
@@ -57,6 +80,12 @@ class DataSpec:
     # The data file beside the spec (absolute), placed read-only in the folder every notebook
     # runs in under its own name, for notebooks that open it (``np.load("digits.npz")``)
     file: str | None = None
+    # "classification" (integer classes) or "regression" (a number per row)
+    task: str = "classification"
+
+    @property
+    def metric(self) -> Metric:
+        return METRICS[self.task]
 
     @property
     def name(self) -> str:
@@ -109,6 +138,8 @@ class ModelSpec:
     kind: ModelKind = "fixed"
     baseline: str | None = None
     max_params: int | None = None
+    # What its accuracy check measures (a regression's: the mean absolute error)
+    metric: Metric = ACCURACY
 
     @property
     def loss(self) -> str:
@@ -199,6 +230,9 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
     data = raw["data"]
     if "keras_dataset" not in data and "file" not in data:
         raise ValueError("[data] names neither a `keras_dataset` loader nor a data `file` beside the spec")
+    task = str(data.get("task", "classification"))
+    if task not in TASKS:
+        raise ValueError(f"[data] task = {task!r}; known tasks: {', '.join(TASKS)}")
     if "file" in data and (Path(str(data["file"])).name != data["file"] or data["file"] in (".", "..")):
         raise ValueError(f"[data] file = {data['file']!r}: name a file in the spec's own folder, without a path")
     data_spec = DataSpec(
@@ -206,7 +240,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         url=data.get("url"),
         file_sha256=data.get("file_sha256"),
         image_shape=tuple(int(dim) for dim in data["image_shape"]),
-        classes=int(data["classes"]),
+        classes=int(data["classes"]) if task == "classification" else int(data.get("classes", 0)),
         train_samples=int(data["train_samples"]),
         test_samples=int(data["test_samples"]),
         flatten=bool(data.get("flatten", False)),
@@ -214,6 +248,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         pad=int(data.get("pad", 0)),
         channel_axis=bool(data.get("channel_axis", False)),
         file=str(path.parent / data["file"]) if "file" in data else None,
+        task=task,
     )
     defaults = raw.get("defaults", {})
     points = raw["points"]
@@ -235,6 +270,8 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         if kind not in MODEL_KINDS:
             raise ValueError(f"{name} has kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
         improvement = kind == "improvement"
+        if improvement and task == "regression":
+            raise ValueError(f"{name} is an improvement of a regression, which is not graded yet: make it fixed")
         models.append(
             ModelSpec(
                 name=name,
@@ -249,10 +286,11 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
                 # An improvement's training is its own: these are the exercise's, not checked.
                 batch_size=int(settings.get("batch_size", 0) if improvement else settings["batch_size"]),
                 epochs=int(settings.get("epochs", 0) if improvement else settings["epochs"]),
-                accuracy=_accuracy_range(name, settings, accuracy_section, calibration),
+                accuracy=_accuracy_range(name, settings, accuracy_section, calibration, data_spec.metric),
                 points={kind: float(points[kind]) for kind in CHECK_KINDS if kind in points},
                 baseline=str(settings["baseline"]) if improvement else None,
                 max_params=int(settings["max_params"]) if "max_params" in settings else None,
+                metric=data_spec.metric,
             )
         )
     names = [model.name for model in models]
@@ -285,7 +323,7 @@ def _layer(model: str, entry: dict[str, Any]) -> Layer:
 
 
 def _accuracy_range(
-    name: str, settings: dict[str, Any], section: dict[str, Any], calibration: Calibration
+    name: str, settings: dict[str, Any], section: dict[str, Any], calibration: Calibration, metric: Metric = ACCURACY
 ) -> AccuracyRange | None:
     """A fixed model's range: set by hand, or its calibration runs widened by the margin. An
     improvement's: from its ``min_accuracy``, else its baseline's range, up to 1."""
@@ -302,11 +340,15 @@ def _accuracy_range(
     runs = calibration.models[name].test_accuracies if name in calibration.models else ()
     if not runs:
         return None
-    margin = float(section.get("margin", 0.0))
     low, high = min(runs), max(runs)
+    # A figure, or a share of the highest run (a regression's error has the scale of its targets)
+    margin = float(section.get("margin", 0.0))
+    if "relative_margin" in section:
+        margin = float(section["relative_margin"]) * high
+    ceiling = 1.0 if metric.higher_is_better else math.inf  # an accuracy, or an error
     return AccuracyRange(
         min=round(max(0.0, low - margin), 4),
-        max=round(min(1.0, high + margin), 4),
+        max=round(min(ceiling, high + margin), 4),
         derivation=f"{len(runs)} calibration runs on {calibration.key} gave {low:.4f} to {high:.4f}, "
-        f"widened by {margin:g} each side",
+        f"widened by {margin:.4g} each side",
     )

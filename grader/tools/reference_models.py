@@ -37,5 +37,6 @@ def compiled_reference(model_spec: ModelSpec, spec: Spec, **compile_options: Any
     optimizer = keras.optimizers.get(
         {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
     )
-    model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=["accuracy"], **compile_options)
+    metric = "mae" if spec.data.task == "regression" else "accuracy"
+    model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=[metric], **compile_options)
     return model

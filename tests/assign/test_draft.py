@@ -20,6 +20,7 @@ from grader.assign.draft import (
     render_spec,
     spec_layer,
     spec_preparation,
+    task_of,
     toml_value,
 )
 from grader.errors import SpecError
@@ -58,8 +59,12 @@ def test_a_trained_model_becomes_a_fixed_model_with_its_count_and_training():
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (trained(loss="binary_crossentropy"), "loss 'binary_crossentropy'.*one sigmoid unit.*Regression tasks are not"),
-        (trained(loss="mean_squared_error"), "loss 'mean_squared_error'"),
+        (
+            trained(loss="binary_crossentropy"),
+            "loss 'binary_crossentropy'.*or two .binary_crossentropy, one sigmoid unit",
+        ),
+        (trained(loss="mean_squared_error"), "loss 'mean_squared_error'.*regressions .*one linear unit"),
+        (trained(loss="poisson"), "loss 'poisson'"),
         (trained(fits=()), "was not compiled and trained"),
         (trained(fits=(fit(batch_size=None),)), "does not show its batch size"),
     ],
@@ -140,8 +145,8 @@ def test_the_written_spec_loads_back_to_the_models_and_data_of_the_draft(tmp_pat
     draft = ExerciseDraft(
         name='Digits "CNN"', solution="digits_solution.ipynb", handout="digits_handout.ipynb",
         calibration="digits.calibration.json", source=DataSource(file=tmp_path / "digits.npz"), data_sha256="ab" * 32,
-        image_shape=(8, 8), classes=10, train_samples=1438, test_samples=359, margin=0.035, flatten=False,
-        scale=16.0, pad=0, channel_axis=True, preparation="x / 16, shaped (8, 8, 1)",
+        image_shape=(8, 8), classes=10, train_samples=1438, test_samples=359, margin=0.035, task="classification",
+        flatten=False, scale=16.0, pad=0, channel_axis=True, preparation="x / 16, shaped (8, 8, 1)",
         models=(draft_model(trained()),),
         review=("a note for the instructor", "Keras said: ValueError:\nshapes differ = 3"),
     )  # fmt: skip
@@ -166,9 +171,28 @@ def test_a_loader_s_spec_names_the_loader_and_its_download():
         ExerciseDraft(
             name="MNIST", solution="s.ipynb", handout="h.ipynb", calibration="c.json",
             source=DataSource(keras_dataset="mnist", url="https://example.org/mnist.npz"), data_sha256="cd" * 32,
-            image_shape=(28, 28), classes=10, train_samples=60000, test_samples=10000, margin=0.01, flatten=True,
-            scale=255.0, pad=0, channel_axis=False, preparation="x / 255, shaped (784,)", models=(), review=(),
+            image_shape=(28, 28), classes=10, train_samples=60000, test_samples=10000, margin=0.01,
+            task="classification", flatten=True, scale=255.0, pad=0, channel_axis=False,
+            preparation="x / 255, shaped (784,)", models=(), review=(),
         )
     )  # fmt: skip
     data = tomllib.loads(draft_text)["data"]
     assert data["keras_dataset"] == "mnist" and data["url"] == "https://example.org/mnist.npz" and "file" not in data
+
+
+def test_a_regression_is_one_linear_unit_on_a_regression_loss_and_its_spec_says_so(tmp_path):
+    hidden, output = Layer("Dense", units=16, activation="relu"), Layer("Dense", units=1, activation="linear")
+    regression = dataclasses.replace(trained(loss="mse"), architecture=Architecture((10,), (hidden, output)))
+    assert task_of(regression) == "regression" and task_of(trained()) == "classification"
+    assert task_of(dataclasses.replace(regression, architecture=Architecture((10,), (hidden,)))) is None
+    (tmp_path / "diabetes.npz").write_bytes(b"")
+    draft = ExerciseDraft(
+        name="Diabetes", solution="s.ipynb", handout="h.ipynb", calibration="c.json",
+        source=DataSource(file=tmp_path / "diabetes.npz"), data_sha256="ef" * 32, image_shape=(10,), classes=0,
+        train_samples=354, test_samples=88, margin=0.1, task="regression", flatten=False, scale=1.0, pad=0,
+        channel_axis=False, preparation="x, shaped (10,)", models=(draft_model(regression),), review=(),
+    )  # fmt: skip
+    (tmp_path / "diabetes.toml").write_text(render_spec(draft))
+    spec = load_spec(tmp_path / "diabetes.toml")
+    assert spec.data.task == "regression" and spec.data.classes == 0 and spec.models[0].loss == "mse"
+    assert tomllib.loads(render_spec(draft))["accuracy"] == {"calibration": "c.json", "relative_margin": 0.1}

@@ -80,9 +80,11 @@ def test_a_wrong_variant_elsewhere_loses_the_checks_it_gets_wrong_and_no_other(a
         ("breast_cancer", 4, 'layers.Dense(8, activation="relu")', 'layers.Dense(16, activation="relu")'),
         # a sequence model (Embedding, GRU) reading with an LSTM
         ("marker_sequences", 4, "layers.LSTM(16)", "layers.GRU(16)"),
+        # a regression (one linear unit, the mean squared error) with a layer of 24 for 16
+        ("diabetes", 4, 'layers.Dense(24, activation="relu")', 'layers.Dense(16, activation="relu")'),
     ],
 )
-def test_a_wrong_variant_of_the_binary_and_of_the_sequence_exercise_loses_architecture_and_size(
+def test_a_wrong_variant_of_the_binary_the_sequence_and_the_regression_exercise_loses_architecture_and_size(
     stem, cell, wrong, right, tmp_path
 ):
     spec = shipped_exercise(stem, tmp_path)
@@ -98,3 +100,16 @@ def test_a_wrong_variant_of_the_binary_and_of_the_sequence_exercise_loses_archit
     verdicts = {check.id.removeprefix(f"{model}."): check.status for check in result.checks}
     assert verdicts == {"architecture": "fail", "params": "fail", "optimizer": "pass", "training": "pass",
                         "accuracy": "skipped"}, result.checks  # fmt: skip
+
+
+def test_a_regression_is_graded_in_full_mode_by_the_error_the_grader_measures(tmp_path):
+    """The evaluator measures the solution's mean absolute error on the test rows, in its own
+    process; the check passes it against the calibration's range, lower being better."""
+    spec = shipped_exercise("diabetes", tmp_path)
+    result = grade_safely(
+        tmp_path / "diabetes_solution.ipynb", prepare_context(GradingOptions(quick=False), spec)
+    ).result
+    check = next(check for check in result.checks if check.id == "regressor.accuracy")
+    assert check.status == "pass" and check.message.startswith("Test mean absolute error ")
+    assert 30 < check.actual < check.expected["max"] and result.score == result.max_score
+    assert result.models["regressor"].test_accuracy == check.actual

@@ -66,7 +66,7 @@ def test_every_shipped_mnist_spec_validates(spec, mnist_path):
     assert "ready to grade" in outcome.output
 
 
-@pytest.mark.parametrize("stem", ["digits_cnn", "breast_cancer", "marker_sequences"])
+@pytest.mark.parametrize("stem", ["digits_cnn", "breast_cancer", "marker_sequences", "diabetes"])
 def test_every_shipped_exercise_with_a_data_file_validates(stem, tmp_path):
     outcome = CliRunner().invoke(cli, ["validate", "--spec", str(shipped_exercise(stem, tmp_path))])
     assert outcome.exit_code == 0, outcome.output
