@@ -313,7 +313,7 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric
             f"its weights are not all its own training's: {described(facts.weight_changes)}; train it with fit alone, "
             "without putting weights into it"
         )
-    advantage = test_advantage(evaluation) if metric is ACCURACY else None  # an error rate's statistics
+    advantage = test_advantage(evaluation) if metric.higher_is_better else None  # an error rate's statistics
     if facts.test_rows > TEST_ROWS_TOLERATED:
         # What Keras drew is sampled: then the count is a lower bound.
         counted = (

@@ -71,3 +71,46 @@ def test_every_shipped_exercise_with_a_data_file_validates(stem, tmp_path):
     outcome = CliRunner().invoke(cli, ["validate", "--spec", str(shipped_exercise(stem, tmp_path))])
     assert outcome.exit_code == 0, outcome.output
     assert "ready to grade" in outcome.output
+
+
+RESIDUAL_CNN = """### BEGIN SOLUTION
+images = keras.Input(shape=(8, 8, 1))
+stem = layers.Conv2D(16, 3, padding="same", activation="relu")(images)
+inner = layers.Conv2D(16, 3, padding="same", activation="relu")(stem)
+joined = layers.Add()([inner, stem])
+pooled = layers.Flatten()(layers.MaxPooling2D(2)(joined))
+cnn = keras.Model(images, layers.Dense(10, activation="softmax")(pooled))
+cnn.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss="categorical_crossentropy", metrics=["accuracy"])
+history = cnn.fit(x_train, y_train, batch_size=32, epochs=20, validation_data=(x_test, y_test), verbose=0)
+### END SOLUTION"""
+
+
+@pytest.mark.parametrize(
+    ("stem", "replace", "written"),
+    [
+        # a residual block, in a Functional model
+        ("digits_cnn", RESIDUAL_CNN, '{ type = "Add", inputs = [0, 1] }'),
+        # a recurrent layer both ways
+        ("marker_sequences", ("layers.GRU(16)", "layers.Bidirectional(layers.GRU(16))"),
+         '{ type = "Bidirectional", units = 16, wrapped = "GRU" }'),
+    ],
+)  # fmt: skip
+def test_new_layers_go_through_grader_new_and_validate_end_to_end(stem, replace, written, tmp_path):
+    """A solution with a residual block or a Bidirectional layer: `grader new` reads it from the
+    kernel into a spec, calibrates it, and `grader validate` grades the solution full marks."""
+    import nbformat
+
+    (tmp_path / "author").mkdir()
+    shipped_exercise(stem, tmp_path / "author")
+    solution = nbformat.read(tmp_path / "author" / f"{stem}_solution.ipynb", as_version=4)
+    cell = next(cell for cell in solution.cells if "BEGIN SOLUTION" in cell.source)
+    cell.source = replace if isinstance(replace, str) else cell.source.replace(*replace)
+    path = tmp_path / "author" / "variant_solution.ipynb"
+    nbformat.write(solution, path)
+    spec = tmp_path / "course" / "variant.toml"
+    outcome = CliRunner().invoke(cli, ["new", str(path), "--out", str(spec), "--seeds", "2"])
+    assert outcome.exit_code == 0, outcome.output
+    assert written in spec.read_text()
+    outcome = CliRunner().invoke(cli, ["validate", "--spec", str(spec)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "ok solution: full marks in full mode" in outcome.output
