@@ -71,7 +71,10 @@ def new_exercise(
         raise SpecError(f"--out {out}: a spec is a .toml file; name one (say {default_spec_path(solution).name})")
     if out.exists() and not force:
         raise SpecError(f"{out} exists: pass --force to write over it, or choose another --out")
-    notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+    try:
+        notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as error:  # nbformat raises several kinds for a file that is not a notebook
+        raise SpecError(f"{solution} is not a readable notebook ({type(error).__name__}: {error})") from None
     handout = make_handout(notebook)  # checks the solution markers before anything runs
     source = find_data_source(notebook, solution.parent)
     if source.file is not None and data_path is not None:
@@ -85,10 +88,11 @@ def new_exercise(
     tasks = {task_of(model) for model in models}
     task = tasks.pop() if len(tasks) == 1 and None not in tasks else None
     if task is None:
-        drafted_first = [draft_model(model) for model in models]  # says which model is neither
+        for model in models:
+            draft_model(model)  # says which model is neither a classifier nor a regression
         raise SpecError(
-            f"the solution's models ({', '.join(model.name for model in drafted_first)}) are classifiers and "
-            "regressions both: one spec grades one task; make one spec of each"
+            f"the solution's models ({', '.join(model.name for model in models)}) are classifiers and regressions "
+            "both: one spec grades one task; make one spec of each"
         )
     classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train") if task == "classification" else 0
     input_shape = models[0].architecture.input_shape if models[0].architecture else None

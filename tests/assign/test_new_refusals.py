@@ -38,6 +38,12 @@ def test_grader_new_refuses_before_running_anything(solution, tmp_path, out, arg
     assert not (tmp_path / "digits.toml").exists() and not (tmp_path / "digits_cnn_handout.ipynb").exists()
 
 
+def test_a_file_that_is_no_notebook_is_refused_saying_so(tmp_path):
+    (tmp_path / "broken_solution.ipynb").write_text("{ not json")
+    with pytest.raises(SpecError, match=r"broken_solution\.ipynb is not a readable notebook"):
+        new_exercise(tmp_path / "broken_solution.ipynb", tmp_path / "broken.toml")
+
+
 def test_the_spec_is_named_after_the_solution():
     assert default_spec_path(Path("course/lenet_solution.ipynb")) == Path("course/lenet.toml")
     assert default_spec_path(Path("course/lenet.ipynb")) == Path("course/lenet.toml")
