@@ -829,8 +829,9 @@ def new(
 
     The data is a ``keras.datasets`` loader the solution calls, or an .npz file beside it in
     Keras' layout (x_train, y_train, x_test, y_test) that it opens: the file is copied beside the
-    spec, and placed read-only in the folder of every notebook graded. Review the spec, then
-    run `grader validate` on it."""
+    spec, and placed read-only in the folder of every notebook graded. A loader other than
+    MNIST's is served from the arrays given with --data (an .npz in Keras' layout), copied
+    beside the spec too. Review the spec, then run `grader validate` on it."""
     from grader.assign.new import default_spec_path, new_exercise
 
     chosen = choose_backend(backend)

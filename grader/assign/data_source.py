@@ -43,11 +43,14 @@ class DataSource:
     download_sha256: str | None = None
 
     def describe(self) -> str:
-        return f"the data file {self.file.name}" if self.file else f"keras.datasets.{self.keras_dataset}"
+        loader = f"keras.datasets.{self.keras_dataset}" if self.keras_dataset else ""
+        file = f"the data file {self.file.name}" if self.file else ""
+        return f"{loader}, served from {file}" if loader and file else loader or file
 
 
-def find_data_source(solution: NotebookNode, folder: Path) -> DataSource:
-    """The data ``solution`` (a notebook in ``folder``) trains on; ``SpecError`` says what to
+def find_data_source(solution: NotebookNode, folder: Path, data_path: Path | None = None) -> DataSource:
+    """The data ``solution`` (a notebook in ``folder``) trains on; ``data_path``: the arrays,
+    in Keras' layout, of a loader whose own file is not one .npz. ``SpecError`` says what to
     do when there is none the grader can serve, or more than one."""
     code = "\n".join(str(cell.source) for cell in solution.cells if cell.cell_type == "code")
     files = sorted({folder / Path(match["text"]).name for match in QUOTED.finditer(code)})
@@ -59,6 +62,10 @@ def find_data_source(solution: NotebookNode, folder: Path) -> DataSource:
             "layout. Put the arrays into one .npz (x_train, y_train, x_test, y_test) and open that."
         )
     if opened:
+        if data_path is not None:
+            raise SpecError(
+                f"--data: the solution opens {opened[0].name} beside it: that is its data; leave --data out"
+            )
         return DataSource(file=_keras_layout(opened[0]))
     loaders = sorted(set(LOADER_CALL.findall(code)))
     if len(loaders) > 1:
@@ -66,11 +73,14 @@ def find_data_source(solution: NotebookNode, folder: Path) -> DataSource:
     if loaders and loaders[0] in KERAS_NPZ_LOADERS:
         url, digest = KERAS_NPZ_LOADERS[loaders[0]]
         return DataSource(keras_dataset=loaders[0], url=url, download_sha256=digest)
+    if loaders and data_path is not None:
+        # Served to the loader from a copy beside the spec: the exercise carries its data.
+        return DataSource(keras_dataset=loaders[0], file=_keras_layout(data_path))
     if loaders:
         raise SpecError(
-            f"the solution calls keras.datasets.{loaders[0]}.load_data(), whose file the grader cannot serve "
-            "as it is. Save its arrays with numpy into an .npz beside the solution (x_train, y_train, x_test, "
-            "y_test) and have the solution open that file."
+            f"the solution calls keras.datasets.{loaders[0]}.load_data(), whose file Keras keeps otherwise than "
+            "as one .npz: pass --data FILE.npz holding its arrays in Keras' layout (x_train, y_train, x_test, "
+            "y_test; one label per row). The grader serves them to that loader, from a copy beside the spec."
         )
     raise SpecError(
         "found no data in the solution: it neither calls a keras.datasets loader nor opens a file beside it "

@@ -76,9 +76,7 @@ def new_exercise(
     except Exception as error:  # nbformat raises several kinds for a file that is not a notebook
         raise SpecError(f"{solution} is not a readable notebook ({type(error).__name__}: {error})") from None
     handout = make_handout(notebook)  # checks the solution markers before anything runs
-    source = find_data_source(notebook, solution.parent)
-    if source.file is not None and data_path is not None:
-        raise SpecError(f"--data: the solution opens {source.file.name} beside it, which is its data; leave --data out")
+    source = find_data_source(notebook, solution.parent, data_path)
     data_file = source.file or locate_data(_loader_data(source), data_path)
     data = _data_spec(source, data_file)
     arrays = load_dataset(data_file, data)

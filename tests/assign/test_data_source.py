@@ -60,7 +60,11 @@ def test_a_file_beside_the_solution_that_its_code_opens_is_the_data(tmp_path):
             'np.load("a.npz"); np.load("b.npz")',
             r"several files beside it \(a.npz, b.npz\)",
         ),
-        ({}, "(x, y), _ = cifar10.load_data()", "keras.datasets.cifar10.load_data\\(\\), whose file the grader cannot"),
+        (
+            {},
+            "(x, y), _ = cifar10.load_data()",
+            "keras.datasets.cifar10.load_data\\(\\), whose file Keras keeps otherwise.*pass --data FILE.npz",
+        ),
         ({}, "x = np.random.rand(10, 8)", "found no data in the solution"),
         ({}, "mnist.load_data(); fashion_mnist.load_data()", "several keras.datasets loaders"),
     ],
@@ -76,3 +80,10 @@ def test_an_npz_without_the_training_and_test_rows_asks_for_keras_layout(tmp_pat
     np.savez(tmp_path / "features.npz", x=np.zeros((3, 4)), y=np.zeros(3))
     with pytest.raises(SpecError, match=r"features.npz lacks x_train, y_train, x_test, y_test, so which rows"):
         find_data_source(solution('np.load("features.npz")'), tmp_path)
+
+
+def test_a_loader_whose_file_is_not_one_npz_is_served_from_the_arrays_given_with_data(tmp_path):
+    arrays = keras_layout(tmp_path / "fashion.npz")
+    found = find_data_source(solution("(x, y), _ = keras.datasets.fashion_mnist.load_data()"), tmp_path, arrays)
+    assert found == DataSource(keras_dataset="fashion_mnist", file=arrays)
+    assert found.describe() == "keras.datasets.fashion_mnist, served from the data file fashion.npz"

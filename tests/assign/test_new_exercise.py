@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -113,3 +115,44 @@ def test_a_regression_is_graded_in_full_mode_by_the_error_the_grader_measures(tm
     assert check.status == "pass" and check.message.startswith("Test mean absolute error ")
     assert 30 < check.actual < check.expected["max"] and result.score == result.max_score
     assert result.models["regressor"].test_accuracy == check.actual
+
+
+def test_a_loader_whose_file_is_not_one_npz_is_served_from_the_copy_beside_the_spec(tmp_path):
+    """A solution calling keras.datasets.fashion_mnist.load_data(): `grader new --data` copies
+    the arrays beside the spec and names both the loader and the file; the grader serves the
+    copy to that loader, offline, and the exercise validates."""
+    from grader.spec.datasets import write_keras_layout
+
+    generator = np.random.RandomState(0)
+    images = generator.randint(0, 60, size=(700, 28, 28)).astype("uint8")
+    labels = generator.randint(0, 4, size=700).astype("uint8")
+    for label in range(4):  # a bright quarter of the image says the class
+        rows = labels == label
+        top, left = divmod(label, 2)
+        images[rows, 14 * top : 14 * top + 14, 14 * left : 14 * left + 14] += 150
+    arrays = tmp_path / "fashion_arrays.npz"
+    split = {"x_train": images[:600], "y_train": labels[:600], "x_test": images[600:], "y_test": labels[600:]}
+    write_keras_layout(arrays, split)
+    solution = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import keras\n"
+        "(x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()\n"
+        "x_train, x_test = x_train.reshape(-1, 784) / 255, x_test.reshape(-1, 784) / 255\n"
+        "### BEGIN SOLUTION\n"
+        "clothes = keras.Sequential([keras.Input((784,)), keras.layers.Dense(16, activation='relu'),\n"
+        "                            keras.layers.Dense(4, activation='softmax')])\n"
+        "clothes.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "clothes.fit(x_train, y_train, batch_size=64, epochs=3, validation_data=(x_test, y_test), verbose=0)\n"
+        "### END SOLUTION"
+    )])  # fmt: skip
+    (tmp_path / "author").mkdir()
+    nbformat.write(solution, tmp_path / "author" / "clothes_solution.ipynb")
+    spec = tmp_path / "course" / "clothes.toml"
+    arguments = ["new", str(tmp_path / "author" / "clothes_solution.ipynb"), "--out", str(spec), "--seeds", "1",
+                 "--data", str(arrays)]  # fmt: skip
+    outcome = CliRunner().invoke(cli, arguments)
+    assert outcome.exit_code == 0, outcome.output
+    data = tomllib.loads(spec.read_text())["data"]
+    assert (data["keras_dataset"], data["file"]) == ("fashion_mnist", "fashion_arrays.npz")
+    assert (spec.parent / "fashion_arrays.npz").read_bytes() == arrays.read_bytes()
+    outcome = CliRunner().invoke(cli, ["validate", "--spec", str(spec)])
+    assert outcome.exit_code == 0, outcome.output

@@ -26,7 +26,11 @@ def solution(tmp_path):
     [
         ("digits.json", {}, "a spec is a .toml file; name one \\(say digits_cnn.toml\\)"),
         ("existing.toml", {}, "exists: pass --force to write over it"),
-        ("digits.toml", {"data_path": "mnist.npz"}, "the solution opens digits.npz beside it, which is its data"),
+        (
+            "digits.toml",
+            {"data_path": "mnist.npz"},
+            "the solution opens digits.npz beside it: that is its data; leave --data out",
+        ),
     ],
 )
 def test_grader_new_refuses_before_running_anything(solution, tmp_path, out, arguments, message):
