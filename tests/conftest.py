@@ -35,6 +35,12 @@ def context(spec: Spec, quick: bool) -> GradingContext:
     return GradingContext(spec, Path("unused.npz"), DataFingerprints(empty, empty), options, isolation)
 
 
+def exported(model: Any) -> dict[str, Any]:
+    """A live Keras model's config as the kernel exports it: through JSON."""
+    result: dict[str, Any] = json.loads(json.dumps(model.get_config()))
+    return result
+
+
 def keras_config(name: str) -> dict[str, Any]:
     """A ``model.get_config()`` saved from Keras 3 (see tests/fixtures/configs)."""
     return json.loads((FIXTURES / "configs" / f"{name}.json").read_text())

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import jinja2
 import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from grader.assign.data_source import DataSource
 from grader.errors import SpecError
@@ -141,18 +140,14 @@ def spec_preparation(
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``[data]`` keys that prepare the images as ``derived`` does (flatten, scale, pad,
     channel_axis), and what the instructor should review about them."""
-    if derived is None:
-        shape = tuple(input_shape)
-        keys = {
-            "flatten": len(shape) == 1 and len(image_shape) > 1,
-            "scale": 1.0,
-            "pad": 0,
-            "channel_axis": len(shape) == len(image_shape) + 1,
-        }
-        return keys, ["how the solution prepared its inputs could not be derived from what its fit received: "
-                      "set `scale` (the value that divides each pixel) by hand"]  # fmt: skip
     notes = []
-    if derived.offset:
+    if derived is None:
+        notes.append(
+            "how the solution prepared its inputs could not be derived from what its fit received: "
+            "set `scale` (the value that divides each pixel) by hand"
+        )
+        derived = Preprocessing(scale=1.0, offset=0.0, shape=tuple(input_shape))
+    elif derived.offset:
         notes.append(f"the solution shifts its inputs ({derived.describe()}); the spec states a scale only")
     scale = float(f"{1 / derived.scale:.6g}") if derived.scale else 1.0
     if len(image_shape) == 1:  # rows of features or tokens: nothing to flatten or pad
@@ -182,20 +177,7 @@ def label_classes(labels: np.ndarray, what: str) -> int:
 
 def render_spec(draft: ExerciseDraft) -> str:
     """The TOML spec of ``draft``, commented for the instructor who reviews it."""
-    environment = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: resources.files(__package__).joinpath("templates", name).read_text()),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # TOML, not HTML: values are written by the `toml` filter
-    )
-    environment.filters["toml"] = toml_value
-    # A note may hold what Keras printed, newlines and all: one comment line each
-    environment.filters["comment"] = lambda text: " ".join(str(text).split())
-    environment.filters["thousands"] = lambda number: f"{number:,}"
-    environment.filters["spec_layer"] = spec_layer
-    return environment.get_template("spec.toml.j2").render(draft=draft)
+    return _templates.get_template("spec.toml.j2").render(draft=draft)
 
 
 def toml_value(value: Any) -> str:
@@ -215,3 +197,21 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
     raise TypeError(f"no TOML spelling for {type(value).__name__}")
+
+
+# TOML, not HTML: no autoescaping; every value is written by the `toml` filter.
+_templates = Environment(
+    loader=PackageLoader("grader.assign", "templates"),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=StrictUndefined,
+    autoescape=False,
+)
+_templates.filters |= {
+    "toml": toml_value,
+    # A note may hold what Keras printed, newlines and all: one comment line each
+    "comment": lambda text: " ".join(str(text).split()),
+    "thousands": lambda number: f"{number:,}",
+    "spec_layer": spec_layer,
+}

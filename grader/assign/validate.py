@@ -6,14 +6,13 @@ model check, each check saying what to build."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grader.errors import GraderError
 from grader.judge.pipeline import GradingContext, GradingOptions, context_for, grade_safely
 from grader.judge.results import Graded, SubmissionResult
 from grader.run.backends import Backend
-from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import Spec, load_spec
 
 Grade = Callable[[Path, GradingContext], Graded]
@@ -34,34 +33,23 @@ def validate_exercise(
     """What holds of the exercise of ``spec_path`` and what does not; a finding that stops the
     rest (no data, no solution) comes last."""
     spec = load_spec(spec_path, backend.key)
-    findings = [_data(spec, data_path)]
-    if not findings[0].passed:
-        return tuple(findings)
+    try:  # one context for both gradings: the data located, checked and read once
+        full = context_for(spec, GradingOptions(backend=backend.name), backend, data_path)
+    except GraderError as error:
+        return (Finding("data", False, str(error)),)
+    hashed = " (its sha256 as the spec says)" if spec.data.file and spec.data.file_sha256 else ""
+    rows = f"{len(full.fingerprints.train):,} training and {len(full.fingerprints.test):,} test rows"
     ranges = _accuracy_ranges(spec)
-    findings.append(ranges)
+    findings = [Finding("data", True, f"{full.data_path}{hashed}: {rows}"), ranges]
     for what, path in (("solution", spec.solution), ("handout", spec.handout)):
         if path is None or not path.is_file():
             findings.append(Finding(what, False, f"the spec names no {what} file, or it is missing ({path})"))
     if ranges.passed and spec.solution is not None and spec.solution.is_file():
-        solution = grade(spec.solution, context_for(spec, GradingOptions(backend=backend.name), backend, data_path))
-        findings.append(solution_finding(solution.result))
+        findings.append(solution_finding(grade(spec.solution, full).result))
     if spec.handout is not None and spec.handout.is_file():
-        options = GradingOptions(quick=True, backend=backend.name)
-        handout = grade(spec.handout, context_for(spec, options, backend, data_path))
-        findings.append(handout_finding(handout.result, spec))
+        quick = replace(full, options=GradingOptions(quick=True, backend=backend.name))
+        findings.append(handout_finding(grade(spec.handout, quick).result, spec))
     return tuple(findings)
-
-
-def _data(spec: Spec, data_path: Path | None) -> Finding:
-    try:
-        path = locate_data(spec.data, data_path, allow_download=False)
-        dataset = load_dataset(path, spec.data)
-    except GraderError as error:
-        return Finding("data", False, str(error))
-    hashed = " (its sha256 as the spec says)" if spec.data.file and spec.data.file_sha256 else ""
-    return Finding(
-        "data", True, f"{path}{hashed}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} test rows"
-    )
 
 
 def _accuracy_ranges(spec: Spec) -> Finding:

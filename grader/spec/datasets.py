@@ -64,11 +64,9 @@ def locate_data(spec: DataSpec, explicit: Path | None = None, allow_download: bo
 
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The sha256 of the file at ``path``, read in chunks."""
     with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def checked_data_file(spec: DataSpec, path: Path) -> Path:

@@ -6,7 +6,6 @@ graded (two inputs, a layer leading nowhere, a cycle) refused saying why."""
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 
@@ -14,13 +13,10 @@ from grader.errors import UntrustedDataError
 from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
 from grader.spec.architecture import Architecture
 from grader.spec.layers import Layer
+from tests.conftest import exported
 
 keras = pytest.importorskip("keras", reason="needs Keras (the default test environment has it)")
 BOUNDS = RebuildBounds(input_values=4096)
-
-
-def exported(model) -> dict:
-    return json.loads(json.dumps(model.get_config()))
 
 
 def residual_model():

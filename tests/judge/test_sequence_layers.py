@@ -5,21 +5,15 @@ allowlist, rebuilt by Keras from that config and built again from the grader's o
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from grader.errors import UntrustedDataError
 from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
 from grader.spec.layers import KINDS, Layer
+from tests.conftest import exported
 
 keras = pytest.importorskip("keras", reason="needs Keras (the default test environment has it)")
 BOUNDS = RebuildBounds(input_values=4096)
-
-
-def exported(model) -> dict:
-    """The config as the kernel exports it: through JSON."""
-    return json.loads(json.dumps(model.get_config()))
 
 
 def text_model():
