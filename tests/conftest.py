@@ -20,6 +20,18 @@ from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
+RESULTS_SCHEMA = ROOT / "grader" / "reports" / "results.schema.json"
+
+
+def assert_follows_results_schema(document: Any, part: str | None = None) -> None:
+    """``document`` follows the published schema of results.json, or of one of its ``$defs``
+    (``submission``: what ``grader check --json`` prints); the error names the path at fault."""
+    import jsonschema
+
+    schema = json.loads(RESULTS_SCHEMA.read_text())
+    if part is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
+    jsonschema.Draft202012Validator(schema).validate(document)
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +89,9 @@ def no_retry_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Faults are retried at once: the tests that inject them need not wait."""
     import functools
 
-    import grader.cli
+    import grader.cli.options
 
-    monkeypatch.setattr(grader.cli, "GradingOptions", functools.partial(GradingOptions, retry_pause=0.0))
+    monkeypatch.setattr(grader.cli.options, "GradingOptions", functools.partial(GradingOptions, retry_pause=0.0))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

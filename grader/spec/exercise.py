@@ -17,11 +17,13 @@ from typing import Any, Literal
 from grader.errors import SpecError
 from grader.spec.architecture import Architecture, with_inputs_checked
 from grader.spec.calibration import DEFAULT_KEY, Calibration, read_calibration
+from grader.spec.keys import SECTIONS, SPEC_KEYS, check_keys
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
 from grader.spec.questions import Question, read_questions
 
-CHECK_KINDS = ("architecture", "params", "optimizer", "training", "accuracy")
+# The checks of each model, in the order reports list them: the keys of [points].
+CHECK_KINDS = tuple(key.name for key in SPEC_KEYS if key.section == "points")
 MODEL_KINDS = ("fixed", "improvement")
 ModelKind = Literal["fixed", "improvement"]
 # The reference folder is installed as data files (see pyproject.toml).
@@ -226,8 +228,13 @@ def _describe(error: Exception) -> str:
 
 
 def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_key: str) -> Spec:
+    tables = set(SECTIONS) - {"rubric"}  # rubric items sit in [[questions]]
+    if set(raw) - tables:
+        raise ValueError(f"unknown tables {sorted(set(raw) - tables)}; known: {sorted(tables)}")
     exercise = raw["exercise"]
+    check_keys("exercise", exercise, "[exercise]")
     data = raw["data"]
+    check_keys("data", data, "[data]")
     if "keras_dataset" not in data and "file" not in data:
         raise ValueError("[data] names neither a `keras_dataset` loader nor a data `file` beside the spec")
     task = str(data.get("task", "classification"))
@@ -251,11 +258,11 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         task=task,
     )
     defaults = raw.get("defaults", {})
+    check_keys("models", defaults, "[defaults]")
     points = raw["points"]
-    unknown_checks = set(points) - set(CHECK_KINDS)
-    if unknown_checks:
-        raise ValueError(f"[points] names unknown checks {sorted(unknown_checks)}; known: {list(CHECK_KINDS)}")
+    check_keys("points", points, "[points]")
     accuracy_section = raw.get("accuracy", {})
+    check_keys("accuracy", accuracy_section, "[accuracy]")
     calibration_path = path.parent / accuracy_section["calibration"] if "calibration" in accuracy_section else None
     calibration = read_calibration(calibration_path, calibration_key) if calibration_path else Calibration()
     digest = hashlib.sha256(raw_bytes)
@@ -266,6 +273,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
     for entry in raw["models"]:
         settings = {**defaults, **entry}
         name = str(settings["name"])
+        check_keys("models", entry, f"[[models]] {name}")
         kind = settings.get("kind", "fixed")
         if kind not in MODEL_KINDS:
             raise ValueError(f"{name} has kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")

@@ -8,14 +8,14 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from grader.spec.keys import check_keys
+
 Scoring = Literal["positive", "negative"]
 SCORINGS = ("positive", "negative")
 # What an answer takes a side on, so that answers can be grouped by it: which of the question's
 # models it prefers, or whether it says the improvement improved.
 Stance = Literal["preferred_model", "improved"]
 STANCES = ("preferred_model", "improved")
-QUESTION_KEYS = {"id", "title", "points", "prompt", "also_asked_as", "scoring", "rubric", "stance", "models", "curves"}
-ITEM_KEYS = {"id", "title", "points", "description"}
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,7 @@ def read_questions(entries: list[dict[str, Any]], model_names: list[str]) -> tup
 
 def _question(entry: dict[str, Any], model_names: list[str]) -> Question:
     name = str(entry.get("id", "?"))
-    unknown = set(entry) - QUESTION_KEYS
-    if unknown:
-        raise ValueError(f"question {name} has unknown keys {sorted(unknown)}; known: {sorted(QUESTION_KEYS)}")
+    check_keys("questions", entry, f"question {name}")
     scoring = entry.get("scoring", "positive")
     if scoring not in SCORINGS:
         raise ValueError(f"question {name} has scoring {scoring!r}; expected one of {list(SCORINGS)}")
@@ -121,11 +119,7 @@ def _question(entry: dict[str, Any], model_names: list[str]) -> Question:
 
 
 def _item(question: str, entry: dict[str, Any]) -> RubricItem:
-    unknown = set(entry) - ITEM_KEYS
-    if unknown:
-        raise ValueError(
-            f"a rubric item of question {question} has unknown keys {sorted(unknown)}; known: {sorted(ITEM_KEYS)}"
-        )
+    check_keys("rubric", entry, f"a rubric item of question {question}")
     title = str(entry["title"])
     return RubricItem(
         id=str(entry.get("id", item_id(title))),

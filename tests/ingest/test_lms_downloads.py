@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from grader.batch.store import STORE_NAME
 from grader.cli import cli
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_follows_results_schema
 
 SAMPLES = sorted((ROOT / "submissions").glob("*.ipynb"))
 # Each sample as one student's submission: (Canvas name and user id, Moodle full name and participant id, nbgrader id)
@@ -39,8 +39,9 @@ def _grade(graded_samples: Path, tmp_path: Path, mnist_path: Path, *arguments: s
     )
     assert outcome.exit_code == 0, outcome.output
     assert f"Reused {len(SAMPLES)} earlier results" in outcome.output
-    results = {entry["id"]: entry for entry in json.loads((out / "results.json").read_text())["submissions"]}
-    return out, results
+    document = json.loads((out / "results.json").read_text())
+    assert_follows_results_schema(document)  # students in the LMS's terms included
+    return out, {entry["id"]: entry for entry in document["submissions"]}
 
 
 def _scores(graded_samples: Path) -> dict[str, float]:

@@ -10,7 +10,7 @@ import pytest
 
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
 from grader.run.backends import choose_backend
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, assert_follows_results_schema
 
 pytestmark = pytest.mark.kernel
 NOTEBOOKS = FIXTURES / "notebooks"
@@ -39,7 +39,9 @@ def test_check_gives_the_reference_solution_full_marks_in_quick_mode(mnist_path,
 
 def test_grade_the_samples_folder(mnist_path, graded_samples):
     out = graded_samples
-    results = {s["id"]: s for s in json.loads((out / "results.json").read_text())["submissions"]}
+    document = json.loads((out / "results.json").read_text())
+    assert_follows_results_schema(document)
+    results = {s["id"]: s for s in document["submissions"]}
     assert set(results) == {"correct_other_spellings", "wrong_architecture", "crashes", "script_in_markdown"}
     assert all(s["status"] == "graded" for s in results.values())
     status = {sid: {c["id"]: c["status"] for c in s["checks"]} for sid, s in results.items()}

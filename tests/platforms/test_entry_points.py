@@ -23,7 +23,7 @@ from grader.platforms.results import (
     prairielearn_results,
 )
 from grader.spec.exercise import DEFAULT_SPEC, load_spec
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, assert_follows_results_schema
 
 SCHEMAS = Path(__file__).parent / "schemas"
 NOTEBOOKS = FIXTURES / "notebooks"
@@ -151,6 +151,7 @@ def test_github_grades_the_repository_writes_both_results_and_scores_each_check(
     assert plain.exit_code == 1, plain.output  # a check failed
     assert "model_1.architecture" in plain.output  # the table is printed
     result = json.loads((tmp_path / "grader-results.json").read_text())
+    assert_follows_results_schema(result, "submission")
     assert result["status"] == "error" and result["score"] is not None
     assert run_entry("github", "--root", str(tmp_path), "--check", "model_1.architecture").exit_code == 0
     failed = run_entry("github", "--root", str(tmp_path), "--check", "model_3.params")

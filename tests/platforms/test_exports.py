@@ -41,7 +41,7 @@ def test_the_gradescope_zip_has_its_scripts_at_the_root_executable_and_the_grade
         run_autograder = archive.read("run_autograder").decode()
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "spec/mnist_mlp.toml", "spec/mnist_mlp.calibration.json"} <= names
-    assert {"data/mnist.npz", "grader-package/pyproject.toml", "grader-package/grader/cli.py"} <= names
+    assert {"data/mnist.npz", "grader-package/pyproject.toml", "grader-package/grader/cli/__init__.py"} <= names
     assert "grader-package/grader/reports/templates/index.html.j2" in names
     assert not any("__pycache__" in name for name in names)
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
@@ -66,7 +66,7 @@ def test_the_bundled_grader_builds_into_a_package_with_its_templates(tmp_path: P
         names = set(archive.namelist())
         metadata = next(archive.read(name).decode() for name in names if name.endswith("METADATA"))
     templates = {f"grader/{path.relative_to(PACKAGE).as_posix()}" for path in PACKAGE.glob("*/templates/*")}
-    assert templates and templates | {"grader/cli.py"} <= names
+    assert templates and templates | {"grader/cli/__init__.py"} <= names
     assert "Requires-Dist: tensorflow" in metadata and "Requires-Dist: ray" not in metadata
 
 

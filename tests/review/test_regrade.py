@@ -18,6 +18,7 @@ from grader.batch.store import STORE_NAME
 from grader.cli import cli
 from grader.review.batch import ReviewBatch
 from grader.review.marks import Marks
+from tests.conftest import assert_follows_results_schema
 
 pytestmark = pytest.mark.kernel
 
@@ -56,7 +57,9 @@ def test_manual_grades_survive_a_regrade_and_a_changed_answer_is_ungraded_again(
     nbformat.write(notebook, notebooks / "crashes.ipynb")
     totals = grade(notebooks, out, mnist_path)
     assert totals["crashes"] == "" and totals["correct_other_spellings"] == "18"
-    written = next(s for s in json.loads((out / "results.json").read_text())["submissions"] if s["id"] == "crashes")
+    document = json.loads((out / "results.json").read_text())
+    assert_follows_results_schema(document)  # written grades, a changed answer's included
+    written = next(s for s in document["submissions"] if s["id"] == "crashes")
     q1 = written["written"][0]
     assert (q1["status"], q1["earlier_points"]) == ("changed", 1.0)
     assert "the answer changed since it got 1" in (out / "submissions" / "crashes.html").read_text()

@@ -98,7 +98,7 @@ def test_without_calibration_full_grading_is_refused_with_what_to_do(tmp_path):
     [
         (lambda s: s.replace("[exercise]", "[exercise\n"), "not valid TOML"),
         (lambda s: s.replace("params = 55050\n", ""), "missing key 'params'"),
-        (lambda s: s.replace("accuracy = 3", "accuracy = 3\nstyle = 1"), "unknown checks \\['style'\\]"),
+        (lambda s: s.replace("accuracy = 3", "accuracy = 3\nstyle = 1"), "unknown keys \\['style'\\]"),
         (lambda s: s.replace("rate = 0.2 }", 'rate = 0.2, colour = "red" }', 1), "unknown keys \\['colour'\\]"),
     ],
 )
