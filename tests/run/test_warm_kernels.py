@@ -166,6 +166,11 @@ def test_a_kernel_that_died_before_its_notebook_came_is_the_graders_fault(contex
         named = json.loads((kernel.sandbox.scratch / OWNER_FILE).read_text())["kernel"]
         assert process_start(named["pid"]) == named["started"] is not None
         subprocess.run(["pkill", "-9", "-f", str(kernel.sandbox.ipc_dir)], check=True)
+        # Dead before the notebook comes: SIGKILL is delivered, and the processes end, a moment later.
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pgrep", "-f", str(kernel.sandbox.ipc_dir)], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "the kernel outlived SIGKILL"
+            time.sleep(0.1)
         execution = kernel.run(path, notebook, timeout=60)
     finally:
         kernel.close()
