@@ -117,6 +117,7 @@ def test_a_regression_is_graded_in_full_mode_by_the_error_the_grader_measures(tm
     assert result.models["regressor"].test_accuracy == check.actual
 
 
+@pytest.mark.slow  # 30 s: the default run keeps the digits exercise's own data file end to end
 def test_a_loader_whose_file_is_not_one_npz_is_served_from_the_copy_beside_the_spec(tmp_path):
     """A solution calling keras.datasets.fashion_mnist.load_data(): `grader new --data` copies
     the arrays beside the spec and names both the loader and the file; the grader serves the

@@ -1,6 +1,7 @@
 """The reports of a real grading run, in a real browser: headless Chromium (Debian's
 ``chromium`` package) driven by Playwright. Screenshots are saved under
-``test-artifacts/`` (or ``$GRADER_TEST_ARTIFACTS``) for a person to look at."""
+``test-artifacts/`` (or ``$GRADER_TEST_ARTIFACTS``) for a person to look at; ``tox -e docs``
+puts some of them on the documentation site and in the README."""
 
 from __future__ import annotations
 
@@ -49,9 +50,11 @@ class Visit:
         assert response is None or response.ok, f"{url}: HTTP {response.status}"
         return self.page
 
-    def screenshot(self, name: str) -> None:
+    def screenshot(self, name: str, height: int | None = None) -> None:
+        """The whole page, or its first ``height`` pixels (the documentation's pictures)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height} if height else None
+        self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True, clip=clip)
 
     def assert_plots_visible(self, expected: int) -> None:
         images = self.page.locator("figure img")
@@ -100,6 +103,7 @@ def test_a_submission_page_and_its_notebook_are_a_click_away(browser, site):
     assert page.locator("td.differs").first.is_visible()  # model_2's wrong layers are marked
     visit.assert_links_work()
     visit.screenshot("submission-page")
+    visit.screenshot("submission-page-top", height=1200)
 
     page.get_by_role("link", name="the notebook as it ran").click()
     assert page.url.endswith("/notebooks/wrong_architecture.html")
