@@ -145,8 +145,8 @@ def grading_context(
         context = prepare_context(options, spec_path, data_path, jobs, start_kernel)
     if context.isolation.missing():
         console.print(
-            f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the README's "
-            "security model; --strict-sandbox refuses to grade like this.",
+            f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the security model "
+            "(docs/security.md); --strict-sandbox refuses to grade like this.",
             highlight=False,
             soft_wrap=True,
         )

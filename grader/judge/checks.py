@@ -417,7 +417,7 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
 
 
 # "Trained on the test set", from the grader's own measurement on the test images and on as
-# many training images (benchmarks/test_advantage.py; the README's security model gives the
+# many training images (benchmarks/test_advantage.py; docs/figures.md gives the
 # figures): an honest model errs on the test images at least 0.6 times as often as on training
 # images (MNIST's test images are easier for a model still learning: with 20 steps of training
 # it is right on 5 points more of them), one that memorised the test images far less often.

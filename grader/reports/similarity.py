@@ -4,7 +4,7 @@ everyone (the handout and the model solution's code), pair by pair, with the sha
 The comparison is copydetect's (k-gram fingerprints of tokens, as MOSS does), on
 each notebook's code cells with names, strings and numbers' spelling left out of the
 tokens; code the handout or the solution holds does not count. Chosen on measured quality
-and speed (README, Similarity across the class).
+and speed (docs/figures.md, Similarity of a synthetic class).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 import numpy as np
 
-# k-gram length and winnowing window of copydetect's fingerprints (README's measurements). A
+# k-gram length and winnowing window of copydetect's fingerprints (the measurements in docs/figures.md). A
 # window of 1 keeps every k-gram: copydetect hashes them with Python's hash(), which differs
 # from one process to the next, so a wider window would pick other k-grams, and give other
 # figures, on every run.

@@ -26,7 +26,7 @@ INSTALL_HINT = {
     "torch": "pip install 'keras-exercise-grader[torch]'",
 }
 # Batches per compiled call when the grader accelerates training, measured per backend on a CPU
-# (README, Speed). Keras refuses more than 1 on PyTorch (3.15), so PyTorch trains as written.
+# (docs/figures.md, Speed). Keras refuses more than 1 on PyTorch (3.15), so PyTorch trains as written.
 STEPS_PER_EXECUTION: dict[str, int] = {"tensorflow": 32, "jax": 32, "torch": 1}
 # The share of a GPU's memory all the notebooks on it may take together; the rest is the driver's.
 GPU_MEMORY_SHARE = 0.9

@@ -60,5 +60,5 @@ def test_on_mnist_training_images_are_never_counted_and_13_test_images_look_like
     with np.load(mnist_path) as data:
         train, test = row_fingerprints(data["x_train"], SHAPE), row_fingerprints(data["x_test"], SHAPE)
     assert count_test_rows(train, train, test) == 0
-    assert int(np.isin(test, train).sum()) == 13  # the figure the README gives
+    assert int(np.isin(test, train).sum()) == 13  # the figure docs/security.md gives
     assert count_test_rows(test, train, test) == 10_000 - 13
