@@ -5,23 +5,49 @@ nothing in them is typed twice. A page holds a marker; the hook puts the table i
 - ``<!-- spec-keys -->``: every key a spec may hold, from the table the spec loader checks
   specs against (``grader.spec.keys``);
 - ``<!-- results-schema -->``: the fields of results.json, from its published JSON Schema
-  (``grader/reports/results.schema.json``), which the site also serves as a file."""
+  (``grader/reports/results.schema.json``), which the site also serves as a file.
+
+Before the build, the pictures of the reports are refreshed from the screenshots the browser
+tests took from a real grading of the samples, when ``$GRADER_TEST_ARTIFACTS`` names their
+folder (``tox -e docs`` runs those tests first); a picture they did not take is kept as it is."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from grader.spec.keys import keys_markdown
 
-SCHEMA = Path(__file__).resolve().parents[1] / "grader" / "reports" / "results.schema.json"
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "grader" / "reports" / "results.schema.json"
+# The browser tests' screenshot -> the documentation's picture
+PICTURES = {
+    "class-page.png": "class-page.png",
+    "submission-page-top.png": "submission-page.png",
+    "review-question.png": "review-question.png",
+}
+log = logging.getLogger("mkdocs.hooks.reference")
 SCHEMA_ON_SITE = "reference/results.schema.json"
 MARKERS = {
     "<!-- grader-help -->": lambda: grader_help(),
     "<!-- spec-keys -->": keys_markdown,
     "<!-- results-schema -->": lambda: schema_markdown(SCHEMA),
 }
+
+
+def on_pre_build(config: Any, **_: Any) -> None:
+    taken = os.environ.get("GRADER_TEST_ARTIFACTS")
+    if not taken:
+        return
+    for screenshot, picture in PICTURES.items():
+        if (Path(taken) / screenshot).is_file():
+            shutil.copyfile(Path(taken) / screenshot, Path(config["docs_dir"]) / "images" / picture)
+        else:  # info, not a warning: --strict would fail the build over a skipped browser test
+            log.info("no %s in %s (did the browser tests skip?): the picture %s is kept", screenshot, taken, picture)
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:

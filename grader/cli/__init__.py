@@ -20,10 +20,11 @@ def cli() -> None:
     Exit codes:
       0  done (check, validate, github: every check passed)
       1  check, validate or github found a failing check
-      2  grade or gradescope could not grade some notebook through a fault of its own (the others are
-         graded; run it again), or bad usage
-      3  the grader could not run at all (data, spec, paths), or check could not grade
-         the notebook through a fault of its own
+      2  grade: some notebook could not be graded through a fault of the
+         grader (the others are; run it again); gradescope: the notebook could
+         not be so graded; or bad usage
+      3  the grader could not run at all (data, spec, paths), or check or
+         github could not grade the notebook through a fault of its own
     """
 
 

@@ -131,6 +131,8 @@ def grade(
         raise GraderError(f"--out {out_dir}: cannot create the folder ({error.strerror}).") from None
     with tempfile.TemporaryDirectory(prefix="grader-unpacked-") as unpacked:  # zips are unpacked here
         roster = _read_roster(paths, Path(unpacked), context.spec, "not graded")
+        for notice in roster.notices:  # what no gradebook import can place
+            console.print(f"[yellow]by hand:[/] {notice}", highlight=False, soft_wrap=True)
         with closing(ResultStore(out_dir)) as store, closing(Marks(out_dir, context.spec.questions)) as marks, \
                 progress_bar() as progress:  # fmt: skip
             where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
@@ -157,13 +159,10 @@ def _check_executor(executor: str, address: str | None) -> None:
 
 
 def _read_roster(paths: tuple[Path, ...], unpacked: Path, spec: Spec, left_out: str) -> Roster:
-    """The submissions in ``paths``, with what was left out (``left_out``: how it is said) and
-    what needs a person, shown."""
+    """The submissions in ``paths``, with what was left out shown (``left_out``: how it is said)."""
     roster = read_roster(list(paths), unpacked, spec.model_names)
     for note in roster.notes:
         console.print(f"[yellow]{left_out}:[/] {note}", highlight=False, soft_wrap=True)
-    for notice in roster.notices:
-        console.print(f"[yellow]by hand:[/] {notice}", highlight=False, soft_wrap=True)
     return roster
 
 

@@ -146,7 +146,7 @@ def grading_context(
     if context.isolation.missing():
         console.print(
             f"[yellow]warning:[/] notebooks run with {context.isolation.describe()} isolation. See the security model "
-            "(docs/security.md); --strict-sandbox refuses to grade like this.",
+            "in the documentation; --strict-sandbox refuses to grade like this.",
             highlight=False,
             soft_wrap=True,
         )

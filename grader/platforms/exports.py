@@ -32,7 +32,7 @@ def bundle(into: Path, spec: Spec, data_path: Path | None) -> None:
         f'[project]\nname = "{DISTRIBUTION}"\nversion = "{__version__}"\nrequires-python = ">=3.11"\n'
         f'dependencies = {json.dumps(requirements)}\n\n[project.scripts]\ngrader = "grader.cli:main"\n\n'
         '[tool.setuptools.packages.find]\ninclude = ["grader*"]\n\n[tool.setuptools.package-data]\n'
-        '"grader.reports" = ["templates/*"]\n"grader.judge" = ["templates/*"]\n'
+        '"grader.reports" = ["templates/*", "results.schema.json"]\n"grader.judge" = ["templates/*"]\n'
         '"grader.review" = ["templates/*", "static/*"]\n"grader.assign" = ["templates/*"]\n'
     )
     (into / "spec").mkdir()

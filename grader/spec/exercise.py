@@ -290,7 +290,9 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
                 params=None if improvement else int(settings["params"]),
                 optimizer=str(settings["optimizer"]),
                 learning_rate=float(settings["learning_rate"]),
-                losses=tuple(str(loss) for loss in settings.get("losses", [settings["loss"]])),
+                losses=tuple(
+                    str(loss) for loss in (settings["losses"] if "losses" in settings else [settings["loss"]])
+                ),
                 # An improvement's training is its own: these are the exercise's, not checked.
                 batch_size=int(settings.get("batch_size", 0) if improvement else settings["batch_size"]),
                 epochs=int(settings.get("epochs", 0) if improvement else settings["epochs"]),

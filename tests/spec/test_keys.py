@@ -6,6 +6,7 @@ import pytest
 from grader.errors import SpecError
 from grader.spec.exercise import CHECK_KINDS, DEFAULT_SPEC, load_spec
 from grader.spec.keys import SECTIONS, SPEC_KEYS, keys_markdown, keys_of
+from tests.conftest import ROOT
 from tests.spec.test_exercise import write_spec
 
 
@@ -26,12 +27,29 @@ def test_a_key_the_table_does_not_list_is_refused_naming_the_known_ones(tmp_path
     assert "known: [" in str(refused.value)
 
 
-def test_every_key_of_the_shipped_specs_is_in_the_table_and_the_points_are_the_checks():
-    spec = load_spec(DEFAULT_SPEC)  # loads: none of its keys is unknown
-    assert spec.model("model_3").batch_size == 128  # [defaults] still reach the models
+@pytest.mark.parametrize("path", sorted((ROOT / "reference").glob("*.toml")), ids=lambda path: path.name)
+def test_every_shipped_spec_loads_its_keys_all_in_the_table(path):
+    assert load_spec(path).models
+
+
+def test_defaults_reach_the_models_and_the_points_are_the_checks():
+    assert load_spec(DEFAULT_SPEC).model("model_3").batch_size == 128
     assert CHECK_KINDS == ("architecture", "params", "optimizer", "training", "accuracy")
     assert keys_of("points") == set(CHECK_KINDS)
     assert {key.section for key in SPEC_KEYS} == set(SECTIONS)
+
+
+def test_losses_alone_stand_for_loss(tmp_path):
+    """`losses` instead of `loss`, as the table says, with no [defaults] loss to fall back on."""
+    text = DEFAULT_SPEC.read_text()
+    assert 'loss = "categorical_crossentropy"' in text
+    text = text.replace('loss = "categorical_crossentropy"', "", 1)
+    text = text.replace('name = "model_1"', 'name = "model_1"\nlosses = ["categorical_crossentropy", "kl_divergence"]')
+    text = text.replace('name = "model_2"', 'name = "model_2"\nloss = "categorical_crossentropy"')
+    text = text.replace('name = "model_3"', 'name = "model_3"\nloss = "categorical_crossentropy"')
+    spec = load_spec(write_spec(tmp_path, text))
+    assert spec.model("model_1").losses == ("categorical_crossentropy", "kl_divergence")
+    assert spec.model("model_2").losses == ("categorical_crossentropy",)
 
 
 def test_the_reference_lists_every_key_under_its_section():
