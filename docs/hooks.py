@@ -20,10 +20,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from grader.reports import RESULTS_SCHEMA
 from grader.spec.keys import keys_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "grader" / "reports" / "results.schema.json"
 # The browser tests' screenshot -> the documentation's picture
 PICTURES = {
     "class-page.png": "class-page.png",
@@ -33,9 +32,9 @@ PICTURES = {
 log = logging.getLogger("mkdocs.hooks.reference")
 SCHEMA_ON_SITE = "reference/results.schema.json"
 MARKERS = {
-    "<!-- grader-help -->": lambda: grader_help(),
+    "<!-- grader-help -->": lambda: grader_help(),  # defined below
     "<!-- spec-keys -->": keys_markdown,
-    "<!-- results-schema -->": lambda: schema_markdown(SCHEMA),
+    "<!-- results-schema -->": lambda: schema_markdown(RESULTS_SCHEMA),
 }
 
 
@@ -61,7 +60,7 @@ def on_files(files: Any, config: Any, **_: Any) -> Any:
     """The schema itself, served beside its page."""
     from mkdocs.structure.files import File
 
-    files.append(File.generated(config, SCHEMA_ON_SITE, abs_src_path=str(SCHEMA)))
+    files.append(File.generated(config, SCHEMA_ON_SITE, abs_src_path=str(RESULTS_SCHEMA)))
     return files
 
 

@@ -15,12 +15,12 @@ import pytest
 
 from grader.judge.facts import DataFingerprints
 from grader.judge.pipeline import GradingContext, GradingOptions
+from grader.reports import RESULTS_SCHEMA
 from grader.run.isolation import Isolation
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
-RESULTS_SCHEMA = ROOT / "grader" / "reports" / "results.schema.json"
 
 
 def assert_follows_results_schema(document: Any, part: str | None = None) -> None:

@@ -13,8 +13,9 @@ from types import ModuleType
 import yaml
 
 from grader.cli import cli
+from grader.reports import RESULTS_SCHEMA
 from grader.spec.keys import SPEC_KEYS
-from tests.conftest import RESULTS_SCHEMA, ROOT
+from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from grader.errors import SpecError
 from grader.spec.architecture import Architecture, with_inputs_checked
 from grader.spec.calibration import DEFAULT_KEY, Calibration, read_calibration
-from grader.spec.keys import SECTIONS, SPEC_KEYS, check_keys
+from grader.spec.keys import SPEC_KEYS, check_keys, check_tables
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
 from grader.spec.questions import Question, read_questions
@@ -228,9 +228,7 @@ def _describe(error: Exception) -> str:
 
 
 def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_key: str) -> Spec:
-    tables = set(SECTIONS) - {"rubric"}  # rubric items sit in [[questions]]
-    if set(raw) - tables:
-        raise ValueError(f"unknown tables {sorted(set(raw) - tables)}; known: {sorted(tables)}")
+    check_tables(raw)
     exercise = raw["exercise"]
     check_keys("exercise", exercise, "[exercise]")
     data = raw["data"]
@@ -258,7 +256,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         task=task,
     )
     defaults = raw.get("defaults", {})
-    check_keys("models", defaults, "[defaults]")
+    check_keys("defaults", defaults, "[defaults]")
     points = raw["points"]
     check_keys("points", points, "[points]")
     accuracy_section = raw.get("accuracy", {})

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# The spec's tables, as a spec writes them, in the order the reference lists them.
+# The spec's top-level tables; rubric items sit in [[questions]].
+TABLES = ("exercise", "data", "defaults", "points", "accuracy", "models", "questions")
+# Each section's title, as a spec writes it, in the order the reference lists them.
 SECTIONS = {
     "exercise": "[exercise]",
     "data": "[data]",
@@ -146,8 +148,16 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
 
 
 def keys_of(section: str) -> frozenset[str]:
-    """The keys ``section`` may hold."""
+    """The keys ``section`` may hold; ``[defaults]`` holds those of ``[[models]]``."""
+    section = "models" if section == "defaults" else section
     return frozenset(key.name for key in SPEC_KEYS if key.section == section)
+
+
+def check_tables(spec: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the top-level tables of ``spec`` a spec does not have."""
+    unknown = sorted(set(spec) - set(TABLES))
+    if unknown:
+        raise ValueError(f"unknown tables {unknown}; known: {sorted(TABLES)}")
 
 
 def check_keys(section: str, entry: Iterable[str], where: str) -> None:

@@ -18,10 +18,11 @@ from grader.judge.answers import FoundBy
 from grader.judge.checks import Status
 from grader.judge.results import FAULT_OF_STATUS, GradeRun, SubmissionStatus
 from grader.judge.written import WrittenStatus
+from grader.reports import RESULTS_SCHEMA
 from grader.reports.outputs import write_page, write_summaries
 from grader.spec.exercise import load_spec
 from grader.spec.questions import Scoring, Stance
-from tests.conftest import RESULTS_SCHEMA, assert_follows_results_schema
+from tests.conftest import assert_follows_results_schema
 from tests.reports.test_outputs import load_run
 from tests.review.conftest import write_batch
 

@@ -5,7 +5,7 @@ import pytest
 
 from grader.errors import SpecError
 from grader.spec.exercise import CHECK_KINDS, DEFAULT_SPEC, load_spec
-from grader.spec.keys import SECTIONS, SPEC_KEYS, keys_markdown, keys_of
+from grader.spec.keys import SECTIONS, SPEC_KEYS, TABLES, keys_markdown, keys_of
 from tests.conftest import ROOT
 from tests.spec.test_exercise import write_spec
 
@@ -36,7 +36,8 @@ def test_defaults_reach_the_models_and_the_points_are_the_checks():
     assert load_spec(DEFAULT_SPEC).model("model_3").batch_size == 128
     assert CHECK_KINDS == ("architecture", "params", "optimizer", "training", "accuracy")
     assert keys_of("points") == set(CHECK_KINDS)
-    assert {key.section for key in SPEC_KEYS} == set(SECTIONS)
+    assert {key.section for key in SPEC_KEYS} == set(SECTIONS) == {*TABLES, "rubric"}
+    assert keys_of("defaults") == keys_of("models")
 
 
 def test_losses_alone_stand_for_loss(tmp_path):
