@@ -13,9 +13,10 @@ from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
 from grader.ingest.roster import Submitted
 from grader.judge.checks import max_points
-from grader.judge.pipeline import GradingContext, unrunnable_result
+from grader.judge.pipeline import GradingContext, not_graded_result, unrunnable_result
 from grader.judge.results import Graded, GradeRun, SubmissionResult
 from grader.judge.written import WrittenGrade
+from grader.protocol.text import name_text
 
 
 def grade_batch(
@@ -44,7 +45,7 @@ def grade_batch(
 
     def named(graded: Graded, path: Path) -> Graded:
         item = by_path[path]
-        result = dataclasses.replace(graded.result, id=item.id, path=str(path), student=item.student)
+        result = dataclasses.replace(graded.result, id=item.id, path=name_text(str(path)), student=item.student)
         return dataclasses.replace(graded, result=result)
 
     for item in ordered:
@@ -64,11 +65,16 @@ def grade_batch(
     to_grade = [item.path for item in ordered if item.path not in results]
     for path, fresh in (executor or InProcess()).grade(to_grade, context):
         graded = named(fresh, path)
-        if logs_out is not None:
-            graded = keep_logs(graded, logs_out, context.options.keep_logs)
-        store.put(keys[path], graded)
+        try:
+            if logs_out is not None:
+                graded = keep_logs(graded, logs_out, context.options.keep_logs)
+            store.put(keys[path], graded)
+            on_result(graded, False)
+        except Exception as error:  # the grader's own step failed on this notebook: its fault, not the class's
+            reason = f"the grader failed on this notebook's result ({type(error).__name__}: {error}); please report it"
+            graded = named(Graded(not_graded_result(path, reason, context)), path)
+            on_result(graded, False)
         results[path] = graded.result
-        on_result(graded, False)
     return make_run(context, [results[item.path] for item in ordered])
 
 

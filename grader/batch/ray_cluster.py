@@ -14,6 +14,7 @@ from typing import Any
 from grader.batch.executors import Draw, InProcess, grade_in_worker
 from grader.judge.pipeline import GradingContext, not_graded_result
 from grader.judge.results import Graded
+from grader.protocol.text import name_text
 from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import sweep_stale_sandboxes
@@ -68,7 +69,7 @@ class RayCluster:
                 except ray.exceptions.WorkerCrashedError:
                     reason = "the Ray worker grading this notebook died twice"
                     graded = Graded(not_graded_result(path, reason, context))
-                yield path, replace(graded, result=replace(graded.result, path=str(path)))
+                yield path, replace(graded, result=replace(graded.result, path=name_text(str(path))))
         finally:
             if started_here:
                 ray.shutdown()

@@ -19,6 +19,7 @@ from pathlib import Path
 from grader import __version__
 from grader.judge.pipeline import GradingContext
 from grader.judge.results import Graded, SubmissionResult
+from grader.protocol.text import encodable
 
 STORE_NAME = "results.sqlite"
 SCHEMA = """
@@ -66,10 +67,12 @@ class ResultStore:
         A result that is not the notebook's grade (a fault of the grader's) is not stored."""
         if graded.result.fault == "grader":
             return
+        # SQLite takes only UTF-8: what the kernel printed may hold text that is not (a lone surrogate)
+        notebook = encodable(graded.notebook) if graded.notebook is not None else None
         with self.connection:
             self.connection.execute(
                 "INSERT OR REPLACE INTO graded (key, submission_id, result, notebook) VALUES (?, ?, ?, ?)",
-                (key, graded.result.id, json.dumps(graded.result.to_dict()), graded.notebook),
+                (key, encodable(graded.result.id), json.dumps(graded.result.to_dict()), notebook),
             )
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import click
 
 from grader.cli.options import SPEC_OPTION
 from grader.cli.output import console, reports_grader_errors
+from grader.errors import GraderError
 from grader.protocol.files import write_atomically
 from grader.spec.exercise import load_spec
 
@@ -61,7 +62,15 @@ def review(
             write_atomically(export_to, export_sheet(batch, marks))
             console.print(f"Wrote {len(batch.submissions) * len(batch.questions)} answers to {export_to}.")
         elif import_from is not None:
-            count = import_sheet(import_from.read_text(encoding="utf-8-sig"), batch, marks)
+            count = import_sheet(_read(import_from), batch, marks)
             console.print(f"Set the grades of {count} answers from {import_from}.")
     finally:
         marks.close()
+
+
+def _read(sheet: Path) -> bytes:
+    """The sheet's bytes, whatever its encoding (``import_sheet`` tells them apart)."""
+    try:
+        return sheet.read_bytes()
+    except OSError as error:
+        raise GraderError(f"cannot read the sheet {sheet} ({error.strerror or error}); check its path") from None

@@ -11,7 +11,13 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.validator import ValidationError
 
+from grader.protocol.text import encodable, encodable_data, may_hold_surrogates, name_text
+
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+UNENCODABLE = (
+    "the notebook holds {count:,} characters that are not text (lone surrogates, from an escape such as \\ud800); "
+    "the grader read each as \N{REPLACEMENT CHARACTER}"
+)
 
 
 class InvalidSubmission(Exception):
@@ -23,10 +29,13 @@ class Submission:
     id: str
     path: Path
     notebook: NotebookNode
+    # What the grader changed in the notebook's text to read it (said in the result's warnings)
+    notes: tuple[str, ...] = ()
 
 
 def submission_id(path: Path) -> str:
-    return path.stem
+    """A notebook's id: its file's name, shown as it is (``grader.protocol.text.name_text``)."""
+    return name_text(path.stem)
 
 
 def file_stem(submission_id: str) -> str:
@@ -52,11 +61,17 @@ def load_submission(path: Path) -> Submission:
             f"the file is {len(raw) / 2**20:.1f} MiB; notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded. "
             "Clear the outputs (Kernel > Restart & Clear Output) and save again."
         )
+    notes: tuple[str, ...] = ()
     try:
-        notebook = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+        text = raw.decode("utf-8")
+        notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
+        if may_hold_surrogates(text):
+            notebook, replaced = encodable_data(notebook)
+            notebook = nbformat.from_dict(notebook)  # type: ignore[no-untyped-call]
+            notes = (UNENCODABLE.format(count=replaced),) if replaced else ()
         nbformat.validate(notebook)
     except (UnicodeDecodeError, ValueError, ValidationError, KeyError, AttributeError, TypeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = encodable(str(error).splitlines()[0]) if str(error) else type(error).__name__
         raise InvalidSubmission(
             f"this is not a valid Jupyter notebook ({reason}). Submit the .ipynb file that Jupyter saves."
         ) from None
@@ -67,4 +82,4 @@ def load_submission(path: Path) -> Submission:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    return Submission(submission_id(path), path, notebook)
+    return Submission(submission_id(path), path, notebook, notes)

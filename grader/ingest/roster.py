@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from grader.errors import GraderError
 from grader.ingest.archives import unpack_zip
+from grader.protocol.text import name_text
 
 Platform = Literal["folder", "canvas", "moodle", "nbgrader"]
 CANVAS_FILE = re.compile(
@@ -45,6 +46,13 @@ class Student:
     submitted_at: str | None = None  # ISO 8601, in UTC, where the LMS records it
     file: str = ""  # the notebook's name as submitted
 
+    def __post_init__(self) -> None:
+        # Names come from file and folder names: shown as they are, never obeyed (grader.protocol.text)
+        for field_name in ("name", "user_id", "participant_id", "file"):
+            value = getattr(self, field_name)
+            if value is not None:
+                object.__setattr__(self, field_name, name_text(value))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -60,6 +68,9 @@ class Submitted:
     id: str
     path: Path
     student: Student
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", name_text(self.id))
 
     @classmethod
     def of(cls, path: Path) -> Submitted:
@@ -99,7 +110,8 @@ def read_roster(paths: Sequence[Path], unpack_into: Path, model_names: Sequence[
     if not chosen:
         names = ", ".join(str(path) for path in paths)
         raise GraderError(f"nothing to grade: no .ipynb files in {names}.")
-    return Roster(tuple(chosen), (*notes, *choice_notes), tuple(notices))
+    # Notes name files and folders as they were found: shown, never obeyed
+    return Roster(tuple(chosen), tuple(map(name_text, (*notes, *choice_notes))), tuple(map(name_text, notices)))
 
 
 def _outside_canvas_pattern(found: list[Submitted]) -> list[str]:

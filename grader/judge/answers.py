@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from nbformat import NotebookNode
 
+from grader.judge.deadline import Deadline
+from grader.protocol.text import encodable
 from grader.spec.questions import Question
 
 FoundBy = Literal["marker", "after the question", "numbered", "not separated", "no answer"]
@@ -34,14 +36,16 @@ MIN_WORDS = 3
 # A sentence ends at . ? or !, and the emphasis closing it ("**Why?** Because ...")
 SENTENCE_END = re.compile(r"(?<=[.?!])(?:\*\*|__|\*|_)?\s+")
 # "1)", "1.", "**1.**", "- 1)", "Q1:", "Question 1:", "(1)", "Answer 1:" at the start of a line
+# (Runs of blanks are possessive, ``*+``: no part after them starts with a blank, and a student's
+# line of spaces is matched in linear time, not quadratic.)
 NUMBERED = re.compile(
-    r"^(?P<indent>[ \t>]*)(?:[-*+][ \t]*)?(?:\*\*|__)?[ \t]*"
-    r"(?:(?:q|question|answer|ans\.?)[ \t]*)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:)",
+    r"^(?P<indent>[ \t>]*+)(?:[-*+][ \t]*+)?(?:\*\*|__)?[ \t]*+"
+    r"(?:(?:q|question|answer|ans\.?)[ \t]*+)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:)",
     re.IGNORECASE | re.MULTILINE,
 )
 OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
 OTTER_END = re.compile(r"END QUESTION", re.IGNORECASE)
-OTTER_NAME = re.compile(r"^\s*name:\s*(\S+)", re.MULTILINE)
+OTTER_NAME = re.compile(r"^[ \t]*+name:[ \t]*+(\S+)", re.MULTILINE)
 COMMENT = re.compile(r"^\s*#+\s?(.*)$")
 
 
@@ -62,7 +66,7 @@ class Answer:
     @property
     def digest(self) -> str:
         """Identifies the text as written, whitespace aside: a manual grade belongs to it."""
-        return hashlib.sha256(" ".join(self.text.split()).encode()).hexdigest()[:16]
+        return hashlib.sha256(encodable(" ".join(self.text.split())).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,35 +102,42 @@ class _Location:
 
 
 def find_answers(
-    notebook: NotebookNode, questions: Sequence[Question], handout: NotebookNode | None = None
+    notebook: NotebookNode,
+    questions: Sequence[Question],
+    handout: NotebookNode | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[Answer, ...]:
     """Each question's answer in ``notebook``, in the order of ``questions``. ``handout``: the
-    notebook students start from, whose markdown cells end an answer."""
+    notebook students start from, whose markdown cells end an answer. Raises ``OutOfTime``
+    once ``deadline`` has passed (a notebook's text is as long as its student makes it)."""
     if not questions:
         return ()
+    deadline = deadline or Deadline.never()
     cells = list(notebook.cells)
-    marked = _marked_answers(cells, questions)
+    marked = _marked_answers(cells, questions, deadline)
     handout_cells = [
         _normal(cell.source) for cell in (handout.cells if handout else []) if cell.cell_type == "markdown"
     ]
-    locations = _locations(cells, questions)
-    found = {**_answers_after(cells, locations, handout_cells), **marked}
+    locations = _locations(cells, questions, deadline)
+    found = {**_answers_after(cells, locations, handout_cells, deadline), **marked}
     missing = [question for question in questions if question.id not in found]
     if missing and not locations:
-        found.update(_numbered_answers_anywhere(cells, missing, handout_cells))
+        found.update(_numbered_answers_anywhere(cells, missing, handout_cells, deadline))
     return tuple(found.get(question.id, Answer(question.id, "")) for question in questions)
 
 
-def _marked_answers(cells: list[NotebookNode], questions: Sequence[Question]) -> dict[str, Answer]:
+def _marked_answers(cells: list[NotebookNode], questions: Sequence[Question], deadline: Deadline) -> dict[str, Answer]:
     """Answers nbgrader (a cell's ``grade_id``) or otter (``BEGIN QUESTION`` / ``name:``) mark."""
     ids = {question.id for question in questions}
     found: dict[str, Answer] = {}
     for index, cell in enumerate(cells):
+        deadline.check()
         nbgrader = cell.get("metadata", {}).get("nbgrader")
         grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
         if isinstance(grade_id, str) and grade_id in ids and nbgrader.get("solution"):
             found[grade_id] = Answer(grade_id, _answer_text(cell), (index,), "marker")
     for index, cell in enumerate(cells):
+        deadline.check()
         name = OTTER_NAME.search(cell.source) if OTTER_BEGIN.search(cell.source) else None
         if name is None or name.group(1) not in ids or name.group(1) in found:
             continue
@@ -150,8 +161,9 @@ def _sentences(line: str) -> list[str]:
     return [sentence for sentence in SENTENCE_END.split(line) if sentence.strip()]
 
 
-def _asked_in(line: str, question: Question) -> list[int]:
+def _asked_in(line: str, question: Question, deadline: Deadline) -> list[int]:
     """Which sentences of ``line`` are the question's, worded as any of its wordings."""
+    deadline.check()
     line_sentences = [_normal(NUMBERED.sub("", sentence)) for sentence in _sentences(line)]
     matched: set[int] = set()
     for wording in question.wordings:
@@ -165,7 +177,7 @@ def _asked_in(line: str, question: Question) -> list[int]:
     return sorted(matched)
 
 
-def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list[_Location]:
+def _locations(cells: list[NotebookNode], questions: Sequence[Question], deadline: Deadline) -> list[_Location]:
     """Where each question is asked (its first place), in the notebook's order."""
     found: dict[str, _Location] = {}
     for index, cell in enumerate(cells):
@@ -175,7 +187,11 @@ def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list
         for question in questions:
             if question.id in found:
                 continue
-            matched = {number: asked for number, line in enumerate(lines) if (asked := _asked_in(line, question))}
+            matched = {
+                number: asked
+                for number, line in enumerate(lines)
+                if not line.isspace() and line and (asked := _asked_in(line, question, deadline))
+            }
             if matched:
                 first, last = min(matched), max(matched)
                 numbering = NUMBERED.match(lines[first])
@@ -187,7 +203,7 @@ def _locations(cells: list[NotebookNode], questions: Sequence[Question]) -> list
 
 
 def _answers_after(
-    cells: list[NotebookNode], locations: list[_Location], handout_cells: list[str]
+    cells: list[NotebookNode], locations: list[_Location], handout_cells: list[str], deadline: Deadline
 ) -> dict[str, Answer]:
     """Each located question's answer: what follows it up to the next question or handout cell.
     Questions asked one after the other with nothing between share what follows the last of them,
@@ -196,7 +212,7 @@ def _answers_after(
     waiting: list[_Location] = []  # asked, with nothing written yet before the next question
     for position, location in enumerate(locations):
         following = locations[position + 1] if position + 1 < len(locations) else None
-        parts = _region(cells, location, following, handout_cells)
+        parts = _region(cells, location, following, handout_cells, deadline)
         if not parts and following is not None and following.cell == location.cell:
             waiting.append(location)
             continue
@@ -212,7 +228,11 @@ def _answers_after(
 
 
 def _region(
-    cells: list[NotebookNode], location: _Location, following: _Location | None, handout_cells: list[str]
+    cells: list[NotebookNode],
+    location: _Location,
+    following: _Location | None,
+    handout_cells: list[str],
+    deadline: Deadline,
 ) -> list[tuple[int, str]]:
     """The student's text after ``location``: the rest of its cell, then whole cells (comments of
     code cells), up to ``following`` or a cell of the handout."""
@@ -226,6 +246,7 @@ def _region(
         return parts
     last = following.cell if following is not None else len(cells)
     for index in range(location.cell + 1, last):
+        deadline.check()
         cell = cells[index]
         if cell.cell_type == "markdown" and _is_handouts(cell.source, handout_cells):
             break
@@ -320,12 +341,13 @@ def _strip_emphasis(text: str) -> str:
 
 
 def _numbered_answers_anywhere(
-    cells: list[NotebookNode], questions: list[Question], handout_cells: list[str]
+    cells: list[NotebookNode], questions: list[Question], handout_cells: list[str], deadline: Deadline
 ) -> dict[str, Answer]:
     """Where the notebook kept no question: a cell of the student's numbering its answers
     ("My answers: 1) ... 2) ..."), split by that numbering."""
     numbers = list(range(1, len(questions) + 1))
     for index in reversed(range(len(cells))):
+        deadline.check()
         cell = cells[index]
         if cell.cell_type != "markdown" or _is_handouts(cell.source, handout_cells):
             continue

@@ -14,6 +14,7 @@ from typing import Literal
 from nbformat import NotebookNode
 
 from grader.judge.checks import CheckResult
+from grader.judge.deadline import Deadline
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
 from grader.spec.exercise import Spec
@@ -22,7 +23,8 @@ from grader.spec.exercise import Spec
 CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;|\n")
 PERCENT = re.compile(r"(\d{1,3}(?:\.(\d+))?)\s*%")
 FRACTION = re.compile(r"(?<![\d.])0\.(\d{2,})(?![\d%])")
-COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{4,})(?![\d.,]*\d)")
+# Possessive digits: a number is taken whole or not at all (a run of digits is linear, not quadratic)
+COUNT = re.compile(r"(?<![\d.,])(\d{1,3}+(?:,\d{3})++|\d{4,}+)(?![\d.,]*\d)")
 # "did (not) improve", "no improvement", "is worse": what a student answers to "Did it improve?"
 NOT_IMPROVED = re.compile(
     r"\b(?:not|no|n't|never|hardly|barely)\b[^.;!?]{0,30}\b(?:improv|better|increas)|\bworse\b|\bdecreas",
@@ -53,13 +55,17 @@ def mention(name: str) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{either})\b", re.IGNORECASE)
 
 
-def find_claims(notebook: NotebookNode, spec: Spec, improvement_cell: int | None = None) -> list[Claim]:
+def find_claims(
+    notebook: NotebookNode, spec: Spec, improvement_cell: int | None = None, deadline: Deadline | None = None
+) -> list[Claim]:
     """Parameter counts and accuracies stated in markdown, and whether the improvement improved.
 
     A number belongs to the model named last before it in the same clause; a
     count is a parameter count when its clause speaks of parameters. An answer about the
     improvement is a clause about improving in a markdown cell after the cell that trained it.
+    Raises ``OutOfTime`` once ``deadline`` has passed.
     """
+    deadline = deadline or Deadline.never()
     mentions = {name: mention(name) for name in spec.model_names}
     improvement = next((model.name for model in spec.models if model.kind == "improvement"), None)
     claims: list[Claim] = []
@@ -67,6 +73,7 @@ def find_claims(notebook: NotebookNode, spec: Spec, improvement_cell: int | None
         if cell.get("cell_type") != "markdown":
             continue
         for clause in CLAUSE_END.split(cell.source):
+            deadline.check()
             answer = "improv" in clause.lower() and not clause.rstrip().endswith("?")  # the question is no answer
             if improvement and improvement_cell is not None and index > improvement_cell and answer:
                 claims.append(Claim(improvement, "improved", 0.0 if NOT_IMPROVED.search(clause) else 1.0, 0.0, index))

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -47,6 +48,9 @@ from grader.spec.architecture import Architecture
 from grader.spec.exercise import DataSpec, Metric
 
 EVALUATOR_TIMEOUT_SECONDS = 600
+# The longest answer line read from the evaluator (one is a few hundred bytes), and how much is read at a time
+MAX_ANSWER_BYTES = 2**20
+READ_BYTES = 2**16
 # What the evaluator printed while it answered one request, kept to its last this many bytes.
 MAX_LOG_BYTES = 2**20
 MAX_CONFIG_BYTES = 4 * 2**20
@@ -189,6 +193,10 @@ class _Died(Exception):
         self.printed = printed
 
 
+class _Unanswered(Exception):
+    """The evaluator, still running, gave no answer: too late, or too long."""
+
+
 class _Evaluator:
     """An evaluator process in its sandbox, whose canary passed; what it prints goes to a log of
     its own. Raises ``GraderFault`` when it cannot start or measure the exercise's own model."""
@@ -199,7 +207,9 @@ class _Evaluator:
         self._log = tempfile.TemporaryFile()
         self._open = ExitStack()
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-"))
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        # What the evaluator printed after the last line answered (read, not yet an answer)
+        self._unread = b""
         try:
             self._start()
             answer = self.ask({"setup": self._setup()})
@@ -236,7 +246,6 @@ class _Evaluator:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            text=True,
             env=self.sandbox.process_environment(),
         )
         self._open.enter_context(Watchdog(self.sandbox, lambda: self.process.pid if self.process else None))
@@ -285,30 +294,54 @@ class _Evaluator:
     def ask(self, request: dict[str, Any]) -> str:
         """The answer to ``request`` (what the evaluator printed meanwhile in ``printed``);
         raises ``_Died`` when it dies or does not answer in time."""
-        assert self.process is not None and self.process.stdin is not None and self.process.stdout is not None
+        assert self.process is not None and self.process.stdin is not None
         start = self._log.seek(0, os.SEEK_END)
+        answer: str | None = None
+        unanswered: str | None = None  # why no answer came while it ran
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
-            ready = select.select([self.process.stdout], [], [], EVALUATOR_TIMEOUT_SECONDS)[0]
-            answer = self.process.stdout.readline() if ready else None
-        except (BrokenPipeError, OSError):
-            answer = ""
-        if answer == "":  # it closed its output: let it finish dying, for its last words and exit status
+            answer = self._answer_line(time.monotonic() + EVALUATOR_TIMEOUT_SECONDS)
+        except _Unanswered as why:
+            unanswered = str(why)
+        except OSError:  # a broken pipe: it is gone
+            pass
+        if answer is None and unanswered is None:  # it closed its output: let it finish dying, for its last words
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         self._log.seek(start)
         self.printed = self._log.read()[-MAX_LOG_BYTES:].decode(errors="replace")
-        if answer:
+        if answer is not None:
             return answer
-        reason = self._why_no_answer(answer is None)
+        reason = unanswered or self._why_no_answer()
         self.stop()
         raise _Died(reason, self.printed)
 
-    def _why_no_answer(self, timed_out: bool) -> str:
+    def _answer_line(self, deadline: float) -> str | None:
+        """The next line the evaluator printed, decoded; None when it closed its output first.
+        Read as the bytes come, never waiting past ``deadline``: an evaluator that prints half a
+        line and stops must not hold the worker. ``_Unanswered`` when no line ends by then or
+        within ``MAX_ANSWER_BYTES``."""
+        assert self.process is not None and self.process.stdout is not None
+        output = self.process.stdout.fileno()  # read directly: the file object's buffer is never used
+        while (end := self._unread.find(b"\n")) < 0:
+            if len(self._unread) > MAX_ANSWER_BYTES:
+                raise _Unanswered(f"printed more than {MAX_ANSWER_BYTES:,} bytes without ending its answer")
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([output], [], [], left)[0]:
+                raise _Unanswered(f"did not answer within {EVALUATOR_TIMEOUT_SECONDS} s")
+            read = os.read(output, READ_BYTES)  # what is there, without waiting: select said so
+            if not read:
+                return None  # half an answer, then nothing: it died answering
+            self._unread += read
+        line, self._unread = self._unread[:end], self._unread[end + 1 :]
+        if len(line) > MAX_ANSWER_BYTES:
+            raise _Unanswered(f"printed more than {MAX_ANSWER_BYTES:,} bytes without ending its answer")
+        return line.decode(errors="replace")
+
+    def _why_no_answer(self) -> str:
+        """Why an evaluator that closed its output gave no answer."""
         assert self.process is not None
-        if timed_out:
-            return f"did not answer within {EVALUATOR_TIMEOUT_SECONDS} s"
         if self.sandbox.out_of_memory():
             return f"ran out of memory (its limit is {self.recipe.limits.memory_bytes / 2**30:g} GiB)"
         lines = self.printed.strip().splitlines() or ["no output"]

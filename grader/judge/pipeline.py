@@ -29,15 +29,17 @@ from grader.judge.checks import (
     run_checks,
 )
 from grader.judge.claims import claim_warnings, find_claims
+from grader.judge.deadline import Deadline, OutOfTime
 from grader.judge.evaluate import Evaluation, EvaluatorRecipe, evaluate_models, preprocessing_warnings
 from grader.judge.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
 from grader.judge.matching import assign_models
 from grader.judge.model_config import RebuildBounds
-from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, score
+from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, encodable_result, score
 from grader.judge.untrusted import read_tail
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
 from grader.protocol.manifest import HookSettings
+from grader.protocol.text import encodable, name_text
 from grader.run.backends import Backend, choose_backend, gpu_count
 from grader.run.environment import installed_versions
 from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution
@@ -59,6 +61,13 @@ GRADING_ATTEMPTS = 3
 MAX_WARNINGS = 100
 # Each log kept for diagnosis is cut to its last this many characters.
 MAX_LOG_CHARS = 2**20
+# The least time the grader gives itself to read a notebook's text (answers, claims), even
+# when the code used the whole budget: an ordinary notebook's takes milliseconds.
+MIN_TEXT_SECONDS = 2.0
+OUT_OF_TIME = (
+    "the grader stopped reading {what}: the notebook's text took longer to read than its time limit "
+    "(--timeout) left; the code is graded, the text is not"
+)
 NOT_YOUR_FAULT = (
     "This notebook could not be graded because of a fault of the grader, not of the notebook: {reason}. "
     "It has no score; it is graded again on the next run."
@@ -158,6 +167,7 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
     """Grade one notebook file. Whatever the notebook does, a result comes back; a fault of
     the grader's own raises ``GraderFault`` with the logs gathered so far. ``more_to_come``:
     this process grades another notebook next (see ``grader.run.warm``)."""
+    started = time.monotonic()
     try:
         submission = load_submission(path)
     except InvalidSubmission as error:
@@ -175,6 +185,8 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
     checks = run_checks(spec, models, evaluations, context.options.quick, _missing_model_hint(execution))
+    # The notebook's text is read on the host within what is left of its time budget
+    deadline = Deadline(max(started + context.options.time_limit, time.monotonic() + MIN_TEXT_SECONDS))
     findings = [
         *matching,
         *doctored_history_warnings(spec, models, evaluations),
@@ -182,24 +194,44 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         *preprocessing_warnings(evaluations),
         # What a notebook says of its accuracy; a regression's error is not read from its text
         *(
-            claim_warnings(
-                find_claims(submission.notebook, spec, _improvement_cell(spec, models)), models, evaluations, checks
-            )
+            _claims(submission, spec, models, evaluations, checks, deadline)
             if spec.data.metric.higher_is_better
             else []
         ),
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
-    result = _with_answers(result, submission, spec)
-    notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
+    result = _with_answers(result, submission, spec, deadline)
+    # The kernel's outputs are its own text: what no file can hold is replaced
+    notebook = encodable(nbformat.writes(execution.notebook)) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
 
 
-def _with_answers(result: SubmissionResult, submission: Submission, spec: Spec) -> SubmissionResult:
+def _claims(
+    submission: Submission,
+    spec: Spec,
+    models: dict[str, ModelFacts],
+    evaluations: dict[str, Evaluation],
+    checks: list[CheckResult],
+    deadline: Deadline,
+) -> list[str]:
+    """What the notebook's markdown states that the grader's figures contradict; a warning
+    instead, if reading it takes past ``deadline``."""
+    try:
+        claims = find_claims(submission.notebook, spec, _improvement_cell(spec, models), deadline)
+    except OutOfTime:
+        return [OUT_OF_TIME.format(what="what its text states of its models")]
+    return claim_warnings(claims, models, evaluations, checks)
+
+
+def _with_answers(
+    result: SubmissionResult, submission: Submission, spec: Spec, deadline: Deadline | None = None
+) -> SubmissionResult:
     """The result with the notebook's written answers. Reading them is the grader's own work on
     a notebook already graded: if it fails, the code's grade stands, without the answers."""
     try:
-        answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout))
+        answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout), deadline)
+    except OutOfTime:
+        return replace(result, warnings=(*result.warnings, OUT_OF_TIME.format(what="its written answers")))
     except Exception as error:  # a bug of the grader's: never the notebook's grade
         note = f"the grader could not read the written answers ({type(error).__name__}: {error}); please report it"
         return replace(result, warnings=(*result.warnings, note))
@@ -335,13 +367,14 @@ def _result(
     earned, available = score(checks)
     return SubmissionResult(
         id=submission.id,
-        path=str(submission.path),
+        path=name_text(str(submission.path)),
         status=status,
         score=earned,
         max_score=available,
         checks=tuple(checks),
         warnings=_bounded(
             [
+                *submission.notes,
                 *(error.describe() for error in execution.cell_errors),
                 *facts.warnings,
                 *findings,
@@ -415,7 +448,9 @@ def unrunnable_result(path: Path, status: SubmissionStatus, reason: str, context
         for check in checks_not_run(model, f"Not graded: {reason}", context.options.quick)
     ]
     earned, available = score(checks)
-    return SubmissionResult(submission_id(path), str(path), status, earned, available, tuple(checks), error=reason)
+    return SubmissionResult(
+        submission_id(path), name_text(str(path)), status, earned, available, tuple(checks), error=reason
+    )
 
 
 def grade_safely(path: Path, context: GradingContext, more_to_come: bool = False) -> Graded:
@@ -432,7 +467,7 @@ def grade_safely(path: Path, context: GradingContext, more_to_come: bool = False
             reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
             logs = {"grader.log": traceback.format_exc()}
         else:
-            return replace(graded, result=replace(graded.result, attempts=attempt))
+            return replace(graded, result=encodable_result(replace(graded.result, attempts=attempt)))
     return Graded(not_graded_result(path, reason, context, GRADING_ATTEMPTS), logs=logs)
 
 
@@ -440,7 +475,7 @@ def not_graded_result(path: Path, reason: str, context: GradingContext, attempts
     """The result of a notebook that a fault of the grader's kept from being graded: no score."""
     return SubmissionResult(
         submission_id(path),
-        str(path),
+        name_text(str(path)),
         "not_graded",
         score=None,
         max_score=None,

@@ -11,6 +11,7 @@ from grader.ingest.roster import Student
 from grader.judge.answers import Answer
 from grader.judge.checks import CheckResult
 from grader.judge.written import WrittenGrade
+from grader.protocol.text import encodable_data
 from grader.spec.architecture import Architecture
 from grader.spec.questions import Question
 
@@ -152,6 +153,13 @@ class SubmissionResult:
                 "answers": tuple(Answer.from_dict(answer) for answer in data.get("answers", ())),
             }
         )
+
+
+def encodable_result(result: SubmissionResult) -> SubmissionResult:
+    """``result`` with every text in it encodable as UTF-8 (``grader.protocol.text``): the
+    messages a kernel sent and the notebook's own text are the student's to choose."""
+    data, replaced = encodable_data(result.to_dict())
+    return SubmissionResult.from_dict(data) if replaced else result
 
 
 @dataclass(frozen=True)

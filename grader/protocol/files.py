@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from grader.protocol.text import encodable
+
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[IO[bytes]]:
@@ -24,4 +26,5 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
 def write_atomically(path: Path, content: str | bytes) -> None:
     """Write ``content`` (text as UTF-8) to ``path`` atomically."""
     with atomic_output(path) as out:
-        out.write(content.encode("utf-8") if isinstance(content, str) else content)
+        # Text that UTF-8 cannot hold (a student's lone surrogate) is replaced, never a failed write
+        out.write(encodable(content).encode("utf-8") if isinstance(content, str) else content)

@@ -2,29 +2,41 @@
 question, with answer groups and a rubric editable while grading.
 
 Like Jupyter, it listens on 127.0.0.1 and is opened with a random token in its address;
-without it every page and action is refused. Every change is a POST carrying a CSRF token and
-is saved at once in the batch's store (``marks``). The pages load nothing from elsewhere (a
-strict Content-Security-Policy), and a student's text is rendered as sanitised markdown.
+without it every page and action is refused, as is every request that names another host than
+127.0.0.1, localhost or [::1] (DNS rebinding). The browser is opened on a file only its owner
+can read, which leads to the address: the token is in no process's arguments. Every change
+is a POST carrying a CSRF token and is saved at once in the batch's store (``marks``). The
+pages load nothing from elsewhere (a strict Content-Security-Policy), and a student's text is
+rendered as sanitised markdown.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import html
 import math
+import os
+import re
 import secrets
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import bleach
+import nh3
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 from grader.errors import GraderError
+from grader.judge.answers import Answer
 from grader.judge.written import WrittenGrade
 from grader.reports.gradebooks import points_text
 from grader.reports.pages import learning_curves as model_curves
@@ -39,17 +51,49 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # What a student's markdown may become: text formatting, lists, code, quotes, tables, links.
-ALLOWED_TAGS = [
+ALLOWED_TAGS = {
     "p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",
     "table", "thead", "tbody", "tr", "th", "td", "hr", "a", "del", "sup", "sub",
-]  # fmt: skip
+}  # fmt: skip
+LINK_SCHEMES = {"http", "https"}
+# The hosts the app answers to: a page of another name that resolves to 127.0.0.1 (DNS rebinding) is refused.
+LOCAL_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?", re.IGNORECASE)
+# Opened in the browser instead of the address, which holds the token: a browser's arguments are
+# readable by every user of the machine, this page by its owner only.
+OPENER_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={address}">
+<title>grader review</title></head>
+<body><p>Opening the review: <a href="{address}">continue</a>.</p></body></html>
+"""
+
+
+def _image_as_text(
+    renderer: RendererHTML, tokens: Sequence[Token], index: int, options: OptionsDict, env: EnvType
+) -> str:
+    """An image of a student's markdown as its description, marked as one: the page loads
+    nothing from elsewhere, and the reviewer still sees that there was an image."""
+    children = tokens[index].children
+    described = renderer.renderInlineAsText(children, options, env) if children else ""
+    return html.escape(f"[image: {described}]" if described else "[image]")
+
+
 MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+MARKDOWN.add_render_rule("image", _image_as_text)
 
 
 def render_markdown(text: str) -> Markup:
-    """A student's text as HTML that can run nothing: raw HTML is escaped, then sanitised."""
-    html = MARKDOWN.render(text)
-    return Markup(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href"]}, protocols=["http", "https"]))
+    """A student's text as HTML that can run nothing: raw HTML is escaped, then sanitised
+    (a tag not allowed is dropped, its text kept; a link only to http or https)."""
+    rendered = MARKDOWN.render(text)
+    return Markup(
+        nh3.clean(
+            rendered,
+            tags=ALLOWED_TAGS,
+            attributes={"a": {"href"}},
+            url_schemes=LINK_SCHEMES,
+            link_rel="noopener noreferrer",
+        )
+    )
 
 
 def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
@@ -68,6 +112,15 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["points"] = points_text
     state = _State(folder, spec)
+
+    @app.before_request
+    def require_local_host() -> None:
+        if not LOCAL_HOST.fullmatch(request.host):
+            abort(
+                403,
+                f"this app answers to 127.0.0.1, localhost and [::1] only, not to the host {request.host[:100]!r}: "
+                "open the address `grader review` printed",
+            )
 
     @app.before_request
     def require_token() -> Response | None:
@@ -130,6 +183,7 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     @app.post("/questions/<question_id>/apply")
     def apply(question_id: str) -> Any:
         batch, marks = state.current()
+        batch.question(question_id)  # an unknown one is refused, naming the batch's
         submissions = request.form.getlist("submission")
         unknown = [s for s in submissions if s not in batch.submissions]
         if unknown or not submissions:
@@ -157,14 +211,14 @@ def create_app(folder: Path, token: str, spec: Spec | None = None) -> Flask:
     @app.post("/questions/<question_id>/comment")
     def comment(question_id: str) -> Any:
         batch, marks = state.current()
-        submission = _known(batch, request.form["submission"])
-        marks.set_comment(submission, batch.answer(submission, question_id), request.form.get("comment", ""))
+        submission, answer = _shown_answer(batch, question_id)
+        marks.set_comment(submission, answer, request.form.get("comment", ""))
         return _back(question_id, request.form.get("anchor"))
 
     @app.post("/questions/<question_id>/move")
     def move(question_id: str) -> Any:
         batch, marks = state.current()
-        submission = _known(batch, request.form["submission"])
+        submission, _ = _shown_answer(batch, question_id)
         group = (request.form.get("group") or "").strip()
         if not group:
             abort(400, "name the group to move the answer to")
@@ -208,8 +262,19 @@ def _graded(grades: dict[str, WrittenGrade]) -> int:
 
 def _known(batch: ReviewBatch, submission: str) -> str:
     if submission not in batch.submissions:
-        abort(400, f"unknown submission {submission!r}")
+        abort(400, f"unknown submission {submission[:200]!r}")
     return submission
+
+
+def _shown_answer(batch: ReviewBatch, question_id: str) -> tuple[str, Answer]:
+    """The submission a form names and its answer to ``question_id``, which must be the text the
+    page showed (its digest posted with the form): a comment never lands on a text regraded since."""
+    batch.question(question_id)  # an unknown one is refused, naming the batch's
+    submission = _known(batch, request.form.get("submission", ""))
+    answer = batch.answer(submission, question_id)
+    if request.form.get("digest") != answer.digest:
+        abort(409, "the answer changed since this page was drawn (the batch was graded again): reload the page")
+    return submission, answer
 
 
 def _back(question_id: str, anchor: str | None) -> Any:
@@ -230,6 +295,8 @@ class _State:
         self._marks: Marks | None = None
         self._drawn: dict[tuple[str, str], str | None] = {}
         self._reading = threading.Lock()
+        # pyplot's figures and settings (rcParams) are global: one request thread draws at a time.
+        self._drawing = threading.Lock()
 
     def current(self) -> tuple[ReviewBatch, Marks]:
         """The batch and its marks; read again (by one request thread) when the batch changed.
@@ -245,8 +312,10 @@ class _State:
 
     def curves(self, submission: str, model: str) -> str | None:
         """The model's loss and accuracy per epoch as the report draws them (a data URI)."""
-        if (submission, model) not in self._drawn:
-            batch, _ = self.current()
+        batch, _ = self.current()
+        with self._drawing:
+            if (submission, model) in self._drawn:
+                return self._drawn[submission, model]
             result = batch.submissions[submission]
             record = result.models.get(model)
             spec = self.spec
@@ -257,13 +326,14 @@ class _State:
             else:
                 drawn = learning_curves(record.history, {})
             self._drawn[submission, model] = drawn
-        return self._drawn[submission, model]
+            return drawn
 
 
 def serve(
     folder: Path, port: int, open_browser: bool, announce: Callable[[str], None], spec: Spec | None = None
 ) -> None:
-    """Serve the review on 127.0.0.1 until interrupted; ``announce`` is given its address."""
+    """Serve the review on 127.0.0.1 until interrupted; ``announce`` is given its address. The
+    browser is opened on a page of the owner's only that leads to the address (``OPENER_PAGE``)."""
     import webbrowser
 
     from werkzeug.serving import make_server
@@ -274,11 +344,26 @@ def serve(
     server = make_server("127.0.0.1", port, app, threaded=True)
     address = f"http://127.0.0.1:{server.server_port}/?token={token}"
     announce(address)
-    if open_browser:
-        webbrowser.open(address)
+    opener: Path | None = None
     try:
+        if open_browser:
+            opener = _opener_page(address)
+            webbrowser.open(opener.as_uri())
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        if opener is not None:
+            shutil.rmtree(opener.parent, ignore_errors=True)
+
+
+def _opener_page(address: str) -> Path:
+    """An ``OPENER_PAGE`` leading to ``address``, readable by its owner only (mode 0600, in a
+    folder of mode 0700 of its own); removed, with its folder, when the review stops."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-review-"))
+    page = folder / "open.html"
+    descriptor = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(OPENER_PAGE.format(address=html.escape(address, quote=True)))
+    return page

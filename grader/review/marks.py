@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from grader.batch.store import STORE_NAME
 from grader.errors import GraderError
@@ -60,21 +63,39 @@ def _write_ahead_log(connection: sqlite3.Connection) -> None:
 
 
 class Marks:
-    """The manual grades of the batch whose outputs are in ``folder``, for ``questions``."""
+    """The manual grades of the batch whose outputs are in ``folder``, for ``questions``.
+
+    One connection, which the review app's request threads share: each use of it holds
+    ``_using``, so that one request's transaction never holds another's statements (a request
+    whose write fails rolls back its own, never one another request has already reported made).
+    """
 
     def __init__(self, folder: Path, questions: Sequence[Question]) -> None:
         self.questions = {question.id: question for question in questions}
+        # Re-entrant: a write reads the rubric (``item``) inside its own turn.
+        self._using = threading.RLock()
         self.connection = sqlite3.connect(folder / STORE_NAME, timeout=BUSY_SECONDS, check_same_thread=False)
         _write_ahead_log(self.connection)
-        with self.connection:
+        with self._transaction():
             self.connection.executescript(SCHEMA)
         self._follow_the_spec(questions)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, this thread's alone until its transaction is committed or rolled back."""
+        with self._using, self.connection:
+            yield self.connection
+
+    def _read(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """The rows of a query, read in this thread's turn on the connection."""
+        with self._using:
+            return self.connection.execute(sql, parameters).fetchall()
 
     def _follow_the_spec(self, questions: Sequence[Question]) -> None:
         """The rubric as the spec says it now: its titles, order and descriptions, and its points
         unless they were edited while grading; an item gone from the spec goes, unless it was
         applied to some answer (it is then listed last)."""
-        with self.connection:
+        with self._transaction():
             self.connection.executemany(
                 "INSERT INTO rubric_items (question, item, title, points, description, position) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (question, item) DO UPDATE SET title = excluded.title, "
@@ -102,7 +123,8 @@ class Marks:
                 )
 
     def close(self) -> None:
-        self.connection.close()
+        with self._using:
+            self.connection.close()
 
     def question(self, question_id: str) -> Question:
         """The question with its rubric as edited while grading."""
@@ -110,10 +132,10 @@ class Marks:
             question = self.questions[question_id]
         except KeyError:
             raise GraderError(f"no question {question_id!r}; the batch's questions: {sorted(self.questions)}") from None
-        rows = self.connection.execute(
+        rows = self._read(
             "SELECT item, title, points, description FROM rubric_items WHERE question = ? ORDER BY position",
             (question_id,),
-        ).fetchall()
+        )
         return replace(question, rubric=tuple(RubricItem(*row) for row in rows))
 
     def item(self, question_id: str, item_id: str) -> RubricItem:
@@ -127,7 +149,7 @@ class Marks:
     def set_points(self, question_id: str, item_id: str, points: float) -> None:
         """Change an item's points: every answer it is applied to follows."""
         self.item(question_id, item_id)
-        with self.connection:
+        with self._transaction():
             self.connection.execute(
                 "UPDATE rubric_items SET points = ?, edited = 1 WHERE question = ? AND item = ?",
                 (points, question_id, item_id),
@@ -137,7 +159,7 @@ class Marks:
         """Apply ``item_id`` to each (submission, answer), or remove it (``on`` false), in one transaction."""
         self.item(question_id, item_id)
         rows = [(submission, question_id, answer.digest, item_id) for submission, answer in answers]
-        with self.connection:
+        with self._transaction():
             if on:
                 self.connection.executemany(
                     "INSERT OR IGNORE INTO applied_items (submission, question, answer, item) VALUES (?, ?, ?, ?)", rows
@@ -148,13 +170,13 @@ class Marks:
                 )
 
     def set_comment(self, submission: str, answer: Answer, comment: str) -> None:
-        with self.connection:
+        with self._transaction():
             self.connection.execute(SET_COMMENT, (submission, answer.question, answer.digest, comment.strip()))
 
     def set_answers(self, grades: Iterable[tuple[str, Answer, Sequence[str], str]]) -> None:
         """Set each (submission, answer)'s items to exactly those given, and its comment, all in
         one transaction (a spreadsheet's import: all of it or nothing)."""
-        with self.connection:
+        with self._transaction():
             for submission, answer, item_ids, comment in grades:
                 key = (submission, answer.question, answer.digest)
                 self.connection.execute(
@@ -168,7 +190,7 @@ class Marks:
 
     def move(self, submission: str, question_id: str, group: str) -> None:
         """Put an answer into the group named ``group``, whatever group was suggested for it."""
-        with self.connection:
+        with self._transaction():
             self.connection.execute(
                 "INSERT OR REPLACE INTO answer_groups (submission, question, name) VALUES (?, ?, ?)",
                 (submission, question_id, group),
@@ -176,8 +198,7 @@ class Marks:
 
     def moved(self, question_id: str) -> dict[str, str]:
         """The answers someone moved, by submission, to the group they were moved to."""
-        rows = self.connection.execute("SELECT submission, name FROM answer_groups WHERE question = ?", (question_id,))
-        return dict(rows.fetchall())
+        return dict(self._read("SELECT submission, name FROM answer_groups WHERE question = ?", (question_id,)))
 
     def grades(self, answers: Mapping[str, Sequence[Answer]]) -> dict[str, tuple[WrittenGrade, ...]]:
         """Every submission's grades, one per answer, in the questions' order."""
@@ -187,14 +208,14 @@ class Marks:
         chosen = "submission IN (SELECT value FROM json_each(?))"
         asked = (json.dumps(list(answers)),)
         applied: dict[tuple[str, str], dict[str, list[str]]] = {}
-        for submission, question, digest, item in self.connection.execute(
+        for submission, question, digest, item in self._read(
             f"SELECT submission, question, answer, item FROM applied_items WHERE {chosen} ORDER BY applied_at, rowid",
             asked,
         ):
             applied.setdefault((submission, question), {}).setdefault(digest, []).append(item)
         comments = {
             (submission, question, digest): comment
-            for submission, question, digest, comment in self.connection.execute(
+            for submission, question, digest, comment in self._read(
                 f"SELECT submission, question, answer, comment FROM answer_comments WHERE {chosen}", asked
             )
         }

@@ -110,10 +110,11 @@ class Isolation:
         return self.level + (f" (missing: {'; '.join(missing)})" if missing else "")
 
 
-def failure(command: list[str], timeout: float = 20) -> str | None:
-    """Why ``command`` failed (the last line it printed), or None when it succeeded."""
+def failure(command: list[str], timeout: float = 20, environment: dict[str, str] | None = None) -> str | None:
+    """Why ``command`` failed (the last line it printed), or None when it succeeded; run with
+    ``environment`` when given, else this process's."""
     try:
-        completed = subprocess.run(command, capture_output=True, timeout=timeout, text=True)
+        completed = subprocess.run(command, capture_output=True, timeout=timeout, text=True, env=environment)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if completed.returncode == 0:

@@ -8,7 +8,10 @@ bubblewrap) lies on a tmpfs of ``Limits.write_bytes`` where one can be mounted.
 
 A ``Sandbox`` is a context manager for its folders (``with Sandbox(...) as sandbox``: they
 stay readable until the block ends, for the facts to be read and the models evaluated);
-``confined()`` is one for the kernel's cgroups, which kill every process left when it ends.
+``confined()`` is one for the kernel's cgroups, which kill every process left when it ends
+(and every process of the sandbox's own uid). Without bubblewrap a reaper (``REAPER``) ends
+every process the kernel started, orphans included, with it; and bubblewrap or not, the
+kernel gets only the variables ``process_environment`` names, never the grader's own.
 
 A grader killed outright (SIGKILL, a lost machine) cleans nothing up, and a kernel it was
 starting can outlive it: bubblewrap runs in a session of its own and may not yet have tied
@@ -60,6 +63,10 @@ CGROUP_NAME = re.compile(r"grader-[0-9a-f]{12}")
 UID_LOCK = "grader-uids.lock"
 # Ranges this small are searched uid by uid; larger ones by random draws
 SCANNED_UIDS = 4096
+# The sandbox's PATH, with bubblewrap or without: the system's folders, never the grader's own PATH
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The launcher that stands for bubblewrap's pid namespace where there is none (a script, never imported)
+REAPER = Path(__file__).with_name("reaper.py")
 
 
 class NoFreeUid(OSError):
@@ -200,9 +207,13 @@ class Sandbox:
 
     def command(self, command: list[str], before: str = "") -> list[str]:
         """``command`` inside every layer: a wrapper joins the cgroups (and runs ``before``), then
-        becomes the sandbox, so that everything it starts inherits them."""
+        becomes the sandbox, so that everything it starts inherits them. Without bubblewrap the
+        sandbox is the reaper (``REAPER``), whose descendants, orphans included, all end with it."""
         steps = [*(f'echo $$ > "{group}/cgroup.procs"' for group in self.cgroups), *([before] if before else [])]
         wrapped = self.wrapped(command)
+        if not self.isolation.bubblewrap:
+            # As the grader's uid, past the uid change: a notebook's processes cannot signal it then.
+            wrapped = [sys.executable, "-I", "-S", str(REAPER), str(os.getpid()), *wrapped]
         if self.scope is not None and self.isolation.systemd_run:
             wrapped = [self.isolation.systemd_run, *systemd_scope_arguments(self.limits, self.scope), *wrapped]
         return ["sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox", *wrapped]
@@ -266,25 +277,24 @@ class Sandbox:
         return arguments
 
     def process_environment(self) -> dict[str, str]:
-        """The variables the sandbox's process runs with. In bubblewrap they are all it gets;
-        without it they are added to the grader's own, with a home of the sandbox's own."""
+        """All the variables the sandbox's processes run with, bubblewrap or not: nothing else of
+        the grader's environment (its tokens, its cloud keys) reaches the notebook. Without
+        bubblewrap only the home (the sandbox's own folder) and the paths inside differ."""
+        home = "/tmp" if self.isolation.bubblewrap else str(self.workdir)
         variables = {
             # TensorFlow's C++ start-up chatter is noise in a student's report.
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONUNBUFFERED": "1",
             **self._role_variables(),
-        }
-        home = "/tmp" if self.isolation.bubblewrap else str(self.workdir)
-        variables |= {
             "HOME": home,
             "JUPYTER_RUNTIME_DIR": f"{home}/jupyter",
             "IPYTHONDIR": f"{home}/ipython",
             "MPLCONFIGDIR": f"{home}/matplotlib",
             "KERAS_HOME": f"{home}/keras",
+            # Python is started by its full path (sys.executable); the wrappers live in these folders.
+            "PATH": SANDBOX_PATH,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-        if not self.isolation.bubblewrap:
-            return {**os.environ, **variables, **self.environment}
-        variables |= {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
         # Packages installed beside Python (pip install --target) and the worker's GPU
         passed = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")
         return variables | {name: os.environ[name] for name in passed if name in os.environ} | self.environment
@@ -295,7 +305,8 @@ class Sandbox:
 
     @contextmanager
     def confined(self) -> Iterator[Sandbox]:
-        """The kernel's cgroups, for as long as it runs; every process left in them is killed after."""
+        """The kernel's cgroups, for as long as it runs; every process left in them, or running
+        as the sandbox's own uid, is killed after."""
         try:
             for group in self.cgroups:
                 group.mkdir()
@@ -306,6 +317,9 @@ class Sandbox:
         finally:
             for group in self.cgroups:
                 _kill_and_remove(group)
+            # No other process has this uid (``_free_uid``): whatever escaped the reaper ends here.
+            if self.changes_uid and self.uid in SANDBOX_UIDS:
+                _kill_until_gone(functools.partial(_pids_of_uid, self.uid))
 
     def _cgroup_limits(self, group: Path) -> dict[str, int]:
         if self.isolation.cgroups == "v2":
@@ -535,7 +549,8 @@ def unprivileged_failure(isolation: Isolation) -> str | None:
         placeholder.write_bytes(b"")
         with Sandbox(isolation, Limits(), scratch, placeholder, [placeholder], cpu_seconds=60) as sandbox:
             sandbox.notebook.write_bytes(b"")
-            refused = failure(sandbox.wrapped([sys.executable, "-c", KERNEL_PROBE]), timeout=120)
+            # In the environment the kernel gets: it must start with nothing more of the grader's
+            refused = failure(sandbox.wrapped([sys.executable, "-c", KERNEL_PROBE]), 120, sandbox.process_environment())
     return f"an unprivileged uid cannot run the grader's Python here ({refused})" if refused else None
 
 

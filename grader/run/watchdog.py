@@ -19,7 +19,9 @@ WATCH_SECONDS = 0.5
 
 class Watchdog:
     """Watches the processes of ``sandbox`` (the process ``root`` gives, when it gives one, and
-    everything it started) for as long as the block runs, if a limit needs watching here.
+    everything it started, orphans included: they are adopted below ``root``, by bubblewrap's
+    init or else by the sandbox's reaper) for as long as the block runs, if a limit needs
+    watching here.
     ``overwritten`` is set when it stopped them for writing too much; ``sandbox.memory_exceeded``
     when for holding too much memory."""
 

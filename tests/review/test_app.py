@@ -4,13 +4,21 @@ group with an editable rubric."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import stat
+import threading
+import time
+import webbrowser
+from pathlib import Path
 
 import pytest
+import werkzeug.serving
 
-from grader.review.app import create_app, render_markdown
+import grader.review.app
+from grader.review.app import create_app, render_markdown, serve
 from grader.review.batch import ReviewBatch
 from grader.review.marks import Marks
 
@@ -111,8 +119,11 @@ def test_grading_a_group_then_one_answer_then_the_rubric(client, batch_folder):
     }
     client.post("/questions/q1/apply", data=one)
     client.post("/questions/q1/items/compares-their-accuracy", data={"csrf": csrf, "points": "1.5"})
-    client.post("/questions/q1/comment", data={"csrf": csrf, "submission": "student10", "comment": "Which figures?"})
-    client.post("/questions/q1/move", data={"csrf": csrf, "submission": "student10", "group": "to discuss"})
+    shown = digests(batch_folder, ["student10"])[0]
+    comment = {"csrf": csrf, "submission": "student10", "digest": shown, "comment": "Which figures?"}
+    assert client.post("/questions/q1/comment", data=comment).status_code == 303
+    move = {"csrf": csrf, "submission": "student10", "digest": shown, "group": "to discuss"}
+    assert client.post("/questions/q1/move", data=move).status_code == 303
     got = grades(batch_folder)
     assert [got[s][0].points for s in group] == [1.5, None, 1.5, 1.5]
     assert got["student10"][0].comment == "Which figures?"
@@ -173,3 +184,109 @@ def test_an_answer_moved_then_gone_from_the_batch_does_not_break_the_page(client
 
 def test_a_token_of_other_characters_is_refused_not_an_error(client):
     assert client.get("/?token=%C3%A9t%C3%A9").status_code == 403
+
+
+@pytest.mark.parametrize("action", ["comment", "move"])
+def test_a_comment_or_a_move_on_an_answer_changed_since_the_page_was_drawn_is_refused(client, batch_folder, action):
+    csrf = signed_in(client)
+    form = {"csrf": csrf, "submission": "student00", "comment": "Good.", "group": "mine"}
+    for digest in ({"digest": "0123456789abcdef"}, {}):  # a text regraded since, or a form without its digest
+        response = client.post(f"/questions/q1/{action}", data={**form, **digest})
+        assert response.status_code == 409 and "reload the page" in response.text
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    assert marks.grades(batch.answers())["student00"][0].comment == "" and marks.moved("q1") == {}
+
+
+@pytest.mark.parametrize("action", ["comment", "move", "apply"])
+def test_an_action_on_a_question_not_in_the_batch_is_refused_naming_the_known_ones(client, batch_folder, action):
+    csrf = signed_in(client)
+    form = {"csrf": csrf, "submission": "student00", "digest": digests(batch_folder, ["student00"])}
+    form |= {"comment": "Good.", "group": "mine", "item": "compares-their-accuracy", "on": "1"}
+    response = client.post(f"/questions/q9/{action}", data=form)
+    assert response.status_code == 404 and "no question &#39;q9&#39;" in response.text and "q1" in response.text
+    assert Marks(batch_folder, ReviewBatch.load(batch_folder).questions).moved("q9") == {}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8123", "localhost", "LOCALHOST:80", "[::1]:8123", "127.0.0.1"])
+def test_the_app_answers_to_the_local_host_names(client, host):
+    assert client.get(f"/?token={TOKEN}", headers={"Host": host}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8123", "127.0.0.1.evil.example", "localhost.evil.example:80", "[::2]:80"]
+)
+def test_a_request_for_another_host_name_is_refused_whatever_it_resolves_to(client, host):
+    """DNS rebinding: a page of evil.example, its name resolving to 127.0.0.1, asks the app."""
+    response = client.get(f"/?token={TOKEN}", headers={"Host": host})
+    assert response.status_code == 403 and "answers to 127.0.0.1, localhost and [::1] only" in response.text
+    assert client.get("/questions/q1").status_code == 403  # the token was not taken either
+
+
+def test_a_markdown_image_shows_as_its_description_and_links_keep_to_the_web():
+    html = str(render_markdown("![a plot of *loss*](http://e.example/x.png) ![](y.png) [docs](https://keras.io)"))
+    assert "[image: a plot of loss]" in html and "[image]" in html
+    assert "img" not in html and "e.example" not in html
+    assert '<a href="https://keras.io" rel="noopener noreferrer">docs</a>' in html
+    for link in ("[x](ftp://e.example/f)", "[x](data:text/html,hi)", "[x](vbscript:msgbox)"):
+        assert "href" not in str(render_markdown(link)), link
+
+
+def test_learning_curves_are_drawn_by_one_request_at_a_time(batch_folder, monkeypatch):
+    """pyplot is global state: two requests drawing at once would draw into each other's figures."""
+    counting = threading.Lock()
+    drawing_now = [0]
+    most_at_once = [0]
+
+    def draw_slowly(history: object, bands: object) -> str:
+        with counting:
+            drawing_now[0] += 1
+            most_at_once[0] = max(most_at_once[0], drawing_now[0])
+        time.sleep(0.2)  # long enough for the other requests to arrive meanwhile
+        with counting:
+            drawing_now[0] -= 1
+        return "data:image/svg+xml;base64," + base64.b64encode(b"<svg/>").decode()
+
+    monkeypatch.setattr(grader.review.app, "learning_curves", draw_slowly)
+    app = create_app(batch_folder, TOKEN)
+    statuses: list[int] = []
+
+    def fetch_curves(submission: str) -> None:
+        client = app.test_client()  # a browser's image request, in a thread of its own
+        signed_in(client)
+        statuses.append(client.get(f"/curves?submission={submission}&model=model_1").status_code)
+
+    threads = [threading.Thread(target=fetch_curves, args=(s,)) for s in ("student00", "student01", "student02")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert statuses == [200, 200, 200] and most_at_once == [1]
+
+
+def test_the_browser_is_opened_on_a_private_page_not_on_the_tokened_address(batch_folder, monkeypatch):
+    opened: list[str] = []
+    seen: dict[str, object] = {}
+
+    class Server:
+        server_port = 8123
+
+        def serve_forever(self) -> None:
+            page = Path(opened[0].removeprefix("file://"))
+            seen.update(mode=stat.S_IMODE(page.stat().st_mode), folder=stat.S_IMODE(page.parent.stat().st_mode))
+            seen["text"] = page.read_text()
+            raise KeyboardInterrupt  # Ctrl-C
+
+        def server_close(self) -> None:
+            pass
+
+    monkeypatch.setattr(werkzeug.serving, "make_server", lambda *args, **kwargs: Server())
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    announced: list[str] = []
+    serve(batch_folder, 0, True, announced.append)
+    token = announced[0].partition("?token=")[2]
+    assert len(token) == 48 and announced[0].startswith("http://127.0.0.1:8123/")
+    assert opened[0].startswith("file://") and token not in opened[0]
+    assert (seen["mode"], seen["folder"]) == (0o600, 0o700)
+    assert f'url=http://127.0.0.1:8123/?token={token}"' in str(seen["text"])
+    assert not Path(opened[0].removeprefix("file://")).parent.exists()  # gone when the review stops

@@ -4,7 +4,9 @@ people grading at once."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -118,3 +120,39 @@ def test_a_notebook_without_answers_gets_an_ungraded_empty_answer_per_question(b
     ]
     marks.apply("q1", "no-answer", [("invalid", Answer("q1", ""))], on=True)
     assert marks.grades({"invalid": ()})["invalid"][0].points == 0
+
+
+def test_a_write_that_fails_in_one_thread_never_rolls_back_another_threads_write(batch_folder):
+    """The review app's request threads share one Marks: a request whose write fails (the store
+    locked by `grader grade`, here a duplicate item) rolls back its own statements only."""
+    batch = ReviewBatch.load(batch_folder)
+    marks = Marks(batch_folder, batch.questions)
+    item = Q1.rubric[0].id
+    first_written = threading.Event()
+    failed_write_done = threading.Event()
+
+    def grades_written_slowly() -> Iterator[tuple[str, Answer, list[str], str]]:
+        yield "student00", batch.answer("student00", "q1"), [item], ""
+        first_written.set()  # the first request is inside its transaction now
+        failed_write_done.wait(timeout=1)  # the other request fails meanwhile, if it can run at all
+        yield "student01", batch.answer("student01", "q1"), [item], ""
+
+    failures: list[Exception] = []
+
+    def failing_write() -> None:
+        try:
+            marks.set_answers([("student02", batch.answer("student02", "q1"), [item, item], "")])
+        except sqlite3.IntegrityError as error:
+            failures.append(error)
+        failed_write_done.set()
+
+    first = threading.Thread(target=marks.set_answers, args=(grades_written_slowly(),))
+    first.start()
+    assert first_written.wait(timeout=10)
+    second = threading.Thread(target=failing_write)
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert len(failures) == 1  # the second write did fail
+    grades = Marks(batch_folder, batch.questions).grades(batch.answers())
+    assert [len(grades[s][0].items) for s in ("student00", "student01", "student02")] == [1, 1, 0]
