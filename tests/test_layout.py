@@ -17,7 +17,7 @@ ALLOWED = {
     "protocol": set(),
     "kernel": {"protocol"},
     "spec": {"errors", "protocol"},
-    "ingest": {"errors", "spec"},
+    "ingest": {"errors", "protocol", "spec"},
     "run": {"errors", "protocol", "spec"},
     "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},

@@ -201,8 +201,7 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
     result = _with_answers(result, submission, spec, deadline)
-    # The kernel's outputs are its own text: what no file can hold is replaced
-    notebook = encodable(nbformat.writes(execution.notebook)) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
+    notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
 
 
@@ -467,7 +466,9 @@ def grade_safely(path: Path, context: GradingContext, more_to_come: bool = False
             reason = f"the grader failed on this file ({type(error).__name__}: {error}); please report it"
             logs = {"grader.log": traceback.format_exc()}
         else:
-            return replace(graded, result=encodable_result(replace(graded.result, attempts=attempt)))
+            # The kernel's messages and outputs are the student's text: what no file can hold is replaced
+            result = encodable_result(replace(graded.result, attempts=attempt))
+            return replace(graded, result=result, notebook=encodable(graded.notebook) if graded.notebook else None)
     return Graded(not_graded_result(path, reason, context, GRADING_ATTEMPTS), logs=logs)
 
 

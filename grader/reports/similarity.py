@@ -20,6 +20,8 @@ from typing import Any
 import nbformat
 import numpy as np
 
+from grader.protocol.text import REPLACEMENT, encodable
+
 # k-gram length and winnowing window of copydetect's fingerprints (the measurements in docs/figures.md). A
 # window of 1 keeps every k-gram: copydetect hashes them with Python's hash(), which differs
 # from one process to the next, so a wider window would pick other k-grams, and give other
@@ -28,6 +30,9 @@ NOISE = 25
 WINDOW = 1
 DEFAULT_THRESHOLD = 0.95
 START, END = "\x00", "\x01"
+# Code compared per notebook: the exercise's is a few kilobytes; a pair of 1 MB notebooks takes
+# copydetect 14 s, and a class has pairs by the hundred (docs/security.md).
+MAX_CODE_CHARS = 200_000
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ class ClassSimilarity:
 
 
 def notebook_code(path: Path) -> str:
-    """A notebook's code cells, joined; lines of IPython magics and shell commands left out."""
+    """A notebook's code cells, joined; lines of IPython magics and shell commands left out; the
+    characters that mark shared code replaced, and cut at ``MAX_CODE_CHARS``."""
     try:
         notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     except Exception:  # not a notebook: nothing to compare
@@ -67,7 +73,9 @@ def notebook_code(path: Path) -> str:
     for cell in notebook.cells:
         if cell.get("cell_type") == "code":
             lines.extend(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-    return "\n".join(lines)
+    code = encodable("\n".join(lines)[:MAX_CODE_CHARS])
+    # A student's own START or END would open or close a <mark> of the page
+    return code.replace(START, REPLACEMENT).replace(END, REPLACEMENT)
 
 
 def class_similarity(

@@ -107,3 +107,39 @@ def test_unchanged_notebooks_are_reused_and_force_regrades_them(spec, tmp_path, 
     grade_batch([renamed], context(spec, quick=True), store, force=True)
     assert graded[-1] == "c.ipynb"
     assert (tmp_path / STORE_NAME).is_file()
+
+
+def test_a_host_side_step_that_fails_on_one_notebook_costs_only_that_notebook(spec, tmp_path, monkeypatch):
+    import grader.judge.pipeline
+
+    def fake_grade(path, context, more_to_come=False):
+        return Graded(grader.judge.pipeline.unrunnable_result(path, "error", "graded", context), "{}")
+
+    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", fake_grade)
+    paths = [tmp_path / f"{name}.ipynb" for name in ("first", "breaks_the_reports", "third")]
+    for path in paths:
+        path.write_text(path.stem)
+    reported = []
+
+    def on_result(graded, reused):
+        if graded.result.id == "breaks_the_reports" and graded.result.status != "not_graded":
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        reported.append((graded.result.id, graded.result.status))
+
+    run = grade_batch(paths, context(spec, quick=True), ResultStore(tmp_path), on_result=on_result)
+    assert [(r.id, r.status) for r in run.submissions] == [
+        ("first", "error"), ("breaks_the_reports", "not_graded"), ("third", "error")
+    ]  # fmt: skip
+    assert reported == [(r.id, r.status) for r in run.submissions]
+    assert "the grader failed on this notebook's result (UnicodeEncodeError" in run.submissions[1].error
+
+
+def test_text_no_utf8_holds_is_stored_replaced(spec, tmp_path):
+    from grader.batch.store import result_key
+    from grader.judge.pipeline import unrunnable_result
+
+    store = ResultStore(tmp_path)
+    result = unrunnable_result(tmp_path / "x.ipynb", "error", "why", context(spec, quick=True))
+    key = result_key(b"notebook", context(spec, quick=True))
+    store.put(key, Graded(result, '{"source": "\ud800"}'))
+    assert store.get(key).notebook == '{"source": "\ufffd"}'

@@ -1,4 +1,5 @@
 import json
+import os
 
 import nbformat
 import pytest
@@ -62,3 +63,26 @@ def test_a_symbolic_link_is_refused_not_followed(tmp_path):
     link.symlink_to(secret)
     with pytest.raises(InvalidSubmission, match="symbolic link"):
         load_submission(link)
+
+
+def test_a_lone_surrogate_is_read_as_a_replacement_character_and_said(tmp_path):
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("Model 2 \ud800 wins"), nbformat.v4.new_code_cell("x = '\udfff'")]
+    )
+    path = tmp_path / "surrogate.ipynb"
+    path.write_text(json.dumps(notebook))  # a lone surrogate as JSON writes it: its escape
+    submission = load_submission(path)
+    assert [cell.source for cell in submission.notebook.cells] == ["Model 2 \ufffd wins", "x = '\ufffd'"]
+    assert submission.notes == (
+        "the notebook holds 2 characters that are not text (lone surrogates, from an escape such as \\ud800); "
+        "the grader read each as \ufffd",
+    )
+    assert nbformat.writes(submission.notebook).encode("utf-8")
+
+
+def test_a_file_name_that_is_not_utf8_is_an_id_every_output_can_hold(tmp_path):
+    name = os.fsdecode(b"bad\xff\xfe\xe2\x80\xaename.ipynb")
+    path = write_notebook(tmp_path / name, [nbformat.v4.new_code_cell("1")])
+    submission = load_submission(path)
+    assert submission.id == "bad\\xff\\xfe\\u202ename"
+    assert submission.id.encode("utf-8")

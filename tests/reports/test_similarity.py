@@ -88,3 +88,21 @@ def test_the_class_page_lists_the_pairs_with_the_shared_code_escaped(tmp_path: P
     assert "<td>copy_of_001</td><td>student_001</td>" in page
     assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
     assert "Similar notebooks" not in index_page(GradeRun("0.3.0", "quick", "MNIST", ()), SPEC)
+
+
+@pytest.mark.timeout(60)
+def test_a_students_own_marker_characters_cannot_open_or_close_a_mark_and_huge_code_is_cut(tmp_path: Path) -> None:
+    import json
+
+    from grader.reports.similarity import MAX_CODE_CHARS
+
+    code = "total = 0\n" * 200_000 + "a = '\x00'\nb = '\x01</mark>'\n"  # 2 MB: 28 s a pair uncut
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code[::-1]), nbformat.v4.new_code_cell(code)])
+    paths = {name: tmp_path / f"{name}.ipynb" for name in ("first", "second")}
+    for path in paths.values():
+        path.write_text(json.dumps(notebook))  # \ud800 and NUL as JSON escapes
+    assert len(notebook_code(paths["first"])) == MAX_CODE_CHARS
+    (pair,) = class_similarity(paths, "").pairs
+    for marked in (pair.first_code, pair.second_code):
+        assert "\x00" not in marked and "\x01" not in marked
+        assert marked.count("<mark>") == marked.count("</mark>")
