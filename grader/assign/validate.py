@@ -5,11 +5,15 @@ model check, each check saying what to build."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import nbformat
+
 from grader.errors import GraderError
+from grader.judge.answers import asked_questions, find_answers
 from grader.judge.pipeline import GradingContext, GradingOptions, context_for, grade_safely
 from grader.judge.results import Graded, SubmissionResult
 from grader.run.backends import Backend
@@ -40,7 +44,7 @@ def validate_exercise(
     hashed = " (its sha256 as the spec says)" if spec.data.file and spec.data.file_sha256 else ""
     rows = f"{len(full.fingerprints.train):,} training and {len(full.fingerprints.test):,} test rows"
     ranges = _accuracy_ranges(spec)
-    findings = [Finding("data", True, f"{full.data_path}{hashed}: {rows}"), ranges]
+    findings = [Finding("data", True, f"{full.data_path}{hashed}: {rows}"), ranges, *questions_findings(spec)]
     for what, path in (("solution", spec.solution), ("handout", spec.handout)):
         if path is None or not path.is_file():
             findings.append(Finding(what, False, f"the spec names no {what} file, or it is missing ({path})"))
@@ -50,6 +54,43 @@ def validate_exercise(
         quick = replace(full, options=GradingOptions(quick=True, backend=backend.name))
         findings.append(handout_finding(grade(spec.handout, quick).result, spec))
     return tuple(findings)
+
+
+def questions_findings(spec: Spec) -> list[Finding]:
+    """The written questions: each asked by the handout (else no answer can be found after it),
+    answered in the solution, and each rubric item with an ``id`` of its own (else editing its
+    title while grading makes it a new item, and the marks given stay on the old one)."""
+    if not spec.questions:
+        return []
+    unnamed = [
+        f"{entry.get('id', '?')}: {item.get('title', '?')!r}"
+        for entry in tomllib.loads(spec.path.read_text(encoding="utf-8")).get("questions", [])
+        for item in entry.get("rubric", [])
+        if "id" not in item
+    ]
+    rubric = Finding(
+        "rubric ids",
+        not unnamed,
+        f"give these rubric items an id of their own, so that a title edited while grading keeps its marks: "
+        f"{'; '.join(unnamed)}"
+        if unnamed
+        else "every rubric item has an id of its own",
+    )
+    findings = [rubric]
+    for what, path in (("handout", spec.handout), ("solution", spec.solution)):
+        if path is None or not path.is_file():
+            continue
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        if what == "handout":
+            missing = [q.id for q in spec.questions if q.id not in asked_questions(notebook, spec.questions)]
+            detail = "asks every question" if not missing else f"does not ask {missing} in any of their wordings"
+            findings.append(Finding("questions in the handout", not missing, detail))
+        else:
+            handout = nbformat.read(spec.handout, as_version=4) if spec.handout and spec.handout.is_file() else None  # type: ignore[no-untyped-call]
+            unanswered = [a.question for a in find_answers(notebook, spec.questions, handout) if not a.answered]
+            detail = "answers every question" if not unanswered else f"has no answer found for {unanswered}"
+            findings.append(Finding("answers in the solution", not unanswered, detail))
+    return findings
 
 
 def _accuracy_ranges(spec: Spec) -> Finding:

@@ -43,6 +43,8 @@ NUMBERED = re.compile(
     r"(?:(?:q|question|answer|ans\.?)[ \t]*+)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:)",
     re.IGNORECASE | re.MULTILINE,
 )
+# A blank line between two paragraphs of markdown
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*+\n")
 OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
 OTTER_END = re.compile(r"END QUESTION", re.IGNORECASE)
 OTTER_NAME = re.compile(r"^[ \t]*+name:[ \t]*+(\S+)", re.MULTILINE)
@@ -115,14 +117,12 @@ def find_answers(
     deadline = deadline or Deadline.never()
     cells = list(notebook.cells)
     marked = _marked_answers(cells, questions, deadline)
-    handout_cells = [
-        _normal(cell.source) for cell in (handout.cells if handout else []) if cell.cell_type == "markdown"
-    ]
+    given = _Given.of(handout, questions)
     locations = _locations(cells, questions, deadline)
-    found = {**_answers_after(cells, locations, handout_cells, deadline), **marked}
+    found = {**_answers_after(cells, locations, given, deadline), **marked}
     missing = [question for question in questions if question.id not in found]
     if missing and not locations:
-        found.update(_numbered_answers_anywhere(cells, missing, handout_cells, deadline))
+        found.update(_numbered_answers_anywhere(cells, missing, given, deadline))
     return tuple(found.get(question.id, Answer(question.id, "")) for question in questions)
 
 
@@ -135,7 +135,7 @@ def _marked_answers(cells: list[NotebookNode], questions: Sequence[Question], de
         nbgrader = cell.get("metadata", {}).get("nbgrader")
         grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
         if isinstance(grade_id, str) and grade_id in ids and nbgrader.get("solution"):
-            found[grade_id] = Answer(grade_id, _answer_text(cell), (index,), "marker")
+            found[grade_id] = Answer(grade_id, _answer_text(cell, _Given()), (index,), "marker")
     for index, cell in enumerate(cells):
         deadline.check()
         name = OTTER_NAME.search(cell.source) if OTTER_BEGIN.search(cell.source) else None
@@ -177,6 +177,11 @@ def _asked_in(line: str, question: Question, deadline: Deadline) -> list[int]:
     return sorted(matched)
 
 
+def asked_questions(notebook: NotebookNode, questions: Sequence[Question]) -> set[str]:
+    """The ids of ``questions`` that ``notebook`` asks, in any of their wordings."""
+    return {location.question.id for location in _locations(list(notebook.cells), questions, Deadline.never())}
+
+
 def _locations(cells: list[NotebookNode], questions: Sequence[Question], deadline: Deadline) -> list[_Location]:
     """Where each question is asked (its first place), in the notebook's order."""
     found: dict[str, _Location] = {}
@@ -203,7 +208,7 @@ def _locations(cells: list[NotebookNode], questions: Sequence[Question], deadlin
 
 
 def _answers_after(
-    cells: list[NotebookNode], locations: list[_Location], handout_cells: list[str], deadline: Deadline
+    cells: list[NotebookNode], locations: list[_Location], given: _Given, deadline: Deadline
 ) -> dict[str, Answer]:
     """Each located question's answer: what follows it up to the next question or handout cell.
     Questions asked one after the other with nothing between share what follows the last of them,
@@ -212,7 +217,7 @@ def _answers_after(
     waiting: list[_Location] = []  # asked, with nothing written yet before the next question
     for position, location in enumerate(locations):
         following = locations[position + 1] if position + 1 < len(locations) else None
-        parts = _region(cells, location, following, handout_cells, deadline)
+        parts = _region(cells, location, following, given, deadline)
         if not parts and following is not None and following.cell == location.cell:
             waiting.append(location)
             continue
@@ -231,7 +236,7 @@ def _region(
     cells: list[NotebookNode],
     location: _Location,
     following: _Location | None,
-    handout_cells: list[str],
+    given: _Given,
     deadline: Deadline,
 ) -> list[tuple[int, str]]:
     """The student's text after ``location``: the rest of its cell, then whole cells (comments of
@@ -239,7 +244,7 @@ def _region(
     parts: list[tuple[int, str]] = []
     lines = cells[location.cell].source.splitlines()
     end = following.first_line if following is not None and following.cell == location.cell else len(lines)
-    rest = "\n".join([location.rest_of_line, *lines[location.last_line + 1 : end]]).strip()
+    rest = given.removed("\n".join([location.rest_of_line, *lines[location.last_line + 1 : end]])).strip()
     if rest:
         parts.append((location.cell, rest))
     if following is not None and following.cell == location.cell:
@@ -248,21 +253,62 @@ def _region(
     for index in range(location.cell + 1, last):
         deadline.check()
         cell = cells[index]
-        if cell.cell_type == "markdown" and _is_handouts(cell.source, handout_cells):
+        if cell.cell_type == "markdown" and given.is_handouts(cell.source):
             break
-        text = _answer_text(cell)
+        text = _answer_text(cell, given)
         if text:
             parts.append((index, text))
     if following is not None and following.cell == last and following.first_line > 0:
         before = "\n".join(cells[last].source.splitlines()[: following.first_line]).strip()
-        if before and not _is_handouts(before, handout_cells):
+        before = given.removed(before).strip()
+        if before and not given.is_handouts(before):
             parts.append((last, before))
     return parts
 
 
-def _is_handouts(source: str, handout_cells: list[str]) -> bool:
-    text = _normal(source)
-    return any(_close(text, cell, SAME_CELL) for cell in handout_cells)
+@dataclass(frozen=True)
+class _Given:
+    """What the handout gives everyone, which is never a student's answer: its markdown cells
+    (whole), and every sentence of its markdown, of its code's comments ("# YOUR CODE HERE")
+    and of the questions' wordings."""
+
+    cells: tuple[str, ...] = ()
+    sentences: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, handout: NotebookNode | None, questions: Sequence[Question]) -> _Given:
+        cells = [cell for cell in (handout.cells if handout else []) if cell.cell_type in ("markdown", "code")]
+        markdown = [str(cell.source) for cell in cells if cell.cell_type == "markdown"]
+        comments = [_answer_text(cell, cls()) for cell in cells if cell.cell_type == "code"]
+        texts = [*markdown, *comments, *(wording for question in questions for wording in question.wordings)]
+        sentences = {
+            _sentence_key(sentence) for text in texts for line in text.splitlines() for sentence in _sentences(line)
+        }
+        return cls(tuple(_normal(text) for text in markdown), frozenset(sentences - {""}))
+
+    def is_handouts(self, source: str) -> bool:
+        text = _normal(source)
+        return any(_close(text, cell, SAME_CELL) for cell in self.cells)
+
+    def removed(self, text: str) -> str:
+        """``text`` without the lines and sentences the handout gives (a question's own
+        sentences after the one that located it, a placeholder comment)."""
+        if not self.sentences:
+            return text
+        kept = []
+        for line in text.splitlines():
+            sentences = _sentences(line)
+            own = [sentence for sentence in sentences if _sentence_key(sentence) not in self.sentences]
+            if len(own) == len(sentences):
+                kept.append(line)
+            elif own:
+                kept.append(" ".join(own))
+        return "\n".join(kept)
+
+
+def _sentence_key(sentence: str) -> str:
+    """A sentence as the handout's are looked up: its numbering, markdown and case aside."""
+    return _normal(NUMBERED.sub("", sentence, count=1))
 
 
 def _close(a: str, b: str, closeness: float) -> bool:
@@ -275,13 +321,17 @@ def _close(a: str, b: str, closeness: float) -> bool:
     )
 
 
-def _answer_text(cell: NotebookNode) -> str:
-    """What a cell says in words: a markdown cell whole, a code cell's comments."""
+def _answer_text(cell: NotebookNode, given: _Given) -> str:
+    """What a cell says in words: a markdown cell whole, a code cell's comments where they are
+    at least half its lines; what the handout gives left out."""
     if cell.cell_type == "markdown":
-        return str(cell.source).strip()
+        return given.removed(str(cell.source)).strip()
     if cell.cell_type == "code":
-        comments = [match.group(1) for line in cell.source.splitlines() if (match := COMMENT.match(line))]
-        return "\n".join(comments).strip()
+        lines = [line for line in cell.source.splitlines() if line.strip()]
+        comments = [match.group(1) for line in lines if (match := COMMENT.match(line))]
+        if len(comments) * 2 < len(lines):  # code with notes on its lines, not words written in its place
+            return ""
+        return given.removed("\n".join(comments)).strip()
     return ""
 
 
@@ -294,7 +344,8 @@ def _joined(question: str, parts: list[tuple[int, str]], found_by: FoundBy) -> A
 def _split(group: list[_Location], parts: list[tuple[int, str]]) -> dict[str, Answer]:
     """Share ``parts`` among questions asked together: by the numbering of the answers (matched
     with the numbers the questions carry, else their order); failing that one cell each when
-    there are as many cells as questions; else each question gets the whole text, marked so."""
+    there are as many cells as questions, or one paragraph each when there are as many
+    paragraphs; else each question gets the whole text, marked so."""
     numbers = [location.number if location.number is not None else rank + 1 for rank, location in enumerate(group)]
     pieces = _numbered_pieces(parts, numbers)
     if pieces is not None:
@@ -307,7 +358,28 @@ def _split(group: list[_Location], parts: list[tuple[int, str]]) -> dict[str, An
             location.question.id: _joined(location.question.id, [part], "after the question")
             for location, part in zip(group, parts, strict=True)
         }
+    paragraphs = _paragraphs(parts)
+    if len(paragraphs) == len(group):  # one paragraph per question, in their order
+        return {
+            location.question.id: _joined(location.question.id, [paragraph], "after the question")
+            for location, paragraph in zip(group, paragraphs, strict=True)
+        }
     return {location.question.id: _joined(location.question.id, parts, "not separated") for location in group}
+
+
+def _paragraphs(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The paragraphs of ``parts``, each with its cell; a heading alone stays with the paragraph after it."""
+    found: list[tuple[int, str]] = []
+    heading = ""
+    for cell, text in parts:
+        for paragraph in PARAGRAPH_BREAK.split(text):
+            paragraph = paragraph.strip()
+            if paragraph.startswith("#") and "\n" not in paragraph:
+                heading = f"{heading}\n{paragraph}".strip()
+            elif paragraph:
+                found.append((cell, f"{heading}\n\n{paragraph}".strip()))
+                heading = ""
+    return found
 
 
 def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[int, list[tuple[int, str]]] | None:
@@ -332,6 +404,15 @@ def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[i
             text_of.setdefault(current, []).append((cell, text[start:].strip()))
     if len(text_of) < 2:
         return None
+    last = max(text_of)
+    following = [number for number in numbers if number > last]
+    if following and following[0] not in text_of:
+        # The last answer numbered, then, past a cell of code, text numbered no more: the next
+        # question's answer, written after the code it asks for ("3. Try it out below")
+        pieces = text_of[last]
+        gap = next((i for i in range(1, len(pieces)) if pieces[i][0] > pieces[i - 1][0] + 1), None)
+        if gap is not None:
+            text_of[last], text_of[following[0]] = pieces[:gap], pieces[gap:]
     return {number: [(cell, _strip_emphasis(text)) for cell, text in pieces] for number, pieces in text_of.items()}
 
 
@@ -341,7 +422,7 @@ def _strip_emphasis(text: str) -> str:
 
 
 def _numbered_answers_anywhere(
-    cells: list[NotebookNode], questions: list[Question], handout_cells: list[str], deadline: Deadline
+    cells: list[NotebookNode], questions: list[Question], given: _Given, deadline: Deadline
 ) -> dict[str, Answer]:
     """Where the notebook kept no question: a cell of the student's numbering its answers
     ("My answers: 1) ... 2) ..."), split by that numbering."""
@@ -349,7 +430,7 @@ def _numbered_answers_anywhere(
     for index in reversed(range(len(cells))):
         deadline.check()
         cell = cells[index]
-        if cell.cell_type != "markdown" or _is_handouts(cell.source, handout_cells):
+        if cell.cell_type != "markdown" or given.is_handouts(cell.source):
             continue
         pieces = _numbered_pieces([(index, cell.source)], numbers)
         if pieces is not None and "answer" in cell.source.lower():

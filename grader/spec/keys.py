@@ -143,7 +143,11 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey("rubric", "title", "The item's title."),
     SpecKey("rubric", "points", "Points an item applied adds (negative ones take away)."),
     SpecKey("rubric", "description", "What the item means, for the one grading.", '""'),
-    SpecKey("rubric", "id", "Its id [default: the title in lower case, with dashes]."),
+    SpecKey(
+        "rubric",
+        "id",
+        "Its id [default: the title in lower case, with dashes; give one, or editing the title makes a new item].",
+    ),
 )
 
 

@@ -5,6 +5,7 @@ deleted, moved or reworded, or not answered at all."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import nbformat
@@ -258,3 +259,76 @@ def test_a_long_cell_is_set_aside_by_its_length_without_the_full_comparison(monk
     long_cell = new_markdown_cell("lorem ipsum model " * 20_000)
     found = answers_of(new_markdown_cell(QUESTIONS_CELL), long_cell)
     assert found["q1"].found_by == "not separated"
+
+
+def test_the_courses_own_sentences_after_the_located_one_are_never_the_answer():
+    # The course's wording, as real notebooks keep it: the spec's older wording lacks "Which do you prefer?"
+    course = (
+        "How do model_1 and model_2 compare? Which do you prefer? If you were going to put one into "
+        "production, which would you choose and why?"
+    )
+    answers = answers_of(new_markdown_cell(f"1. {course}\n\nModel 2: it is more accurate, and I would deploy it."))
+    assert answers["q1"].text == "Model 2: it is more accurate, and I would deploy it."
+    only_older = dataclasses.replace(SPEC.questions[0], prompt="How do model_1 and model_2 compare?", also_asked_as=())
+    older = find_answers(
+        new_notebook(cells=[new_markdown_cell(course), new_markdown_cell("Model 2, for its accuracy.")]),
+        [only_older],
+        new_notebook(cells=[new_markdown_cell(course)]),  # the handout the students had
+    )
+    assert older[0].text == "Model 2, for its accuracy."
+
+
+def test_a_handout_code_comment_after_a_question_is_not_an_answer():
+    handout = new_notebook(cells=[*HANDOUT.cells, new_code_cell("# YOUR CODE HERE\nraise NotImplementedError()")])
+    lines = QUESTIONS_CELL.splitlines()
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(lines[3]),
+            new_code_cell("# YOUR CODE HERE\n# a third layer of 32 units\nmodel_4.fit(x, y)"),
+            new_markdown_cell("It improved by 0.3%."),
+        ]
+    )
+    (_, _, q3) = find_answers(notebook, SPEC.questions, handout)
+    assert q3.text == "a third layer of 32 units\n\nIt improved by 0.3%."
+
+
+def test_unnumbered_answers_are_one_paragraph_each_a_heading_staying_with_its_paragraph():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell(
+            "## Respostas\n\nO modelo 2 é melhor.\n\nO modelo 2 sofre overfitting.\n\nMais épocas: melhorou."
+        ),
+    )
+    assert texts(answers) == {
+        "q1": "## Respostas\n\nO modelo 2 é melhor.",
+        "q2": "O modelo 2 sofre overfitting.",
+        "q3": "Mais épocas: melhorou.",
+    }
+
+
+def test_the_last_answer_unnumbered_after_the_code_it_asks_for_is_its_own():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell("1) O model_2, pela acurácia."),
+        new_markdown_cell("2) O model_1 não sofre overfitting."),
+        new_code_cell("model_4 = Sequential()\nmodel_4.fit(x, y)"),
+        new_markdown_cell("Com uma camada a mais, a acurácia melhorou."),
+    )
+    assert texts(answers) == {
+        "q1": "O model_2, pela acurácia.", "q2": "O model_1 não sofre overfitting.",
+        "q3": "Com uma camada a mais, a acurácia melhorou.",
+    }  # fmt: skip
+
+
+def test_notes_on_the_lines_of_a_model_are_not_an_answer():
+    lines = QUESTIONS_CELL.splitlines()
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(lines[3]),
+            new_code_cell(
+                "model_4 = Sequential([\n    # a first hidden layer\n    Dense(64, activation='relu'),\n"
+                "    # dropout against overfitting\n    Dropout(0.2),\n    Dense(10, activation='softmax'),\n])"
+            ),
+        ]
+    )
+    assert not find_answers(notebook, SPEC.questions, HANDOUT)[2].answered
