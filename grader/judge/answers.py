@@ -35,14 +35,17 @@ SAME_CELL = 0.9
 MIN_WORDS = 3
 # A sentence ends at . ? or !, and the emphasis closing it ("**Why?** Because ...")
 SENTENCE_END = re.compile(r"(?<=[.?!])(?:\*\*|__|\*|_)?\s+")
-# "1)", "1.", "**1.**", "- 1)", "Q1:", "Question 1:", "(1)", "Answer 1:" at the start of a line
-# (Runs of blanks are possessive, ``*+``: no part after them starts with a blank, and a student's
-# line of spaces is matched in linear time, not quadratic.)
+# "1)", "1.", "**1.**", "- 1)", "Q1:", "Question 1:", "(1)", "Answer 1:", "1 - " at the start of a
+# line, behind HTML tags too ('<p><span style="color:red">1 - </span>').
+# (Runs of blanks and tags are possessive, ``*+``: no part after them starts with a blank or a
+# tag, and a student's line of spaces is matched in linear time, not quadratic.)
 NUMBERED = re.compile(
-    r"^(?P<indent>[ \t>]*+)(?:[-*+][ \t]*+)?(?:\*\*|__)?[ \t]*+"
-    r"(?:(?:q|question|answer|ans\.?)[ \t]*+)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:)",
+    r"^(?P<indent>[ \t>]*+)(?:<[a-z][^<>\n]{0,200}>[ \t]*+)*+(?:[-*+][ \t]*+)?(?:\*\*|__)?[ \t]*+"
+    r"(?:(?:q|question|answer|ans\.?)[ \t]*+)?\(?(?P<number>\d)(?:\)|\.(?!\d)|:|[ \t]++[-\u2013\u2014](?=[ \t<]))",
     re.IGNORECASE | re.MULTILINE,
 )
+# What closes a number's emphasis or tags, at the start of the text under it
+CLOSERS = re.compile(r"^(?:\s*+(?:\*\*|__|</[a-z][a-z0-9]{0,20}>))++")
 # A blank line between two paragraphs of markdown
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*+\n")
 OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
@@ -417,8 +420,9 @@ def _numbered_pieces(parts: list[tuple[int, str]], numbers: list[int]) -> dict[i
 
 
 def _strip_emphasis(text: str) -> str:
-    """The bold that closed a number ("**1.** text") left at the start of a piece."""
-    return re.sub(r"^\s*(\*\*|__)\s*", "", text).strip()
+    """The bold or the HTML tags that closed a number ("**1.** text", "<span>1 - </span>text")
+    left at the start of a piece."""
+    return CLOSERS.sub("", text).strip()
 
 
 def _numbered_answers_anywhere(

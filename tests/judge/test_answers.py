@@ -332,3 +332,18 @@ def test_notes_on_the_lines_of_a_model_are_not_an_answer():
         ]
     )
     assert not find_answers(notebook, SPEC.questions, HANDOUT)[2].answered
+
+
+def test_numbers_behind_html_tags_and_a_dash():
+    answers = answers_of(
+        new_markdown_cell(QUESTIONS_CELL),
+        new_markdown_cell(
+            '#### <span style="color:red">RESPOSTA</span>\n\n<p><span style="color:red">1 - </span>\nO modelo 2.'
+        ),
+        new_code_cell("plot_loss_accuracy(history)"),
+        new_markdown_cell('<p><span style="color:red">2 - </span>\nHouve overfitting.</p>'),
+        new_markdown_cell("3 – Sim, melhorou."),
+    )
+    assert texts(answers) == {
+        "q1": "O modelo 2.", "q2": "Houve overfitting.</p>", "q3": "Sim, melhorou."
+    }  # fmt: skip

@@ -31,11 +31,22 @@ LONG = 100_000
         (answers.NUMBERED, " " * LONG + "!"),  # blanks before and after an optional bullet
         (answers.NUMBERED, "\t" * LONG + ")"),
         (answers.NUMBERED, "- " + " " * LONG + "x"),
+        (answers.NUMBERED, "<p>" * (LONG // 3) + "x"),  # tags before a number
+        (answers.NUMBERED, "<a" * (LONG // 2)),
         (answers.OTTER_NAME, "\n" * LONG + "x"),  # ^\s* under MULTILINE, at every line's start
         (claims.COUNT, "1" * LONG + ".5"),  # digits given back one by one to a lookahead
         (claims.COUNT, "1" + ",111" * (LONG // 4) + "1"),
     ],
-    ids=["numbered-spaces", "numbered-tabs", "numbered-bullet", "otter-newlines", "count-digits", "count-groups"],
+    ids=[
+        "numbered-spaces",
+        "numbered-tabs",
+        "numbered-bullet",
+        "numbered-tags",
+        "numbered-open-tags",
+        "otter-newlines",
+        "count-digits",
+        "count-groups",
+    ],
 )
 def test_each_regex_on_student_text_takes_linear_time(pattern, text):
     list(pattern.finditer(text))
