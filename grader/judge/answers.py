@@ -14,17 +14,17 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from nbformat import NotebookNode
+from rapidfuzz import fuzz
 
 from grader.judge.deadline import Deadline
 from grader.protocol.text import encodable
 from grader.spec.questions import Question
 
 FoundBy = Literal["marker", "after the question", "numbered", "not separated", "no answer"]
-# How close a sentence of the notebook must be to a sentence of the question (difflib's ratio);
+# How close a sentence of the notebook must be to a sentence of the question (``_close``);
 # a short wording ("Suggest an improvement") must be closer, or a student's prose would match.
 SAME_SENTENCE = 0.8
 SAME_SHORT_SENTENCE = 0.9
@@ -315,13 +315,10 @@ def _sentence_key(sentence: str) -> str:
 
 
 def _close(a: str, b: str, closeness: float) -> bool:
-    """Whether difflib's ratio of ``a`` and ``b`` reaches ``closeness``. Its cheap upper bounds
-    are tried first: the full ratio costs the product of the lengths, and a student's cell may
-    be long (this runs on the grader's host, outside the sandbox)."""
-    matcher = SequenceMatcher(None, a, b)
-    return (
-        matcher.real_quick_ratio() >= closeness and matcher.quick_ratio() >= closeness and matcher.ratio() >= closeness
-    )
+    """Whether ``a`` and ``b`` are at least ``closeness`` alike (rapidfuzz's normalised Indel
+    similarity, difflib's ratio computed exactly, in bit-parallel time: a student's cell may be
+    long, and this runs on the grader's host, outside the sandbox)."""
+    return bool(fuzz.ratio(a, b, score_cutoff=closeness * 100))
 
 
 def _answer_text(cell: NotebookNode, given: _Given) -> str:
