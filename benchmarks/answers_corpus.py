@@ -10,9 +10,11 @@ labels are JSON, one entry per notebook (``NN`` for ``NN.ipynb`` in the same fol
 
 A slot agrees when a question the student answered comes back holding every ``must_contain``
 phrase and no ``must_not_contain`` one (nor another question's phrases), and a question the
-student left unanswered comes back empty. Prints each slot that disagrees, then the agreement.
+student left unanswered comes back empty. The notebooks are read as one class, as ``grader
+grade`` reads a folder (the sentences most of them hold are the handout's), or each alone, as
+``grader check`` reads one (``--alone``). Prints each slot that disagrees, then the agreement.
 
-usage: python benchmarks/answers_corpus.py LABELS.json [--spec SPEC.toml]
+usage: python benchmarks/answers_corpus.py LABELS.json [--spec SPEC.toml] [--alone]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import nbformat
 
-from grader.judge.answers import find_answers
+from grader.judge.answers import class_sentences, find_answers, markdown_sentences
 from grader.spec.exercise import DEFAULT_SPEC, load_spec
 
 
@@ -47,14 +49,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labels", type=Path)
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    parser.add_argument("--alone", action="store_true", help="each notebook without its class")
     arguments = parser.parse_args()
     spec = load_spec(arguments.spec)
     handout = nbformat.read(spec.handout, as_version=4) if spec.handout else None
     labels: dict[str, dict[str, Any]] = json.loads(arguments.labels.read_text())
+    notebooks = {
+        name: nbformat.read(arguments.labels.parent / "notebooks" / f"{name}.ipynb", as_version=4) for name in labels
+    }
+    class_text = (
+        frozenset() if arguments.alone else class_sentences([markdown_sentences(nb) for nb in notebooks.values()])
+    )
     agreed = total = 0
     for name, labelled in sorted(labels.items()):
-        notebook = nbformat.read(arguments.labels.parent / "notebooks" / f"{name}.ipynb", as_version=4)
-        found = {answer.question: answer.text for answer in find_answers(notebook, spec.questions, handout)}
+        answers = find_answers(notebooks[name], spec.questions, handout, class_text=class_text)
+        found = {answer.question: answer.text for answer in answers}
         for question in spec.questions:
             others = [p for q in spec.questions if q.id != question.id for p in labelled[q.id]["must_contain"]]
             why = slot_agrees(found.get(question.id, ""), labelled[question.id], others)
@@ -62,7 +71,8 @@ def main() -> None:
             agreed += why is None
             if why is not None:
                 print(f"{name} {question.id}: {why}")
-    print(f"{agreed} of {total} question slots agree ({len(labels)} notebooks, spec {arguments.spec.name})")
+    read = "each alone" if arguments.alone else "as one class"
+    print(f"{agreed} of {total} question slots agree ({len(labels)} notebooks read {read}, spec {arguments.spec.name})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from grader import __version__
 from grader.batch.executors import Draw, Executor, InProcess, LocalProcesses
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
+from grader.ingest.notebook import load_submission
 from grader.ingest.roster import Submitted
+from grader.judge.answers import class_sentences, markdown_sentences
 from grader.judge.checks import max_points
 from grader.judge.pipeline import GradingContext, not_graded_result, unrunnable_result
 from grader.judge.results import Graded, GradeRun, SubmissionResult
@@ -39,6 +41,8 @@ def grade_batch(
     """
     ordered = list({item.path: item for item in map(_submitted, submissions)}.values())
     by_path = {item.path: item for item in ordered}
+    sentences = {item.path: _markdown_sentences(item.path) for item in ordered}
+    context = dataclasses.replace(context, class_text=class_sentences(list(sentences.values())))
     results: dict[Path, SubmissionResult] = {}
     keys: dict[Path, str] = {}
     seen: dict[str, Path] = {}
@@ -56,7 +60,7 @@ def grade_batch(
             on_result(graded, False)
             continue
         seen[item.id] = item.path
-        keys[item.path] = _result_key(item.path, context)
+        keys[item.path] = _result_key(item.path, context, sentences[item.path] & context.class_text)
         stored = None if force else store.get(keys[item.path])
         if stored is not None:
             graded = named(stored, item.path)
@@ -82,12 +86,21 @@ def _submitted(item: Submitted | Path) -> Submitted:
     return item if isinstance(item, Submitted) else Submitted.of(item)
 
 
-def _result_key(path: Path, context: GradingContext) -> str:
+def _result_key(path: Path, context: GradingContext, class_text: frozenset[str]) -> str:
     try:
         content = path.read_bytes()
     except OSError as error:
         content = str(error).encode()
-    return result_key(content, context)
+    return result_key(content, context, class_text)
+
+
+def _markdown_sentences(path: Path) -> frozenset[str]:
+    """The sentences of the notebook's markdown (none for a file that is not one: it is refused
+    with its reason when it is graded)."""
+    try:
+        return markdown_sentences(load_submission(path).notebook)
+    except Exception:  # InvalidSubmission, or a fault of the grader's: the notebook is graded without its class
+        return frozenset()
 
 
 def make_run(

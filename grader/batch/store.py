@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,8 +38,10 @@ CREATE TABLE IF NOT EXISTS graded (
 VERDICT_NEUTRAL = ("keep_logs", "retry_pause")
 
 
-def result_key(notebook: bytes, context: GradingContext) -> str:
-    """What a grade depends on, hashed."""
+def result_key(notebook: bytes, context: GradingContext, class_text: Iterable[str] = ()) -> str:
+    """What a grade depends on, hashed. ``class_text``: the sentences of the notebook that most
+    of its class holds (not its answers): a class that changes around it changes its grade only
+    where these change."""
     options = context.options
     parts = [
         hashlib.sha256(notebook).hexdigest(),
@@ -47,6 +50,7 @@ def result_key(notebook: bytes, context: GradingContext) -> str:
         __version__,
         json.dumps({k: v for k, v in asdict(options).items() if k not in VERDICT_NEUTRAL}, default=str, sort_keys=True),
         json.dumps(context.software, sort_keys=True),
+        *([json.dumps(sorted(class_text))] if class_text else []),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +32,11 @@ SAME_SHORT_SENTENCE = 0.9
 SHORT_WORDS = 6
 # How close a markdown cell must be to one of the handout's to be the handout's, not the student's.
 SAME_CELL = 0.9
+# A sentence that this share of a class's notebooks (of at least CLASS_MINIMUM) hold verbatim,
+# of CLASS_MIN_WORDS words or more, is the handout's, whatever handout the spec names.
+CLASS_SHARE = 0.5
+CLASS_MINIMUM = 5
+CLASS_MIN_WORDS = 4
 # Sentences of a question shorter than this ("Why?") are too common to locate it by.
 MIN_WORDS = 3
 # A sentence ends at . ? or !, and the emphasis closing it ("**Why?** Because ...")
@@ -111,16 +117,19 @@ def find_answers(
     questions: Sequence[Question],
     handout: NotebookNode | None = None,
     deadline: Deadline | None = None,
+    class_text: frozenset[str] = frozenset(),
 ) -> tuple[Answer, ...]:
     """Each question's answer in ``notebook``, in the order of ``questions``. ``handout``: the
-    notebook students start from, whose markdown cells end an answer. Raises ``OutOfTime``
-    once ``deadline`` has passed (a notebook's text is as long as its student makes it)."""
+    notebook students start from, whose markdown cells end an answer; ``class_text``: the
+    sentences most of its class has (``class_sentences``), never an answer either. Raises
+    ``OutOfTime`` once ``deadline`` has passed (a notebook's text is as long as its student
+    makes it)."""
     if not questions:
         return ()
     deadline = deadline or Deadline.never()
     cells = list(notebook.cells)
     marked = _marked_answers(cells, questions, deadline)
-    given = _Given.of(handout, questions)
+    given = _Given.of(handout, questions, class_text)
     locations = _locations(cells, questions, deadline)
     found = {**_answers_after(cells, locations, given, deadline), **marked}
     missing = [question for question in questions if question.id not in found]
@@ -272,14 +281,14 @@ def _region(
 @dataclass(frozen=True)
 class _Given:
     """What the handout gives everyone, which is never a student's answer: its markdown cells
-    (whole), and every sentence of its markdown, of its code's comments ("# YOUR CODE HERE")
-    and of the questions' wordings."""
+    (whole), and every sentence of its markdown, of its code's comments ("# YOUR CODE HERE"),
+    of the questions' wordings, and the sentences most of the class has (``class_sentences``)."""
 
     cells: tuple[str, ...] = ()
     sentences: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, handout: NotebookNode | None, questions: Sequence[Question]) -> _Given:
+    def of(cls, handout: NotebookNode | None, questions: Sequence[Question], class_text: frozenset[str]) -> _Given:
         cells = [cell for cell in (handout.cells if handout else []) if cell.cell_type in ("markdown", "code")]
         markdown = [str(cell.source) for cell in cells if cell.cell_type == "markdown"]
         comments = [_answer_text(cell, cls()) for cell in cells if cell.cell_type == "code"]
@@ -287,7 +296,7 @@ class _Given:
         sentences = {
             _sentence_key(sentence) for text in texts for line in text.splitlines() for sentence in _sentences(line)
         }
-        return cls(tuple(_normal(text) for text in markdown), frozenset(sentences - {""}))
+        return cls(tuple(_normal(text) for text in markdown), frozenset((sentences | class_text) - {""}))
 
     def is_handouts(self, source: str) -> bool:
         text = _normal(source)
@@ -307,6 +316,29 @@ class _Given:
             elif own:
                 kept.append(" ".join(own))
         return "\n".join(kept)
+
+
+def class_sentences(sentence_sets: Sequence[frozenset[str]]) -> frozenset[str]:
+    """The sentences that at least ``CLASS_SHARE`` of a class's notebooks hold (each notebook's
+    ``markdown_sentences``), where it has ``CLASS_MINIMUM`` notebooks or more: the handout they
+    all started from, whichever version of it, which is never anyone's answer."""
+    if len(sentence_sets) < CLASS_MINIMUM:
+        return frozenset()
+    counts = Counter(sentence for sentences in sentence_sets for sentence in sentences)
+    return frozenset(sentence for sentence, count in counts.items() if count >= CLASS_SHARE * len(sentence_sets))
+
+
+def markdown_sentences(notebook: NotebookNode) -> frozenset[str]:
+    """The sentences of ``notebook``'s markdown, as ``class_sentences`` counts them: those of
+    ``CLASS_MIN_WORDS`` words or more ("Model 2 is better." is many students' own answer)."""
+    keys = (
+        _sentence_key(sentence)
+        for cell in notebook.cells
+        if cell.get("cell_type") == "markdown"
+        for line in str(cell.get("source", "")).splitlines()
+        for sentence in _sentences(line)
+    )
+    return frozenset(key for key in keys if len(key.split()) >= CLASS_MIN_WORDS)
 
 
 def _sentence_key(sentence: str) -> str:

@@ -117,6 +117,9 @@ class GradingContext:
     backend: Backend = field(default_factory=lambda: Backend("tensorflow"))
     # What every kernel and evaluator runs with to use the backend (and share a GPU)
     backend_environment: dict[str, str] = field(default_factory=dict)
+    # The sentences most of the class's notebooks hold: the handout's, never an answer
+    # (``grader.judge.answers.class_sentences``; empty for a notebook graded alone)
+    class_text: frozenset[str] = frozenset()
 
 
 def prepare_context(
@@ -200,7 +203,7 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         ),
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
-    result = _with_answers(result, submission, spec, deadline)
+    result = _with_answers(result, submission, spec, deadline, context.class_text)
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
 
@@ -223,12 +226,16 @@ def _claims(
 
 
 def _with_answers(
-    result: SubmissionResult, submission: Submission, spec: Spec, deadline: Deadline | None = None
+    result: SubmissionResult,
+    submission: Submission,
+    spec: Spec,
+    deadline: Deadline | None = None,
+    class_text: frozenset[str] = frozenset(),
 ) -> SubmissionResult:
     """The result with the notebook's written answers. Reading them is the grader's own work on
     a notebook already graded: if it fails, the code's grade stands, without the answers."""
     try:
-        answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout), deadline)
+        answers = find_answers(submission.notebook, spec.questions, _handout(spec.handout), deadline, class_text)
     except OutOfTime:
         return replace(result, warnings=(*result.warnings, OUT_OF_TIME.format(what="its written answers")))
     except Exception as error:  # a bug of the grader's: never the notebook's grade

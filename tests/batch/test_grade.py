@@ -143,3 +143,36 @@ def test_text_no_utf8_holds_is_stored_replaced(spec, tmp_path):
     key = result_key(b"notebook", context(spec, quick=True))
     store.put(key, Graded(result, '{"source": "\ud800"}'))
     assert store.get(key).notebook == '{"source": "\ufffd"}'
+
+
+def test_a_notebook_is_read_with_its_class_and_regraded_only_when_its_class_sentences_change(
+    spec, tmp_path, monkeypatch
+):
+    import nbformat
+
+    import grader.judge.pipeline
+
+    seen: dict[str, frozenset[str]] = {}
+
+    def fake_grade(path, context, more_to_come=False):
+        seen[path.stem] = context.class_text
+        return Graded(grader.judge.pipeline.unrunnable_result(path, "error", "graded", context), "{}")
+
+    monkeypatch.setattr(grader.judge.pipeline, "grade_notebook", fake_grade)
+    handout = "Think about the following questions before you answer them here."
+    paths = []
+    for index in range(5):
+        path = tmp_path / f"s{index}.ipynb"
+        cells = [nbformat.v4.new_markdown_cell(f"{handout}\n\nMy own answer number {index} is here.")]
+        nbformat.write(nbformat.v4.new_notebook(cells=[*cells, nbformat.v4.new_code_cell("x = 1")]), path)
+        paths.append(path)
+    store = ResultStore(tmp_path)
+    grade_batch(paths, context(spec, quick=True), store)
+    assert set(seen) == {f"s{index}" for index in range(5)}
+    assert all(text == {"think about the following questions before you answer them here"} for text in seen.values())
+    reused = []
+    grade_batch(paths[:4], context(spec, quick=True), store, on_result=lambda g, was: reused.append(was))
+    assert reused == [False] * 4  # four notebooks are no class: their handout's sentences now count as theirs
+    reused.clear()
+    grade_batch(paths, context(spec, quick=True), store, on_result=lambda g, was: reused.append(was))
+    assert reused == [True] * 5  # the class as it was first: every result reused

@@ -340,3 +340,23 @@ def test_numbers_behind_html_tags_and_a_dash():
     assert texts(answers) == {
         "q1": "O modelo 2.", "q2": "Houve overfitting.</p>", "q3": "Sim, melhorou."
     }  # fmt: skip
+
+
+def test_what_most_of_a_class_holds_verbatim_is_the_handouts_whatever_handout_the_spec_names():
+    from grader.judge.answers import class_sentences, markdown_sentences
+
+    course = "Which do you prefer? If you were going to put one into production, which would you choose and why?"
+    own = ["Model 2, for its accuracy.", "Model 1: it is smaller.", "Model 2 is better.", "Model 1.", "The second."]
+    notebooks = [
+        new_notebook(cells=[new_markdown_cell(f"1. How do model_1 and model_2 compare? {course}\n\n{answer}")])
+        for answer in own
+    ]
+    shared = class_sentences([markdown_sentences(notebook) for notebook in notebooks])
+    assert "which do you prefer" in shared and "model 2 is better" not in shared
+    assert class_sentences([markdown_sentences(notebook) for notebook in notebooks[:4]]) == frozenset()  # too few
+    only_older = dataclasses.replace(SPEC.questions[0], prompt="How do model_1 and model_2 compare?", also_asked_as=())
+    alone, in_class = (
+        find_answers(notebooks[0], [only_older], None, class_text=text)[0] for text in (frozenset(), shared)
+    )
+    assert alone.text.startswith("Which do you prefer?")
+    assert in_class.text == "Model 2, for its accuracy."
