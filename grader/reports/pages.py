@@ -37,6 +37,12 @@ from grader.spec.questions import Question
 PAGES_DIR = "submissions"
 NOTEBOOKS_DIR = "notebooks"
 # Tags a student's markdown and HTML outputs may keep; anything else is shown as text.
+# Markdown (and HTML outputs) rendered as such, per cell or output and per notebook; of the
+# rest, the start is shown as plain text
+MAX_MARKDOWN_CELL_CHARS = 8_000
+MAX_MARKDOWN_CHARS = 80_000
+SHOWN_PLAIN_CHARS = 4_000
+SHOWN_PLAIN_TOTAL = 40_000
 NOTEBOOK_TAGS = (
     *("a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6"),
     *("hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td"),
@@ -250,12 +256,50 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
 
 
 def notebook_html(notebook_json: str) -> str:
-    """The notebook as it ran, as HTML, sanitised: a student's HTML keeps its look, never its scripts."""
+    """The notebook as it ran, as HTML, sanitised: a student's HTML keeps its look, never its
+    scripts. Markdown past ``MAX_MARKDOWN_CELL_CHARS`` a cell or ``MAX_MARKDOWN_CHARS`` in all
+    is shown as the start of its plain text: nbconvert's markdown parser, link filter and
+    sanitiser take quadratic time on some text (50,000 ``[`` took them 37 s), and this runs on
+    the grader's host."""
     notebook = nbformat.reads(notebook_json, as_version=4)  # type: ignore[no-untyped-call]
+    _plain_past_budget(notebook)
     exporter = HTMLExporter(template_name="basic")  # type: ignore[no-untyped-call]
     exporter.register_preprocessor(SanitizeHTML(tags=NOTEBOOK_TAGS), enabled=True)  # type: ignore[no-untyped-call]
     body, _ = exporter.from_notebook_node(notebook)
     return sanitized_html(body)
+
+
+def _plain_past_budget(notebook: nbformat.NotebookNode) -> None:
+    """Markdown cells and markdown or HTML outputs past the budget become the start of their
+    text (``SHOWN_PLAIN_CHARS``, fewer once ``SHOWN_PLAIN_TOTAL`` are shown so), escaped and
+    preformatted (which the parser takes whole as one HTML block: it ends at ``</pre>``, which
+    escaped text cannot hold), and a line that says how long they were."""
+    budget, plain = MAX_MARKDOWN_CHARS, SHOWN_PLAIN_TOTAL
+    for cell in notebook.cells:
+        if cell.get("cell_type") == "markdown":
+            source = str(cell.get("source", ""))
+            if len(source) > min(MAX_MARKDOWN_CELL_CHARS, budget):
+                shown = source[: min(SHOWN_PLAIN_CHARS, plain)]
+                plain -= len(shown)
+                # "[" as an entity too: nbconvert's link filter takes quadratic time on runs of "[x]("
+                cell.source = f"<pre>{escape(shown).replace('[', '&#91;')}</pre>\n\n*{_too_long(source, shown)}*"
+            else:
+                budget -= len(source)
+        for output in cell.get("outputs", ()):
+            data = output.get("data", {})
+            for kind in ("text/markdown", "text/html"):
+                text = data.get(kind)
+                if isinstance(text, str) and len(text) > min(MAX_MARKDOWN_CELL_CHARS, budget):
+                    shown = text[: min(SHOWN_PLAIN_CHARS, plain)]
+                    plain -= len(shown)
+                    data.pop(kind)
+                    data.setdefault("text/plain", f"{shown}\n\n{_too_long(text, shown)}")
+                elif isinstance(text, str):
+                    budget -= len(text)
+
+
+def _too_long(text: str, shown: str) -> str:
+    return f"(shown as plain text, cut at {len(shown):,} of its {len(text):,} characters: the notebook holds it whole)"
 
 
 def notebook_page(result: SubmissionResult, body: str, mode: str) -> str:

@@ -56,6 +56,8 @@ ALLOWED_TAGS = {
     "table", "thead", "tbody", "tr", "th", "td", "hr", "a", "del", "sup", "sub",
 }  # fmt: skip
 LINK_SCHEMES = {"http", "https"}
+# An answer shown in the app is cut here (the sheet and the notebook hold it whole)
+MAX_RENDERED_CHARS = 20_000
 # The hosts the app answers to: a page of another name that resolves to 127.0.0.1 (DNS rebinding) is refused.
 LOCAL_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?", re.IGNORECASE)
 # Opened in the browser instead of the address, which holds the token: a browser's arguments are
@@ -83,8 +85,11 @@ MARKDOWN.add_render_rule("image", _image_as_text)
 
 def render_markdown(text: str) -> Markup:
     """A student's text as HTML that can run nothing: raw HTML is escaped, then sanitised
-    (a tag not allowed is dropped, its text kept; a link only to http or https)."""
-    rendered = MARKDOWN.render(text)
+    (a tag not allowed is dropped, its text kept; a link only to http or https). Past
+    ``MAX_RENDERED_CHARS``, its start, and how long it is: a page shows the whole class's
+    answers, and markdown of megabytes takes the parser seconds each."""
+    cut = f"{text[:MAX_RENDERED_CHARS]}\n\n*(cut at {MAX_RENDERED_CHARS:,} of {len(text):,} characters)*"
+    rendered = MARKDOWN.render(cut if len(text) > MAX_RENDERED_CHARS else text)
     return Markup(
         nh3.clean(
             rendered,

@@ -415,3 +415,16 @@ def test_odd_ids_get_safe_page_names_that_never_collide():
     assert re.fullmatch(r"_\.\._etc_passwd-[0-9a-f]{8}\.html", page_name("../../etc/passwd"))
     assert re.fullmatch(r"Jos__M_ller-[0-9a-f]{8}\.html", page_name("José Müller"))
     assert page_name("x y") != page_name("x_y") == "x_y.html"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", ["[", "[x](", "<", "<a "])
+def test_markdown_of_megabytes_is_drawn_cut_as_plain_text_not_parsed(text):
+    """nbconvert's parser, link filter and sanitiser take quadratic time on such text: 50,000
+    "[" took them 37 s, a megabyte hours."""
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": text * 500_000})]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text * 1_000_000), cell])
+    drawn = notebook_html(nbformat.writes(notebook))
+    assert f"cut at 4,000 of its {len(text) * 1_000_000:,} characters" in drawn
+    assert f"cut at 4,000 of its {len(text) * 500_000:,} characters" in drawn

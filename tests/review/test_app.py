@@ -290,3 +290,9 @@ def test_the_browser_is_opened_on_a_private_page_not_on_the_tokened_address(batc
     assert (seen["mode"], seen["folder"]) == (0o600, 0o700)
     assert f'url=http://127.0.0.1:8123/?token={token}"' in str(seen["text"])
     assert not Path(opened[0].removeprefix("file://")).parent.exists()  # gone when the review stops
+
+
+@pytest.mark.timeout(30)
+def test_an_answer_of_megabytes_is_shown_cut_not_parsed_whole():
+    shown = render_markdown("![x](" * 400_000)  # 2 MB: about 20 s for the parser whole
+    assert "cut at 20,000 of 2,000,000 characters" in shown
