@@ -4,6 +4,7 @@ ready, unchanged notebooks reused from the store."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from grader import __version__
 from grader.batch.executors import Draw, Executor, InProcess, LocalProcesses
 from grader.batch.logs import keep_logs
 from grader.batch.store import ResultStore, result_key
-from grader.ingest.notebook import load_submission
+from grader.ingest.notebook import MAX_NOTEBOOK_BYTES
 from grader.ingest.roster import Submitted
 from grader.judge.answers import class_sentences, markdown_sentences
 from grader.judge.checks import max_points
@@ -95,11 +96,15 @@ def _result_key(path: Path, context: GradingContext, class_text: frozenset[str])
 
 
 def _markdown_sentences(path: Path) -> frozenset[str]:
-    """The sentences of the notebook's markdown (none for a file that is not one: it is refused
-    with its reason when it is graded)."""
+    """The sentences of the notebook's markdown, read from its JSON as it is (validating it
+    takes nbformat seconds on a large notebook, and grading does it); none for a file that is
+    not a notebook: it is refused, with its reason, when it is graded."""
     try:
-        return markdown_sentences(load_submission(path).notebook)
-    except Exception:  # InvalidSubmission, or a fault of the grader's: the notebook is graded without its class
+        if path.is_symlink() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            return frozenset()
+        notebook = json.loads(path.read_bytes())
+        return markdown_sentences(notebook) if isinstance(notebook, dict) else frozenset()
+    except Exception:  # not JSON, or a fault of the grader's: the notebook is graded without its class
         return frozenset()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -328,17 +328,24 @@ def class_sentences(sentence_sets: Sequence[frozenset[str]]) -> frozenset[str]:
     return frozenset(sentence for sentence, count in counts.items() if count >= CLASS_SHARE * len(sentence_sets))
 
 
-def markdown_sentences(notebook: NotebookNode) -> frozenset[str]:
-    """The sentences of ``notebook``'s markdown, as ``class_sentences`` counts them: those of
-    ``CLASS_MIN_WORDS`` words or more ("Model 2 is better." is many students' own answer)."""
+def markdown_sentences(notebook: Mapping[str, Any]) -> frozenset[str]:
+    """The sentences of ``notebook``'s markdown (a notebook, or its JSON as parsed), as
+    ``class_sentences`` counts them: those of ``CLASS_MIN_WORDS`` words or more ("Model 2 is
+    better." is many students' own answer)."""
+    cells = notebook.get("cells", [])
     keys = (
         _sentence_key(sentence)
-        for cell in notebook.cells
-        if cell.get("cell_type") == "markdown"
-        for line in str(cell.get("source", "")).splitlines()
+        for cell in (cells if isinstance(cells, list) else [])
+        if isinstance(cell, Mapping) and cell.get("cell_type") == "markdown"
+        for line in _source(cell.get("source", "")).splitlines()
         for sentence in _sentences(line)
     )
     return frozenset(key for key in keys if len(key.split()) >= CLASS_MIN_WORDS)
+
+
+def _source(source: object) -> str:
+    """A cell's source as its JSON may hold it: one string, or a list of lines."""
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def _sentence_key(sentence: str) -> str:
