@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
@@ -132,7 +133,7 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="grader-unpacked-") as unpacked:  # zips are unpacked here
         roster = _read_roster(paths, Path(unpacked), context.spec, "not graded")
         for notice in roster.notices:  # what no gradebook import can place
-            console.print(f"[yellow]by hand:[/] {notice}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]by hand:[/] {escape(notice)}", highlight=False, soft_wrap=True)
         with closing(ResultStore(out_dir)) as store, closing(Marks(out_dir, context.spec.questions)) as marks, \
                 progress_bar() as progress:  # fmt: skip
             where = "on Ray" if executor == "ray" else f"{jobs} at a time" if jobs > 1 else ""
@@ -162,14 +163,14 @@ def _read_roster(paths: tuple[Path, ...], unpacked: Path, spec: Spec, left_out: 
     """The submissions in ``paths``, with what was left out shown (``left_out``: how it is said)."""
     roster = read_roster(list(paths), unpacked, spec.model_names)
     for note in roster.notes:
-        console.print(f"[yellow]{left_out}:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]{left_out}:[/] {escape(note)}", highlight=False, soft_wrap=True)
     return roster
 
 
 def _warn(problem: str | None, printer: Console = console) -> None:
     """A report the grader failed to write: the grades stand, the fault is the grader's."""
     if problem:
-        printer.print(f"[yellow]warning:[/] {problem}; please report it", highlight=False)
+        printer.print(f"[yellow]warning:[/] {escape(problem)}; please report it", highlight=False)
 
 
 @dataclass
@@ -222,12 +223,13 @@ def _report_batch(run: GradeRun, reused: int, out_dir: Path, partial: bool, mode
     not_graded = [result for result in run.submissions if result.fault == "grader"]
     console.print(
         f"Graded {len(run.submissions) - len(not_graded)} of {len(run.submissions)} submissions ({mode} mode). "
-        f"Reports: {out_dir / 'index.html'}"
+        f"Reports: {escape(str(out_dir / 'index.html'))}"
     )
     ungraded = sum(len(run.ungraded(result)) for result in run.submissions if result.score is not None)
     if ungraded and not partial:
         console.print(
-            f"{ungraded} written answers are not graded yet: grade them with `grader review {out_dir}`. Until then "
+            f"{ungraded} written answers are not graded yet: grade them with `grader review {escape(str(out_dir))}`. "
+            "Until then "
             "the gradebooks leave those students' totals blank (--partial gives the code's points alone).",
             highlight=False,
             soft_wrap=True,
@@ -235,8 +237,8 @@ def _report_batch(run: GradeRun, reused: int, out_dir: Path, partial: bool, mode
     if not_graded:
         console.print(
             f"[bold red]{len(not_graded)} could not be graded through a fault of the grader[/] (no score, blank in "
-            f"the gradebook; the next run grades them again): {', '.join(r.id for r in not_graded)}. "
-            f"Why: {out_dir / 'logs'}",
+            f"the gradebook; the next run grades them again): {escape(', '.join(r.id for r in not_graded))}. "
+            f"Why: {escape(str(out_dir / 'logs'))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -254,7 +256,7 @@ def _similar_notebooks(
             found = class_similarity(notebooks, expected_code(spec.handout, spec.solution), threshold)
     except Exception as error:
         console.print(
-            f"[yellow]warning:[/] the notebooks could not be compared ({type(error).__name__}: {error}); "
+            f"[yellow]warning:[/] the notebooks could not be compared ({type(error).__name__}: {escape(str(error))}); "
             "please report it",
             highlight=False,
         )
@@ -262,7 +264,7 @@ def _similar_notebooks(
     if found.pairs:
         console.print(
             f"[yellow]{len(found.pairs)} pairs of notebooks share {threshold:.0%} of their own code or more:[/] "
-            + ", ".join(f"{pair.first} and {pair.second}" for pair in found.pairs[:5])
+            + escape(", ".join(f"{pair.first} and {pair.second}" for pair in found.pairs[:5]))
             + (" …" if len(found.pairs) > 5 else ""),
             highlight=False,
             soft_wrap=True,
@@ -273,10 +275,11 @@ def _similar_notebooks(
 def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
     took = "reused" if reused else f"{result.seconds:.0f} s"
     if result.score is None:
-        return f"{result.id:<28} [bold red]not graded[/] (a fault of the grader's: {result.logs or 'no logs'})"
+        why = escape(result.logs or "no logs")
+        return f"{escape(f'{result.id:<28}')} [bold red]not graded[/] (a fault of the grader's: {why})"
     failed = [check.id for check in result.checks if check.status in ("fail", "error")]
     detail = f"  [red]{', '.join(failed)}[/]" if failed else ""
-    return f"{result.id:<28} {result.status:<8} {result.score:g}/{result.max_score:g}  ({took}){detail}"
+    return f"{escape(f'{result.id:<28}')} {result.status:<8} {result.score:g}/{result.max_score:g}  ({took}){detail}"
 
 
 @click.command()
@@ -303,7 +306,7 @@ def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     else:
         print_result(result)
     if result.logs is not None:
-        console.print(f"The grader's logs of this notebook: {logs_out / result.logs}", highlight=False)
+        console.print(f"The grader's logs of this notebook: {escape(str(logs_out / result.logs))}", highlight=False)
     if result.fault == "grader":
         sys.exit(EXIT_GRADER_ERROR)
     sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
@@ -346,7 +349,7 @@ def similarity(paths: tuple[Path, ...], out_dir: Path, threshold: float, spec_pa
         for column in ("notebook", "notebook", "share of each one's code in the other"):
             table.add_column(column)
         for pair in found.pairs:
-            table.add_row(pair.first, pair.second, f"{pair.shares[0]:.0%} / {pair.shares[1]:.0%}")
+            table.add_row(escape(pair.first), escape(pair.second), f"{pair.shares[0]:.0%} / {pair.shares[1]:.0%}")
         stdout.print(table)
     console.print(
         f"Compared {found.compared} notebooks in {time.monotonic() - started:.1f} s: {len(found.pairs)} pairs. "

@@ -80,17 +80,20 @@ def progress_bar() -> Progress:
 
 def print_result(result: SubmissionResult) -> None:
     """One notebook's checks as a table, then its error, warnings, score and written answers."""
-    table = Table(title=f"{result.id}: {result.status}", title_justify="left")
+    # What a notebook wrote (its name, its errors, its markdown) is shown, never read as rich's markup
+    table = Table(title=f"{escape(result.id)}: {result.status}", title_justify="left")
     for column in ("check", "verdict", "points", "what to do"):
         table.add_column(column, overflow="fold")
     for item in result.checks:
         style = STATUS_STYLE[item.status]
-        table.add_row(item.id, f"[{style}]{item.status}[/]", f"{item.points:g}/{item.max_points:g}", item.message)
+        table.add_row(
+            escape(item.id), f"[{style}]{item.status}[/]", f"{item.points:g}/{item.max_points:g}", escape(item.message)
+        )
     stdout.print(table)
     if result.error:
-        stdout.print(f"[yellow]{result.error}[/]", highlight=False)
+        stdout.print(f"[yellow]{escape(result.error)}[/]", highlight=False)
     for warning in result.warnings:
-        stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        stdout.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if result.score is None:
         stdout.print("Score: [bold]none[/]: not graded, through no fault of the notebook's")
     else:
@@ -102,4 +105,4 @@ def print_result(result: SubmissionResult) -> None:
             if answer.answered
             else "no answer found"
         )
-        stdout.print(f"Written answer to {answer.question}: {found}", highlight=False)
+        stdout.print(f"Written answer to {escape(answer.question)}: {found}", highlight=False)

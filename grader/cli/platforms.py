@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from grader.cli.options import DATA_OPTION, SPEC_OPTION, grading_context, grading_options
 from grader.cli.output import (
@@ -54,7 +55,7 @@ def _grade_for_platform(folder: Path, logs_out: Path, settings: dict[str, Any]) 
         result = grade_submission_folder(folder, context, logs_out).result
     print_result(result)
     if result.logs:
-        console.print(f"The grader's logs of this notebook: {logs_out / result.logs}", highlight=False)
+        console.print(f"The grader's logs of this notebook: {escape(str(logs_out / result.logs))}", highlight=False)
     return result, time.monotonic() - started
 
 
@@ -146,17 +147,20 @@ def _github_check(results_path: Path, check_id: str) -> int:
     try:
         result = SubmissionResult.from_dict(json.loads(results_path.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as error:
-        console.print(f"[bold red]error:[/] {results_path}: no graded result to read ({error}); grade first.")
+        why = escape(f"{results_path}: no graded result to read ({error})")
+        console.print(f"[bold red]error:[/] {why}; grade first.")
         return EXIT_GRADER_ERROR
     if result.fault == "grader":
-        console.print(f"[bold red]not graded:[/] {result.error}", highlight=False)
+        console.print(f"[bold red]not graded:[/] {escape(result.error or '')}", highlight=False)
         return EXIT_GRADER_ERROR
     check = next((check for check in result.checks if check.id == check_id), None)
     if check is None:
         known = ", ".join(check.id for check in result.checks)
-        console.print(f"[bold red]error:[/] no check {check_id!r} in {results_path}; its checks: {known}")
+        console.print(f"[bold red]error:[/] {escape(f'no check {check_id!r} in {results_path}; its checks: {known}')}")
         return EXIT_GRADER_ERROR
-    stdout.print(f"{check.id}: {check.status}, {check.points:g}/{check.max_points:g}. {check.message}", highlight=False)
+    stdout.print(
+        escape(f"{check.id}: {check.status}, {check.points:g}/{check.max_points:g}. {check.message}"), highlight=False
+    )
     return 0 if check.status == "pass" else EXIT_CHECK_FAILED
 
 

@@ -31,6 +31,9 @@ def hostile_text() -> nbformat.NotebookNode:
     notebook = model_1("import sys\nprint('\\udcff not UTF-8'); sys.stdout.write('\\u202e bidi \\x00 NUL\\n')")
     notebook.cells.append(nbformat.v4.new_markdown_cell(HOSTILE_MARKDOWN))
     notebook.cells.append(nbformat.v4.new_code_cell("# a comment with a surrogate \udfff\nx = '\ud83d'"))
+    notebook.cells.append(
+        nbformat.v4.new_code_cell("raise ValueError('[/] closes no tag of [bold]the console[/bold]')")
+    )
     return notebook
 
 
@@ -65,6 +68,14 @@ def test_grader_check_gives_a_json_result_for_each_notebook(graded):
         checked = CliRunner().invoke(cli, ["check", str(path), "--json", "--data", str(graded["mnist"])])
         assert checked.exit_code == 1, checked.output  # model_1 alone: the other models' checks fail
         assert (json.loads(checked.output)["status"], json.loads(checked.output)["score"]) == ("graded", 5.0)
+
+
+def test_grader_check_prints_the_notebooks_own_text_as_text(graded):
+    checked = CliRunner().invoke(
+        cli, ["check", str(graded["folder"] / "hostile_text.ipynb"), "--data", str(graded["mnist"])]
+    )
+    assert checked.exit_code == 1, checked.output
+    assert "ValueError: [/] closes no tag of [bold]the console[/bold]" in " ".join(checked.output.split())
 
 
 def test_the_review_sheet_goes_out_and_back_in_unchanged(graded, tmp_path):
