@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,19 +17,31 @@ from grader.judge.written import WrittenGrade
 
 # How a cell that a spreadsheet would run as a formula begins (OWASP's list)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+GUARD = "'"
+# Written behind a GUARD: a formula's start, and the guard itself, so that ``plain_cell`` gives
+# every text back exactly ("'=x" was "'=x", not "=x")
+GUARDED_STARTS = (*FORMULA_STARTS, GUARD)
 
 
 def spreadsheet_cell(value: object) -> str:
-    """``value`` as a CSV cell no spreadsheet runs: one that would begin a formula is written
-    behind a ``'``, unless it is a number (``-3``)."""
+    """``value`` as a CSV cell no spreadsheet runs: one that would begin a formula (or begins
+    with the guard) is written behind a ``'``, unless it is a finite number (``-3``)."""
     text = str(value)
-    if not text.startswith(FORMULA_STARTS):
+    if not text.startswith(GUARDED_STARTS) or _finite_number(text):
         return text
+    return GUARD + text
+
+
+def plain_cell(cell: str) -> str:
+    """A cell as it was before ``spreadsheet_cell`` guarded it."""
+    return cell[1:] if cell.startswith(GUARD) and cell[1:].startswith(GUARDED_STARTS) else cell
+
+
+def _finite_number(text: str) -> bool:
     try:
-        float(text)
+        return math.isfinite(float(text))  # "-inf" is a formula's start to a spreadsheet
     except ValueError:
-        return "'" + text
-    return text
+        return False
 
 
 class _SafeWriter:

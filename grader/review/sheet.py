@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from grader.errors import GraderError
 from grader.ingest.notebook import MAX_NOTEBOOK_BYTES
 from grader.protocol.text import REPLACEMENT, encodable
-from grader.reports.gradebooks import FORMULA_STARTS, points_text
+from grader.reports.gradebooks import plain_cell, points_text, spreadsheet_cell
 from grader.review.batch import ReviewBatch
 from grader.review.marks import Marks
 
@@ -30,10 +30,6 @@ EXPORTED_COLUMN = "grade digest"
 # A digest is written behind a letter: bare hex such as "1234e5" is a number to a spreadsheet.
 ANSWER_DIGEST_PREFIX = "a:"
 GRADE_DIGEST_PREFIX = "g:"
-GUARD = "'"
-# A cell beginning with one of these is written behind a GUARD, which the import takes off: a
-# formula's start (no spreadsheet runs it), and the guard itself (a text such as "'=x" reads back whole).
-GUARDED_STARTS = (*FORMULA_STARTS, GUARD)
 # How a spreadsheet may separate the cells: by locale, by comma, semicolon, or tab (Excel's "Unicode text").
 DELIMITERS = ",;\t"
 SAVE_AS = 'save the sheet as "CSV UTF-8 (comma delimited)" (Excel) or as CSV with the character set UTF-8'
@@ -72,21 +68,14 @@ def export_sheet(batch: ReviewBatch, marks: Marks) -> bytes:
 
 
 def sheet_cell(text: str) -> str:
-    """``text`` as a cell: writable (NUL and lone surrogates as U+FFFD), behind a ``'`` when it
-    begins with one of ``GUARDED_STARTS``; ``_plain`` gives the writable text back exactly."""
-    writable = _writable(text)
-    return GUARD + writable if writable.startswith(GUARDED_STARTS) else writable
+    """``text`` as a cell: writable (NUL and lone surrogates as U+FFFD) and guarded
+    (``spreadsheet_cell``); ``plain_cell`` gives the writable text back exactly."""
+    return spreadsheet_cell(_writable(text))
 
 
 def _writable(text: str) -> str:
     # A spreadsheet cuts a cell at NUL; UTF-8 cannot hold a lone surrogate
     return encodable(text).replace("\x00", REPLACEMENT)
-
-
-def _plain(cell: str) -> str:
-    """A cell as it was before ``sheet_cell`` guarded it. (A sheet of an older grader, which
-    guarded formula starts only, reads the same but for a text that began with a ``'``.)"""
-    return cell[1:] if cell.startswith(GUARD) and cell[1:].startswith(GUARDED_STARTS) else cell
 
 
 def sheet_text(data: bytes) -> str:
@@ -133,12 +122,12 @@ def import_sheet(sheet: bytes | str, batch: ReviewBatch, marks: Marks) -> int:
     changed since the export (a resubmission) or graded otherwise since (in the app) is a
     problem; the error lists every problem of the sheet, and nothing is changed."""
     rows = _rows(sheet_text(sheet) if isinstance(sheet, bytes) else sheet)
-    if not rows or [_plain(cell).strip() for cell in rows[0][: len(FIXED_COLUMNS)]] != list(FIXED_COLUMNS):
+    if not rows or [plain_cell(cell).strip() for cell in rows[0][: len(FIXED_COLUMNS)]] != list(FIXED_COLUMNS):
         raise GraderError(
             f"the sheet's first row must begin with {', '.join(FIXED_COLUMNS)}: "
             "write one with `grader review OUT --export sheet.csv`"
         )
-    header = [_plain(cell).strip() for cell in rows[0]]
+    header = [plain_cell(cell).strip() for cell in rows[0]]
     if "comment" not in header:
         raise GraderError("the sheet has no 'comment' column; export a new one to see its layout")
     problems: list[str] = []
@@ -166,7 +155,7 @@ def import_sheet(sheet: bytes | str, batch: ReviewBatch, marks: Marks) -> int:
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        cells = [_plain(cell) for cell in row] + [""] * (len(header) - len(row))
+        cells = [plain_cell(cell) for cell in row] + [""] * (len(header) - len(row))
         submission = submissions.get(cells[0])
         question_id = cells[2]
         if submission is None:

@@ -428,3 +428,13 @@ def test_markdown_of_megabytes_is_drawn_cut_as_plain_text_not_parsed(text):
     drawn = notebook_html(nbformat.writes(notebook))
     assert f"cut at 4,000 of its {len(text) * 1_000_000:,} characters" in drawn
     assert f"cut at 4,000 of its {len(text) * 500_000:,} characters" in drawn
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"), [("-3", "-3"), ("-inf", "'-inf"), ("'=x", "''=x"), ("'a", "''a"), ("=1", "'=1")]
+)
+def test_a_cell_is_guarded_so_that_it_reads_back_exactly(value, cell):
+    from grader.reports.gradebooks import plain_cell
+
+    assert spreadsheet_cell(value) == cell
+    assert plain_cell(cell) == value
