@@ -42,7 +42,8 @@ def grade_batch(
     """
     ordered = list({item.path: item for item in map(_submitted, submissions)}.values())
     by_path = {item.path: item for item in ordered}
-    sentences = {item.path: _markdown_sentences(item.path) for item in ordered}
+    contents = {item.path: _content(item.path) for item in ordered}  # each file read once
+    sentences = {path: _markdown_sentences(content) for path, content in contents.items()}
     context = dataclasses.replace(context, class_text=class_sentences(list(sentences.values())))
     results: dict[Path, SubmissionResult] = {}
     keys: dict[Path, str] = {}
@@ -61,7 +62,7 @@ def grade_batch(
             on_result(graded, False)
             continue
         seen[item.id] = item.path
-        keys[item.path] = _result_key(item.path, context, sentences[item.path] & context.class_text)
+        keys[item.path] = result_key(contents[item.path], context, sentences[item.path] & context.class_text)
         stored = None if force else store.get(keys[item.path])
         if stored is not None:
             graded = named(stored, item.path)
@@ -87,22 +88,24 @@ def _submitted(item: Submitted | Path) -> Submitted:
     return item if isinstance(item, Submitted) else Submitted.of(item)
 
 
-def _result_key(path: Path, context: GradingContext, class_text: frozenset[str]) -> str:
+def _content(path: Path) -> bytes:
+    """What a grade of ``path`` depends on of the file: its bytes; a link, a file too large or
+    unreadable stands as its reason (it is refused, with it, when it is graded)."""
     try:
-        content = path.read_bytes()
+        if path.is_symlink():
+            return b"a symbolic link"
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            return f"{path.stat().st_size} bytes".encode()
+        return path.read_bytes()
     except OSError as error:
-        content = str(error).encode()
-    return result_key(content, context, class_text)
+        return str(error).encode()
 
 
-def _markdown_sentences(path: Path) -> frozenset[str]:
-    """The sentences of the notebook's markdown, read from its JSON as it is (validating it
-    takes nbformat seconds on a large notebook, and grading does it); none for a file that is
-    not a notebook: it is refused, with its reason, when it is graded."""
+def _markdown_sentences(content: bytes) -> frozenset[str]:
+    """The sentences of a notebook's markdown, read from its JSON as it is (validating it takes
+    nbformat seconds on a large notebook, and grading does it); none for what is not one."""
     try:
-        if path.is_symlink() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            return frozenset()
-        notebook = json.loads(path.read_bytes())
+        notebook = json.loads(content)
         return markdown_sentences(notebook) if isinstance(notebook, dict) else frozenset()
     except Exception:  # not JSON, or a fault of the grader's: the notebook is graded without its class
         return frozenset()

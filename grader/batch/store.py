@@ -76,7 +76,7 @@ class ResultStore:
         with self.connection:
             self.connection.execute(
                 "INSERT OR REPLACE INTO graded (key, submission_id, result, notebook) VALUES (?, ?, ?, ?)",
-                (key, encodable(graded.result.id), json.dumps(graded.result.to_dict()), notebook),
+                (key, graded.result.id, json.dumps(graded.result.to_dict()), notebook),
             )
 
     def close(self) -> None:
