@@ -33,10 +33,12 @@ SHORT_WORDS = 6
 # How close a markdown cell must be to one of the handout's to be the handout's, not the student's.
 SAME_CELL = 0.9
 # A sentence that this share of a class's notebooks (of at least CLASS_MINIMUM) hold verbatim,
-# of CLASS_MIN_WORDS words or more, is the handout's, whatever handout the spec names.
+# a question of CLASS_MIN_WORDS words or more or another of CLASS_MIN_STATEMENT_WORDS, is the
+# handout's, whatever handout the spec names.
 CLASS_SHARE = 0.5
 CLASS_MINIMUM = 5
 CLASS_MIN_WORDS = 4
+CLASS_MIN_STATEMENT_WORDS = 9
 # Sentences of a question shorter than this ("Why?") are too common to locate it by.
 MIN_WORDS = 3
 # A sentence ends at . ? or !, and the emphasis closing it ("**Why?** Because ...")
@@ -329,18 +331,24 @@ def class_sentences(sentence_sets: Sequence[frozenset[str]]) -> frozenset[str]:
 
 
 def markdown_sentences(notebook: Mapping[str, Any]) -> frozenset[str]:
-    """The sentences of ``notebook``'s markdown (a notebook, or its JSON as parsed), as
-    ``class_sentences`` counts them: those of ``CLASS_MIN_WORDS`` words or more ("Model 2 is
-    better." is many students' own answer)."""
+    """The sentences of ``notebook``'s markdown (a notebook, or its JSON as parsed) that
+    ``class_sentences`` counts: questions of ``CLASS_MIN_WORDS`` words or more, other sentences
+    of ``CLASS_MIN_STATEMENT_WORDS`` ("The loss is more meaningful." is many students' own
+    answer, word for word)."""
     cells = notebook.get("cells", [])
-    keys = (
-        _sentence_key(sentence)
+    sentences = (
+        sentence.strip()
         for cell in (cells if isinstance(cells, list) else [])
         if isinstance(cell, Mapping) and cell.get("cell_type") == "markdown"
         for line in _source(cell.get("source", "")).splitlines()
         for sentence in _sentences(line)
     )
-    return frozenset(key for key in keys if len(key.split()) >= CLASS_MIN_WORDS)
+    return frozenset(
+        key
+        for sentence in sentences
+        if len((key := _sentence_key(sentence)).split())
+        >= (CLASS_MIN_WORDS if sentence.rstrip("*_ ").endswith("?") else CLASS_MIN_STATEMENT_WORDS)
+    )
 
 
 def _source(source: object) -> str:

@@ -360,3 +360,17 @@ def test_what_most_of_a_class_holds_verbatim_is_the_handouts_whatever_handout_th
     )
     assert alone.text.startswith("Which do you prefer?")
     assert in_class.text == "Model 2, for its accuracy."
+
+
+def test_a_short_answer_half_the_class_wrote_word_for_word_stays_an_answer():
+    from grader.judge.answers import class_sentences, markdown_sentences
+
+    # Five students answering the same: an outsider's test class lost this sentence to the handout
+    notebooks = [
+        new_notebook(cells=[new_markdown_cell(f"{QUESTIONS_CELL}\n\nLa pérdida es más significativa.")])
+        for _ in range(5)
+    ]
+    shared = class_sentences([markdown_sentences(notebook) for notebook in notebooks])
+    assert "la p rdida es m s significativa" not in shared and shared  # the handout's questions are
+    answers = find_answers(notebooks[0], SPEC.questions, HANDOUT, class_text=shared)
+    assert any("La pérdida es más significativa." in answer.text for answer in answers)
