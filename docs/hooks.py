@@ -85,8 +85,10 @@ def schema_markdown(path: Path) -> str:
             parts += [node["description"], ""]
         parts += ["| field | type | meaning |", "|---|---|---|"]
         required = set(node.get("required", ()))
+        # Fields one of the alternatives requires (a model's measurements, named by its metric)
+        alternative = {field for option in node.get("oneOf", ()) for field in option.get("required", ())}
         for field, spec in node["properties"].items():
-            optional = "" if field in required else " (optional)"
+            optional = "" if field in required else " (per `metric`)" if field in alternative else " (optional)"
             meaning = spec.get("description", "").replace("|", "\\|")
             parts.append(f"| `{field}`{optional} | {type_of(spec)} | {meaning} |")
         parts.append("")
@@ -94,11 +96,13 @@ def schema_markdown(path: Path) -> str:
 
 
 def type_of(spec: dict[str, Any]) -> str:
-    """A field's type as a reader says it: ``number or null``, ``one of `pass`, `fail` ``,
+    """A field's type as a reader says it: ``number or null``, ``one of `pass`, `fail` ``, `` `2` ``,
     ``array of check``, a link to another object of the schema."""
     if "$ref" in spec:
         name = spec["$ref"].rsplit("/", 1)[-1]
         return f"[{name}](#{name})"
+    if "const" in spec:
+        return f"`{json.dumps(spec['const'])}`"
     if "enum" in spec:
         return "one of " + ", ".join("`null`" if value is None else f"`{value}`" for value in spec["enum"])
     if "oneOf" in spec:

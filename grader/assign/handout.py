@@ -20,8 +20,8 @@ ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 
 
 def make_handout(solution: NotebookNode) -> NotebookNode:
-    """The handout of ``solution`` (which is left as it is); ``SpecError`` names the cell whose
-    markers do not pair up."""
+    """The handout of ``solution`` (which is left as it is); ``SpecError`` when it has no
+    solution region, or names the cell whose markers do not pair up."""
     handout = copy.deepcopy(solution)
     for index, cell in enumerate(handout.cells):
         if cell.cell_type == "code":
@@ -30,6 +30,12 @@ def make_handout(solution: NotebookNode) -> NotebookNode:
         if cell.cell_type in ("code", "markdown"):
             placeholder = CODE_PLACEHOLDER if cell.cell_type == "code" else ANSWER_PLACEHOLDER
             cell.source = _without_solutions(str(cell.source), placeholder, index)
+    if not any(BEGIN.match(line) for cell in solution.cells for line in str(cell.source).splitlines()):
+        raise SpecError(
+            "the solution has no solution regions, so its handout would be the solution itself: put the code "
+            "students write between a line `### BEGIN SOLUTION` and a line `### END SOLUTION` (and written "
+            "answers so in their markdown cells)"
+        )
     return handout
 
 

@@ -9,6 +9,7 @@ calibrate`` does (it imports Keras; this module does not)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from grader.ingest.notebook import load_submission
 from grader.judge.evaluator import MAX_SAMPLE_BYTES
 from grader.judge.facts import ModelFacts
 from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
-from grader.judge.preprocessing import derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing
 from grader.judge.untrusted import read_array
 from grader.run.backends import choose_backend
 from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data
@@ -69,8 +70,7 @@ def new_exercise(
     options = options or GradingOptions()
     if out.suffix != ".toml":
         raise SpecError(f"--out {out}: a spec is a .toml file; name one (say {default_spec_path(solution).name})")
-    if out.exists() and not force:
-        raise SpecError(f"{out} exists: pass --force to write over it, or choose another --out")
+    _refuse_to_overwrite(solution, out, force)
     try:
         notebook = nbformat.read(solution, as_version=4)  # type: ignore[no-untyped-call]
     except Exception as error:  # nbformat raises several kinds for a file that is not a notebook
@@ -78,6 +78,8 @@ def new_exercise(
     handout = make_handout(notebook)  # checks the solution markers before anything runs
     source = find_data_source(notebook, solution.parent, data_path)
     data_file = source.file or locate_data(_loader_data(source), data_path)
+    if source.file and not force:
+        _refuse_to_overwrite(source.file, out, force, "the data file's copy")
     data = _data_spec(source, data_file)
     arrays = load_dataset(data_file, data)
     if not len(arrays.x_test) or not len(arrays.x_train):
@@ -92,7 +94,11 @@ def new_exercise(
             f"the solution's models ({', '.join(model.name for model in models)}) are classifiers and regressions "
             "both: one spec grades one task; make one spec of each"
         )
-    classes = label_classes(arrays.y_train, f"{data_file.name}'s y_train") if task == "classification" else 0
+    classes, first_class = (
+        label_classes(arrays.y_train, f"{data_file.name}'s y_train", _outputs(models[0]))
+        if task == "classification"
+        else (0, 0)
+    )
     input_shape = models[0].architecture.input_shape if models[0].architecture else None
     image_shape = tuple(int(dim) for dim in arrays.x_train.shape[1:])
     preparation, preparation_notes = spec_preparation(preprocessing, image_shape, tuple(input_shape or ()))
@@ -120,6 +126,8 @@ def new_exercise(
         preparation=preprocessing.describe() if preprocessing else "not derived",
         models=drafted,
         review=(*notes, *preparation_notes, *_data_review(source, data_file), *_review(drafted, outcome)),
+        validation_split=_validation_split(models[0], len(arrays.x_train)),
+        first_class=first_class,
         **preparation,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +139,53 @@ def new_exercise(
     handout_path = out.parent / draft.handout
     nbformat.write(handout, handout_path)  # type: ignore[no-untyped-call]
     return NewExercise(out, handout_path, draft, outcome)
+
+
+def _outputs(model: ModelFacts) -> int | None:
+    """The units of ``model``'s output layer, if it is a Dense layer."""
+    last = model.architecture.layers[-1] if model.architecture and model.architecture.layers else None
+    return last.units if last is not None and last.type == "Dense" else None
+
+
+def _validation_split(model: ModelFacts, train_rows: int) -> float:
+    """The share of the training rows the solution's last fit of ``model`` kept for validation:
+    Keras' ``validation_split``, or the rows a split by hand left out, as the shortest decimal
+    that leaves the same rows."""
+    fit = model.fits[-1] if model.fits else None
+    if fit is None or fit.rows is None:
+        return 0.0
+    if fit.validation_split:
+        return fit.validation_split
+    if fit.rows >= train_rows:
+        return 0.0
+    share = (train_rows - fit.rows) / train_rows
+    for digits in range(2, 10):
+        rounded = round(share, digits)
+        if math.floor(train_rows * (1 - rounded) + 1e-9) == fit.rows:
+            return rounded
+    return share
+
+
+def _refuse_to_overwrite(solution: Path, out: Path, force: bool, copy: str | None = None) -> None:
+    """``SpecError`` naming what ``grader new`` would write over (the spec, its handout and
+    calibration, the solution's copy beside the spec; or ``copy``, the one file named), unless
+    ``force``. A file copied onto itself is no loss."""
+    if force:
+        return
+    stem = out.stem
+    if copy is None:
+        targets = [out, out.with_name(f"{stem}_handout.ipynb"), out.with_name(f"{stem}.calibration.json")]
+    else:
+        targets = []
+    copied = out.parent / solution.name
+    if copied.resolve() != solution.resolve():
+        targets.append(copied)
+    existing = [str(target) for target in targets if target.exists()]
+    if existing:
+        raise SpecError(
+            f"grader new would write over {', '.join(existing)}{f' ({copy})' if copy else ''}: pass --force to "
+            "write over them, or choose another --out"
+        )
 
 
 def _loader_data(source: DataSource) -> DataSpec:
@@ -181,7 +236,7 @@ def _run_solution(
             preprocessing = None
             if sample is not None:
                 rows = read_array(sample, MAX_SAMPLE_BYTES).astype("float64")
-                preprocessing = derive_preprocessing(rows, train_images, context.fingerprints.train)
+                preprocessing = derive_preprocessing(rows, TrainingRows(train_images, context.fingerprints.train))
         return trained, preprocessing, execution.outcome, [*notes, *facts.warnings]
 
 

@@ -2,8 +2,9 @@
 
 Each graded notebook is one row, committed as soon as it is graded, keyed by
 everything its grade depends on: the notebook's bytes, the spec and its
-calibration, the data set, the grader's version, the grading options and the
-Keras stack and backend it ran on, in every mode. A batch killed half-way is
+calibration, the data set, the grader's version and the version of the results' form
+(``RESULTS_SCHEMA_VERSION``), the grading options and the Keras stack and backend it ran on,
+in every mode. A batch killed half-way is
 finished by running it again; unchanged notebooks are not regraded. A notebook that a fault
 of the grader's kept from being graded is never stored: the next run grades it.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.judge.pipeline import GradingContext
-from grader.judge.results import Graded, SubmissionResult
+from grader.judge.results import RESULTS_SCHEMA_VERSION, Graded, SubmissionResult
 from grader.protocol.text import encodable
 
 STORE_NAME = "results.sqlite"
@@ -48,6 +49,8 @@ def result_key(notebook: bytes, context: GradingContext, class_text: Iterable[st
         context.spec.digest,
         context.data_digest,
         __version__,
+        # A result stored in an earlier form is graded again, not read as what it does not say
+        f"results schema {RESULTS_SCHEMA_VERSION}",
         json.dumps({k: v for k, v in asdict(options).items() if k not in VERDICT_NEUTRAL}, default=str, sort_keys=True),
         json.dumps(context.software, sort_keys=True),
         *([json.dumps(sorted(class_text))] if class_text else []),

@@ -22,6 +22,7 @@ from grader.spec.exercise import load_spec
 
 if TYPE_CHECKING:
     from grader.assign.draft import ExerciseDraft
+    from grader.assign.validate import Finding
 
 
 @click.command()
@@ -135,6 +136,7 @@ def new(
     MNIST's is served from the arrays given with --data (an .npz in Keras' layout), copied
     beside the spec too. Review the spec, then run `grader validate` on it."""
     from grader.assign.new import default_spec_path, new_exercise
+    from grader.assign.validate import validate_exercise
 
     chosen = choose_backend(backend)
     use_backend_in_this_process(chosen)
@@ -144,12 +146,24 @@ def new(
     draft = made.draft
     _print_draft(draft)
     console.print(f"Wrote the spec {made.spec} and the handout {made.handout}.", highlight=False)
-    if seeds:
-        _calibrate(made.spec, seeds, chosen, data_path)
     console.print("Review in the spec:", highlight=False)
     for note in draft.review:
         console.print(f"  - {escape(note)}", highlight=False)
-    console.print(f"Then: grader validate --spec {made.spec}", highlight=False)
+    if not seeds:
+        console.print(f"Then: grader calibrate --spec {made.spec}, and grader validate --spec {made.spec}")
+        return
+    _calibrate(made.spec, seeds, chosen, data_path)
+    # A spec its own solution fails is never handed over: validated as `grader validate` does.
+    with console.status(f"Validating {made.spec}: grading the solution (full) and the handout (quick)…"):
+        findings = validate_exercise(made.spec, chosen, data_path)
+    if not _print_findings(findings):
+        console.print(
+            f"[bold red]The spec {escape(str(made.spec))} is not ready[/]: fix what failed above (in the solution, "
+            "or in the spec by hand), then run grader validate on it. Do not grade with it before it passes.",
+            highlight=False,
+        )
+        sys.exit(1)
+    console.print(f"The exercise of {made.spec} is ready to grade.", highlight=False)
 
 
 def _print_draft(draft: ExerciseDraft) -> None:
@@ -187,9 +201,14 @@ def validate(spec_path: Path, data_path: Path | None, backend: str | None) -> No
     chosen = choose_backend(backend)
     with console.status(f"Validating {spec_path}: grading the solution (full) and the handout (quick)…"):
         findings = validate_exercise(spec_path, chosen, data_path)
+    if not _print_findings(findings):
+        sys.exit(1)
+    console.print(f"The exercise of {spec_path} is ready to grade.", highlight=False)
+
+
+def _print_findings(findings: tuple[Finding, ...]) -> bool:
+    """Print what ``grader validate`` found, one line each; whether all of it holds."""
     for finding in findings:
         mark = "[green]ok[/]" if finding.passed else "[bold red]FAILED[/]"
         console.print(f"{mark} {finding.what}: {escape(finding.detail)}", highlight=False, soft_wrap=True)
-    if not all(finding.passed for finding in findings):
-        sys.exit(1)
-    console.print(f"The exercise of {spec_path} is ready to grade.", highlight=False)
+    return all(finding.passed for finding in findings)

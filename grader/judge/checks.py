@@ -58,7 +58,9 @@ def run_checks(
         results.extend(check_built_model(model_spec, facts))
         evaluation = evaluations.get(model_spec.name)
         verdicts = {
-            "training": check_training(model_spec, facts, spec.data.train_samples, quick, evaluation),
+            "training": check_training(
+                model_spec, facts, spec.data.train_samples, quick, evaluation, spec.data.validation_split
+            ),
             "accuracy": check_accuracy(model_spec, facts, evaluation, quick),
         }
         results.extend(_scored_verdicts(model_spec, verdicts))
@@ -256,19 +258,37 @@ def _training_rows(fit: FitFacts) -> int | None:
     return None if fit.rows is None else math.floor(fit.rows * (1 - fit.validation_split))
 
 
+def _trained_rows_as_asked(rows: int | None, train_samples: int, expected_rows: int) -> bool:
+    """All the training rows, or those a validation split leaves (a split by hand may round
+    the other way: a row either side)."""
+    return rows == train_samples or (
+        expected_rows != train_samples and rows is not None and abs(rows - expected_rows) <= 1
+    )
+
+
 def check_training(
     model_spec: ModelSpec,
     facts: ModelFacts,
     train_samples: int,
     quick: bool = False,
     evaluation: Evaluation | None = None,
+    validation_split: float = 0.0,
 ) -> Verdict:
     """What the model was trained on and how, judged on what its fits did, not only on what
     they asked: every epoch completed, every batch of each, nothing trained outside ``fit``,
     no test images among the training images of any call or the batches Keras drew, weights
     that its own training produced, and (in full mode, as the grader measured it) no clear
-    advantage on the test images over training images."""
-    expected = {"batch_size": model_spec.batch_size, "epochs": model_spec.epochs, "train_samples": train_samples}
+    advantage on the test images over training images. Where the exercise keeps a share of
+    the training rows for validation (``validation_split``), a fit on the rows it leaves (by
+    Keras' ``validation_split`` or a split by hand, give or take a row of rounding) is as
+    right as one on all of them."""
+    held_out = validation_split > 0
+    expected_rows = math.floor(train_samples * (1 - validation_split) + 1e-9)
+    expected = {
+        "batch_size": model_spec.batch_size,
+        "epochs": model_spec.epochs,
+        "train_samples": expected_rows if held_out else train_samples,
+    }
     if not facts.fits:
         return (
             "fail",
@@ -291,8 +311,15 @@ def check_training(
         "steps_outside_fit": outside,
     }
     problems = _integrity_problems(facts, evaluation, model_spec.metric)
-    if not problems and any(row != train_samples for row in rows):
-        problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
+    if not problems and not all(_trained_rows_as_asked(row, train_samples, expected_rows) for row in rows):
+        if held_out:
+            problems.append(
+                f"it was trained on {rows[-1]:,} rows, expected the {expected_rows:,} of the {train_samples:,} "
+                f"training rows that keeping {validation_split:g} of them for validation leaves (validation_split="
+                f"{validation_split:g}, or a split of the training rows by hand), or all of them"
+            )
+        else:
+            problems.append(f"it was trained on {rows[-1]:,} images, expected all {train_samples:,} training images")
     if batch_sizes != [model_spec.batch_size]:
         problems.append(f"the batch size is {actual['batch_size']}, expected {model_spec.batch_size}")
     if epochs != model_spec.epochs:
@@ -367,12 +394,12 @@ def _unfinished(fit: FitFacts) -> str:
 def _unmeasured(
     facts: ModelFacts, evaluation: Evaluation | None, expected: Any, quick: bool, metric: Metric
 ) -> Verdict | None:
-    """The accuracy verdict when there is no accuracy to judge: skipped, or why it is missing."""
+    """The accuracy check's verdict when there is no measurement to judge: skipped, or why it is missing."""
     if quick:
         return "skipped", expected, None, quick_skip_message(metric)
     if facts.architecture is None:
         return _unreadable(facts)
-    if evaluation is None or evaluation.accuracy is None:
+    if evaluation is None or evaluation.test_value is None:
         reason = evaluation.error if evaluation else "the model was not evaluated"
         return (
             "error",
@@ -392,8 +419,8 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     unmeasured = _unmeasured(facts, evaluation, expected, quick, metric)
     if unmeasured is not None:
         return unmeasured
-    assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
-    value = evaluation.accuracy
+    assert evaluation is not None and evaluation.test_value is not None  # else it was unmeasured
+    value = evaluation.test_value
     assert bounds is not None  # the pipeline requires ranges for full grading
     bound, best = (bounds.min, bounds.max) if metric.higher_is_better else (bounds.max, bounds.min)
     measured = f"Test {metric.name} {value:.4f}, measured by the grader"
@@ -440,7 +467,7 @@ def doctored_history_warnings(
     for name, facts in models.items():
         evaluation = evaluations.get(name)
         fits = [fit for fit in facts.fits if fit.completed]
-        if evaluation is None or evaluation.accuracy is None or not fits:
+        if evaluation is None or evaluation.test_value is None or not fits:
             continue
         last = fits[-1]
         metric = spec.data.metric
@@ -451,12 +478,12 @@ def doctored_history_warnings(
         )
         final = claims[-1] if claims else None
         # An error has the scale of the targets: its tolerance, a share of it.
-        tolerance = HISTORY_TOLERANCE * (1.0 if metric.higher_is_better else max(1.0, evaluation.accuracy))
-        if final is not None and on_test_set and abs(final - evaluation.accuracy) > tolerance:
+        tolerance = HISTORY_TOLERANCE * (1.0 if metric.higher_is_better else max(1.0, evaluation.test_value))
+        if final is not None and on_test_set and abs(final - evaluation.test_value) > tolerance:
             warnings.append(
                 f"{name}'s training history claims a final validation {metric.name} of {final:.4f} on the test "
-                f"set, but its trained weights reach {evaluation.accuracy:.4f}: the history was altered. "
-                f"The grade uses {evaluation.accuracy:.4f}, measured by the grader."
+                f"set, but its trained weights reach {evaluation.test_value:.4f}: the history was altered. "
+                f"The grade uses {evaluation.test_value:.4f}, measured by the grader."
             )
     return warnings
 
@@ -464,15 +491,18 @@ def doctored_history_warnings(
 def test_advantage(evaluation: Evaluation | None) -> str | None:
     """Why the grader's own measurement says a model was trained on the test set (it errs far
     less on the test images than on training images), or None. Measured outside the student's
-    process, so no trick inside the kernel changes it."""
-    if evaluation is None or evaluation.accuracy is None or evaluation.train_accuracy is None:
+    process, so no trick inside the kernel changes it. A classifier's: its accuracies give error
+    rates."""
+    if evaluation is None or evaluation.metric != ACCURACY.key:
         return None
-    test_error, train_error = 1 - evaluation.accuracy, 1 - evaluation.train_accuracy
+    if evaluation.test_value is None or evaluation.train_value is None:
+        return None
+    test_error, train_error = 1 - evaluation.test_value, 1 - evaluation.train_value
     if _bound(test_error, +1) >= MAX_ERROR_RATIO * _bound(train_error, -1):
         return None
     return (
-        f"the grader measured {evaluation.accuracy:.2%} right on the test images but only "
-        f"{evaluation.train_accuracy:.2%} on training images: a model errs more on images it never saw, so it "
+        f"the grader measured {evaluation.test_value:.2%} right on the test images but only "
+        f"{evaluation.train_value:.2%} on training images: a model errs more on images it never saw, so it "
         "was trained on the test set"
     )
 
@@ -566,12 +596,14 @@ def _improvement_accuracy(
     unmeasured = _unmeasured(facts, evaluation, expected, quick, model_spec.metric)
     if unmeasured is not None:
         return unmeasured
-    assert evaluation is not None and evaluation.accuracy is not None  # else it was unmeasured
+    assert evaluation is not None and evaluation.test_value is not None  # else it was unmeasured
     assert bounds is not None  # the pipeline requires ranges for full grading
-    verdict, comparison = compared_with_baseline(spec, model_spec, evaluation.accuracy)
-    actual = {"accuracy": evaluation.accuracy, "compared": verdict}
-    text = f"Test accuracy {evaluation.accuracy:.4f}, measured by the grader: {comparison}."
-    return ("fail" if evaluation.accuracy < bounds.min else "pass"), expected, actual, text
+    # An improvement is a classifier's (the spec refuses a regression's): its measurement, an accuracy.
+    accuracy = evaluation.test_value
+    verdict, comparison = compared_with_baseline(spec, model_spec, accuracy)
+    actual = {"accuracy": accuracy, "compared": verdict}
+    text = f"Test accuracy {accuracy:.4f}, measured by the grader: {comparison}."
+    return ("fail" if accuracy < bounds.min else "pass"), expected, actual, text
 
 
 def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
@@ -580,17 +612,17 @@ def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluatio
     warnings = []
     for model_spec in spec.models:
         facts, evaluation, bounds = models.get(model_spec.name), evaluations.get(model_spec.name), model_spec.accuracy
-        if model_spec.kind != "fixed" or facts is None or evaluation is None or evaluation.accuracy is None:
+        if model_spec.kind != "fixed" or facts is None or evaluation is None or evaluation.test_value is None:
             continue
         if bounds is None:
             continue
         metric = model_spec.metric
         best = bounds.max if metric.higher_is_better else bounds.min
-        if metric.beyond(evaluation.accuracy, best):
+        if metric.beyond(evaluation.test_value, best):
             epochs = sum(fit.epochs_completed for fit in facts.fits)
             side = "above" if metric.higher_is_better else "below"
             warnings.append(
-                f"{model_spec.name} reaches {evaluation.accuracy:.4f}, {side} every reference run ({best:.4f} "
+                f"{model_spec.name} reaches {evaluation.test_value:.4f}, {side} every reference run ({best:.4f} "
                 f"at {'most' if metric.higher_is_better else 'least'}): it was trained for {epochs} epochs on "
                 f"{facts.test_rows:,} test images by the fingerprints; for the instructor to look at, not a fault"
             )

@@ -17,7 +17,7 @@ from grader.judge.checks import CheckResult
 from grader.judge.deadline import Deadline
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
-from grader.spec.exercise import Spec
+from grader.spec.exercise import ACCURACY, Spec
 
 # Clauses end at a full stop followed by a space, a semicolon or a line break (not at "98.28").
 CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;|\n")
@@ -124,11 +124,12 @@ def claim_warnings(
                     f"it has {actual:,}."
                 )
         evaluation = evaluations.get(claim.model)
-        if claim.kind == "accuracy" and evaluation and evaluation.accuracy is not None:
-            if abs(evaluation.accuracy - claim.value) > claim.tolerance:
+        measured = evaluation.test_value if evaluation and evaluation.metric == ACCURACY.key else None
+        if claim.kind == "accuracy" and measured is not None:
+            if abs(measured - claim.value) > claim.tolerance:
                 warnings.append(
                     f"markdown cell {claim.cell} says {claim.model} reaches {claim.value:.2%}; "
-                    f"the grader measured {evaluation.accuracy:.2%}."
+                    f"the grader measured {measured:.2%}."
                 )
         verdict = compared.get(claim.model)
         if claim.kind == "improved" and verdict in ("improved", "worse", "equal"):

@@ -1,5 +1,6 @@
-"""Measure each exported model's accuracy in a process of the grader's own, as untrusted as a
-kernel.
+"""Measure each exported model in a process of the grader's own, as untrusted as a kernel: the
+exercise's metric (``grader.spec.exercise.Metric``: a classifier's accuracy, a regression's mean
+absolute error).
 
 The parent (no Keras) keeps one evaluator per worker, for its next notebooks: ``python -m
 grader.judge.evaluator`` (``grader.judge.evaluator``) in a sandbox of its own
@@ -8,12 +9,12 @@ data set and of its inbox, memory, process and time limits). For each model, the
 what the kernel exported as hostile input and writes it, checked, into the evaluator's inbox;
 the evaluator rebuilds the model through Keras' safe deserialisation within the allowlist and
 bounds (``grader.judge.model_config.check_rebuildable``), loads the weights as plain arrays and
-measures the accuracy on the grader's test set itself. The student's process is never asked
+measures the metric on the grader's test set itself. The student's process is never asked
 for a number, and the evaluator's answers are checked as the kernel's are.
 
 Whose fault a failure is: every evaluator measures the exercise's own model first (the
 canary). Whatever an evaluator whose canary passed fails on in a model (an error, a crash, a
-time or memory limit) is that model's: its accuracy check errors, saying why. Only when a
+time or memory limit) is that model's: its ``accuracy`` check errors, saying why. Only when a
 fresh evaluator's canary fails too is it the grader's (``GraderFault``). An evaluator that
 failed on a model is not trusted with the next one: it is replaced.
 """
@@ -45,7 +46,7 @@ from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.run.watchdog import Watchdog
 from grader.spec.architecture import Architecture
-from grader.spec.exercise import DataSpec, Metric
+from grader.spec.exercise import ACCURACY, DataSpec, Metric
 
 EVALUATOR_TIMEOUT_SECONDS = 600
 # The longest answer line read from the evaluator (one is a few hundred bytes), and how much is read at a time
@@ -68,16 +69,19 @@ MAX_TEXT = 600
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The grader's own measurement of a model: its accuracy on the test images and on as many
-    training images (a model far better on images it never saw was trained on them)."""
+    """The grader's own measurement of a model: the exercise's metric (``metric``, a
+    ``Metric.key``: ``accuracy``, or a regression's ``mean_absolute_error``) on the test images
+    (``test_value``) and on as many training images (``train_value``: a model far better on
+    images it never saw was trained on them)."""
 
-    accuracy: float | None
+    test_value: float | None
     error: str | None = None
-    train_accuracy: float | None = None
+    train_value: float | None = None
     # How the test images were prepared for the model, and whether that was derived from what
     # the notebook trained on (else it is the exercise's own way).
     preprocessing: str | None = None
     preprocessing_derived: bool = True
+    metric: str = ACCURACY.key
 
 
 @dataclass(frozen=True)
@@ -108,10 +112,11 @@ def evaluate_models(models: list[ModelFacts], recipe: EvaluatorRecipe) -> tuple[
 
 def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) -> Evaluation:
     evaluator = _evaluator(recipe, printed)
+    metric = recipe.data.metric.key
     try:
         request = evaluator.receive(model)
     except UntrustedDataError as error:
-        return Evaluation(None, f"could not evaluate the model: {error}")
+        return Evaluation(None, f"could not evaluate the model: {error}", metric=metric)
     except OSError as error:  # listed when the facts were read, unreadable now: the grader's
         raise GraderFault(f"the grader could not read what {model.name}'s kernel exported: {error}") from None
     try:
@@ -124,6 +129,7 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
             None,
             f"the grader's evaluator {death.reason} on this model (and measures the exercise's own model, so the "
             "evaluator works)",
+            metric=metric,
         )
     finally:
         evaluator.empty_inbox()
@@ -132,7 +138,9 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
         evaluation, grader_fault = _read_answer(answer, recipe.data.metric)
     except (ValueError, KeyError, TypeError) as error:
         _discard(evaluator)
-        return Evaluation(None, f"the grader's evaluator answered for this model with what is no evaluation ({error})")
+        return Evaluation(
+            None, f"the grader's evaluator answered for this model with what is no evaluation ({error})", metric=metric
+        )
     if grader_fault is not None:
         _discard(evaluator)
         raise GraderFault(f"the grader's evaluator could not read what it needed: {grader_fault}", _logs(printed))
@@ -142,19 +150,29 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
 
 
 def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
-    """An evaluation as the evaluator answered it, checked as untrusted data."""
+    """An evaluation as the evaluator answered it, checked as untrusted data: it names the
+    exercise's metric, and holds its measurements or an error."""
     answer = json.loads(line)
     raw, fault = answer["evaluation"], answer["grader_fault"]
+    _check_metric(raw, metric)
     evaluation = Evaluation(
-        accuracy=_measurement(raw.get("accuracy"), metric),
+        test_value=_measurement(raw.get("test_value"), metric),
         error=_text(raw.get("error")),
-        train_accuracy=_measurement(raw.get("train_accuracy"), metric),
+        train_value=_measurement(raw.get("train_value"), metric),
         preprocessing=_text(raw.get("preprocessing")),
         preprocessing_derived=raw.get("preprocessing_derived", True) is True,
+        metric=metric.key,
     )
-    if evaluation.accuracy is None and evaluation.error is None:
-        raise ValueError("neither an accuracy nor an error")
+    if evaluation.test_value is None and evaluation.error is None:
+        raise ValueError(f"neither a {metric.name} nor an error")
     return evaluation, _text(fault)
+
+
+def _check_metric(answer: Any, metric: Metric) -> None:
+    """``ValueError`` unless ``answer`` (an evaluation or the canary's) names ``metric``."""
+    named = answer.get("metric") if isinstance(answer, dict) else None
+    if named != metric.key:
+        raise ValueError(f"a measurement of {str(named)[:40]} where the exercise's is {metric.key}")
 
 
 # The largest mean absolute error taken as one: past it, the answer is no measurement.
@@ -220,9 +238,7 @@ class _Evaluator:
         except BaseException:
             self.stop()
             raise
-        measured = (
-            _measurement_or_none(canary.get("accuracy"), self.recipe.data.metric) if isinstance(canary, dict) else None
-        )
+        measured = _canary_measurement(canary, self.recipe.data.metric)
         if measured is None:
             self.stop()
             why = str(canary.get("error") if isinstance(canary, dict) else canary)[:MAX_TEXT]
@@ -363,9 +379,11 @@ class _Evaluator:
         self._log.close()
 
 
-def _measurement_or_none(value: Any, metric: Metric) -> float | None:
+def _canary_measurement(canary: Any, metric: Metric) -> float | None:
+    """The canary's measurement of ``metric``, or None for anything else."""
     try:
-        return _measurement(value, metric)
+        _check_metric(canary, metric)
+        return _measurement(canary.get("test_value"), metric)
     except ValueError:
         return None
 
@@ -427,5 +445,5 @@ def preprocessing_warnings(evaluations: dict[str, Evaluation]) -> list[str]:
         f"the grader could not tell how the notebook prepared the images {name} was trained on; it fed it the "
         f"test images prepared the exercise's way ({evaluation.preprocessing})"
         for name, evaluation in evaluations.items()
-        if evaluation.accuracy is not None and not evaluation.preprocessing_derived
+        if evaluation.test_value is not None and not evaluation.preprocessing_derived
     ]

@@ -8,13 +8,13 @@ untrusted as a kernel: what it rebuilds comes from a student's kernel.
 
 Its input is one JSON object per line, its output one answer per line:
 - first ``{"setup": ...}``: the data set (read from the path it names), the bounds of what it
-  rebuilds, and the canary, the exercise's own model; the answer is the canary's metric (its
-  accuracy, or a regression's mean absolute error, under the key "accuracy"; with seeded
-  weights) or why it could not be measured: the grader uses it to tell an evaluator that works
-  from one that does not;
+  rebuilds, and the canary, the exercise's own model; the answer is the canary's measurement
+  (with seeded weights), ``{"metric": KEY, "test_value": VALUE}``, the metric by its
+  ``Metric.key`` (``accuracy``, a regression's ``mean_absolute_error``), or why it could not be
+  measured: the grader uses it to tell an evaluator that works from one that does not;
 - then one request per model: its config, weights and training sample, files in the inbox
-  the grader wrote; the answer is its evaluation, and a fault of the grader's (a file it could
-  not read), if any.
+  the grader wrote; the answer is its evaluation (the metric's key, its ``test_value`` and
+  ``train_value``, or an error), and a fault of the grader's (a file it could not read), if any.
 It serves one worker's notebooks one after another: Keras and the data set load once.
 """
 
@@ -30,12 +30,12 @@ import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
 from grader.judge.model_config import RebuildBounds
-from grader.judge.preprocessing import derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing
 from grader.judge.rebuild import build_model, model_from_config
 from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import row_fingerprints
 from grader.spec.architecture import Architecture
-from grader.spec.datasets import Dataset, load_dataset
+from grader.spec.datasets import load_dataset
 from grader.spec.exercise import DataSpec
 from grader.spec.preprocessing import Preprocessing
 
@@ -90,14 +90,14 @@ def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.
 
 
 def _preprocessing(
-    sample_path: str | None, dataset: Dataset, fingerprints: np.ndarray, data: DataSpec, input_shape: tuple[int, ...]
+    sample_path: str | None, training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
 ) -> tuple[Preprocessing, bool]:
     """How to prepare images for the model: as derived from what it trained on, else the
     exercise's own (reshaped to the model's input if that is all that differs), and whether
     it was derived."""
     if sample_path is not None:
         sample = _untrusted(read_array, sample_path, MAX_SAMPLE_BYTES).astype("float64")
-        derived = derive_preprocessing(sample, dataset.x_train, fingerprints)
+        derived = derive_preprocessing(sample, training)
         if derived is not None and derived.shape == input_shape:
             return derived, True
     exercise = data.preprocessing
@@ -110,10 +110,16 @@ class Evaluator:
     """The data set, its training rows' fingerprints and the bounds, from the setup request."""
 
     def __init__(self, setup: dict[str, Any]) -> None:
-        self.data = DataSpec(**{**setup["data"], "image_shape": tuple(setup["data"]["image_shape"])})
+        # JSON's lists are the spec's tuples
+        fields: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in setup["data"].items()
+        }
+        self.data = DataSpec(**fields)
         self.bounds = RebuildBounds(**setup["bounds"])
         self.dataset = load_dataset(Path(setup["data_path"]), self.data)
-        self.fingerprints = row_fingerprints(self.dataset.x_train, self.data.image_shape)
+        self.training = TrainingRows(
+            self.dataset.x_train, row_fingerprints(self.dataset.x_train, self.data.image_shape)
+        )
         # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
         self.seen = self.dataset.x_train[::TRAIN_SAMPLE_STEP]
         self.seen_labels = self.dataset.y_train[::TRAIN_SAMPLE_STEP]
@@ -127,7 +133,8 @@ class Evaluator:
             keras.utils.set_random_seed(CANARY_SEED)
             model = build_model(Architecture.from_dict(architecture))
             images = self.data.preprocessing.apply(self.dataset.x_test)
-            return {"accuracy": measured(model, images, self.dataset.y_test, self.data)}
+            measurement = measured(model, images, self.dataset.y_test, self.data)
+            return {"metric": self.data.metric.key, "test_value": measurement}
         except Exception as error:
             return {"error": f"{type(error).__name__}: {error}"}
 
@@ -136,18 +143,16 @@ class Evaluator:
         Whatever else goes wrong is the model's: the canary showed that this evaluator works."""
         if fault_injected("evaluator-model"):
             raise SystemExit("GRADER_INJECT_FAULT: the evaluator crashes on a model")
-        evaluation: dict[str, Any] = {"accuracy": None, "error": None}
+        evaluation: dict[str, Any] = {"metric": self.data.metric.key, "test_value": None, "error": None}
         grader_fault = None
         try:
             model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES), self.bounds)
             model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
             input_shape = tuple(model.input_shape[1:])
-            preprocessing, derived = _preprocessing(
-                entry["sample"], self.dataset, self.fingerprints, self.data, input_shape
-            )
+            preprocessing, derived = _preprocessing(entry["sample"], self.training, self.data, input_shape)
             evaluation |= {
-                "accuracy": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
-                "train_accuracy": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
+                "test_value": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
+                "train_value": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
                 "preprocessing": preprocessing.describe(),
                 "preprocessing_derived": derived,
             }

@@ -302,6 +302,10 @@ MAX_MERGED_INPUTS = 16
 # Keys whose values are a shape, and the keys of the model's input among them
 SHAPE_KEYS = {"batch_shape", "batch_input_shape", "input_shape", "build_input_shape", "shape", "target_shape"}
 INPUT_SHAPE_KEYS = {"batch_shape", "batch_input_shape", "build_input_shape"}
+# A layer's build config: the shape it was built on, batch axis first. An adapted Normalization
+# was built on the rows it adapted to (all the training rows): that axis is not one example's.
+BUILD_SHAPE_KEY = "input_shape"
+MAX_BUILD_ROWS = 2**31 - 1
 # Keys whose values are sizes (an int or one per axis)
 SIZE_KEYS = {"units", "filters", "input_dim", "output_dim", "kernel_size", "pool_size", "strides", "dilation_rate",
              "size", "depth_multiplier"}  # fmt: skip
@@ -442,8 +446,14 @@ def _check_shape(key: str, shape: Any, bounds: RebuildBounds) -> None:
         return
     if not isinstance(dims, list) or not all(dim is None or (isinstance(dim, int) and dim >= 0) for dim in dims):
         raise UntrustedDataError(f"the model config's {key} is not a shape")
-    values = math.prod(dim for dim in dims if dim is not None)
-    if any(dim is not None and dim > MAX_UNITS for dim in dims) or values > MAX_TENSOR_VALUES:
+    # One example's axes: a build config's rows are bounded as rows
+    example = [None, *dims[1:]] if key == BUILD_SHAPE_KEY and dims else dims
+    values = math.prod(dim for dim in example if dim is not None)
+    if (
+        any(dim is not None and dim > MAX_UNITS for dim in example)
+        or values > MAX_TENSOR_VALUES
+        or (dims and dims[0] is not None and dims[0] > MAX_BUILD_ROWS)
+    ):
         raise UntrustedDataError(f"the model config's {key} {_shown(dims)} is larger than the grader rebuilds")
     if key in INPUT_SHAPE_KEYS and math.prod(dim for dim in dims[1:] if dim is not None) > bounds.input_values:
         raise UntrustedDataError(

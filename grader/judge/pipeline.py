@@ -49,7 +49,7 @@ from grader.run.sandbox import Sandbox
 from grader.run.warm import KERNELS, KernelRecipe
 from grader.spec.architecture import Architecture
 from grader.spec.datasets import file_digest, load_dataset, locate_data
-from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
+from grader.spec.exercise import DEFAULT_SPEC, Metric, Spec, load_spec
 from grader.spec.layers import Layer
 
 # Whole-notebook time limits when --timeout is not given: a full run of the
@@ -388,7 +388,10 @@ def _result(
                 *_kernel_warning(execution),
             ]
         ),
-        models={name: _model_record(model, evaluations.get(name)) for name, model in models.items()},
+        models={
+            name: _model_record(model, evaluations.get(name), context.spec.data.metric)
+            for name, model in models.items()
+        },
         error=error,
         seconds=execution.seconds,
         environment=facts.environment,
@@ -398,7 +401,8 @@ def _result(
     )
 
 
-def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelRecord:
+def _model_record(facts: ModelFacts, evaluation: Evaluation | None, measured: Metric) -> ModelRecord:
+    """What results.json holds of a model: its measurements named by ``measured``, the exercise's metric."""
     history: dict[str, list[float | None]] = {}
     for fit in facts.fits:
         for metric, values in fit.history.items():
@@ -407,10 +411,11 @@ def _model_record(facts: ModelFacts, evaluation: Evaluation | None) -> ModelReco
         architecture=facts.architecture,
         history=history,
         epoch_times=tuple(round(seconds, 4) for fit in facts.fits for seconds in fit.epoch_times),
-        test_accuracy=evaluation.accuracy if evaluation else None,
-        train_accuracy=evaluation.train_accuracy if evaluation else None,
+        test_value=evaluation.test_value if evaluation else None,
+        train_value=evaluation.train_value if evaluation else None,
         variable=facts.variables[0] if facts.variables and facts.variables[0] != facts.name else None,
         preprocessing=evaluation.preprocessing if evaluation else None,
+        metric=measured.key,
     )
 
 

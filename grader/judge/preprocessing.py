@@ -1,15 +1,28 @@
-"""Find out how a notebook prepared its training images, from rows it passed to ``fit``.
+"""Find out how a notebook prepared its training rows, from rows it passed to ``fit``.
 
-The rows are matched to the grader's own raw training images by their fingerprints, then the
-preparation is fitted and verified on them: a scale and an offset shared by every pixel (``/
-255``, standardisation, ``(x - 127.5) / 127.5``, none), padding (LeNet's 32x32), and the shape
-of a row. The evaluator then prepares the test images the same way. Nothing the notebook says
-about its preparation is used; what cannot be verified is not derived. Pure numpy.
+The rows are matched to the grader's own raw training rows, then the preparation is fitted and
+verified on them. Two forms are looked for, in this order:
+
+- one map for every value: a scale and an offset shared by every pixel (``/ 255``,
+  standardisation, ``(x - 127.5) / 127.5``, none), padding (LeNet's 32x32), and the shape of a
+  row; rows are matched by their fingerprints, which survive such a map;
+- one map per feature of a row of features, or per channel of a colour image (standardisation
+  with the training rows' means and standard deviations by hand or by scikit-learn's
+  ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``, a per-channel mean and std): rows are
+  matched in order, else to their nearest raw row once each side is standardised by its own
+  statistics, and the maps are fitted on the matched rows that agree.
+
+Each submission's own preparation is derived (one student standardises, another divides by
+the maximum: both are right). The evaluator then prepares the test rows the same way. Nothing
+the notebook says about its preparation is used; what cannot be verified is not derived. Pure
+numpy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import cached_property
 
 import numpy as np
 
@@ -22,20 +35,75 @@ MIN_MATCHED_ROWS = 4
 MAX_PAD = 4
 # How far a prepared pixel may be from scale * raw + offset, relative to the range of values.
 TOLERANCE = 1e-3
+# The share of the sample's rows a per-feature map must reproduce: the others may be rows that
+# are no training rows (a training set the notebook extended) or matched wrongly.
+MIN_AGREEING_SHARE = 0.5
+# Rows wider than this are compared, to find their nearest raw row, through a random projection
+# to this many values (a colour image's 3,072).
+PROJECTED_WIDTH = 64
+# Sample rows compared with every raw row at once (memory: this many times the raw rows)
+CHUNK_ROWS = 256
 
 
-def derive_preprocessing(
-    sample: np.ndarray, train_images: np.ndarray, train_fingerprints: np.ndarray
-) -> Preprocessing | None:
-    """The preparation that turns the raw training images into ``sample`` (rows a notebook
+class TrainingRows:
+    """The grader's raw training rows, what matching rows to them needs (their fingerprints),
+    and, computed once when first needed, the same rows standardised for a nearest-row search."""
+
+    def __init__(self, images: np.ndarray, fingerprints: np.ndarray) -> None:
+        self.images = images
+        self.fingerprints = fingerprints
+
+    @cached_property
+    def feature_axis(self) -> int | None:
+        """How many maps a per-feature preparation has: a row of features' width, or a colour
+        image's channels; None for images of one channel (per pixel is not a preparation)."""
+        shape = self.images.shape[1:]
+        if len(shape) == 1:
+            return int(shape[0])
+        if len(shape) == 3 and shape[2] > 1:
+            return int(shape[2])
+        return None
+
+    @cached_property
+    def _projection(self) -> np.ndarray | None:
+        width = math.prod(self.images.shape[1:])
+        if width <= PROJECTED_WIDTH:
+            return None
+        # Fixed: nothing about it needs to be secret, and matching must be reproducible.
+        return np.random.default_rng(0).standard_normal((width, PROJECTED_WIDTH)).astype("float32")
+
+    @cached_property
+    def searchable(self) -> np.ndarray:
+        """The raw rows standardised per feature by their own statistics, projected."""
+        return self.project(self.images)
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (raw, or prepared by a per-feature map) standardised per feature by their own
+        statistics, flattened and projected: a per-feature map's image of the raw rows lands
+        near the raw rows' own image."""
+        axis = self.feature_axis or 1
+        values = rows.astype("float32").reshape(len(rows), -1, axis)
+        center = values.mean(axis=(0, 1))
+        spread = values.std(axis=(0, 1))
+        standardised: np.ndarray = ((values - center) / np.where(spread > 0, spread, 1)).reshape(len(rows), -1)
+        return standardised if self._projection is None else np.asarray(standardised @ self._projection)
+
+
+def derive_preprocessing(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
+    """The preparation that turns the raw training rows into ``sample`` (rows a notebook
     trained on), or None when none of the forms above does."""
     if sample.ndim < 2 or len(sample) == 0 or not np.isfinite(sample).all():
         return None
-    image_shape = train_images.shape[1:]
-    raw = _matched_raw_rows(sample, train_images, train_fingerprints)
+    return _shared_map(sample, train) or _per_feature_maps(sample, train)
+
+
+def _shared_map(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
+    """One scale and offset for every value, padding and shape, on rows matched by fingerprint."""
+    image_shape = train.images.shape[1:]
+    raw = _matched_raw_rows(sample, train)
     if raw is None:
         return None
-    prepared, chosen = sample[raw[0]], train_images[raw[1]].astype("float64")
+    prepared, chosen = sample[raw[0]], train.images[raw[1]].astype("float64")
     pad = _padding(prepared[0].size, image_shape)
     if pad is None:
         return None
@@ -58,13 +126,82 @@ def derive_preprocessing(
     return Preprocessing(scale=scale, offset=offset, shape=tuple(sample.shape[1:]), pad=pad, pad_value=pad_value)
 
 
-def _matched_raw_rows(
-    sample: np.ndarray, train_images: np.ndarray, train_fingerprints: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _per_feature_maps(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
+    """A map per feature (or channel), on rows matched in order or to their nearest raw row."""
+    raw_shape = train.images.shape[1:]
+    axis = train.feature_axis
+    if axis is None or sample[0].size != math.prod(raw_shape) or len(sample) < MIN_MATCHED_ROWS:
+        return None
+    prepared = sample.reshape(len(sample), -1, axis).astype("float64")
+    for positions in _candidate_matches(sample, train):
+        raw = train.images[positions].reshape(len(sample), -1, axis).astype("float64")
+        maps = _fitted_maps(raw, prepared)
+        if maps is not None:
+            scales, offsets = maps
+            return Preprocessing(
+                scale=1.0, offset=0.0, shape=tuple(sample.shape[1:]), feature_scale=scales, feature_offset=offsets
+            )
+    return None
+
+
+def _candidate_matches(sample: np.ndarray, train: TrainingRows) -> Iterator[np.ndarray]:
+    """Which raw row each sample row may be: the same position (a notebook that kept the
+    order), then the nearest raw row (one that shuffled or split)."""
+    if len(sample) <= len(train.images):
+        yield np.arange(len(sample))
+    projected = train.project(sample.reshape(len(sample), *train.images.shape[1:]))
+    searchable = train.searchable
+    squared = (searchable**2).sum(axis=1)
+    nearest = np.empty(len(sample), dtype=np.int64)
+    for start in range(0, len(sample), CHUNK_ROWS):
+        chunk = projected[start : start + CHUNK_ROWS]
+        nearest[start : start + CHUNK_ROWS] = (squared[None, :] - 2 * chunk @ searchable.T).argmin(axis=1)
+    yield nearest
+
+
+def _fitted_maps(raw: np.ndarray, prepared: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Per feature ``j``, ``scale > 0`` and ``offset`` with ``prepared[..., j] == raw[..., j] *
+    scale + offset`` on the rows that agree, if at least ``MIN_AGREEING_SHARE`` of them do.
+    Rows matched wrongly are dropped: fitted on all rows, then on those that agree (or, when
+    too few do, the half the fit reproduces best), until every row fitted on agrees."""
+    needed = max(MIN_MATCHED_ROWS, math.ceil(MIN_AGREEING_SHARE * len(raw)))
+    kept = np.arange(len(raw))
+    for _ in range(6):
+        scales, offsets = _least_squares(raw[kept], prepared[kept])
+        spread = np.maximum(np.ptp(prepared[kept], axis=(0, 1)), 1e-12)
+        errors = (np.abs(raw * scales + offsets - prepared) / spread).max(axis=(1, 2))
+        agreeing = np.flatnonzero(errors <= TOLERANCE)
+        if np.isin(kept, agreeing).all():
+            if len(agreeing) < needed or (scales <= 0).any():
+                return None
+            return tuple(float(np.float32(s)) for s in scales), tuple(float(np.float32(o)) for o in offsets)
+        if len(agreeing) >= MIN_MATCHED_ROWS:
+            kept = agreeing
+        elif len(kept) // 2 >= MIN_MATCHED_ROWS:
+            kept = kept[np.argsort(errors[kept])[: len(kept) // 2]]
+        else:
+            return None
+    return None
+
+
+def _least_squares(raw: np.ndarray, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, the scale and offset that fit best; a feature constant in the raw rows maps
+    by its shift alone (scikit-learn's scalers leave such a feature's scale at 1)."""
+    x = raw.transpose(2, 0, 1).reshape(raw.shape[2], -1)
+    y = prepared.transpose(2, 0, 1).reshape(prepared.shape[2], -1)
+    x_mean, y_mean = x.mean(axis=1), y.mean(axis=1)
+    variance = ((x - x_mean[:, None]) ** 2).mean(axis=1)
+    covariance = ((x - x_mean[:, None]) * (y - y_mean[:, None])).mean(axis=1)
+    constant = variance <= 1e-24
+    scales = np.where(constant, 1.0, covariance / np.where(constant, 1.0, variance))
+    return scales, y_mean - scales * x_mean
+
+
+def _matched_raw_rows(sample: np.ndarray, train: TrainingRows) -> tuple[np.ndarray, np.ndarray] | None:
     """Positions in ``sample`` and in the training images of the rows that are the same image;
     a fingerprint two training images share tells neither, so those rows are left out."""
-    fingerprints = row_fingerprints(sample, train_images.shape[1:])
-    known, first, counts = np.unique(train_fingerprints, return_index=True, return_counts=True)
+    fingerprints = row_fingerprints(sample, train.images.shape[1:])
+    known, first, counts = np.unique(train.fingerprints, return_index=True, return_counts=True)
     spot = np.clip(np.searchsorted(known, fingerprints), 0, len(known) - 1)
     matched = (known[spot] == fingerprints) & (counts[spot] == 1)
     if matched.sum() < MIN_MATCHED_ROWS:

@@ -6,6 +6,7 @@ models, never by the pure stages."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ from grader.spec.layers import MERGES, Layer, wrapped_layer
 
 
 def model_from_config(config: dict[str, Any], bounds: RebuildBounds) -> Any:
-    """A student's model from ``model.get_config()``'s JSON, built, its weights not set.
+    """A student's model from ``model.get_config()``'s JSON, built, its weights not set (an
+    adapted Normalization normalises with the weights ``set_weights`` puts in).
     Raises ``UntrustedDataError`` when the config holds anything outside the allowlist or its
     sizes are beyond ``bounds``, ``ValueError`` when Keras cannot rebuild it."""
     import keras
@@ -28,7 +30,29 @@ def model_from_config(config: dict[str, Any], bounds: RebuildBounds) -> Any:
         raise ValueError(f"Keras could not rebuild the model from its config ({error})") from None
     if not model.built:
         raise ValueError("the model has no input shape, so it cannot be rebuilt")
+    _normalising_with_its_weights(keras, model)
     return model
+
+
+def _normalising_with_its_weights(keras: Any, model: Any) -> None:
+    """Make ``model``'s Normalization layers normalise with their weights as they are when it
+    predicts. Keras' Normalization normalises with tensors it computes from its weights (mean,
+    variance) when it is adapted or its weights are loaded from a file (``finalize_state``), not
+    when ``set_weights`` assigns them: without this, the rebuilt model would normalise with the
+    mean 0 and variance 1 it was built with, whatever weights the notebook exported. Computed
+    in each call, they are read from the weights inside the function Keras traces to predict."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.call = _finalising_first(layer, layer.call)
+
+
+def _finalising_first(layer: Any, call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def finalised_call(*args: Any, **kwargs: Any) -> Any:
+        layer.finalize_state()  # nothing to do for one given its mean and variance
+        return call(*args, **kwargs)
+
+    return finalised_call
 
 
 def build_model(architecture: Architecture) -> Any:
@@ -121,6 +145,13 @@ BUILDERS: dict[str, Callable[[Any, Layer], Any]] = {
     "LeakyReLU": lambda keras, layer: keras.layers.LeakyReLU(negative_slope=layer.negative_slope),
     "BatchNormalization": lambda keras, layer: keras.layers.BatchNormalization(),
     "Rescaling": lambda keras, layer: keras.layers.Rescaling(layer.scale, offset=layer.offset),
+    # Not adapted: a spec's reference normalises with mean 0 and variance 1 (weights it holds, or
+    # constants where its statistics are given) until its weights are set
+    "Normalization": lambda keras, layer: (
+        keras.layers.Normalization(mean=0.0, variance=1.0)
+        if layer.statistics == "given"
+        else keras.layers.Normalization()
+    ),
     "Conv1D": _convolution("Conv1D"),
     "MaxPooling1D": _pooling("MaxPooling1D"),
     "AveragePooling1D": _pooling("AveragePooling1D"),

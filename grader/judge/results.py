@@ -1,5 +1,5 @@
 """Results: one per submission, and the run that holds them. Plain data that
-serialises to the JSON schema of ``results.json``."""
+serialises to the JSON schema of ``results.json`` (``RESULTS_SCHEMA_VERSION``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from grader.judge.checks import CheckResult
 from grader.judge.written import WrittenGrade
 from grader.protocol.text import encodable_data
 from grader.spec.architecture import Architecture
+from grader.spec.exercise import ACCURACY, METRICS_BY_KEY
 from grader.spec.questions import Question
+
+# The version of results.json's schema (``grader/reports/results.schema.json``), written at its
+# top. 2: each model names its ``metric`` and holds its measurements under the metric's own name
+# (``test_accuracy``, a regression's ``test_mean_absolute_error``); before it (no version
+# written) every measurement was a ``test_accuracy``, a regression's mean absolute error too.
+RESULTS_SCHEMA_VERSION = 2
 
 SubmissionStatus = Literal["graded", "error", "timeout", "invalid", "not_graded"]
 Fault = Literal["submission", "grader"]
@@ -31,47 +38,64 @@ FAULT_OF_STATUS: dict[SubmissionStatus, Fault | None] = {
 @dataclass(frozen=True)
 class ModelRecord:
     """What the grader saw of one model: its layers, its training as the notebook
-    recorded it (epochs of every fit, in order) and the grader's own test accuracy."""
+    recorded it (epochs of every fit, in order) and the grader's own measurement of the
+    exercise's metric (``metric``, a ``Metric.key``: a classifier's ``accuracy``, a regression's
+    ``mean_absolute_error``), which results.json holds under the metric's own name
+    (``test_accuracy``, ``test_mean_absolute_error``)."""
 
     architecture: Architecture | None
     # None where a value was not a finite number
     history: dict[str, list[float | None]] = field(default_factory=dict)
     epoch_times: tuple[float, ...] = ()
-    test_accuracy: float | None = None
-    # The grader's own accuracy on as many training images (every 6th): set beside the test
-    # accuracy, it tells a model trained on the test set
-    train_accuracy: float | None = None
+    # The grader's own measurement of ``metric`` on the test rows (full mode)
+    test_value: float | None = None
+    # The same on as many training rows (every 6th): set beside the test measurement, it tells
+    # a model trained on the test set
+    train_value: float | None = None
     # The notebook's variable, when it is not the spec's name (an improvement, a renamed model)
     variable: str | None = None
     # How the grader prepared the test images for it
     preprocessing: str | None = None
+    metric: str = ACCURACY.key
 
     @property
     def params(self) -> int | None:
         return self.architecture.param_count() if self.architecture else None
+
+    @property
+    def metric_name(self) -> str:
+        """The metric as text says it: ``accuracy``, ``mean absolute error``."""
+        known = METRICS_BY_KEY.get(self.metric)
+        return known.name if known else self.metric.replace("_", " ")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "architecture": self.architecture.to_dict() if self.architecture else None,
             "history": self.history,
             "epoch_times": list(self.epoch_times),
-            "test_accuracy": self.test_accuracy,
-            "train_accuracy": self.train_accuracy,
+            "metric": self.metric,
+            f"test_{self.metric}": self.test_value,
+            f"train_{self.metric}": self.train_value,
             "variable": self.variable,
             "preprocessing": self.preprocessing,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
+        """A model's record as results.json (or the store) holds it; one written before schema
+        version 2 names no metric and holds its measurement as ``test_accuracy`` (a regression's
+        mean absolute error too: such a record reads as an accuracy, as it was written)."""
         architecture = data.get("architecture")
+        metric = str(data.get("metric", ACCURACY.key))
         return cls(
             architecture=Architecture.from_dict(architecture) if architecture else None,
             history=data.get("history", {}),
             epoch_times=tuple(data.get("epoch_times", ())),
-            test_accuracy=data.get("test_accuracy"),
-            train_accuracy=data.get("train_accuracy"),
+            test_value=data.get(f"test_{metric}"),
+            train_value=data.get(f"train_{metric}"),
             variable=data.get("variable"),
             preprocessing=data.get("preprocessing"),
+            metric=metric,
         )
 
 
@@ -237,6 +261,7 @@ class GradeRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": RESULTS_SCHEMA_VERSION,
             "grader_version": self.grader_version,
             "mode": self.mode,
             "spec": self.spec,

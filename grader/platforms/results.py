@@ -53,13 +53,14 @@ def gradescope_results(
 
 
 def _leaderboard(result: SubmissionResult, spec: Spec) -> list[dict[str, Any]]:
-    """The improvement's measured accuracy and size, for Gradescope's leaderboard, if its
-    training passed its check."""
+    """The improvement's measurement (its accuracy) and size, for Gradescope's leaderboard, if
+    its training passed its check."""
     improvement = next((model.name for model in spec.models if model.kind == "improvement"), None)
     record = result.models.get(improvement) if improvement else None
-    if improvement is None or record is None or record.test_accuracy is None or not result.trained_fairly(improvement):
+    if improvement is None or record is None or record.test_value is None or not result.trained_fairly(improvement):
         return []
-    board: list[dict[str, Any]] = [{"name": "Test accuracy", "value": record.test_accuracy, "order": "desc"}]
+    order = "desc" if spec.data.metric.higher_is_better else "asc"
+    board: list[dict[str, Any]] = [{"name": f"Test {record.metric_name}", "value": record.test_value, "order": order}]
     if record.params is not None:
         board.append({"name": "Parameters", "value": record.params, "order": "asc"})
     return board

@@ -349,7 +349,7 @@ def index_page(run: GradeRun, spec: Spec, similarity: ClassSimilarity | None = N
         "scores": plots.score_histogram(summary.scores, summary.max_score) if summary.submissions else None,
         "checks": plots.pass_rates(summary.check_rates) if summary.check_rates else None,
         "accuracy": plots.distribution(
-            summary.accuracy, f"test {metric}, measured by the grader", f"Test {metric}", accepted, "accepted range"
+            summary.test_values, f"test {metric}, measured by the grader", f"Test {metric}", accepted, "accepted range"
         ),
         "epochs": plots.distribution(
             summary.epoch_seconds,

@@ -46,8 +46,9 @@ class ClassSummary:
     not_graded: tuple[str, ...]
     statuses: dict[str, int]
     check_rates: tuple[CheckRate, ...]
-    # Per model: the grader's test accuracy, and the typical epoch time, of each submission that has one.
-    accuracy: dict[str, tuple[Point, ...]]
+    # Per model: the grader's test measurement (the exercise's metric), and the typical epoch
+    # time, of each submission that has one.
+    test_values: dict[str, tuple[Point, ...]]
     epoch_seconds: dict[str, tuple[Point, ...]]
 
 
@@ -86,12 +87,12 @@ def summarize(run: GradeRun) -> ClassSummary:
         counted = [status for status in verdicts if status != "skipped"]
         rates.append(CheckRate(check_id, counted.count("pass"), len(counted)))
     model_names = list(dict.fromkeys(name for result in results for name in result.models))
-    accuracy = {}
+    test_values = {}
     epoch_seconds = {}
     for name in model_names:
         records = {result.id: result.models[name] for result in results if name in result.models}
-        accuracy[name] = _points(
-            {sid: record.test_accuracy for sid, record in records.items() if record.test_accuracy is not None},
+        test_values[name] = _points(
+            {sid: record.test_value for sid, record in records.items() if record.test_value is not None},
             ACCURACY_SPREAD_FLOOR,
         )
         times = {sid: typical_epoch_seconds(record.epoch_times) for sid, record in records.items()}
@@ -105,7 +106,7 @@ def summarize(run: GradeRun) -> ClassSummary:
         not_graded=tuple(result.id for result in results if result.fault == "grader"),
         statuses=statuses,
         check_rates=tuple(rates),
-        accuracy=accuracy,
+        test_values=test_values,
         epoch_seconds=epoch_seconds,
     )
 
@@ -133,10 +134,11 @@ def leaderboard(run: GradeRun, model: str) -> tuple[Standing, ...]:
         and record.architecture is not None
         and result.trained_fairly(model)
     ]
-    entries.sort(key=lambda item: (-(item[1].test_accuracy or 0.0), item[1].params or 0, item[0]))
+    # An improvement is a classifier's (the spec refuses a regression's): its measurement, an accuracy.
+    entries.sort(key=lambda item: (-(item[1].test_value or 0.0), item[1].params or 0, item[0]))
     return tuple(
         Standing(
-            sid, record.variable, record.test_accuracy, record.params, typical_epoch_seconds(record.epoch_times), rank
+            sid, record.variable, record.test_value, record.params, typical_epoch_seconds(record.epoch_times), rank
         )
         for rank, (sid, record) in enumerate(entries, start=1)
     )

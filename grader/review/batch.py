@@ -12,6 +12,7 @@ from grader.errors import GraderError
 from grader.judge.answers import Answer, answer_to
 from grader.judge.results import SubmissionResult
 from grader.review.groups import Measured
+from grader.spec.exercise import ACCURACY, METRICS_BY_KEY
 from grader.spec.questions import Question
 
 RESULTS_NAME = "results.json"
@@ -66,9 +67,19 @@ class ReviewBatch:
         return answer_to(question_id, result.answers)
 
     def measured(self, submission: str) -> Measured:
-        """The test accuracies the grader measured of the submission's models (full mode)."""
+        """What the grader measured of the submission's models on the test rows (full mode),
+        in the exercise's metric."""
         result = self.submissions[submission]
-        return Measured({name: model.test_accuracy for name, model in result.models.items()})
+        metrics = {METRICS_BY_KEY.get(model.metric, ACCURACY) for model in result.models.values()}
+        higher_is_better = all(metric.higher_is_better for metric in metrics)
+        return Measured({name: model.test_value for name, model in result.models.items()}, higher_is_better)
+
+    @property
+    def metric_name(self) -> str:
+        """The exercise's metric, as text says it, as every model's record names it (``accuracy``
+        where none does)."""
+        records = (model for result in self.submissions.values() for model in result.models.values())
+        return next((record.metric_name for record in records), ACCURACY.name)
 
     def remarks(self, submission: str, answer: Answer) -> list[str]:
         """The grader's warnings about what the answer's cells state (a parameter count or an

@@ -28,9 +28,12 @@ DEPENDS = re.compile(r"\b(it depends|depends on|trade-?off)\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Measured:
-    """What the grader measured that a stance is compared with: each model's test accuracy."""
+    """What the grader measured that a stance is compared with: each model's test measurement
+    of the exercise's metric, and whether that metric is better higher (an accuracy) or lower
+    (an error)."""
 
-    accuracy: Mapping[str, float | None]
+    test_values: Mapping[str, float | None]
+    higher_is_better: bool = True
 
 
 def stance_of(question: Question, answer: Answer, measured: Measured | None = None) -> str | None:
@@ -64,10 +67,11 @@ def stance_of(question: Question, answer: Answer, measured: Measured | None = No
 def _measured_verdict(measured: Measured | None, improvement: str, baseline: str | None) -> str | None:
     if measured is None or baseline is None:
         return None
-    new, old = measured.accuracy.get(improvement), measured.accuracy.get(baseline)
+    new, old = measured.test_values.get(improvement), measured.test_values.get(baseline)
     if new is None or old is None:
         return None
-    return "improved" if new > old else "did not improve"
+    better = new > old if measured.higher_is_better else new < old
+    return "improved" if better else "did not improve"
 
 
 def suggest_groups(answers: Mapping[str, Answer], stances: Mapping[str, str | None]) -> dict[str, str]:

@@ -123,6 +123,8 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
             arrays = {key: archive[key] for key in ARRAY_KEYS}
     except (OSError, ValueError) as error:
         raise DataError(f"{path} is not a readable .npz file ({error}).") from None
+    for key in ("y_train", "y_test"):
+        arrays[key] = targets(arrays[key], spec.task, spec.first_class)
     expected = {
         "x_train": (spec.train_samples, *spec.image_shape),
         "y_train": (spec.train_samples,),
@@ -135,6 +137,24 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
                 f"{path}: {key} has shape {arrays[key].shape}, expected {shape}. Is this the full data set?"
             )
     return Dataset(path=path, **arrays)
+
+
+def targets(labels: np.ndarray, task: str, first_class: int = 0) -> np.ndarray:
+    """A data file's labels as the grader compares with: a number per row. A classifier's
+    one-hot rows become their class; classes counted from ``first_class`` (1 in some data sets)
+    are counted from 0, as a model's outputs are; a column of one value per row is that value."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if task == "classification" and labels.ndim == 2 and labels.size and _one_hot(labels):
+        return np.asarray(labels.argmax(axis=1))
+    if task == "classification" and first_class and labels.ndim == 1 and labels.dtype.kind in "iu":
+        return labels.astype("int64") - first_class
+    return labels
+
+
+def _one_hot(labels: np.ndarray) -> bool:
+    """Whether every row holds one 1 and zeros besides."""
+    return bool(((labels == 0) | (labels == 1)).all() and (labels.sum(axis=1) == 1).all())
 
 
 def prepare_images(images: np.ndarray, spec: DataSpec) -> np.ndarray:

@@ -47,8 +47,10 @@ TASKS = ("classification", "regression")
 class Metric:
     """What the grader measures of a model on the test rows: a classifier's accuracy (higher is
     better) or a regression's mean absolute error (lower is better); the names Keras gives it
-    in a training history's validation entries."""
+    in a training history's validation entries. ``key`` names it in data (the evaluator's
+    answers, results.json: ``test_accuracy``, ``test_mean_absolute_error``), ``name`` in text."""
 
+    key: str
     name: str
     higher_is_better: bool
     history_keys: tuple[str, ...]
@@ -58,9 +60,13 @@ class Metric:
         return value > bound if self.higher_is_better else value < bound
 
 
-ACCURACY = Metric("accuracy", True, ("val_accuracy", "val_acc"))
-MEAN_ABSOLUTE_ERROR = Metric("mean absolute error", False, ("val_mae", "val_mean_absolute_error"))
+ACCURACY = Metric("accuracy", "accuracy", True, ("val_accuracy", "val_acc"))
+MEAN_ABSOLUTE_ERROR = Metric(
+    "mean_absolute_error", "mean absolute error", False, ("val_mae", "val_mean_absolute_error")
+)
 METRICS = {"classification": ACCURACY, "regression": MEAN_ABSOLUTE_ERROR}
+# By key, for what reads a measurement back (results.json)
+METRICS_BY_KEY = {metric.key: metric for metric in METRICS.values()}
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ class DataSpec:
     train_samples: int
     test_samples: int
     flatten: bool
-    scale: float
+    # The exercise's preparation of the values: ``(x - center) / scale``, one number for every
+    # value, or one per feature of a row of features (per channel of a colour image)
+    scale: float | tuple[float, ...]
     # Pixels the exercise pads each image with (LeNet's 28x28 to 32x32), and whether it adds a
     # channel axis (28, 28) -> (28, 28, 1).
     pad: int = 0
@@ -84,6 +92,12 @@ class DataSpec:
     file: str | None = None
     # "classification" (integer classes) or "regression" (a number per row)
     task: str = "classification"
+    center: float | tuple[float, ...] = 0.0
+    # The first class's label in the data file: 1 where classes are counted from 1
+    first_class: int = 0
+    # The share of the training rows the exercise keeps for validation (Keras'
+    # ``validation_split``, or a split made by hand): a model is trained on the rest
+    validation_split: float = 0.0
 
     @property
     def metric(self) -> Metric:
@@ -96,18 +110,34 @@ class DataSpec:
 
     @property
     def preprocessing(self) -> Preprocessing:
-        """The exercise's way of preparing the images: divided by ``scale``, padded, reshaped
-        (rows of features or tokens: divided by ``scale``)."""
+        """The exercise's way of preparing the images: ``(x - center) / scale``, padded,
+        reshaped (rows of features or tokens: ``(x - center) / scale``)."""
+        values = _values_map(self.center, self.scale)
         if len(self.image_shape) == 1:
             rows = (*self.image_shape, 1) if self.channel_axis else self.image_shape
-            return Preprocessing(scale=1 / self.scale, offset=0.0, shape=rows)
+            return Preprocessing(**values, shape=rows)
         height, width = (dim + 2 * self.pad for dim in self.image_shape[:2])
         shape: tuple[int, ...] = (height, width, *self.image_shape[2:])
         if self.flatten:
             shape = (math.prod(shape),)
         elif self.channel_axis:
             shape = (*shape, 1)
-        return Preprocessing(scale=1 / self.scale, offset=0.0, shape=shape, pad=self.pad)
+        return Preprocessing(**values, shape=shape, pad=self.pad)
+
+
+def _values_map(center: float | tuple[float, ...], scale: float | tuple[float, ...]) -> dict[str, Any]:
+    """``(x - center) / scale`` as a ``Preprocessing``'s keys: one shared map, or one per feature."""
+    if isinstance(center, tuple) or isinstance(scale, tuple):
+        count = len(center) if isinstance(center, tuple) else len(scale)  # type: ignore[arg-type]
+        centers = center if isinstance(center, tuple) else (center,) * count
+        scales = scale if isinstance(scale, tuple) else (scale,) * count
+        return {
+            "scale": 1.0,
+            "offset": 0.0,
+            "feature_scale": tuple(1 / each for each in scales),
+            "feature_offset": tuple(-c / each for c, each in zip(centers, scales, strict=True)),
+        }
+    return {"scale": 1 / scale, "offset": -center / scale}
 
 
 @dataclass(frozen=True)
@@ -227,6 +257,37 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
+def _values(data: dict[str, Any], key: str, default: float) -> float | tuple[float, ...]:
+    """``[data]``'s ``scale`` or ``center``: a number, or a list of one per feature."""
+    value = data.get(key, default)
+    if isinstance(value, list):
+        return tuple(float(each) for each in value)
+    return float(value)
+
+
+def _check_preparation(data: DataSpec) -> None:
+    """What ``scale``, ``center`` and ``validation_split`` must be, said as the spec writes them."""
+    axis = data.image_shape[-1] if len(data.image_shape) in (1, 3) else None
+    for key in ("scale", "center"):
+        value = getattr(data, key)
+        values = value if isinstance(value, tuple) else (value,)
+        if not all(math.isfinite(each) for each in values):
+            raise ValueError(f"[data] {key} holds a value that is not a finite number")
+        if key == "scale" and any(each == 0 for each in values):
+            raise ValueError("[data] scale holds 0: every value is divided by its scale; give a number other than 0")
+        if isinstance(value, tuple) and len(value) != axis:
+            where = f"{axis} (one per feature or channel)" if axis else "none: these rows have no features or channels"
+            raise ValueError(
+                f"[data] {key} lists {len(value)} numbers; rows of shape {list(data.image_shape)} take {where}, "
+                "or one number for every value"
+            )
+    if not 0 <= data.validation_split < 1:
+        raise ValueError(
+            f"[data] validation_split = {data.validation_split}: the share of the training rows kept for validation, "
+            "from 0 (none) to below 1"
+        )
+
+
 def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_key: str) -> Spec:
     check_tables(raw)
     exercise = raw["exercise"]
@@ -249,12 +310,16 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         train_samples=int(data["train_samples"]),
         test_samples=int(data["test_samples"]),
         flatten=bool(data.get("flatten", False)),
-        scale=float(data.get("scale", 1.0)),
+        scale=_values(data, "scale", 1.0),
         pad=int(data.get("pad", 0)),
         channel_axis=bool(data.get("channel_axis", False)),
         file=str(path.parent / data["file"]) if "file" in data else None,
         task=task,
+        center=_values(data, "center", 0.0),
+        validation_split=float(data.get("validation_split", 0.0)),
+        first_class=int(data.get("first_class", 0)),
     )
+    _check_preparation(data_spec)
     defaults = raw.get("defaults", {})
     check_keys("defaults", defaults, "[defaults]")
     points = raw["points"]

@@ -64,9 +64,32 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     ),
     SpecKey("data", "image_shape", "The shape of one row as the data set holds it, e.g. `[28, 28]`; checked on load."),
     SpecKey("data", "classes", "How many classes a classification has; checked on load."),
+    SpecKey(
+        "data",
+        "first_class",
+        "The label of the first class in the data file: `1` where classes are counted from 1, as some data sets "
+        "do (a model's outputs count from 0: notebooks subtract it). Labels may be integers or one-hot rows.",
+        "0",
+    ),
     SpecKey("data", "train_samples", "Training rows; checked on load."),
     SpecKey("data", "test_samples", "Test rows; checked on load."),
-    SpecKey("data", "scale", "The exercise's preparation: rows are divided by it.", "1"),
+    SpecKey(
+        "data",
+        "scale",
+        "The exercise's preparation: rows become `(x - center) / scale`. A number for every value, or a list of "
+        "one per feature (rows of features) or per channel (colour images): a standardisation, a min-max scaler.",
+        "1",
+    ),
+    SpecKey(
+        "data", "center", "The exercise's preparation: subtracted before dividing by `scale`; a number or a list.", "0"
+    ),
+    SpecKey(
+        "data",
+        "validation_split",
+        "The share of the training rows the exercise keeps for validation (Keras' `validation_split`, or a split "
+        "made by hand); a model is trained on the rest. Validating on the test set keeps none.",
+        "0",
+    ),
     SpecKey("data", "flatten", "The exercise's preparation: rows are flattened.", "false"),
     SpecKey("data", "pad", "The exercise's preparation: images are padded by this many pixels on every side.", "0"),
     SpecKey("data", "channel_axis", "The exercise's preparation: images get a channel axis.", "false"),

@@ -65,6 +65,10 @@ class Layer:
     # RandomZoom and RandomTranslation (height's lower, upper, then width's when it is given)
     mode: str | None = None
     factors: tuple[float, ...] | None = None
+    # Normalization: where its mean and variance come from, "adapted" (weights of its own, set by
+    # ``adapt()``: mean, variance and a count) or "given" (``mean=``, ``variance=``: constants of
+    # its config, no weights)
+    statistics: str | None = None
 
     @property
     def kind(self) -> LayerKind:
@@ -105,6 +109,8 @@ class Layer:
             raise ValueError(f"unknown layer type {layer.type!r}; known: {', '.join(sorted(KINDS))}")
         if layer.type in COMMUTATIVE and layer.inputs is not None:
             layer = replace(layer, inputs=tuple(sorted(layer.inputs)))  # Add([a, b]) is Add([b, a])
+        if layer.statistics not in (None, *STATISTICS):
+            raise ValueError(f"statistics = {layer.statistics!r}; known: {', '.join(STATISTICS)}")
         return layer.kind.normalised(layer)
 
 
@@ -136,6 +142,8 @@ class LayerKind:
             parts = [str(layer.filters), _size(layer.kernel_size), layer.activation or "linear"]
         elif layer.type in ("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D"):
             parts = [_size(layer.pool_size)]
+        elif layer.type == "Normalization":
+            parts = ["given mean and variance" if layer.statistics == "given" else "adapted"]
         else:
             parts = [_value(getattr(layer, key)) for key in self.keys if key not in _QUIET]
         if layer.strides and layer.strides != (layer.pool_size or (1,) * len(layer.strides)):
@@ -411,6 +419,63 @@ def _read_batch_normalization(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("axis", -1) not in (-1, [-1]) or not config.get("center", True) or not config.get("scale", True):
         raise UntrustedDataError("only BatchNormalization over the last axis, centred and scaled, is graded")
     return {}
+
+
+# Normalization: its mean and variance adapted (weights) or given (constants of its config)
+STATISTICS = ("adapted", "given")
+# The values a Normalization's given mean (or variance) may hold: one per feature of its last axis
+MAX_STATISTICS = 65_536
+# Bounds of a given mean or variance's values (float32 holds up to 3.4e38)
+MAX_STATISTIC = 1e30
+
+
+def _statistic(config: dict[str, Any], key: str) -> int:
+    """How many values a Normalization's given ``mean`` or ``variance`` holds: one number, or a
+    flat list of them (one per feature), each finite and bounded, a variance's not negative."""
+    value: Any = config.get(key)
+    values = value if isinstance(value, list) else [value]
+    low = 0.0 if key == "variance" else -MAX_STATISTIC
+    if not 1 <= len(values) <= MAX_STATISTICS:
+        raise UntrustedDataError(
+            f"a Normalization layer has a {key} of {len(values):,} values; at most {MAX_STATISTICS:,} are graded"
+        )
+    if not all(_is_number(item) and low <= item <= MAX_STATISTIC for item in values):
+        raise UntrustedDataError(
+            f"a Normalization layer has {key} {str(value)[:60]!r}; a number or a list of numbers "
+            f"(from {low:g} to {MAX_STATISTIC:g}) is graded"
+        )
+    return len(values)
+
+
+def _read_normalization(config: dict[str, Any]) -> dict[str, Any]:
+    """Keras' ``Normalization`` over the last axis (Keras 3 writes ``axis=-1`` as ``[-1]``), its
+    mean and variance adapted (weights) or given (both numbers or lists of one length)."""
+    axis = config.get("axis", -1)
+    if axis not in (-1, [-1]):
+        raise UntrustedDataError(
+            f"a Normalization layer has axis {str(axis)[:40]}; only the last axis (axis=-1, Keras' default) is graded"
+        )
+    if config.get("invert", False) is not False:
+        raise UntrustedDataError(
+            f"a Normalization layer has invert={str(config.get('invert'))[:20]}; "
+            "only invert=False (Keras' default, which normalises) is graded"
+        )
+    mean, variance = config.get("mean"), config.get("variance")
+    if mean is None and variance is None:
+        return {"statistics": "adapted"}
+    if mean is None or variance is None or _statistic(config, "mean") != _statistic(config, "variance"):
+        raise UntrustedDataError(
+            "a Normalization layer is given a mean and a variance that do not match; "
+            "give both, of one length (or adapt() it)"
+        )
+    return {"statistics": "given"}
+
+
+def _normalization_weights(layer: Layer, shape: Shape) -> list[Shape]:
+    """An adapted Normalization's mean and variance, one per feature of the last axis, and a
+    scalar count (kept for older saved models; Keras 3's adapt() leaves it 0), as Keras counts
+    them; given ones are no weights."""
+    return [] if layer.statistics == "given" else [(shape[-1],), (shape[-1],), ()]
 
 
 def _read_reshape(config: dict[str, Any]) -> dict[str, Any]:
@@ -690,6 +755,14 @@ KINDS: dict[str, LayerKind] = {
         keys=(), read=_read_batch_normalization, weights=lambda layer, shape: [(shape[-1],)] * 4
     ),
     "Rescaling": LayerKind(keys=("scale", "offset"), read=_read_rescaling, defaults=lambda layer: {"offset": 0.0}),
+    # Compared as a Normalization whatever its statistics (adapt() or the same mean and variance
+    # given); they are described and counted
+    "Normalization": LayerKind(
+        keys=(),
+        read=_read_normalization,
+        weights=_normalization_weights,
+        defaults=lambda layer: {"statistics": "adapted"},
+    ),
 }
 # Layers that change no values and hold no weights: kept to rebuild a model, not compared.
 SHAPE_ONLY = ("Flatten", "Reshape")

@@ -1,13 +1,20 @@
-"""How images are prepared for a model: scaled and shifted (``x * scale + offset``), padded
-on every side, reshaped. The spec states the exercise's way; the evaluator derives a
-notebook's own from what it trained on (``grader.judge.preprocessing``) and feeds the test
-images the same way. Pure numpy."""
+"""How images are prepared for a model: scaled and shifted, padded on every side, reshaped.
+The spec states the exercise's way; the evaluator derives a notebook's own from what it
+trained on (``grader.judge.preprocessing``) and feeds the test images the same way. Pure numpy.
+
+A preparation is an affine map of the values: one shared by every value (``x / 255``,
+``(x - 127.5) / 127.5``), or one per feature of a row of features, per channel of a colour
+image (standardisation with the training rows' mean and standard deviation, a min-max scaler,
+a per-channel mean and std), then the shared one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+# Feature maps a description names before it says "…"
+DESCRIBED_FEATURES = 3
 
 
 @dataclass(frozen=True)
@@ -19,23 +26,55 @@ class Preprocessing:
     # Pixels added on every side of each image, and the value they hold once prepared.
     pad: int = 0
     pad_value: float = 0.0
+    # One map per entry of the raw rows' last axis (a feature, or a colour image's channel):
+    # ``x * feature_scale[j] + feature_offset[j]``, before the shared ``scale`` and ``offset``.
+    feature_scale: tuple[float, ...] = ()
+    feature_offset: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.feature_scale) != len(self.feature_offset):
+            raise ValueError(
+                f"a preparation has {len(self.feature_scale)} feature scales and {len(self.feature_offset)} "
+                "offsets: give one of each per feature"
+            )
 
     def apply(self, images: np.ndarray) -> np.ndarray:
         """``images`` (a batch of raw images) prepared, as float32."""
-        prepared = images.astype("float32") * np.float32(self.scale) + np.float32(self.offset)
+        prepared = images.astype("float32")
+        if self.feature_scale:
+            if images.shape[-1] != len(self.feature_scale):
+                raise ValueError(
+                    f"the preparation maps {len(self.feature_scale)} features, the rows have {images.shape[-1]} "
+                    "on their last axis"
+                )
+            prepared = prepared * np.asarray(self.feature_scale, "float32") + np.asarray(self.feature_offset, "float32")
+        prepared = prepared * np.float32(self.scale) + np.float32(self.offset)
         if self.pad:
             widths = [(0, 0), (self.pad, self.pad), (self.pad, self.pad)] + [(0, 0)] * (images.ndim - 3)
             prepared = np.pad(prepared, widths, constant_values=self.pad_value)
         return prepared.reshape(len(images), *self.shape)
 
     def describe(self) -> str:
-        """E.g. ``x / 255, shaped (784,)`` or ``(x - 127.5) / 127.5, padded by 2, shaped (32, 32, 1)``."""
-        if self.offset and self.scale:
-            center = -self.offset / self.scale
-            values = f"(x - {center:.6g}) / {1 / self.scale:.6g}"
-        elif self.scale and self.scale != 1:
-            values = f"x / {1 / self.scale:.6g}"
-        else:
-            values = "x" + (f" + {self.offset:g}" if self.offset else "")
+        """E.g. ``x / 255, shaped (784,)``, ``(x - 127.5) / 127.5, padded by 2, shaped (32, 32, 1)`` or
+        ``(x - center) / spread per feature of 30 ((14.1, 3.52), (19.3, 4.3), (91.9, 24.3), …), shaped (30,)``."""
+        values = _affine_text(self.scale, self.offset)
+        if self.feature_scale:
+            pairs = [
+                f"({-offset / scale:.6g}, {1 / scale:.6g})" if scale else f"(constant {offset:.6g})"
+                for scale, offset in zip(self.feature_scale, self.feature_offset, strict=True)
+            ]
+            shown = ", ".join(pairs[:DESCRIBED_FEATURES]) + (", …" if len(pairs) > DESCRIBED_FEATURES else "")
+            values = f"(x - center) / spread per feature of {len(pairs)} ({shown})" + (
+                "" if values == "x" else f", then {values}"
+            )
         padding = f", padded by {self.pad}" if self.pad else ""
         return f"{values}{padding}, shaped {self.shape}"
+
+
+def _affine_text(scale: float, offset: float) -> str:
+    """``x * scale + offset`` as a reader writes it: ``x / 255``, ``(x - 127.5) / 127.5``, ``x``."""
+    if offset and scale:
+        return f"(x - {-offset / scale:.6g}) / {1 / scale:.6g}"
+    if scale and scale != 1:
+        return f"x / {1 / scale:.6g}"
+    return "x" + (f" + {offset:g}" if offset else "")

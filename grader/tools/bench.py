@@ -85,7 +85,7 @@ def fit_as_written(
 def time_epochs(model_spec: ModelSpec, spec: Spec, arrays: tuple[Any, ...], epochs: int) -> list[float]:
     """Build, compile and train a fresh reference model, timing each epoch."""
     timer, times = epoch_timer()
-    fit_as_written(compiled_reference(model_spec, spec), model_spec, arrays, epochs, [timer])
+    fit_as_written(compiled_reference(model_spec, spec, arrays[0]), model_spec, arrays, epochs, [timer])
     return times
 
 

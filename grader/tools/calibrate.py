@@ -49,16 +49,19 @@ def train_reference(
 
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = training_arrays(spec, dataset, model_spec)
-    model = compiled_reference(model_spec, spec, steps_per_execution=steps_per_execution)
+    model = compiled_reference(model_spec, spec, x_train, steps_per_execution=steps_per_execution)
     timer, epoch_times = epoch_timer()
+    # Trained on the rows the exercise's validation split leaves, as its solution was.
+    validation = {"validation_split": spec.data.validation_split} if spec.data.validation_split else {}
     history = model.fit(
         x_train,
         y_train,
         batch_size=model_spec.batch_size,
         epochs=model_spec.epochs,
-        validation_data=(x_test, y_test),
+        validation_data=None if validation else (x_test, y_test),
         verbose=0,
         callbacks=[timer],
+        **validation,
     )
     return {
         "seed": seed,

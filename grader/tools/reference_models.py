@@ -29,11 +29,16 @@ def training_arrays(spec: Spec, dataset: Dataset, model: ModelSpec) -> tuple[Any
     )
 
 
-def compiled_reference(model_spec: ModelSpec, spec: Spec, **compile_options: Any) -> Any:
-    """The spec's model, built and compiled as the exercise asks (plus ``compile_options``)."""
+def compiled_reference(model_spec: ModelSpec, spec: Spec, x_train: Any, **compile_options: Any) -> Any:
+    """The spec's model, built and compiled as the exercise asks (plus ``compile_options``), a
+    ``Normalization`` layer that takes the model's inputs adapted on ``x_train``, as the
+    solution's own was (Keras' structured-data examples adapt it on the training rows)."""
     import keras
 
     model = build_model(spec.expected_architecture(model_spec))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization) and layer.input is model.inputs[0]:
+            layer.adapt(x_train)
     optimizer = keras.optimizers.get(
         {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
     )

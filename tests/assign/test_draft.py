@@ -21,11 +21,11 @@ from grader.assign.draft import (
     spec_layer,
     spec_preparation,
     task_of,
-    toml_value,
 )
 from grader.errors import SpecError
 from grader.judge.facts import CompileFacts, FitFacts, ModelFacts
 from grader.spec.architecture import Architecture
+from grader.spec.datasets import targets
 from grader.spec.exercise import load_spec
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
@@ -93,51 +93,66 @@ def test_a_layer_is_written_with_only_the_options_that_matter():
 @pytest.mark.parametrize(
     ("derived", "keys", "note"),
     [
-        (Preprocessing(1 / 255, 0.0, (784,)), {"flatten": True, "scale": 255.0, "pad": 0, "channel_axis": False}, None),
+        (
+            Preprocessing(np.float32(1 / 255), 0.0, (784,)),
+            {"flatten": True, "center": 0.0, "scale": 255.0, "pad": 0, "channel_axis": False},
+            None,
+        ),
         (
             Preprocessing(1 / 16, 0.0, (8, 8, 1)),
-            {"flatten": False, "scale": 16.0, "pad": 0, "channel_axis": True},
+            {"flatten": False, "center": 0.0, "scale": 16.0, "pad": 0, "channel_axis": True},
             None,
         ),
         (
             Preprocessing(1 / 255, 0.0, (32, 32, 1), pad=2),
-            {"flatten": False, "scale": 255.0, "pad": 2, "channel_axis": True},
+            {"flatten": False, "center": 0.0, "scale": 255.0, "pad": 2, "channel_axis": True},
             None,
         ),
         (
             Preprocessing(1 / 127.5, -1.0, (784,)),
-            {"flatten": True, "scale": 127.5, "pad": 0, "channel_axis": False},
-            "shifts",
+            {"flatten": True, "center": 127.5, "scale": 127.5, "pad": 0, "channel_axis": False},
+            None,
         ),
-        (None, {"flatten": False, "scale": 1.0, "pad": 0, "channel_axis": True}, "could not be derived"),
+        (
+            Preprocessing(1.0, 0.0, (3,), feature_scale=(0.5, 0.25, 1.0), feature_offset=(-1.0, 0.5, 0.0)),
+            {"flatten": False, "center": (2.0, -2.0, 0.0), "scale": (2.0, 4.0, 1.0), "pad": 0, "channel_axis": False},
+            None,
+        ),
+        (
+            None,
+            {"flatten": False, "center": 0.0, "scale": 1.0, "pad": 0, "channel_axis": True},
+            "could not be derived",
+        ),
     ],
 )
 def test_the_derived_preparation_in_the_spec_s_terms(derived, keys, note):
-    image_shape = (28, 28) if derived is None or derived.shape != (8, 8, 1) else (8, 8)
+    image_shape = {(8, 8, 1): (8, 8), (3,): (3,)}.get(derived.shape if derived else None, (28, 28))
     found, notes = spec_preparation(derived, image_shape, (28, 28, 1))
     assert found == keys
     assert (note is None and not notes) or (note is not None and note in notes[0])
 
 
-def test_labels_must_be_one_integer_class_per_row():
-    assert label_classes(np.array([0, 3, 9, 1], dtype="uint8"), "y") == 10
-    with pytest.raises(SpecError, match=r"shape \(4, 10\).*not one-hot rows"):
-        label_classes(np.eye(10)[:4], "y_train")
+def test_labels_must_be_one_integer_class_per_row_counted_from_0_or_1():
+    assert label_classes(np.array([0, 3, 9, 1], dtype="uint8"), "y", 10) == (10, 0)
+    # Counted from 1: the solution's model has one output per class (its notebook subtracts 1) …
+    assert label_classes(np.array([1, 3, 2]), "y", 3) == (3, 1)
+    # … or one more, its output 0 never right: the labels are taken as they are
+    assert label_classes(np.array([1, 3, 2]), "y", 4) == (4, 0)
+    with pytest.raises(SpecError, match=r"shape \(4, 10\).*one-hot rows"):
+        label_classes(np.eye(10)[:4], "y_train", 10)
+
+
+def test_a_data_file_s_labels_are_read_as_classes_counted_from_0():
+    one_hot = np.eye(3, dtype="float32")[[2, 0, 1]]
+    assert targets(one_hot, "classification").tolist() == [2, 0, 1]
+    assert targets(np.array([[1], [3]]), "classification", first_class=1).tolist() == [0, 2]
+    assert targets(np.array([[1.5], [2.5]]), "regression").tolist() == [1.5, 2.5]
 
 
 def test_the_margin_grows_as_the_test_set_shrinks():
     assert accuracy_margin(10_000) == 0.01  # 2 * 0.3 / 100 = 0.006, at least 0.01
     assert accuracy_margin(359) == 0.035  # 2 * 0.3 / 18.95 = 0.0317, up to a step of 0.005
     assert math.isclose(accuracy_margin(100), 0.065)  # 0.06 exactly lands on 0.065 by float round-up
-
-
-def test_toml_values_are_read_back_as_written():
-    values = {"text": 'a "quoted" \\ path\tand ü', "number": 0.0001, "count": 3, "truth": False,
-              "shape": [8, 8], "layer": {"type": "Dense", "units": 10}}  # fmt: skip
-    text = "\n".join(f"{key} = {toml_value(value)}" for key, value in values.items())
-    assert tomllib.loads(text) == values
-    with pytest.raises(ValueError, match="no TOML spelling"):
-        toml_value(float("nan"))
 
 
 def test_the_written_spec_loads_back_to_the_models_and_data_of_the_draft(tmp_path):
@@ -151,8 +166,8 @@ def test_the_written_spec_loads_back_to_the_models_and_data_of_the_draft(tmp_pat
         review=("a note for the instructor", "Keras said: ValueError:\nshapes differ = 3"),
     )  # fmt: skip
     text = render_spec(draft)
-    assert "#  - a note for the instructor" in text and "margin = 0.035" in text
-    assert "#  - Keras said: ValueError: shapes differ = 3" in text  # one comment line, whatever it held
+    assert "# - a note for the instructor" in text and "margin = 0.035" in text
+    assert "# - Keras said: ValueError: shapes differ = 3" in text  # one comment line, whatever it held
     (tmp_path / "digits.toml").write_text(text)
     spec = load_spec(tmp_path / "digits.toml")
     assert spec.name == 'Digits "CNN"' and spec.data.file == str(tmp_path / "digits.npz")
@@ -196,3 +211,27 @@ def test_a_regression_is_one_linear_unit_on_a_regression_loss_and_its_spec_says_
     spec = load_spec(tmp_path / "diabetes.toml")
     assert spec.data.task == "regression" and spec.data.classes == 0 and spec.models[0].loss == "mse"
     assert tomllib.loads(render_spec(draft))["accuracy"] == {"calibration": "c.json", "relative_margin": 0.1}
+
+
+def test_a_spec_of_standardised_features_kept_for_validation_loads_back_as_drafted(tmp_path):
+    """Per-feature centers and scales, a validation split, classes from 1, both forms of labels'
+    loss, and a hostile title: tomlkit writes them, the loader reads the same back."""
+    hidden, output = Layer("Dense", units=8, activation="relu"), Layer("Dense", units=3, activation="softmax")
+    model = dataclasses.replace(trained(), architecture=Architecture((4,), (hidden, output)))
+    (tmp_path / "wine.npz").write_bytes(b"")
+    draft = ExerciseDraft(
+        name='Wine\x7f "classes"\n[data]', solution="s.ipynb", handout="h.ipynb", calibration="c.json",
+        source=DataSource(file=tmp_path / "wine.npz"), data_sha256="ef" * 32, image_shape=(4,), classes=3,
+        train_samples=142, test_samples=36, margin=0.1, task="classification", flatten=False,
+        center=(13.0, 2.3, 0.0, 19.5), scale=(0.8, 1.1, 1.0, 3.3), pad=0, channel_axis=False,
+        preparation="(x - center) / spread per feature of 4", models=(draft_model(model),),
+        review=("a note\nthat Keras wrote on\x1b two lines",), validation_split=0.2, first_class=1,
+    )  # fmt: skip
+    (tmp_path / "wine.toml").write_text(render_spec(draft))
+    spec = load_spec(tmp_path / "wine.toml")
+    assert spec.name == draft.name
+    assert spec.data.center == (13.0, 2.3, 0.0, 19.5) and spec.data.scale == (0.8, 1.1, 1.0, 3.3)
+    assert (spec.data.validation_split, spec.data.first_class) == (0.2, 1)
+    assert spec.models[0].losses == ("categorical_crossentropy", "sparse_categorical_crossentropy")
+    rows = np.array([[13.8, 2.3, 5.0, 23.1]])
+    assert np.allclose(spec.data.preprocessing.apply(rows), [[1.0, 0.0, 5.0, 1.090909]])

@@ -17,7 +17,8 @@ from tests.assign.test_data_source import keras_layout
 def solution(tmp_path):
     keras_layout(tmp_path / "digits.npz")
     path = tmp_path / "digits_cnn_solution.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell('data = np.load("digits.npz")')]), path)
+    source = 'data = np.load("digits.npz")\n### BEGIN SOLUTION\nmodel = None\n### END SOLUTION'
+    nbformat.write(new_notebook(cells=[new_code_cell(source)]), path)
     return path
 
 
@@ -25,7 +26,7 @@ def solution(tmp_path):
     ("out", "arguments", "message"),
     [
         ("digits.json", {}, "a spec is a .toml file; name one \\(say digits_cnn.toml\\)"),
-        ("existing.toml", {}, "exists: pass --force to write over it"),
+        ("existing.toml", {}, "would write over .*existing.toml: pass --force to write over them"),
         (
             "digits.toml",
             {"data_path": "mnist.npz"},
@@ -40,6 +41,22 @@ def test_grader_new_refuses_before_running_anything(solution, tmp_path, out, arg
         new_exercise(solution, tmp_path / out, **extra)
     assert (tmp_path / "existing.toml").read_text() == "# an instructor's spec\n"
     assert not (tmp_path / "digits.toml").exists() and not (tmp_path / "digits_cnn_handout.ipynb").exists()
+
+
+def test_a_handout_or_calibration_of_the_same_name_is_not_written_over_without_force(solution, tmp_path):
+    (tmp_path / "digits_handout.ipynb").write_text("the instructor's own handout")
+    (tmp_path / "digits.calibration.json").write_text("{}")
+    with pytest.raises(SpecError, match=r"would write over .*digits_handout\.ipynb, .*digits\.calibration\.json"):
+        new_exercise(solution, tmp_path / "digits.toml")
+    assert (tmp_path / "digits_handout.ipynb").read_text() == "the instructor's own handout"
+
+
+def test_a_solution_without_solution_regions_is_refused_saying_what_to_add(tmp_path):
+    path = tmp_path / "plain_solution.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("model.fit(x, y)")]), path)
+    with pytest.raises(SpecError, match=r"no solution regions.*### BEGIN SOLUTION"):
+        new_exercise(path, tmp_path / "plain.toml")
+    assert not (tmp_path / "plain.toml").exists()
 
 
 def test_a_file_that_is_no_notebook_is_refused_saying_so(tmp_path):

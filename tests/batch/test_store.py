@@ -32,3 +32,7 @@ def test_the_key_changes_with_what_changes_a_verdict_and_only_with_that(spec, mo
 
     monkeypatch.setattr(grader.batch.store, "__version__", "99.0")
     assert result_key(b"notebook", quick) != key
+    monkeypatch.undo()
+    # A result stored in an earlier form of results is graded again, never read as what it does not say
+    monkeypatch.setattr(grader.batch.store, "RESULTS_SCHEMA_VERSION", 1)
+    assert result_key(b"notebook", quick) != key

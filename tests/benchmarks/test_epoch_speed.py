@@ -20,7 +20,7 @@ def arrays(mnist_path, spec):
 
 def bench_epoch(benchmark, spec, arrays, name):
     model_spec = spec.model(name)
-    model = compiled_reference(model_spec, spec)
+    model = compiled_reference(model_spec, spec, arrays[0])
     # The warm-up epoch builds the graph; each measured round is one more epoch.
     benchmark.pedantic(fit_as_written, args=(model, model_spec, arrays, 1, []), rounds=3, iterations=1, warmup_rounds=1)
 

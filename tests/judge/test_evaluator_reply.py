@@ -21,7 +21,7 @@ from grader.spec.exercise import ACCURACY
 # Half of the canary's answer, then silence
 HALF_A_LINE = """
 import sys, time
-sys.stdout.write('{"canary": {"accur')
+sys.stdout.write('{"canary": {"metr')
 sys.stdout.flush()
 time.sleep(600)
 """
@@ -37,10 +37,10 @@ ANSWERS = r"""
 import sys, time
 out = sys.stdout.buffer
 sys.stdin.readline()
-out.write(b'{"canary": {"accu')
+out.write(b'{"canary": {"metric": "accuracy", "test_va')
 out.flush()
 time.sleep(0.3)
-out.write(b'racy": 0.5}}\n')
+out.write(b'lue": 0.5}}\n')
 out.flush()
 sys.stdin.readline()
 out.write(b'{"evaluation": "\xff"}\n')

@@ -210,7 +210,8 @@ def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_i
     answers, _ = evaluate_models(
         [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])], recipe
     )
-    assert answers["zeros"].accuracy is not None and answers["zeros"].error is None
+    assert answers["zeros"].test_value is not None and answers["zeros"].error is None
+    assert answers["zeros"].metric == "accuracy"  # named by the evaluator, checked by the grader
     assert "has shape (3, 3)" in answers["wrong"].error
     assert "python objects are refused" in answers["pickled"].error  # never unpickled
 
@@ -233,7 +234,7 @@ def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_i
     # the model's fault, its accuracy an error saying why
     monkeypatch.setenv("GRADER_INJECT_FAULT", "evaluator-model")
     answers, printed = evaluate_models([facts("zeros", right)], recipe)
-    assert answers["zeros"].accuracy is None
+    assert answers["zeros"].test_value is None
     assert "the grader's evaluator failed (it exited with 1: GRADER_INJECT_FAULT" in answers["zeros"].error
     assert "measures the exercise's own model" in answers["zeros"].error
     assert "the evaluator crashes on a model" in printed  # what it said, for the instructor

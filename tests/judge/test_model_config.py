@@ -113,7 +113,9 @@ def test_architecture_round_trips_through_a_dict():
     assert Architecture.from_dict(parsed.to_dict()) == parsed
 
 
-@pytest.mark.parametrize("name", ["model_1_sequential_add", "model_2_functional", "model_3_activation_layers"])
+@pytest.mark.parametrize(
+    "name", ["model_1_sequential_add", "model_2_functional", "model_3_activation_layers", "normalization_adapted"]
+)
 def test_configs_of_allowed_layers_may_be_rebuilt(name):
     assert check_rebuildable(keras_config(name), BOUNDS) == parse_model_config(keras_config(name))
 

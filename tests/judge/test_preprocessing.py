@@ -4,7 +4,7 @@ from rows the notebook trained on and verified against the grader's own raw imag
 import numpy as np
 import pytest
 
-from grader.judge.preprocessing import derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing
 from grader.protocol.fingerprints import row_fingerprints
 
 
@@ -12,7 +12,7 @@ from grader.protocol.fingerprints import row_fingerprints
 def train(mnist_path):
     with np.load(mnist_path) as data:
         images = data["x_train"]
-    return images, row_fingerprints(images, (28, 28))
+    return TrainingRows(images, row_fingerprints(images, (28, 28)))
 
 
 @pytest.mark.parametrize(
@@ -30,9 +30,9 @@ def train(mnist_path):
     ],
 )
 def test_the_preparation_is_derived_and_reproduces_the_notebooks_own(train, prepare, shape, description):
-    images, fingerprints = train
+    images = train.images
     rows = images[100:132]  # what the kernel exports: the first rows of x, here some training rows
-    preprocessing = derive_preprocessing(prepare(rows), images, fingerprints)
+    preprocessing = derive_preprocessing(prepare(rows), train)
     assert preprocessing is not None and preprocessing.shape == shape
     assert preprocessing.describe().startswith(description)
     test_rows = images[5000:5010]
@@ -40,9 +40,87 @@ def test_the_preparation_is_derived_and_reproduces_the_notebooks_own(train, prep
 
 
 def test_what_cannot_be_verified_is_not_derived(train):
-    images, fingerprints = train
+    images = train.images
     rows = images[100:132].reshape(-1, 784).astype("float32")
     per_pixel = (rows - rows.mean(axis=0)) / (rows.std(axis=0) + 1)  # each pixel its own scale
-    assert derive_preprocessing(per_pixel, images, fingerprints) is None
+    assert derive_preprocessing(per_pixel, train) is None
     noise = np.random.default_rng(0).random((32, 784))  # not training images at all
-    assert derive_preprocessing(noise, images, fingerprints) is None
+    assert derive_preprocessing(noise, train) is None
+
+
+@pytest.fixture(scope="module")
+def tabular():
+    """Breast cancer's 30 features (scikit-learn ships them), raw as a data file holds them."""
+    from sklearn.datasets import load_breast_cancer
+
+    features = load_breast_cancer().data.astype("float32")
+    raw = features[:455]
+    return TrainingRows(raw, row_fingerprints(raw, raw.shape[1:])), features[455:]
+
+
+def _standardised(x, rows):
+    return (x - rows.mean(axis=0)) / rows.std(axis=0)
+
+
+@pytest.mark.parametrize(
+    "prepare",
+    [
+        pytest.param(lambda raw: lambda x: _standardised(x, raw), id="numpy-standardised"),
+        pytest.param(lambda raw: lambda x: (x - raw.min(axis=0)) / (raw.max(axis=0) - raw.min(axis=0)), id="min-max"),
+        pytest.param(lambda raw: lambda x: x / raw.max(axis=0), id="divided-by-each-max"),
+        pytest.param(
+            lambda raw: (
+                lambda x: (
+                    (x - np.median(raw, axis=0)) / (np.percentile(raw, 75, axis=0) - np.percentile(raw, 25, axis=0))
+                )
+            ),
+            id="robust",
+        ),
+    ],
+)
+@pytest.mark.parametrize("order", ["kept", "shuffled", "split-by-hand"])
+def test_a_map_per_feature_is_derived_whatever_the_rows_order(tabular, prepare, order):
+    train, test = tabular
+    raw = train.images
+    rows = {
+        "kept": raw,
+        "shuffled": raw[np.random.default_rng(1).permutation(len(raw))],
+        "split-by-hand": raw[np.random.default_rng(2).permutation(len(raw))[:364]],
+    }[order]
+    # The statistics of the rows it trains on (a split by hand), or of all the training rows
+    preparation = prepare(rows if order == "split-by-hand" else raw)
+    derived = derive_preprocessing(preparation(rows)[:32], train)
+    assert derived is not None and len(derived.feature_scale) == 30
+    assert derived.describe().startswith("(x - center) / spread per feature of 30")
+    assert np.allclose(derived.apply(test), preparation(test), rtol=1e-3, atol=1e-3)
+
+
+def test_scikit_learns_scalers_are_derived(tabular):
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    train, test = tabular
+    for scaler in (StandardScaler(), MinMaxScaler(), RobustScaler()):
+        scaler.fit(train.images)
+        derived = derive_preprocessing(scaler.transform(train.images)[:32], train)
+        assert derived is not None, type(scaler).__name__
+        assert np.allclose(derived.apply(test), scaler.transform(test), rtol=1e-3, atol=1e-3)
+
+
+def test_a_map_per_channel_of_colour_images_is_derived():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (600, 8, 8, 3), dtype=np.uint8)
+    train = TrainingRows(images, row_fingerprints(images, images.shape[1:]))
+    mean = images.mean(axis=(0, 1, 2))
+    std = images.std(axis=(0, 1, 2))
+    shuffled = images[rng.permutation(len(images))]
+    derived = derive_preprocessing(((shuffled - mean) / std)[:32], train)
+    assert derived is not None and len(derived.feature_scale) == 3
+    assert np.allclose(derived.apply(images[:5]), (images[:5] - mean) / std, atol=1e-4)
+
+
+def test_rows_that_no_map_per_feature_reproduces_are_not_derived(tabular):
+    train, _ = tabular
+    raw = train.images
+    assert derive_preprocessing(np.log1p(raw[:32]), train) is None  # not affine
+    noise = np.random.default_rng(4).standard_normal((32, 30))
+    assert derive_preprocessing(noise, train) is None  # not the training rows

@@ -131,3 +131,54 @@ def test_keras_own_routes_to_the_weights_are_recorded_and_a_restore_is_not(mnist
     assert restored == []
     assert counter == ["the optimizer's step counter was set"]
     assert len(assigned) == 1 and assigned[0].startswith("assign() to sequential")
+
+
+ADAPTED_ROUTES = """
+import json, sys, tempfile
+from pathlib import Path
+import numpy as np
+import grader.kernel as hooks
+facts = Path(tempfile.mkdtemp())
+hooks.install(dict(facts_dir=str(facts), data_path="", keras_dataset="", image_shape=[30], model_names=[],
+                   quick=False, quick_train_rows=2048, quick_validation_rows=1000, steps_per_execution=0))
+import keras
+generator = np.random.default_rng(0)
+x = (generator.normal(size=(512, 30)) * 5 + 3).astype("float32")
+y = (x[:, 0] > 3).astype("float32")
+def adapted():
+    norm = keras.layers.Normalization()
+    norm.adapt(x)  # Keras' own preparation of the features, before the model is built and fit
+    model = keras.Sequential([keras.Input((30,)), norm, keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+    return model
+prepared, donor, replaced = adapted(), adapted(), adapted()
+replaced.layers[1].set_weights(donor.layers[1].get_weights())
+replaced.fit(x, y, batch_size=64, epochs=1, verbose=0)
+hooks.finish()
+manifest = json.loads((facts / "manifest.json").read_text())
+snapshot = facts / manifest["trained"]["1"]["snapshot"]
+print(json.dumps([[[event["what"] for event in entry["weight_events"]] for entry in manifest["trained"].values()],
+                  [[str(np.load(path).dtype), list(np.load(path).shape)] for path in sorted(snapshot.glob("w*.npy"))]]))
+"""
+
+
+def test_a_normalization_adapted_before_fit_is_no_change_and_a_dense_layer_s_weights_set_are(tmp_path):
+    """``adapt()`` puts the mean and variance into a Normalization's weights before the model
+    trains: Keras' own preparation, not weights from elsewhere; a Dense layer's weights set from
+    another model between fits still are. The adapted layer's count (an integer) is exported
+    as a float, as the grader reads every weight. In a real Keras, in a process of its own."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "adapted.py"
+    script.write_text(ADAPTED_ROUTES)
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    events, exported = json.loads(completed.stdout.strip().splitlines()[-1])
+    prepared, donor, replaced = events
+    assert prepared == [] and donor == []
+    assert len(replaced) == 1 and replaced[0].startswith("set_weights on its layer dense")
+    assert exported[:3] == [["float32", [30]], ["float32", [30]], ["float64", []]]

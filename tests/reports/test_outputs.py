@@ -23,7 +23,7 @@ import grader.reports.outputs
 import grader.reports.pages
 from grader.ingest.roster import Student
 from grader.judge.checks import CheckResult
-from grader.judge.results import Drawings, Graded, GradeRun, SubmissionResult, score
+from grader.judge.results import RESULTS_SCHEMA_VERSION, Drawings, Graded, GradeRun, SubmissionResult, score
 from grader.reports.gradebooks import (
     Assignment,
     checks_csv,
@@ -328,12 +328,14 @@ def test_results_json_follows_the_schema_and_round_trips(tmp_path, spec):
     write_page(first, nbformat.writes(nbformat.v4.new_notebook()), graded, spec, tmp_path)
     write_summaries(graded, spec, tmp_path)
     document = json.loads((tmp_path / "results.json").read_text())
+    assert document["schema_version"] == RESULTS_SCHEMA_VERSION
     assert set(document) == {
-        "grader_version", "mode", "spec", "max_score", "notices", "submissions", "questions", "partial", "max_total",
+        "schema_version", "grader_version", "mode", "spec", "max_score", "notices", "submissions", "questions",
+        "partial", "max_total",
     }  # fmt: skip
     entry = next(entry for entry in document["submissions"] if entry["id"] == first.id)
     assert {"id", "path", "status", "score", "max_score", "checks", "warnings", "models", "error"} <= set(entry)
-    assert {"architecture", "history", "epoch_times", "test_accuracy"} <= set(entry["models"]["model_1"])
+    assert {"architecture", "history", "epoch_times", "metric", "test_accuracy"} <= set(entry["models"]["model_1"])
     assert set(entry["checks"][0]) >= {"id", "status", "expected", "actual", "message"}
     assert SubmissionResult.from_dict(entry) == first
     written = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")}

@@ -39,7 +39,7 @@ def test_summary_counts_pass_rates_where_checks_ran_and_marks_outliers():
     results.append(submission("slow", "fail", None, [5.0, 30.0, 30.0]))
     summary = summarize(GradeRun("0", "full", "MNIST", tuple(results)))
     assert summary.check_rates == (CheckRate("model_1.params", 5, 6), CheckRate("model_1.accuracy", 0, 0))
-    assert [point.submission for point in summary.accuracy["model_1"]] == ["s0", "s1", "s2", "s3", "s4"]
+    assert [point.submission for point in summary.test_values["model_1"]] == ["s0", "s1", "s2", "s3", "s4"]
     assert [point.submission for point in summary.epoch_seconds["model_1"] if point.outlier] == ["slow"]
     assert summary.statuses == {"graded": 6} and summary.scores == (1, 1, 1, 1, 1, 0)
 
@@ -99,7 +99,7 @@ def test_only_improvements_whose_training_passed_are_on_the_leaderboard(spec):
 
     def submitted(sid: str, accuracy: float, training: str) -> SubmissionResult:
         check = CheckResult("model_3.training", training, None, None, "", 1 if training == "pass" else 0, 1)
-        model = ModelRecord(architecture, test_accuracy=accuracy)
+        model = ModelRecord(architecture, test_value=accuracy)
         return SubmissionResult(sid, f"{sid}.ipynb", "graded", 1, 1, (check,), models={"model_3": model})
 
     honest, forged = submitted("honest", 0.98, "pass"), submitted("forged", 1.0, "fail")

@@ -30,9 +30,9 @@ def submission(index: int) -> SubmissionResult:
         Answer("q3", Q3_ANSWERS[index % len(Q3_ANSWERS)], (18,), "numbered"),
     )
     models = {
-        "model_1": ModelRecord(None, {"loss": [0.5, 0.3], "val_loss": [0.4, 0.35]}, test_accuracy=0.976),
-        "model_2": ModelRecord(None, {"loss": [0.4, 0.2], "val_loss": [0.3, 0.31]}, test_accuracy=0.982),
-        "model_3": ModelRecord(None, {}, test_accuracy=0.97 if index % 2 else 0.979),
+        "model_1": ModelRecord(None, {"loss": [0.5, 0.3], "val_loss": [0.4, 0.35]}, test_value=0.976),
+        "model_2": ModelRecord(None, {"loss": [0.4, 0.2], "val_loss": [0.3, 0.31]}, test_value=0.982),
+        "model_3": ModelRecord(None, {}, test_value=0.97 if index % 2 else 0.979),
     }
     return SubmissionResult(
         f"student{index:02d}", f"submissions/student{index:02d}.ipynb", "graded", 10.0 + index % 5, 15.0, (),

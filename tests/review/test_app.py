@@ -296,3 +296,19 @@ def test_the_browser_is_opened_on_a_private_page_not_on_the_tokened_address(batc
 def test_an_answer_of_megabytes_is_shown_cut_not_parsed_whole():
     shown = render_markdown("![x](" * 400_000)  # 2 MB: about 20 s for the parser whole
     assert "cut at 20,000 of 2,000,000 characters" in shown
+
+
+def test_the_measurements_beside_an_answer_are_named_and_shown_in_the_exercise_s_metric(client, batch_folder):
+    signed_in(client)
+    page = client.get("/questions/q1").text
+    assert "<th>test accuracy</th><th>training accuracy</th>" in page and "<td>97.60%</td>" in page
+    path = batch_folder / "results.json"
+    document = json.loads(path.read_text())
+    for submission in document["submissions"]:  # a regression's: its mean absolute error, not a share
+        for model in submission["models"].values():
+            del model["test_accuracy"], model["train_accuracy"]
+            model.update(metric="mean_absolute_error", test_mean_absolute_error=46.25, train_mean_absolute_error=None)
+    path.write_text(json.dumps(document))
+    page = client.get("/questions/q1").text
+    assert "<th>test mean absolute error</th><th>training mean absolute error</th>" in page
+    assert "<td>46.2500</td>" in page and "%" not in page.split('class="measured"')[1].split("</table>")[0]
