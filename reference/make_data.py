@@ -76,11 +76,75 @@ def marker_sequences() -> dict[str, np.ndarray]:
     return split(tokens, classes)
 
 
+def colour_blobs() -> dict[str, np.ndarray]:
+    """16x16 colour images (uint8): noise whose three channels have their own brightness and
+    spread, and a bright blob in one of four quadrants, which is the class (0 to 3). Made here."""
+    generator = np.random.RandomState(SEED)
+    count = 1500
+    channel_mean, channel_spread = np.array([90, 130, 60]), np.array([25, 40, 15])
+    images = generator.normal(channel_mean, channel_spread, size=(count, 16, 16, 3))
+    classes = generator.randint(0, 4, size=count).astype("uint8")
+    for image, label in zip(images, classes, strict=True):
+        top, left = divmod(int(label), 2)
+        row, column = 8 * top + generator.randint(1, 4), 8 * left + generator.randint(1, 4)
+        image[row : row + 4, column : column + 4] += generator.randint(50, 90)
+    return split(np.clip(images, 0, 255).astype("uint8"), classes)
+
+
+def wine() -> dict[str, np.ndarray]:
+    """scikit-learn's wine data (178 wines, 13 measurements as they were taken, on scales from
+    0.1 to 1,680), the three cultivars counted from 1 as the original data set counts them."""
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    return split(np.round(bunch.data, 4).astype("float32"), (bunch.target + 1).astype("uint8"))
+
+
+def breast_cancer_measured() -> dict[str, np.ndarray]:
+    """scikit-learn's breast cancer data, the 30 measurements as they were taken (1 = benign)."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    return split(np.round(bunch.data, 6).astype("float32"), bunch.target.astype("uint8"))
+
+
+def diabetes_measured() -> dict[str, np.ndarray]:
+    """scikit-learn's diabetes data with its 10 measurements as they were taken (age in years,
+    blood pressure, ...), not centred or scaled; the target as ``diabetes``'s."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes(scaled=False)
+    return split(np.round(bunch.data, 4).astype("float32"), bunch.target.astype("float32"))
+
+
+# Reviews: 40 tokens from a vocabulary of 300; tokens 1 to 20 are words of praise, 21 to 40 of blame.
+REVIEW_LENGTH, REVIEW_VOCABULARY, REVIEWS = 40, 300, 2500
+
+
+def reviews() -> dict[str, np.ndarray]:
+    """Token sequences of reviews, made here: neutral tokens (41 to 299) and a few of praise or
+    blame; the class is 1 where praise outnumbers blame, 0 where blame does (never a tie)."""
+    generator = np.random.RandomState(SEED)
+    tokens = generator.randint(41, REVIEW_VOCABULARY, size=(REVIEWS, REVIEW_LENGTH)).astype("int32")
+    praise, blame = generator.randint(0, 6, size=REVIEWS), generator.randint(0, 6, size=REVIEWS)
+    blame[praise == blame] += 1
+    for row, (good, bad) in enumerate(zip(praise, blame, strict=True)):
+        places = generator.permutation(REVIEW_LENGTH)[: good + bad]
+        tokens[row, places[:good]] = generator.randint(1, 21, size=good)
+        tokens[row, places[good:]] = generator.randint(21, 41, size=bad)
+    return split(tokens, (praise > blame).astype("uint8"))
+
+
 DATA_SETS = {
     "digits.npz": digits,
     "breast_cancer.npz": breast_cancer,
     "diabetes.npz": diabetes,
     "marker_sequences.npz": marker_sequences,
+    "colour_blobs.npz": colour_blobs,
+    "wine.npz": wine,
+    "breast_cancer_measured.npz": breast_cancer_measured,
+    "diabetes_measured.npz": diabetes_measured,
+    "reviews.npz": reviews,
 }
 
 

@@ -17,6 +17,7 @@ from grader.assign.data_source import DataSource
 from grader.errors import SpecError
 from grader.judge.facts import ModelFacts
 from grader.protocol.text import name_text
+from grader.spec.exercise import Schedule
 from grader.spec.layers import Layer
 from grader.spec.preprocessing import Preprocessing
 
@@ -39,6 +40,8 @@ class DraftModel:
     loss: str
     batch_size: int
     epochs: int
+    # The learning rate's schedule (``learning_rate`` is then its initial rate)
+    schedule: Schedule | None = None
 
     @property
     def losses(self) -> tuple[str, ...]:
@@ -79,6 +82,8 @@ class ExerciseDraft:
     validation_split: float = 0.0
     # The first class's label in the data file (1 where classes count from 1)
     first_class: int = 0
+    # A classifier of two classes: its output's forms that are the same exercise, its own first
+    binary_forms: tuple[str, ...] = ()
 
 
 def draft_model(model: ModelFacts) -> DraftModel:
@@ -111,6 +116,7 @@ def draft_model(model: ModelFacts) -> DraftModel:
         loss=str(loss),
         batch_size=int(fit.batch_size or 0),
         epochs=sum(int(each.epochs_run or 0) for each in model.fits),
+        schedule=model.compile.schedule,
     )
 
 
@@ -215,6 +221,17 @@ def label_classes(labels: np.ndarray, what: str, outputs: int | None) -> tuple[i
     return highest + 1, 0
 
 
+def binary_forms(classes: int, model: DraftModel) -> tuple[str, ...]:
+    """Both forms of a classifier of two classes, the one ``model`` ends in first; none for
+    another model."""
+    last = model.layers[-1] if model.layers else None
+    output = (last.type, last.units, last.activation) if last is not None else None
+    own = {("Dense", 1, "sigmoid"): "sigmoid", ("Dense", 2, "softmax"): "softmax"}.get(output)  # type: ignore[arg-type]
+    if classes != 2 or own is None:
+        return ()
+    return (own, "softmax" if own == "sigmoid" else "sigmoid")
+
+
 def render_spec(draft: ExerciseDraft) -> str:
     """The TOML spec of ``draft``, commented for the instructor who reviews it, written by
     tomlkit (every value escaped as TOML wants it; comments kept when the spec is edited)."""
@@ -293,6 +310,12 @@ def _data_table(draft: ExerciseDraft) -> tomlkit.items.Table:
         entries += [("task", "regression")]
     else:
         entries.append(("classes", draft.classes))
+        if draft.binary_forms:
+            entries += [
+                "Two classes: one sigmoid unit (binary cross-entropy) or two softmax units (categorical or sparse "
+                "cross-entropy) are the same exercise; a model in the other form is checked in that form.",
+                ("binary_forms", list(draft.binary_forms)),
+            ]
         if draft.first_class:
             entries += [
                 f"The data file counts its classes from {draft.first_class}; the solution's model from 0.",
@@ -359,6 +382,15 @@ def _accuracy_table(draft: ExerciseDraft) -> tomlkit.items.Table:
     )
 
 
+def _learning_rate(model: DraftModel) -> list[tuple[str, Any] | str]:
+    """``learning_rate``: a number, or the schedule the solution's optimizer followed."""
+    if model.schedule is None:
+        return [("learning_rate", model.learning_rate)]
+    table = tomlkit.inline_table()
+    table.update({"schedule": model.schedule.class_name, **dict(model.schedule.config)})
+    return ["The learning rate follows a Keras schedule, in its own names.", ("learning_rate", table)]
+
+
 def _model_table(model: DraftModel, task: str) -> tomlkit.items.Table:
     layers = tomlkit.array()
     for layer in model.layers:
@@ -378,7 +410,7 @@ def _model_table(model: DraftModel, task: str) -> tomlkit.items.Table:
         ("name", model.name),
         ("params", model.params),
         ("optimizer", model.optimizer),
-        ("learning_rate", model.learning_rate),
+        *_learning_rate(model),
         *losses,
         ("batch_size", model.batch_size),
         ("epochs", model.epochs),

@@ -24,6 +24,7 @@ from grader.assign.draft import (
     DraftModel,
     ExerciseDraft,
     accuracy_margin,
+    binary_forms,
     draft_model,
     label_classes,
     render_spec,
@@ -33,11 +34,11 @@ from grader.assign.draft import (
 from grader.assign.handout import make_handout
 from grader.errors import DataError, SpecError
 from grader.ingest.notebook import load_submission
-from grader.judge.evaluator import MAX_SAMPLE_BYTES
 from grader.judge.facts import ModelFacts
 from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
 from grader.judge.preprocessing import TrainingRows, derive_preprocessing
 from grader.judge.untrusted import read_array
+from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.backends import choose_backend
 from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data
 from grader.spec.exercise import DataSpec, Spec
@@ -128,6 +129,7 @@ def new_exercise(
         review=(*notes, *preparation_notes, *_data_review(source, data_file), *_review(drafted, outcome)),
         validation_split=_validation_split(models[0], len(arrays.x_train)),
         first_class=first_class,
+        binary_forms=binary_forms(classes, drafted[0]) if all(binary_forms(classes, m) for m in drafted) else (),
         **preparation,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

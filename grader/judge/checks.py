@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from grader.judge.evaluate import Evaluation
 from grader.judge.facts import FitFacts, ModelFacts, described
-from grader.spec.exercise import ACCURACY, Metric, ModelSpec, Spec
+from grader.spec.exercise import ACCURACY, Metric, ModelSpec, Schedule, Spec
 from grader.spec.layers import SHAPE_ONLY, Layer
 
 Status = Literal["pass", "fail", "error", "skipped"]
@@ -83,12 +83,57 @@ def check_built_model(model_spec: ModelSpec, facts: ModelFacts) -> list[CheckRes
             "optimizer": _improvement_compile(model_spec, facts),
         }
     else:
+        as_built = in_the_form_built(model_spec, facts)
         verdicts = {
-            "architecture": check_architecture(model_spec, facts),
-            "params": check_params(model_spec, facts),
-            "optimizer": check_optimizer(model_spec, facts),
+            "architecture": check_architecture(as_built, facts),
+            "params": check_params(as_built, facts),
+            "optimizer": check_optimizer(as_built, facts),
         }
     return _scored_verdicts(model_spec, verdicts)
+
+
+# A classifier of two classes, as one sigmoid unit or two softmax units, and the losses of each
+BINARY_FORMS = {
+    "sigmoid": (Layer("Dense", units=1, activation="sigmoid"), ("binary_crossentropy",)),
+    "softmax": (
+        Layer("Dense", units=2, activation="softmax"),
+        ("categorical_crossentropy", "sparse_categorical_crossentropy"),
+    ),
+}
+
+
+def in_the_form_built(model_spec: ModelSpec, facts: ModelFacts) -> ModelSpec:
+    """``model_spec`` in the other form of a classifier of two classes when the spec accepts both
+    (``binary_forms``) and the notebook's model ends in that form: its output layer, its
+    parameter count (the output layer's difference, counted on the notebook's own model) and
+    its losses; else ``model_spec`` as it is."""
+    built = facts.architecture
+    if len(model_spec.binary_forms) < 2 or built is None or not built.layers or not model_spec.layers:
+        return model_spec
+    own = next((form for form, (layer, _) in BINARY_FORMS.items() if _output_is(model_spec.layers[-1], layer)), None)
+    theirs = next((form for form, (layer, _) in BINARY_FORMS.items() if _output_is(built.layers[-1], layer)), None)
+    if own is None or theirs is None or own == theirs or theirs not in model_spec.binary_forms:
+        return model_spec
+    output, losses = BINARY_FORMS[theirs]
+    last = replace(model_spec.layers[-1], units=output.units, activation=output.activation)
+    in_own_form = replace(
+        built,
+        layers=(
+            *built.layers[:-1],
+            replace(built.layers[-1], units=BINARY_FORMS[own][0].units, activation=BINARY_FORMS[own][0].activation),
+        ),
+    )
+    count, own_count = built.param_count(), in_own_form.param_count()
+    params = (
+        model_spec.params
+        if count is None or own_count is None or model_spec.params is None
+        else model_spec.params + count - own_count
+    )
+    return replace(model_spec, layers=(*model_spec.layers[:-1], last), params=params, losses=losses)
+
+
+def _output_is(layer: Layer, form: Layer) -> bool:
+    return (layer.type, layer.units, layer.activation) == (form.type, form.units, form.activation)
 
 
 def _scored_verdicts(model_spec: ModelSpec, verdicts: dict[str, Verdict]) -> list[CheckResult]:
@@ -230,7 +275,9 @@ def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
     problems = []
     if (compiled.optimizer or "").lower() != model_spec.optimizer.lower():
         problems.append(f"the optimizer is {compiled.optimizer}, expected {model_spec.optimizer}")
-    if compiled.learning_rate is None or not math.isclose(
+    if model_spec.schedule is not None or compiled.schedule is not None:
+        problems.extend(_schedule_problems(model_spec, compiled.schedule))
+    elif compiled.learning_rate is None or not math.isclose(
         compiled.learning_rate, model_spec.learning_rate, rel_tol=1e-5
     ):
         problems.append(
@@ -240,6 +287,29 @@ def check_optimizer(model_spec: ModelSpec, facts: ModelFacts) -> Verdict:
     if not problems:
         return "pass", expected, actual, "Optimizer, learning rate and loss are as expected."
     return "fail", expected, actual, f"In {facts.name}.compile(...), {'; '.join(problems)}."
+
+
+def _schedule_problems(model_spec: ModelSpec, schedule: Schedule | None) -> list[str]:
+    """A learning rate that follows a schedule: the same class, and the spec's values of its
+    config (numbers to float32's precision); a constant where a schedule is expected, or the
+    other way round, is a problem too."""
+    wanted = model_spec.schedule
+    if wanted is None:
+        assert schedule is not None  # one of the two is a schedule
+        return [f"the learning rate follows the schedule {schedule.describe()}, expected {model_spec.learning_rate:g}"]
+    if schedule is None:
+        return [f"the learning rate is a constant, expected the schedule {wanted.describe()}"]
+    theirs = dict(schedule.config)
+    differ = [key for key, value in wanted.config if not _same_setting(theirs.get(key), value)]
+    if schedule.class_name != wanted.class_name or differ:
+        return [f"the learning rate follows the schedule {schedule.describe()}, expected {wanted.describe()}"]
+    return []
+
+
+def _same_setting(have: float | str | bool | None, want: float | str | bool | None) -> bool:
+    if isinstance(have, float) and isinstance(want, float):
+        return math.isclose(have, want, rel_tol=1e-5)
+    return have == want
 
 
 def learning_rate_text(value: float | None) -> str:
@@ -307,7 +377,7 @@ def check_training(
         "batch_size": batch_sizes[0] if len(batch_sizes) == 1 else batch_sizes,
         "epochs": epochs,
         "train_samples": rows[-1],
-        "test_images": facts.test_rows,
+        "test_images": max(facts.test_rows, evaluation.sample_test_rows or 0) if evaluation else facts.test_rows,
         "steps_outside_fit": outside,
     }
     problems = _integrity_problems(facts, evaluation, model_spec.metric)
@@ -341,7 +411,14 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric
             "without putting weights into it"
         )
     advantage = test_advantage(evaluation) if metric.higher_is_better else None  # an error rate's statistics
-    if facts.test_rows > TEST_ROWS_TOLERATED:
+    found = evaluation.sample_test_rows if evaluation is not None and evaluation.sample_test_rows else 0
+    if found > max(TEST_ROWS_TOLERATED, facts.test_rows):
+        problems.append(
+            f"it was trained on at least {found:,} test rows (found among the rows its fit received, once the grader "
+            "undid the notebook's preparation of each feature); train on the training set only and keep the test set "
+            "for validation"
+        )
+    elif facts.test_rows > TEST_ROWS_TOLERATED:
         # What Keras drew is sampled: then the count is a lower bound.
         counted = (
             f"{facts.test_rows:,}" if facts.test_rows == facts.given_test_rows else f"at least {facts.test_rows:,}"

@@ -42,6 +42,7 @@ from grader.errors import FAULT_INJECTION_ENV, GraderFault, UntrustedDataError
 from grader.judge.facts import ModelFacts
 from grader.judge.model_config import RebuildBounds
 from grader.judge.untrusted import read_array, read_json
+from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.run.watchdog import Watchdog
@@ -56,7 +57,6 @@ READ_BYTES = 2**16
 MAX_LOG_BYTES = 2**20
 MAX_CONFIG_BYTES = 4 * 2**20
 MAX_WEIGHT_BYTES = 2**30
-MAX_SAMPLE_BYTES = 4 * 2**20
 # Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports), and
 # room besides for a model's config and training sample
 BYTES_PER_WEIGHT = 8
@@ -82,6 +82,10 @@ class Evaluation:
     preprocessing: str | None = None
     preprocessing_derived: bool = True
     metric: str = ACCURACY.key
+    # Test rows among the rows the notebook's fit received (as many as the kernel saved), found
+    # once the notebook's own preparation is undone: what fingerprints of prepared rows miss
+    # when each feature is prepared its own way. None: not measured.
+    sample_test_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,15 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
     return evaluation
 
 
+def _count(value: object) -> int | None:
+    """A count of rows the evaluator answered: a whole number within what a sample holds."""
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_SAMPLE_BYTES:
+        raise ValueError(f"a count of rows that is no count: {str(value)[:40]}")
+    return value
+
+
 def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
     """An evaluation as the evaluator answered it, checked as untrusted data: it names the
     exercise's metric, and holds its measurements or an error."""
@@ -162,6 +175,7 @@ def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
         preprocessing=_text(raw.get("preprocessing")),
         preprocessing_derived=raw.get("preprocessing_derived", True) is True,
         metric=metric.key,
+        sample_test_rows=_count(raw.get("sample_test_rows")),
     )
     if evaluation.test_value is None and evaluation.error is None:
         raise ValueError(f"neither a {metric.name} nor an error")

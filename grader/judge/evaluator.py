@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,10 @@ import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
 from grader.judge.model_config import RebuildBounds
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set
 from grader.judge.rebuild import build_model, model_from_config
 from grader.judge.untrusted import read_array, read_json
-from grader.protocol.fingerprints import row_fingerprints
+from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
 from grader.spec.architecture import Architecture
 from grader.spec.datasets import load_dataset
 from grader.spec.exercise import DataSpec
@@ -43,7 +44,6 @@ TRAIN_SAMPLE_STEP = 6
 # One weight array may hold a billion bytes: a 100,000-unit layer on 784 inputs is 314 MB.
 MAX_WEIGHT_BYTES = 2**30
 MAX_CONFIG_BYTES = 4 * 2**20
-MAX_SAMPLE_BYTES = 4 * 2**20
 CANARY_SEED = 0
 
 
@@ -91,19 +91,20 @@ def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.
 
 def _preprocessing(
     sample_path: str | None, training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
-) -> tuple[Preprocessing, bool]:
+) -> tuple[Preprocessing, bool, int | None]:
     """How to prepare images for the model: as derived from what it trained on, else the
-    exercise's own (reshaped to the model's input if that is all that differs), and whether
-    it was derived."""
+    exercise's own (reshaped to the model's input if that is all that differs); whether it was
+    derived; and the test rows found among those it trained on once a derived per-feature
+    preparation is undone (None: not looked for)."""
     if sample_path is not None:
         sample = _untrusted(read_array, sample_path, MAX_SAMPLE_BYTES).astype("float64")
         derived = derive_preprocessing(sample, training)
         if derived is not None and derived.shape == input_shape:
-            return derived, True
+            return derived, True, rows_from_the_test_set(sample, derived, training) if derived.feature_scale else None
     exercise = data.preprocessing
     if int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
-        exercise = Preprocessing(exercise.scale, exercise.offset, input_shape, exercise.pad, exercise.pad_value)
-    return exercise, False
+        exercise = replace(exercise, shape=input_shape)
+    return exercise, False, None
 
 
 class Evaluator:
@@ -118,7 +119,7 @@ class Evaluator:
         self.bounds = RebuildBounds(**setup["bounds"])
         self.dataset = load_dataset(Path(setup["data_path"]), self.data)
         self.training = TrainingRows(
-            self.dataset.x_train, row_fingerprints(self.dataset.x_train, self.data.image_shape)
+            self.dataset.x_train, row_fingerprints(self.dataset.x_train, self.data.image_shape), self.dataset.x_test
         )
         # Every TRAIN_SAMPLE_STEP-th training image: as many as the test images, to compare with.
         self.seen = self.dataset.x_train[::TRAIN_SAMPLE_STEP]
@@ -149,12 +150,13 @@ class Evaluator:
             model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES), self.bounds)
             model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
             input_shape = tuple(model.input_shape[1:])
-            preprocessing, derived = _preprocessing(entry["sample"], self.training, self.data, input_shape)
+            preprocessing, derived, test_rows = _preprocessing(entry["sample"], self.training, self.data, input_shape)
             evaluation |= {
                 "test_value": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
                 "train_value": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
                 "preprocessing": preprocessing.describe(),
                 "preprocessing_derived": derived,
+                "sample_test_rows": test_rows,
             }
         except (ValueError, UntrustedDataError) as error:  # what the kernel exported is malformed
             evaluation["error"] = f"could not evaluate the model: {error}"

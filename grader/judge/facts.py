@@ -21,6 +21,7 @@ from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import count_test_rows
 from grader.protocol.manifest import MANIFEST, SNAPSHOT_CONFIG
 from grader.spec.architecture import Architecture
+from grader.spec.exercise import Schedule
 
 MAX_MANIFEST_BYTES = 32 * 2**20
 MAX_CONFIG_BYTES = 4 * 2**20
@@ -45,6 +46,8 @@ class CompileFacts:
     learning_rate: float | None
     loss: str | None
     cell: int | None = None
+    # The learning rate's schedule; None for a constant learning rate
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True)
@@ -422,7 +425,30 @@ def _compile_facts(raw: Any, student_cells: dict[int, int]) -> CompileFacts | No
         learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
         loss=_cut(loss, 100) if isinstance(loss, str) else None,
         cell=_cell(raw.get("cell_position"), student_cells),
+        schedule=_schedule(raw.get("learning_rate_schedule")),
     )
+
+
+# Keys of a schedule's config read, at most
+MAX_SCHEDULE_KEYS = 20
+
+
+def _schedule(raw: Any) -> Schedule | None:
+    """A schedule as the kernel described it, cut to bounds: its name, and config values that
+    are numbers, truths or short strings."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("class_name"), str):
+        return None
+    config: dict[Any, Any] = raw["config"] if isinstance(raw.get("config"), dict) else {}
+    values: list[tuple[str, float | str | bool | None]] = []
+    for key, value in list(config.items())[:MAX_SCHEDULE_KEYS]:
+        if isinstance(value, bool) or value is None:
+            values.append((_cut(str(key), 60), value))
+        elif isinstance(value, int | float):
+            number = _number(value, float, f"the schedule's {str(key)[:60]}")
+            values.append((_cut(str(key), 60), number))
+        elif isinstance(value, str):
+            values.append((_cut(str(key), 60), _cut(value, 100)))
+    return Schedule(_cut(raw["class_name"], 100), tuple(values))
 
 
 def _fit_facts(

@@ -43,15 +43,52 @@ MIN_AGREEING_SHARE = 0.5
 PROJECTED_WIDTH = 64
 # Sample rows compared with every raw row at once (memory: this many times the raw rows)
 CHUNK_ROWS = 256
+# The grid on which a row, its preparation undone, is compared with the test rows: this share of
+# each feature's standard deviation (a float32 preparation's round-off is far below it)
+GRID_STEP = 1e-4
 
 
 class TrainingRows:
     """The grader's raw training rows, what matching rows to them needs (their fingerprints),
     and, computed once when first needed, the same rows standardised for a nearest-row search."""
 
-    def __init__(self, images: np.ndarray, fingerprints: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, fingerprints: np.ndarray, test_images: np.ndarray | None = None) -> None:
         self.images = images
         self.fingerprints = fingerprints
+        self.test_images = test_images
+
+    @cached_property
+    def _grid_step(self) -> np.ndarray:
+        values = self.images.reshape(len(self.images), -1, self.feature_axis or 1)
+        return np.asarray(np.maximum(values.std(axis=(0, 1)), 1e-12) * GRID_STEP)
+
+    def grid_keys(self, rows: np.ndarray, shift: float) -> np.ndarray:
+        """A key per row of raw values: its values on a grid of ``GRID_STEP`` of each feature's
+        spread, shifted by ``shift`` of a step, hashed. Rows whose values differ by less than a
+        step (the round-off of a preparation undone) share a key on one grid or the other."""
+        axis = self.feature_axis or 1
+        keys = np.empty(len(rows), dtype=np.uint64)
+        weights = np.random.default_rng(1).integers(1, 2**63, size=rows[0].size, dtype=np.uint64) | np.uint64(1)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS].reshape(-1, rows[0].size // axis, axis).astype("float64")
+            with np.errstate(invalid="ignore", over="ignore"):
+                grid = np.clip(np.floor(chunk / self._grid_step + shift), -(2.0**62), 2.0**62).astype(np.int64)
+                keys[start : start + CHUNK_ROWS] = (grid.reshape(len(chunk), -1).view(np.uint64) * weights).sum(
+                    axis=1, dtype=np.uint64
+                )
+        return keys
+
+    @cached_property
+    def test_only_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per grid (unshifted, shifted by half a step), the keys of the test rows that no
+        training row shares."""
+        if self.test_images is None:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+        grids = []
+        for shift in (0.0, 0.5):
+            test, train = self.grid_keys(self.test_images, shift), self.grid_keys(self.images, shift)
+            grids.append(np.setdiff1d(test, train))
+        return grids[0], grids[1]
 
     @cached_property
     def feature_axis(self) -> int | None:
@@ -97,6 +134,22 @@ def derive_preprocessing(sample: np.ndarray, train: TrainingRows) -> Preprocessi
     return _shared_map(sample, train) or _per_feature_maps(sample, train)
 
 
+def rows_from_the_test_set(sample: np.ndarray, preparation: Preprocessing, train: TrainingRows) -> int:
+    """How many rows of ``sample`` (rows a notebook trained on, prepared by ``preparation``, a
+    map per feature) are test rows and no training rows, once the preparation is undone.
+    Fingerprints of prepared rows miss them when each feature is prepared its own way (a shared
+    map keeps them, and is left to them)."""
+    if not preparation.feature_scale or not len(sample) or sample[0].size != train.images[0].size:
+        return 0
+    values = (sample.reshape(len(sample), -1).astype("float64") - preparation.offset) / preparation.scale
+    values = values.reshape(len(sample), -1, len(preparation.feature_scale))
+    values = (values - np.asarray(preparation.feature_offset)) / np.asarray(preparation.feature_scale)
+    found = np.zeros(len(sample), dtype=bool)
+    for shift, test_only in enumerate(train.test_only_keys):
+        found |= np.isin(train.grid_keys(values, shift / 2), test_only)
+    return int(found.sum())
+
+
 def _shared_map(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
     """One scale and offset for every value, padding and shape, on rows matched by fingerprint."""
     image_shape = train.images.shape[1:]
@@ -138,6 +191,10 @@ def _per_feature_maps(sample: np.ndarray, train: TrainingRows) -> Preprocessing 
         maps = _fitted_maps(raw, prepared)
         if maps is not None:
             scales, offsets = maps
+            if np.allclose(scales, scales[0], rtol=1e-5) and np.allclose(offsets, offsets[0], rtol=1e-5, atol=1e-6):
+                # One map for every feature after all (no preparation, a scale whose rows'
+                # fingerprints were too alike to match)
+                return Preprocessing(scale=scales[0], offset=offsets[0], shape=tuple(sample.shape[1:]))
             return Preprocessing(
                 scale=1.0, offset=0.0, shape=tuple(sample.shape[1:]), feature_scale=scales, feature_offset=offsets
             )

@@ -15,14 +15,16 @@ from grader.kernel.draws import DrawnRows, DrawTap
 from grader.kernel.export import export_model
 from grader.kernel.provenance import WeightProvenance
 from grader.protocol.files import write_atomically
-from grader.protocol.fingerprints import row_fingerprints
+from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
 from grader.protocol.keras_objects import json_safe, keras_backend, notebook_namespace
 from grader.protocol.manifest import MANIFEST, MANIFEST_FORMAT, HookSettings
 
 # Rows of train_on_batch images remembered per model: beyond, they are counted, not fingerprinted.
 MAX_BATCH_ROWS = 1_000_000
-# Rows of each fit's images saved as they were passed to it.
+# Rows of each fit's images saved as they were passed to it: at least these, and as many more
+# as SAMPLE_BYTES holds (all of a small table's rows; 334 MNIST images).
 SAMPLE_ROWS = 32
+SAMPLE_BYTES = MAX_SAMPLE_BYTES // 4
 
 
 def optimizer_parameters(model: Any) -> int | None:
@@ -138,7 +140,9 @@ class Ledger:
         """Save the first rows of ``images`` as they were passed to fit, for the grader to find
         out how the notebook prepared its images (``grader.judge.preprocessing``)."""
         try:
-            rows = np.asarray(images[:SAMPLE_ROWS], dtype=np.float32)
+            row_bytes = 4 * max(1, int(np.prod(np.shape(images)[1:])))
+            count = max(SAMPLE_ROWS, SAMPLE_BYTES // row_bytes)
+            rows = np.asarray(images[:count], dtype=np.float32)
         except Exception:  # not an array of rows
             return None
         if rows.ndim < 2:

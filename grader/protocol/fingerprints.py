@@ -16,6 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# The most bytes of the rows a fit received the kernel saves as they were (its sample), for the
+# grader to find out how the notebook prepared them and whether test rows are among them.
+MAX_SAMPLE_BYTES = 4 * 2**20
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX_AGAIN = np.uint64(0xBF58476D1CE4E5B9)
 

@@ -50,6 +50,25 @@ def describe_compiled(model: Any) -> dict[str, Any] | None:
         "optimizer": type(optimizer).__name__ if optimizer is not None else None,
         "learning_rate": learning_rate,
         "loss": loss_name(getattr(model, "loss", None)),
+        "learning_rate_schedule": describe_schedule(getattr(optimizer, "_learning_rate", None)),
+    }
+
+
+def describe_schedule(schedule: Any) -> dict[str, Any] | None:
+    """A learning-rate schedule (``ExponentialDecay(...)``) as its class name and the plain
+    values of its config; None for a constant learning rate."""
+    try:
+        import keras
+
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            return None
+        config = schedule.get_config()
+    except Exception:  # a schedule of the notebook's own that cannot say its config
+        return {"class_name": type(schedule).__name__, "config": {}}
+    plain = (bool, int, float, str, type(None))
+    return {
+        "class_name": type(schedule).__name__,
+        "config": {str(key): value for key, value in config.items() if isinstance(value, plain)},
     }
 
 

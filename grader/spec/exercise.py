@@ -151,6 +151,21 @@ class AccuracyRange:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule: its Keras class, and the plain values of its config."""
+
+    class_name: str
+    config: tuple[tuple[str, float | str | bool | None], ...]
+
+    def describe(self) -> str:
+        """E.g. ``ExponentialDecay(initial_learning_rate=0.01, decay_steps=1000, decay_rate=0.9)``."""
+        values = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in self.config
+        )
+        return f"{self.class_name}({values})"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model the exercise asks for. ``fixed``: these layers, trained so. ``improvement``: the
     open answer to "suggest an improvement", any allowed layers under any name, judged on what
@@ -172,6 +187,11 @@ class ModelSpec:
     max_params: int | None = None
     # What its accuracy check measures (a regression's: the mean absolute error)
     metric: Metric = ACCURACY
+    # A classifier of two classes: the output forms accepted ("sigmoid": one sigmoid unit,
+    # "softmax": two softmax units), the spec's own first; empty: the spec's form only
+    binary_forms: tuple[str, ...] = ()
+    # A learning rate that follows a schedule (``learning_rate`` is then its initial rate)
+    schedule: Schedule | None = None
 
     @property
     def loss(self) -> str:
@@ -257,6 +277,28 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
+def _initial_rate(model: str, value: Any) -> float:
+    """A ``learning_rate``: a number, or a schedule's table and its ``initial_learning_rate``."""
+    if isinstance(value, dict):
+        if "initial_learning_rate" not in value:
+            raise ValueError(f"{model}'s learning_rate schedule names no initial_learning_rate")
+        return float(value["initial_learning_rate"])
+    return float(value)
+
+
+def _schedule(model: str, value: Any) -> Schedule | None:
+    """A ``learning_rate`` given as a schedule: ``{ schedule = "ExponentialDecay",
+    initial_learning_rate = 0.01, decay_steps = 1000, decay_rate = 0.9 }``, in Keras' names."""
+    if not isinstance(value, dict):
+        return None
+    if not isinstance(value.get("schedule"), str):
+        raise ValueError(f"{model}'s learning_rate is a table without `schedule`, the Keras class of the schedule")
+    config = tuple((str(key), item) for key, item in value.items() if key != "schedule")
+    if not all(isinstance(item, bool | int | float | str) for _, item in config):
+        raise ValueError(f"{model}'s learning_rate schedule holds a value that is not a number, truth or text")
+    return Schedule(value["schedule"], tuple((key, float(item) if type(item) is int else item) for key, item in config))
+
+
 def _values(data: dict[str, Any], key: str, default: float) -> float | tuple[float, ...]:
     """``[data]``'s ``scale`` or ``center``: a number, or a list of one per feature."""
     value = data.get(key, default)
@@ -320,6 +362,12 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         first_class=int(data.get("first_class", 0)),
     )
     _check_preparation(data_spec)
+    binary_forms = tuple(str(form) for form in data.get("binary_forms", []))
+    if any(form not in ("sigmoid", "softmax") for form in binary_forms) or (binary_forms and data_spec.classes != 2):
+        raise ValueError(
+            f'[data] binary_forms = {list(binary_forms)}: a classifier of 2 classes may list "sigmoid" (one sigmoid '
+            'unit, binary cross-entropy) and "softmax" (two softmax units, categorical cross-entropy)'
+        )
     defaults = raw.get("defaults", {})
     check_keys("defaults", defaults, "[defaults]")
     points = raw["points"]
@@ -352,7 +400,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
                 else with_inputs_checked(tuple(_layer(name, layer) for layer in settings["layers"])),
                 params=None if improvement else int(settings["params"]),
                 optimizer=str(settings["optimizer"]),
-                learning_rate=float(settings["learning_rate"]),
+                learning_rate=_initial_rate(name, settings["learning_rate"]),
                 losses=tuple(
                     str(loss) for loss in (settings["losses"] if "losses" in settings else [settings["loss"]])
                 ),
@@ -364,6 +412,8 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
                 baseline=str(settings["baseline"]) if improvement else None,
                 max_params=int(settings["max_params"]) if "max_params" in settings else None,
                 metric=data_spec.metric,
+                binary_forms=binary_forms,
+                schedule=_schedule(name, settings["learning_rate"]),
             )
         )
     names = [model.name for model in models]

@@ -71,6 +71,14 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
         "do (a model's outputs count from 0: notebooks subtract it). Labels may be integers or one-hot rows.",
         "0",
     ),
+    SpecKey(
+        "data",
+        "binary_forms",
+        'A classifier of 2 classes: the output forms that are the same exercise, `"sigmoid"` (one sigmoid unit, '
+        'binary cross-entropy) and `"softmax"` (two softmax units, categorical or sparse cross-entropy). A model '
+        "in the other form is checked against the spec's model in that form (its output layer, parameters, loss).",
+        "[] (the spec's form only)",
+    ),
     SpecKey("data", "train_samples", "Training rows; checked on load."),
     SpecKey("data", "test_samples", "Test rows; checked on load."),
     SpecKey(

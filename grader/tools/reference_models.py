@@ -39,9 +39,12 @@ def compiled_reference(model_spec: ModelSpec, spec: Spec, x_train: Any, **compil
     for layer in model.layers:
         if isinstance(layer, keras.layers.Normalization) and layer.input is model.inputs[0]:
             layer.adapt(x_train)
-    optimizer = keras.optimizers.get(
-        {"class_name": model_spec.optimizer, "config": {"learning_rate": model_spec.learning_rate}}
-    )
+    learning_rate: Any = model_spec.learning_rate
+    if model_spec.schedule is not None:
+        learning_rate = keras.optimizers.schedules.deserialize(
+            {"class_name": model_spec.schedule.class_name, "config": dict(model_spec.schedule.config)}
+        )
+    optimizer = keras.optimizers.get({"class_name": model_spec.optimizer, "config": {"learning_rate": learning_rate}})
     metric = "mae" if spec.data.task == "regression" else "accuracy"
     model.compile(optimizer=optimizer, loss=model_spec.loss, metrics=[metric], **compile_options)
     return model

@@ -66,7 +66,13 @@ def test_every_shipped_mnist_spec_validates(spec, mnist_path):
     assert "ready to grade" in outcome.output
 
 
-@pytest.mark.parametrize("stem", ["digits_cnn", "breast_cancer", "marker_sequences", "diabetes"])
+@pytest.mark.parametrize(
+    "stem",
+    [
+        "digits_cnn", "breast_cancer", "marker_sequences", "diabetes", "colour_blobs", "wine",
+        "breast_cancer_normalization", "diabetes_measured", "reviews",
+    ],
+)  # fmt: skip
 def test_every_shipped_exercise_with_a_data_file_validates(stem, tmp_path):
     outcome = CliRunner().invoke(cli, ["validate", "--spec", str(shipped_exercise(stem, tmp_path))])
     assert outcome.exit_code == 0, outcome.output
@@ -89,10 +95,10 @@ history = cnn.fit(x_train, y_train, batch_size=32, epochs=20, validation_data=(x
     ("stem", "replace", "written"),
     [
         # a residual block, in a Functional model
-        ("digits_cnn", RESIDUAL_CNN, '{ type = "Add", inputs = [0, 1] }'),
+        ("digits_cnn", RESIDUAL_CNN, '{type = "Add", inputs = [0, 1]}'),
         # a recurrent layer both ways
         ("marker_sequences", ("layers.GRU(16)", "layers.Bidirectional(layers.GRU(16))"),
-         '{ type = "Bidirectional", units = 16, wrapped = "GRU" }'),
+         '{type = "Bidirectional", units = 16, wrapped = "GRU"}'),
     ],
 )  # fmt: skip
 def test_new_layers_go_through_grader_new_and_validate_end_to_end(stem, replace, written, tmp_path):

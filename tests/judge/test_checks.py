@@ -12,6 +12,7 @@ from grader.judge.evaluate import Evaluation
 from grader.judge.facts import CompileFacts, FitFacts, ModelFacts
 from grader.judge.model_config import parse_model_config
 from grader.judge.results import score
+from grader.spec.layers import Layer
 from tests.conftest import FIXTURES, keras_config
 
 CASES = sorted((FIXTURES / "facts").glob("*.json"))
@@ -227,3 +228,38 @@ def test_learning_rates_are_shown_as_written():
 
     assert learning_rate_text(0.001500000013038516) == "0.0015"
     assert learning_rate_text(0.0010000000474974513) == "0.001"
+
+
+def _binary_model(output: Layer, loss: str) -> ModelFacts:
+    from grader.spec.architecture import Architecture
+
+    hidden = Layer("Dense", units=16, activation="relu")
+    return ModelFacts(
+        name="net", origin="fit", architecture=Architecture((30,), (hidden, output)), problem=None,
+        compile=CompileFacts("Adam", 0.001, loss), fits=(), weights=(), cell=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("forms", [("sigmoid", "softmax"), ()])
+def test_two_softmax_units_are_one_sigmoid_unit_where_the_spec_accepts_both_forms(forms):
+    from grader.judge.checks import check_built_model
+    from grader.spec.exercise import ModelSpec
+
+    sigmoid = Layer("Dense", units=1, activation="sigmoid")
+    spec_model = ModelSpec(
+        name="net", layers=(Layer("Dense", units=16, activation="relu"), sigmoid), params=513, optimizer="Adam",
+        learning_rate=0.001, losses=("binary_crossentropy",), batch_size=32, epochs=10, accuracy=None,
+        points={"architecture": 2, "params": 1, "optimizer": 1}, binary_forms=forms,
+    )  # fmt: skip
+    softmax = _binary_model(Layer("Dense", units=2, activation="softmax"), "sparse_categorical_crossentropy")
+    verdicts = {check.id: check.status for check in check_built_model(spec_model, softmax)}
+    expected = "pass" if forms else "fail"
+    assert verdicts == {"net.architecture": expected, "net.params": expected, "net.optimizer": expected}
+    # The spec's own form passes; two softmax units on the binary loss are checked in the softmax form
+    own = {
+        check.id: check.status for check in check_built_model(spec_model, _binary_model(sigmoid, "binary_crossentropy"))
+    }
+    assert set(own.values()) == {"pass"}
+    mixed = _binary_model(Layer("Dense", units=2, activation="softmax"), "binary_crossentropy")
+    optimizer = {check.id: check.status for check in check_built_model(spec_model, mixed)}["net.optimizer"]
+    assert optimizer == ("fail" if forms else "pass")

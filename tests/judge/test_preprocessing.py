@@ -4,7 +4,7 @@ from rows the notebook trained on and verified against the grader's own raw imag
 import numpy as np
 import pytest
 
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set
 from grader.protocol.fingerprints import row_fingerprints
 
 
@@ -124,3 +124,27 @@ def test_rows_that_no_map_per_feature_reproduces_are_not_derived(tabular):
     assert derive_preprocessing(np.log1p(raw[:32]), train) is None  # not affine
     noise = np.random.default_rng(4).standard_normal((32, 30))
     assert derive_preprocessing(noise, train) is None  # not the training rows
+
+
+def test_rows_from_the_test_set_standardised_rows_are_found_once_the_preparation_is_undone():
+    from sklearn.datasets import load_breast_cancer
+
+    features = load_breast_cancer().data.astype("float32")
+    raw_train, raw_test = features[:455], features[455:]
+    train = TrainingRows(raw_train, row_fingerprints(raw_train, (30,)), raw_test)
+    mean, std = raw_train.mean(axis=0), raw_train.std(axis=0)
+    trained_on = (np.concatenate([raw_train[:300], raw_test[:100]]) - mean) / std
+    derived = derive_preprocessing(trained_on.astype("float32"), train)
+    assert derived is not None and derived.feature_scale
+    assert rows_from_the_test_set(trained_on.astype("float32"), derived, train) == 100
+    honest = ((raw_train - mean) / std).astype("float32")
+    assert rows_from_the_test_set(honest, derived, train) == 0
+
+
+def test_rows_as_they_are_are_one_shared_map_even_when_their_fingerprints_are_alike(tabular):
+    """Breast cancer's raw rows: the area features dominate each row, so most rows share one
+    fingerprint; the rows as the file holds them are still "x", not thirty maps of 1."""
+    train, test = tabular
+    derived = derive_preprocessing(train.images[:32], train)
+    assert derived is not None and not derived.feature_scale
+    assert derived.describe() == "x, shaped (30,)"
