@@ -36,7 +36,7 @@ from grader.errors import DataError, SpecError
 from grader.ingest.notebook import load_submission
 from grader.judge.facts import ModelFacts
 from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, why_not_derived
 from grader.judge.untrusted import read_array
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.backends import choose_backend
@@ -238,7 +238,10 @@ def _run_solution(
             preprocessing = None
             if sample is not None:
                 rows = read_array(sample, MAX_SAMPLE_BYTES).astype("float64")
-                preprocessing = derive_preprocessing(rows, TrainingRows(train_images, context.fingerprints.train))
+                training = TrainingRows(train_images, context.fingerprints.train)
+                preprocessing = derive_preprocessing(rows, training)
+                if preprocessing is None:
+                    notes.append(f"the solution's preparation of its inputs: {why_not_derived(rows, training)}")
         return trained, preprocessing, execution.outcome, [*notes, *facts.warnings]
 
 

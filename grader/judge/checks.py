@@ -380,7 +380,7 @@ def check_training(
         "test_images": max(facts.test_rows, evaluation.sample_test_rows or 0) if evaluation else facts.test_rows,
         "steps_outside_fit": outside,
     }
-    problems = _integrity_problems(facts, evaluation, model_spec.metric)
+    problems = _integrity_problems(facts, evaluation)
     if not problems and not all(_trained_rows_as_asked(row, train_samples, expected_rows) for row in rows):
         if held_out:
             problems.append(
@@ -400,7 +400,7 @@ def check_training(
     return "fail", expected, actual, f"In {facts.name}.fit(...), {'; '.join(problems)}."
 
 
-def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric: Metric) -> list[str]:
+def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> list[str]:
     """What the model was trained on, as far as it disqualifies the training: weights that its
     training did not produce, test images (seen by their fingerprints, or by what the grader
     measured), or images the grader cannot see."""
@@ -410,25 +410,9 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric
             f"its weights are not all its own training's: {described(facts.weight_changes)}; train it with fit alone, "
             "without putting weights into it"
         )
-    advantage = test_advantage(evaluation) if metric.higher_is_better else None  # an error rate's statistics
-    found = evaluation.sample_test_rows if evaluation is not None and evaluation.sample_test_rows else 0
-    if found > max(TEST_ROWS_TOLERATED, facts.test_rows):
-        problems.append(
-            f"it was trained on at least {found:,} test rows (found among the rows its fit received, once the grader "
-            "undid the notebook's preparation of each feature); train on the training set only and keep the test set "
-            "for validation"
-        )
-    elif facts.test_rows > TEST_ROWS_TOLERATED:
-        # What Keras drew is sampled: then the count is a lower bound.
-        counted = (
-            f"{facts.test_rows:,}" if facts.test_rows == facts.given_test_rows else f"at least {facts.test_rows:,}"
-        )
-        problems.append(
-            f"it was trained on {counted} test images; train on the training set only and keep the test set for "
-            "validation"
-        )
-    elif advantage is not None:
-        problems.append(advantage)
+    test_set = test_set_training(facts, evaluation)
+    if test_set is not None:
+        problems.append(f"{test_set}; train on the training set only and keep the test set for validation")
     if problems:
         return problems
     if any(fit.rows is None for fit in facts.fits):
@@ -439,9 +423,35 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None, metric
     return []
 
 
+def test_set_training(facts: ModelFacts, evaluation: Evaluation | None) -> str | None:
+    """How the grader knows the model was trained on test rows, or None: their fingerprints
+    among the rows its fits received or Keras drew, the rows of its fit once a per-feature
+    preparation is undone, or its own measurement on test and training rows."""
+    found = evaluation.sample_test_rows if evaluation is not None and evaluation.sample_test_rows else 0
+    if found > max(TEST_ROWS_TOLERATED, facts.test_rows):
+        return (
+            f"it was trained on at least {found:,} test rows (found among the rows its fit received, once the grader "
+            "undid the notebook's preparation of each feature)"
+        )
+    if facts.test_rows > TEST_ROWS_TOLERATED:
+        # What Keras drew is sampled: then the count is a lower bound.
+        counted = (
+            f"{facts.test_rows:,}" if facts.test_rows == facts.given_test_rows else f"at least {facts.test_rows:,}"
+        )
+        return f"it was trained on {counted} test images"
+    return test_advantage(evaluation)
+
+
 def _completion_problems(facts: ModelFacts) -> list[str]:
-    """Fits that left work undone, and training outside fit."""
+    """Fits that left work undone, training outside fit, and fits that trained by methods of
+    the notebook's own rather than Keras'."""
     problems = [_unfinished(fit) for fit in facts.fits if not fit.finished][:3]
+    own = sorted({method for fit in facts.fits for method in fit.own_training})
+    if own:
+        problems.append(
+            f"its fit did not train it Keras' way ({', '.join(own)}); build it from Keras' model classes and train "
+            "it with fit as Keras defines it"
+        )
     if facts.steps_outside_fit:
         problems.append(
             f"it was also trained outside fit (train_on_batch or a training loop of its own) for "
@@ -499,6 +509,16 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     assert evaluation is not None and evaluation.test_value is not None  # else it was unmeasured
     value = evaluation.test_value
     assert bounds is not None  # the pipeline requires ranges for full grading
+    test_set = test_set_training(facts, evaluation)
+    if test_set is not None:
+        # Measured on rows it learnt, it says nothing of rows it never saw.
+        return (
+            "fail",
+            expected,
+            value,
+            f"Test {metric.name} {value:.4f} is no test {metric.name}: {test_set}, so the test rows are not unseen. "
+            f"Train {facts.name} on the training set only.",
+        )
     bound, best = (bounds.min, bounds.max) if metric.higher_is_better else (bounds.max, bounds.min)
     measured = f"Test {metric.name} {value:.4f}, measured by the grader"
     if not metric.beyond(bound, value):  # at the bound, or better
@@ -520,16 +540,20 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     )
 
 
-# "Trained on the test set", from the grader's own measurement on the test images and on as
-# many training images (benchmarks/test_advantage.py; docs/figures.md gives the
-# figures): an honest model errs on the test images at least 0.6 times as often as on training
-# images (MNIST's test images are easier for a model still learning: with 20 steps of training
-# it is right on 5 points more of them), one that memorised the test images far less often.
-# A model whose test error, even at its upper bound, is under MAX_ERROR_RATIO times its training
-# error at its lower bound (two standard errors each) was trained on the test set.
+# "Trained on the test set", from the grader's own measurement on the test rows and on as many
+# training rows (benchmarks/test_advantage.py; docs/figures.md gives the figures): an honest
+# model errs on the test images at least 0.6 times as often as on training images (MNIST's test
+# images are easier for a model still learning: with 20 steps of training it is right on 5 points
+# more of them), one that memorised the test images far less often. A classifier whose test
+# error rate, at its exact (Clopper-Pearson) upper bound, is under MAX_ERROR_RATIO times its
+# training error rate at its lower bound, each bound one-sided at 1 - BOUND_LEVEL and counted on
+# the rows each was measured on, was trained on the test set: a model right on every one of a
+# small test set is not accused for it. A regression's: its test error under MAX_ERROR_RATIO
+# times its training error.
 MAX_ERROR_RATIO = 0.5
+BOUND_LEVEL = 0.001
+# The rows measured where an evaluation does not say (one before its sizes were carried)
 SAMPLE_IMAGES = 10_000
-STANDARD_ERRORS = 2
 
 # Keras' last val_accuracy and the grader's evaluation of the same weights on the
 # same test images agree to round-off.
@@ -567,27 +591,40 @@ def doctored_history_warnings(
 
 def test_advantage(evaluation: Evaluation | None) -> str | None:
     """Why the grader's own measurement says a model was trained on the test set (it errs far
-    less on the test images than on training images), or None. Measured outside the student's
-    process, so no trick inside the kernel changes it. A classifier's: its accuracies give error
-    rates."""
-    if evaluation is None or evaluation.metric != ACCURACY.key:
+    less on the test rows than on training rows), or None. Measured outside the student's
+    process, so no trick inside the kernel changes it."""
+    if evaluation is None or evaluation.test_value is None or evaluation.train_value is None:
         return None
-    if evaluation.test_value is None or evaluation.train_value is None:
-        return None
-    test_error, train_error = 1 - evaluation.test_value, 1 - evaluation.train_value
-    if _bound(test_error, +1) >= MAX_ERROR_RATIO * _bound(train_error, -1):
+    if evaluation.metric != ACCURACY.key:  # an error: its ratio
+        if evaluation.test_value >= MAX_ERROR_RATIO * evaluation.train_value:
+            return None
+        return (
+            f"the grader measured an error of {evaluation.test_value:.4g} on the test rows but "
+            f"{evaluation.train_value:.4g} on training rows: a model errs more on rows it never saw, so it was trained "
+            "on the test set"
+        )
+    test_rows, train_rows = evaluation.test_rows or SAMPLE_IMAGES, evaluation.train_rows or SAMPLE_IMAGES
+    test_errors = round((1 - evaluation.test_value) * test_rows)
+    train_errors = round((1 - evaluation.train_value) * train_rows)
+    if _error_bound(test_errors, test_rows, upper=True) >= MAX_ERROR_RATIO * _error_bound(
+        train_errors, train_rows, upper=False
+    ):
         return None
     return (
-        f"the grader measured {evaluation.test_value:.2%} right on the test images but only "
-        f"{evaluation.train_value:.2%} on training images: a model errs more on images it never saw, so it "
-        "was trained on the test set"
+        f"the grader measured {evaluation.test_value:.2%} right on {test_rows:,} test rows but only "
+        f"{evaluation.train_value:.2%} on {train_rows:,} training rows: a model errs more on rows it never saw, so "
+        "it was trained on the test set"
     )
 
 
-def _bound(error: float, side: int) -> float:
-    """An error rate measured on ``SAMPLE_IMAGES`` images, moved ``STANDARD_ERRORS`` standard
-    errors up (``side`` +1) or down (-1)."""
-    return error + side * STANDARD_ERRORS * math.sqrt(max(error * (1 - error), 0.0) / SAMPLE_IMAGES)
+def _error_bound(errors: int, rows: int, upper: bool) -> float:
+    """The exact (Clopper-Pearson) one-sided bound, at 1 - ``BOUND_LEVEL``, of an error rate of
+    ``errors`` in ``rows``: upper or lower."""
+    from scipy.stats import beta
+
+    if upper:
+        return 1.0 if errors >= rows else float(beta.ppf(1 - BOUND_LEVEL, errors + 1, rows - errors))
+    return 0.0 if errors <= 0 else float(beta.ppf(BOUND_LEVEL, errors, rows - errors + 1))
 
 
 def check_improvement(
@@ -641,7 +678,7 @@ def _improvement_training(facts: ModelFacts, evaluation: Evaluation | None) -> V
         "test_images": facts.test_rows,
         "steps_outside_fit": facts.steps_outside_fit,
     }
-    problems = [*_integrity_problems(facts, evaluation, ACCURACY), *_completion_problems(facts)]  # no regression
+    problems = [*_integrity_problems(facts, evaluation), *_completion_problems(facts)]
     if problems:
         return "fail", None, actual, f"In fit(...), {'; '.join(problems)}."
     return "pass", None, actual, "Trained on the training images only, every epoch of every fit completed."
@@ -679,6 +716,9 @@ def _improvement_accuracy(
     accuracy = evaluation.test_value
     verdict, comparison = compared_with_baseline(spec, model_spec, accuracy)
     actual = {"accuracy": accuracy, "compared": verdict}
+    test_set = test_set_training(facts, evaluation)
+    if test_set is not None:
+        return "fail", expected, actual, f"Test accuracy {accuracy:.4f} is no test accuracy: {test_set}."
     text = f"Test accuracy {accuracy:.4f}, measured by the grader: {comparison}."
     return ("fail" if accuracy < bounds.min else "pass"), expected, actual, text
 

@@ -86,6 +86,11 @@ class Evaluation:
     # once the notebook's own preparation is undone: what fingerprints of prepared rows miss
     # when each feature is prepared its own way. None: not measured.
     sample_test_rows: int | None = None
+    # Why the notebook's preparation could not be derived (which features, how far off)
+    preprocessing_problem: str | None = None
+    # How many test rows and training rows ``test_value`` and ``train_value`` were measured on
+    test_rows: int | None = None
+    train_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,11 +158,15 @@ def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) ->
     return evaluation
 
 
+# More rows than any data set the grader measures on holds
+MAX_COUNTED_ROWS = 10**9
+
+
 def _count(value: object) -> int | None:
-    """A count of rows the evaluator answered: a whole number within what a sample holds."""
+    """A count of rows the evaluator answered: a whole number, within bounds."""
     if value is None:
         return None
-    if type(value) is not int or not 0 <= value <= MAX_SAMPLE_BYTES:
+    if type(value) is not int or not 0 <= value <= MAX_COUNTED_ROWS:
         raise ValueError(f"a count of rows that is no count: {str(value)[:40]}")
     return value
 
@@ -176,6 +185,9 @@ def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
         preprocessing_derived=raw.get("preprocessing_derived", True) is True,
         metric=metric.key,
         sample_test_rows=_count(raw.get("sample_test_rows")),
+        preprocessing_problem=_text(raw.get("preprocessing_problem")),
+        test_rows=_count(raw.get("test_rows")),
+        train_rows=_count(raw.get("train_rows")),
     )
     if evaluation.test_value is None and evaluation.error is None:
         raise ValueError(f"neither a {metric.name} nor an error")
@@ -456,8 +468,9 @@ def _discard(evaluator: _Evaluator) -> None:
 def preprocessing_warnings(evaluations: dict[str, Evaluation]) -> list[str]:
     """Models whose test images were prepared the exercise's way, for want of knowing the notebook's."""
     return [
-        f"the grader could not tell how the notebook prepared the images {name} was trained on; it fed it the "
-        f"test images prepared the exercise's way ({evaluation.preprocessing})"
+        f"the grader could not tell how the notebook prepared the images {name} was trained on"
+        + (f" ({evaluation.preprocessing_problem})" if evaluation.preprocessing_problem else "")
+        + f"; it fed it the test images prepared the exercise's way ({evaluation.preprocessing})"
         for name, evaluation in evaluations.items()
         if evaluation.test_value is not None and not evaluation.preprocessing_derived
     ]

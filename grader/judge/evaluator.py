@@ -31,7 +31,7 @@ import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
 from grader.judge.model_config import RebuildBounds
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set, why_not_derived
 from grader.judge.rebuild import build_model, model_from_config
 from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
@@ -91,20 +91,27 @@ def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.
 
 def _preprocessing(
     sample_path: str | None, training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
-) -> tuple[Preprocessing, bool, int | None]:
+) -> tuple[Preprocessing, bool, int | None, str | None]:
     """How to prepare images for the model: as derived from what it trained on, else the
     exercise's own (reshaped to the model's input if that is all that differs); whether it was
-    derived; and the test rows found among those it trained on once a derived per-feature
-    preparation is undone (None: not looked for)."""
+    derived; the test rows found among those it trained on once a derived per-feature
+    preparation is undone (None: not looked for); and why none was derived."""
+    problem = "fit was not given the rows as an array"
     if sample_path is not None:
         sample = _untrusted(read_array, sample_path, MAX_SAMPLE_BYTES).astype("float64")
         derived = derive_preprocessing(sample, training)
         if derived is not None and derived.shape == input_shape:
-            return derived, True, rows_from_the_test_set(sample, derived, training) if derived.feature_scale else None
+            found = rows_from_the_test_set(sample, derived, training) if derived.feature_scale else None
+            return derived, True, found, None
+        problem = (
+            why_not_derived(sample, training)
+            if derived is None
+            else f"the rows fit received are shaped {derived.shape}, the model takes {input_shape}"
+        )
     exercise = data.preprocessing
     if int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
         exercise = replace(exercise, shape=input_shape)
-    return exercise, False, None
+    return exercise, False, None, problem
 
 
 class Evaluator:
@@ -150,13 +157,18 @@ class Evaluator:
             model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES), self.bounds)
             model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
             input_shape = tuple(model.input_shape[1:])
-            preprocessing, derived, test_rows = _preprocessing(entry["sample"], self.training, self.data, input_shape)
+            preprocessing, derived, test_rows, problem = _preprocessing(
+                entry["sample"], self.training, self.data, input_shape
+            )
             evaluation |= {
                 "test_value": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
                 "train_value": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
                 "preprocessing": preprocessing.describe(),
                 "preprocessing_derived": derived,
                 "sample_test_rows": test_rows,
+                "test_rows": len(self.dataset.x_test),
+                "train_rows": len(self.seen),
+                "preprocessing_problem": problem,
             }
         except (ValueError, UntrustedDataError) as error:  # what the kernel exported is malformed
             evaluation["error"] = f"could not evaluate the model: {error}"

@@ -80,6 +80,8 @@ class FitFacts:
     stopped_early: bool = False
     # The first rows of x as fit got them: how the notebook prepared its images.
     sample: Path | None = None
+    # Keras' training methods the model did not take from Keras (``train_step`` replaced, ...)
+    own_training: tuple[str, ...] = ()
     # The student's cell that called fit.
     cell: int | None = None
 
@@ -425,7 +427,7 @@ def _compile_facts(raw: Any, student_cells: dict[int, int]) -> CompileFacts | No
         learning_rate=_number(raw.get("learning_rate"), float, "the learning rate"),
         loss=_cut(loss, 100) if isinstance(loss, str) else None,
         cell=_cell(raw.get("cell_position"), student_cells),
-        schedule=_schedule(raw.get("learning_rate_schedule")),
+        schedule=read_schedule(raw.get("learning_rate_schedule")),
     )
 
 
@@ -433,7 +435,7 @@ def _compile_facts(raw: Any, student_cells: dict[int, int]) -> CompileFacts | No
 MAX_SCHEDULE_KEYS = 20
 
 
-def _schedule(raw: Any) -> Schedule | None:
+def read_schedule(raw: Any) -> Schedule | None:
     """A schedule as the kernel described it, cut to bounds: its name, and config values that
     are numbers, truths or short strings."""
     if not isinstance(raw, dict) or not isinstance(raw.get("class_name"), str):
@@ -485,6 +487,7 @@ def _fit_facts(
         iterations_after=_number(raw.get("iterations_after"), int, "the optimizer's steps"),
         stopped_early=raw.get("stopped_early") is True,
         sample=_inside(facts_dir, raw["x_sample"]) if raw.get("x_sample") is not None else None,
+        own_training=tuple(_cut(item, 120) for item in _typed(raw, "own_training", list)[:8] if isinstance(item, str)),
         cell=_cell(raw.get("cell_position"), student_cells),
     )
 

@@ -150,6 +150,52 @@ def rows_from_the_test_set(sample: np.ndarray, preparation: Preprocessing, train
     return int(found.sum())
 
 
+def why_not_derived(sample: np.ndarray, train: TrainingRows) -> str:
+    """Why no preparation reproduces ``sample`` from the raw training rows, in the terms an
+    author can act on: which features no map per feature reproduces, and how far off they are
+    (a share of the feature's spread), on the rows matched best; or why rows were not matched."""
+    if sample.ndim < 2 or not len(sample):
+        return "fit received no rows the grader could read"
+    if not np.isfinite(sample).all():
+        return "the rows fit received hold values that are not finite numbers (NaN or infinity)"
+    axis = train.feature_axis
+    if axis is None or sample[0].size != math.prod(train.images.shape[1:]) or len(sample) < MIN_MATCHED_ROWS:
+        return (
+            f"rows of shape {tuple(sample.shape[1:])} are not the training images {tuple(train.images.shape[1:])} "
+            "scaled, shifted, padded or reshaped"
+        )
+    prepared = sample.reshape(len(sample), -1, axis).astype("float64")
+    # Per way of matching rows, the features off on the rows that match best (by their median
+    # feature, so that a few features off do not hide which rows match); the fewest off tell.
+    per_feature = min(
+        (_feature_errors(train.images[positions].reshape(len(sample), -1, axis).astype("float64"), prepared)
+         for positions in _candidate_matches(sample, train)),
+        key=lambda errors: int((errors > TOLERANCE).sum()),
+    )  # fmt: skip
+    off = np.flatnonzero(per_feature > TOLERANCE)
+    if not len(off):
+        return "the rows fit received match no training rows well enough to tell their preparation"
+    named = ", ".join(str(int(feature)) for feature in off[:10]) + (", …" if len(off) > 10 else "")
+    kind = "channels" if len(train.images.shape) > 2 else "features"
+    return (
+        f"no map x * a + b of each of the training rows' {kind} gives the rows fit received: {kind} {named} "
+        f"({len(off)} of {axis}, counted from 0) are off by up to {float(per_feature.max()):.0%} of their spread "
+        "(a preparation that is not a scale and a shift, or rows that are not the training rows)"
+    )
+
+
+def _feature_errors(raw: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+    """Per feature, how far the best fitting map leaves ``prepared`` from ``raw`` (a share of the
+    feature's spread), on the half of the rows whose median feature it fits best."""
+    best = np.arange(len(raw))
+    for _ in range(2):  # fitted on all rows, then again on the best half
+        scales, offsets = _least_squares(raw[best], prepared[best])
+        spread = np.maximum(np.ptp(prepared, axis=(0, 1)), 1e-12)
+        errors = (np.abs(raw * scales + offsets - prepared) / spread).max(axis=1)  # (rows, features)
+        best = np.argsort(np.median(errors, axis=1))[: max(MIN_MATCHED_ROWS, len(raw) // 2)]
+    return np.asarray(errors[best].max(axis=0))
+
+
 def _shared_map(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
     """One scale and offset for every value, padding and shape, on rows matched by fingerprint."""
     image_shape = train.images.shape[1:]

@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from grader.errors import SpecError, UntrustedDataError
 from grader.judge.checks import CheckResult, check_built_model
-from grader.judge.facts import CompileFacts, ModelFacts
+from grader.judge.facts import CompileFacts, ModelFacts, read_schedule
 from grader.judge.model_config import parse_model_config
 from grader.protocol.keras_objects import describe_compiled, json_safe, notebook_namespace
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
@@ -67,7 +67,14 @@ def check(model: Any, name: str | None = None, spec: str | Path | None = None) -
         origin="end",
         architecture=architecture,
         problem=problem,
-        compile=CompileFacts(**compiled) if compiled else None,
+        compile=CompileFacts(
+            optimizer=compiled["optimizer"],
+            learning_rate=compiled["learning_rate"],
+            loss=compiled["loss"],
+            schedule=read_schedule(compiled["learning_rate_schedule"]),
+        )
+        if compiled
+        else None,
         fits=(),
         weights=(),
         cell=None,

@@ -58,6 +58,7 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         arguments = bound.arguments
         images = _dataset_images(arguments["x"]) if _is_dataset(arguments["x"]) else arguments["x"]
         call = _describe_fit(arguments, images, ledger)
+        call["own_training"] = training_of_its_own(model)
         ledger.record(model)["fits"].append(call)
         if settings.quick:
             _cut_to_quick(arguments, settings, call["batch_size"])
@@ -183,6 +184,26 @@ def _dataset_batch_size(dataset: Any) -> int | None:
                 return None
         node = getattr(node, "_input_dataset", None)
     return None
+
+
+# The methods through which Keras' fit trains a model: replaced, they train it otherwise
+TRAINING_METHODS = ("train_step", "test_step", "compute_loss", "call")
+
+
+def training_of_its_own(model: Any) -> list[str]:
+    """Which of Keras' training methods ``model`` does not take from Keras: replaced on the
+    instance, or defined by a class that is not Keras' own (a notebook's subclass of
+    ``keras.Sequential`` overriding ``train_step``). Keras' own classes live in its modules."""
+    found = []
+    for name in TRAINING_METHODS:
+        if name in vars(model):
+            found.append(f"{name} replaced on the model")
+            continue
+        owner = next((klass for klass in type(model).__mro__ if name in vars(klass)), None)
+        module = str(getattr(owner, "__module__", "") or "")
+        if owner is not None and not module.startswith(("keras.", "keras", "tf_keras", "tensorflow")):
+            found.append(f"{name} of the notebook's class {owner.__name__}")
+    return found[:8]
 
 
 def _describe_fit(arguments: dict[str, Any], x: Any, ledger: Ledger) -> dict[str, Any]:

@@ -134,7 +134,13 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     ),
     SpecKey("models", "params", "A fixed model's parameter count."),
     SpecKey("models", "optimizer", "The optimizer it is compiled with, as Keras names it (`rmsprop`)."),
-    SpecKey("models", "learning_rate", "The optimizer's learning rate."),
+    SpecKey(
+        "models",
+        "learning_rate",
+        "The optimizer's learning rate: a number, or a Keras schedule as a table in Keras' own names, "
+        '`{ schedule = "ExponentialDecay", initial_learning_rate = 0.01, decay_steps = 1000, decay_rate = 0.9 }` '
+        "(checked by its class and those values).",
+    ),
     SpecKey("models", "loss", "The loss it is compiled with."),
     SpecKey(
         "models",

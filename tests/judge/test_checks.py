@@ -69,8 +69,9 @@ def test_every_check_says_what_it_expected_and_found(spec):
         "steps_outside_fit": 0,
     }
     assert checks["model_2.accuracy"].actual == 0.5
-    assert "below the lowest accepted 0.9730" in checks["model_2.accuracy"].message  # and advice:
-    assert "preprocessing" in checks["model_2.accuracy"].message
+    # Trained on the test set: what it measured there is no test accuracy, whatever its value
+    assert "0.5000 is no test accuracy: it was trained on 9,997 test images" in checks["model_2.accuracy"].message
+    assert checks["model_2.accuracy"].expected == {"min": 0.973, "max": 0.995}
 
 
 def test_an_evaluation_error_is_an_error_not_a_fail(spec):
@@ -161,7 +162,7 @@ def test_a_model_far_better_on_test_images_than_on_training_images_fails_its_tra
     assert honest[0] == "pass"
     status, _, _, text = check_training(model, facts, 60000, evaluation=Evaluation(0.999, None, 0.95))
     assert status == "fail"
-    assert "99.90% right on the test images but only 95.00% on training images" in text
+    assert "99.90% right on 10,000 test rows but only 95.00% on 10,000 training rows" in text
     assert "trained on the test set" in text
     # Within the noise of two samples of 10,000 images: no verdict
     assert check_training(model, facts, 60000, evaluation=Evaluation(0.51, None, 0.50))[0] == "pass"
@@ -263,3 +264,45 @@ def test_two_softmax_units_are_one_sigmoid_unit_where_the_spec_accepts_both_form
     mixed = _binary_model(Layer("Dense", units=2, activation="softmax"), "binary_crossentropy")
     optimizer = {check.id: check.status for check in check_built_model(spec_model, mixed)}["net.optimizer"]
     assert optimizer == ("fail" if forms else "pass")
+
+
+@pytest.mark.parametrize(
+    ("test", "train", "accused"),
+    [
+        # the sequence exercise: right on all 600 test rows, 399 of 400 training rows (honest)
+        ((1.0, 600), (399 / 400, 400), False),
+        # breast cancer: 114 of 114 and 75 of 76 (honest)
+        ((1.0, 114), (75 / 76, 76), False),
+        # wine: 36 of 36 and 22 of 24 (honest: a small set right on every row)
+        ((1.0, 36), (22 / 24, 24), False),
+        # MNIST, memorised: 99.9% on the test images, 95% on as many training images
+        ((0.999, 10_000), (0.95, 10_000), True),
+        # the digits, memorised: every test image right, 10% of the training images wrong
+        ((1.0, 359), (0.9, 240), True),
+    ],
+)
+def test_the_train_test_measurement_counts_the_rows_each_side_was_measured_on(test, train, accused):
+    from grader.judge.checks import test_advantage
+
+    evaluation = Evaluation(test[0], None, train[0], test_rows=test[1], train_rows=train[1])
+    assert (test_advantage(evaluation) is not None) == accused
+
+
+def test_a_regression_far_better_on_its_test_rows_was_trained_on_them():
+    from grader.judge.checks import test_advantage
+
+    honest = Evaluation(46.0, None, 43.5, metric="mean_absolute_error", test_rows=88, train_rows=59)
+    assert test_advantage(honest) is None
+    memorised = Evaluation(12.0, None, 47.0, metric="mean_absolute_error", test_rows=88, train_rows=59)
+    assert "an error of 12 on the test rows but 47 on training rows" in test_advantage(memorised)
+
+
+def test_a_fit_that_trained_by_a_train_step_of_the_notebooks_own_fails_the_training(spec):
+    from grader.judge.checks import check_training
+
+    facts = correct_model_1(spec)
+    own = dataclasses.replace(
+        facts, fits=(dataclasses.replace(facts.fits[0], own_training=("train_step replaced on the model",)),)
+    )
+    status, _, _, text = check_training(spec.model("model_1"), own, 60000)
+    assert status == "fail" and "did not train it Keras' way (train_step replaced on the model)" in text

@@ -144,7 +144,20 @@ def test_rows_from_the_test_set_standardised_rows_are_found_once_the_preparation
 def test_rows_as_they_are_are_one_shared_map_even_when_their_fingerprints_are_alike(tabular):
     """Breast cancer's raw rows: the area features dominate each row, so most rows share one
     fingerprint; the rows as the file holds them are still "x", not thirty maps of 1."""
-    train, test = tabular
+    train, _ = tabular
     derived = derive_preprocessing(train.images[:32], train)
     assert derived is not None and not derived.feature_scale
     assert derived.describe() == "x, shaped (30,)"
+
+
+def test_what_is_not_derived_is_explained_by_feature_and_how_far_off(tabular):
+    from grader.judge.preprocessing import why_not_derived
+
+    train, _ = tabular
+    rows = ((train.images - train.images.mean(axis=0)) / train.images.std(axis=0))[:64].copy()
+    rows[:, [3, 23]] = np.log1p(train.images[:64, [3, 23]])  # two features taken the log of
+    assert derive_preprocessing(rows, train) is None
+    explained = why_not_derived(rows, train)
+    assert "features 3, 23 (2 of 30, counted from 0) are off by up to" in explained, explained
+    assert "shape (5,)" in why_not_derived(np.ones((8, 5)), train)
+    assert "not finite" in why_not_derived(np.full((8, 30), np.nan), train)

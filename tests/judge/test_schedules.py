@@ -10,7 +10,7 @@ import pytest
 
 from grader.assign.draft import DraftModel, _learning_rate
 from grader.judge.checks import check_optimizer
-from grader.judge.facts import CompileFacts, ModelFacts, _schedule
+from grader.judge.facts import CompileFacts, ModelFacts, read_schedule
 from grader.protocol.keras_objects import describe_compiled
 from grader.spec.exercise import ModelSpec, Schedule, _initial_rate
 from grader.spec.exercise import _schedule as spec_schedule
@@ -39,7 +39,7 @@ def test_the_kernel_describes_a_schedule_and_the_grader_reads_it_back():
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=decay), loss="categorical_crossentropy")
     described = describe_compiled(model)
     assert described["learning_rate_schedule"]["class_name"] == "ExponentialDecay"
-    schedule = _schedule(described["learning_rate_schedule"])
+    schedule = read_schedule(described["learning_rate_schedule"])
     assert schedule is not None and dict(schedule.config)["decay_steps"] == 100.0
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="categorical_crossentropy")
     assert describe_compiled(model)["learning_rate_schedule"] is None

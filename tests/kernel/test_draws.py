@@ -70,3 +70,18 @@ def test_the_images_of_a_batch_are_its_first_input():
     assert batch_images(x) is x
     assert batch_images(({"pixels": x, "other": 1}, np.zeros(2))) is x
     assert batch_images(([x, np.zeros(1)], np.zeros(2), np.ones(2))) is x
+
+
+def test_which_rows_are_fingerprinted_does_not_follow_the_notebooks_seeds():
+    """A notebook that seeds the global generators, or copies their state, cannot predict the
+    rows sampled: the offsets come from a generator of the grader's own."""
+    import random
+
+    from grader.kernel import draws
+
+    def offsets() -> list[int]:
+        random.seed(0)
+        np.random.seed(0)
+        return [draws._offset() for _ in range(40)]
+
+    assert offsets() != offsets()  # the same seeds, other offsets (equal by chance: 16**-40)

@@ -182,3 +182,27 @@ def test_a_normalization_adapted_before_fit_is_no_change_and_a_dense_layer_s_wei
     assert prepared == [] and donor == []
     assert len(replaced) == 1 and replaced[0].startswith("set_weights on its layer dense")
     assert exported[:3] == [["float32", [30]], ["float32", [30]], ["float64", []]]
+
+
+def test_training_methods_not_keras_own_are_named():
+    """A train_step replaced on the model, or a notebook's subclass of keras.Sequential that
+    overrides it, trains inside an ordinary-looking fit: the kernel names it."""
+    import types
+
+    import keras
+
+    from grader.kernel.training import training_of_its_own
+
+    def layers():
+        return [keras.Input((3,)), keras.layers.Dense(2)]
+
+    assert training_of_its_own(keras.Sequential(layers())) == []
+
+    class Sneaky(keras.Sequential):
+        def train_step(self, data):
+            return super().train_step(data)
+
+    assert training_of_its_own(Sneaky(layers())) == ["train_step of the notebook's class Sneaky"]
+    replaced = keras.Sequential(layers())
+    replaced.train_step = types.MethodType(lambda self, data: {}, replaced)
+    assert training_of_its_own(replaced) == ["train_step replaced on the model"]
