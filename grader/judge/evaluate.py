@@ -58,9 +58,11 @@ MAX_LOG_BYTES = 2**20
 MAX_CONFIG_BYTES = 4 * 2**20
 MAX_WEIGHT_BYTES = 2**30
 # Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports), and
+# The fits whose sampled rows the evaluator reads, the last ones
+SAMPLED_FITS = 3
 # room besides for a model's config and training sample
 BYTES_PER_WEIGHT = 8
-INBOX_MARGIN = 16 * 2**20
+INBOX_MARGIN = 32 * 2**20
 # The evaluator's CPU time over all the notebooks it serves: each request has its own wall-clock limit.
 EVALUATOR_CPU_SECONDS = 7 * 24 * 3600
 # Characters kept of what the evaluator says
@@ -88,6 +90,8 @@ class Evaluation:
     sample_test_rows: int | None = None
     # Why the notebook's preparation could not be derived (which features, how far off)
     preprocessing_problem: str | None = None
+    # How many rows of the fits were sampled (``sample_test_rows`` were found among them)
+    sample_rows: int | None = None
     # How many test rows and training rows ``test_value`` and ``train_value`` were measured on
     test_rows: int | None = None
     train_rows: int | None = None
@@ -187,6 +191,7 @@ def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
         sample_test_rows=_count(raw.get("sample_test_rows")),
         preprocessing_problem=_text(raw.get("preprocessing_problem")),
         test_rows=_count(raw.get("test_rows")),
+        sample_rows=_count(raw.get("sample_rows")),
         train_rows=_count(raw.get("train_rows")),
     )
     if evaluation.test_value is None and evaluation.error is None:
@@ -318,15 +323,16 @@ class _Evaluator:
             name = f"w{index:03d}.npy"
             _save(inbox / name, read_array(path, MAX_WEIGHT_BYTES))
             weights.append(f"{inside}/{name}")
-        sample = next((fit.sample for fit in reversed(model.fits) if fit.sample is not None), None)
-        if sample is not None:
-            _save(inbox / "sample.npy", read_array(sample, MAX_SAMPLE_BYTES))
-        return {
-            "name": model.name,
-            "config": f"{inside}/config.json",
-            "weights": weights,
-            "sample": f"{inside}/sample.npy" if sample is not None else None,
-        }
+        samples = []
+        # The rows of the last fits (the last first: how the model's inputs were prepared)
+        for index, fit in enumerate([fit for fit in reversed(model.fits) if fit.sample is not None][:SAMPLED_FITS]):
+            _save(inbox / f"sample{index}.npy", read_array(fit.sample, MAX_SAMPLE_BYTES))  # type: ignore[arg-type]
+            sample = {"rows": f"{inside}/sample{index}.npy", "positions": None}
+            if fit.sample_positions is not None:
+                _save(inbox / f"positions{index}.npy", read_array(fit.sample_positions, MAX_SAMPLE_BYTES))
+                sample["positions"] = f"{inside}/positions{index}.npy"
+            samples.append(sample)
+        return {"name": model.name, "config": f"{inside}/config.json", "weights": weights, "samples": samples}
 
     def empty_inbox(self) -> None:
         if self.sandbox.inbox.is_dir():  # else the evaluator has stopped, its sandbox gone

@@ -31,14 +31,13 @@ import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
 from grader.judge.model_config import RebuildBounds
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set, why_not_derived
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows, why_not_derived
 from grader.judge.rebuild import build_model, model_from_config
 from grader.judge.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
 from grader.spec.architecture import Architecture
 from grader.spec.datasets import load_dataset
 from grader.spec.exercise import DataSpec
-from grader.spec.preprocessing import Preprocessing
 
 TRAIN_SAMPLE_STEP = 6
 # One weight array may hold a billion bytes: a 100,000-unit layer on 784 inputs is 314 MB.
@@ -89,29 +88,50 @@ def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.
     return weights
 
 
+def _positions(path: str | None, rows: int) -> np.ndarray | None:
+    """Where a sample's rows were in what the fit received: whole numbers, one per row."""
+    if path is None:
+        return None
+    positions = _untrusted(read_array, path, MAX_SAMPLE_BYTES)
+    if positions.shape != (rows,) or positions.dtype.kind not in "iu":
+        raise ValueError(f"the sample's positions have shape {positions.shape} and dtype {positions.dtype}")
+    return np.asarray(positions, dtype=np.int64)
+
+
 def _preprocessing(
-    sample_path: str | None, training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
-) -> tuple[Preprocessing, bool, int | None, str | None]:
-    """How to prepare images for the model: as derived from what it trained on, else the
-    exercise's own (reshaped to the model's input if that is all that differs); whether it was
-    derived; the test rows found among those it trained on once a derived per-feature
-    preparation is undone (None: not looked for); and why none was derived."""
-    problem = "fit was not given the rows as an array"
-    if sample_path is not None:
-        sample = _untrusted(read_array, sample_path, MAX_SAMPLE_BYTES).astype("float64")
-        derived = derive_preprocessing(sample, training)
+    samples: list[dict[str, Any]], training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
+) -> dict[str, Any]:
+    """How to prepare rows for the model: as derived from the rows its last fit received, else
+    the exercise's own (reshaped to the model's input if that is all that differs); whether it
+    was derived, and why not; and, with the preparation undone, the test rows (and near-copies
+    of them) found among the sampled rows of its fits, and how many rows were sampled."""
+    found: dict[str, Any] = {"problem": "fit was not given the rows as an array", "test_rows": None, "rows": None}
+    loaded = []
+    for sample in samples:
+        rows = _untrusted(read_array, sample["rows"], MAX_SAMPLE_BYTES).astype("float64")
+        loaded.append((rows, _positions(sample["positions"], len(rows))))
+    if loaded:
+        rows, positions = loaded[0]
+        derived = derive_preprocessing(rows, training, positions)
         if derived is not None and derived.shape == input_shape:
-            found = rows_from_the_test_set(sample, derived, training) if derived.feature_scale else None
-            return derived, True, found, None
-        problem = (
-            why_not_derived(sample, training)
+            undone = [derived.undo(rows, data.image_shape) for rows, _ in loaded]
+            kept = [raw for raw in undone if raw is not None and np.isfinite(raw).all()]
+            return {
+                "preparation": derived,
+                "derived": True,
+                "problem": None,
+                "test_rows": sum(rows_near_test_rows(raw, training) for raw in kept),
+                "rows": sum(len(raw) for raw in kept),
+            }
+        found["problem"] = (
+            why_not_derived(rows, training)
             if derived is None
             else f"the rows fit received are shaped {derived.shape}, the model takes {input_shape}"
         )
     exercise = data.preprocessing
     if int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
         exercise = replace(exercise, shape=input_shape)
-    return exercise, False, None, problem
+    return {**found, "preparation": exercise, "derived": False}
 
 
 class Evaluator:
@@ -157,18 +177,18 @@ class Evaluator:
             model = model_from_config(_untrusted(read_json, entry["config"], MAX_CONFIG_BYTES), self.bounds)
             model.set_weights(_load_weights(entry["weights"], [tuple(w.shape) for w in model.get_weights()]))
             input_shape = tuple(model.input_shape[1:])
-            preprocessing, derived, test_rows, problem = _preprocessing(
-                entry["sample"], self.training, self.data, input_shape
-            )
+            prepared = _preprocessing(entry["samples"], self.training, self.data, input_shape)
+            preprocessing = prepared["preparation"]
             evaluation |= {
                 "test_value": measured(model, preprocessing.apply(self.dataset.x_test), self.dataset.y_test, self.data),
                 "train_value": measured(model, preprocessing.apply(self.seen), self.seen_labels, self.data),
                 "preprocessing": preprocessing.describe(),
-                "preprocessing_derived": derived,
-                "sample_test_rows": test_rows,
+                "preprocessing_derived": prepared["derived"],
+                "preprocessing_problem": prepared["problem"],
+                "sample_test_rows": prepared["test_rows"],
+                "sample_rows": prepared["rows"],
                 "test_rows": len(self.dataset.x_test),
                 "train_rows": len(self.seen),
-                "preprocessing_problem": problem,
             }
         except (ValueError, UntrustedDataError) as error:  # what the kernel exported is malformed
             evaluation["error"] = f"could not evaluate the model: {error}"

@@ -80,6 +80,8 @@ class FitFacts:
     stopped_early: bool = False
     # The first rows of x as fit got them: how the notebook prepared its images.
     sample: Path | None = None
+    # Where in x the sample's rows were (the first rows, then rows drawn at random)
+    sample_positions: Path | None = None
     # Keras' training methods the model did not take from Keras (``train_step`` replaced, ...)
     own_training: tuple[str, ...] = ()
     # The student's cell that called fit.
@@ -487,6 +489,9 @@ def _fit_facts(
         iterations_after=_number(raw.get("iterations_after"), int, "the optimizer's steps"),
         stopped_early=raw.get("stopped_early") is True,
         sample=_inside(facts_dir, raw["x_sample"]) if raw.get("x_sample") is not None else None,
+        sample_positions=(
+            _inside(facts_dir, raw["x_sample_positions"]) if raw.get("x_sample_positions") is not None else None
+        ),
         own_training=tuple(_cut(item, 120) for item in _typed(raw, "own_training", list)[:8] if isinstance(item, str)),
         cell=_cell(raw.get("cell_position"), student_cells),
     )

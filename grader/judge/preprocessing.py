@@ -21,7 +21,7 @@ numpy.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 
 import numpy as np
@@ -43,9 +43,20 @@ MIN_AGREEING_SHARE = 0.5
 PROJECTED_WIDTH = 64
 # Sample rows compared with every raw row at once (memory: this many times the raw rows)
 CHUNK_ROWS = 256
-# The grid on which a row, its preparation undone, is compared with the test rows: this share of
-# each feature's standard deviation (a float32 preparation's round-off is far below it)
-GRID_STEP = 1e-4
+# A row a notebook trained on is a test row, or a near-copy of one, when it is within this share
+# of the training rows' typical distance to their nearest neighbour of a test row, and within
+# NEAR_RATIO of its distance to the nearest training row (an honest training row is 0 from
+# itself; a test row with a pixel or a feature changed is far closer to that test row)
+NEAR_SHARE = 0.3
+NEAR_RATIO = 1.0
+# A near-copy may differ from its test row in at most this share of the values either holds;
+# values within SAME (in the training rows' units) are the same
+CHANGED_SHARE = 0.1
+SAME = 0.02
+# Training rows whose distances to their nearest neighbours give the typical distance
+TYPICAL_ROWS = 256
+# Candidates, by their projected distance, whose exact distance is measured
+CANDIDATES = 8
 
 
 class TrainingRows:
@@ -58,37 +69,55 @@ class TrainingRows:
         self.test_images = test_images
 
     @cached_property
-    def _grid_step(self) -> np.ndarray:
-        values = self.images.reshape(len(self.images), -1, self.feature_axis or 1)
-        return np.asarray(np.maximum(values.std(axis=(0, 1)), 1e-12) * GRID_STEP)
+    def _scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows' mean and deviation per feature (or channel; one for every value of
+        images of one channel): the units in which rows are compared."""
+        values = self.images.reshape(len(self.images), -1, self.feature_axis or 1).astype("float64")
+        return values.mean(axis=(0, 1)), np.maximum(values.std(axis=(0, 1)), 1e-12)
 
-    def grid_keys(self, rows: np.ndarray, shift: float) -> np.ndarray:
-        """A key per row of raw values: its values on a grid of ``GRID_STEP`` of each feature's
-        spread, shifted by ``shift`` of a step, hashed. Rows whose values differ by less than a
-        step (the round-off of a preparation undone) share a key on one grid or the other."""
-        axis = self.feature_axis or 1
-        keys = np.empty(len(rows), dtype=np.uint64)
-        weights = np.random.default_rng(1).integers(1, 2**63, size=rows[0].size, dtype=np.uint64) | np.uint64(1)
-        for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[start : start + CHUNK_ROWS].reshape(-1, rows[0].size // axis, axis).astype("float64")
-            with np.errstate(invalid="ignore", over="ignore"):
-                grid = np.clip(np.floor(chunk / self._grid_step + shift), -(2.0**62), 2.0**62).astype(np.int64)
-                keys[start : start + CHUNK_ROWS] = (grid.reshape(len(chunk), -1).view(np.uint64) * weights).sum(
-                    axis=1, dtype=np.uint64
-                )
-        return keys
+    def scaled(self, rows: np.ndarray) -> np.ndarray:
+        """Raw ``rows`` in the training rows' units, flattened, as float32."""
+        center, spread = self._scale
+        values = rows.reshape(len(rows), -1, self.feature_axis or 1).astype("float64")
+        return np.asarray(((values - center) / spread).reshape(len(rows), -1), dtype="float32")
 
     @cached_property
-    def test_only_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per grid (unshifted, shifted by half a step), the keys of the test rows that no
-        training row shares."""
-        if self.test_images is None:
-            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-        grids = []
-        for shift in (0.0, 0.5):
-            test, train = self.grid_keys(self.test_images, shift), self.grid_keys(self.images, shift)
-            grids.append(np.setdiff1d(test, train))
-        return grids[0], grids[1]
+    def blank(self) -> np.ndarray:
+        """A row of zeros (an empty image) in the training rows' units: values it holds are
+        not counted as a row's own when rows are compared value by value."""
+        return np.asarray(self.scaled(np.zeros((1, *self.images.shape[1:])))[0])
+
+    @cached_property
+    def scaled_train(self) -> np.ndarray:
+        return self.scaled(self.images)
+
+    @cached_property
+    def scaled_test(self) -> np.ndarray:
+        return self.scaled(self.test_images if self.test_images is not None else self.images[:0])
+
+    @cached_property
+    def searchable_train(self) -> np.ndarray:
+        return self.projected(self.scaled_train)
+
+    @cached_property
+    def searchable_test(self) -> np.ndarray:
+        return self.projected(self.scaled_test)
+
+    def projected(self, scaled: np.ndarray) -> np.ndarray:
+        return scaled if self._projection is None else np.asarray(scaled @ self._projection)
+
+    @cached_property
+    def typical_distance(self) -> float:
+        """The median distance from a training row to its nearest other training row (on up to
+        ``TYPICAL_ROWS`` of them), in the training rows' units: how far apart rows that are
+        not copies are."""
+        rows = self.images[np.random.default_rng(2).permutation(len(self.images))[:TYPICAL_ROWS]]
+        # A row itself, and its duplicates, are no neighbours
+        distances, _ = _nearest(
+            self.scaled(rows), self.scaled_train, self.searchable_train, self.projected, self.blank, apart=True
+        )
+        distances = distances[np.isfinite(distances)]
+        return float(np.median(distances)) if len(distances) else 0.0
 
     @cached_property
     def feature_axis(self) -> int | None:
@@ -126,28 +155,63 @@ class TrainingRows:
         return standardised if self._projection is None else np.asarray(standardised @ self._projection)
 
 
-def derive_preprocessing(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
+def derive_preprocessing(
+    sample: np.ndarray, train: TrainingRows, positions: np.ndarray | None = None
+) -> Preprocessing | None:
     """The preparation that turns the raw training rows into ``sample`` (rows a notebook
-    trained on), or None when none of the forms above does."""
+    trained on, at ``positions`` in what its fit received, if known), or None when none of the
+    forms above does."""
     if sample.ndim < 2 or len(sample) == 0 or not np.isfinite(sample).all():
         return None
-    return _shared_map(sample, train) or _per_feature_maps(sample, train)
+    return _shared_map(sample, train) or _per_feature_maps(sample, train, positions)
 
 
-def rows_from_the_test_set(sample: np.ndarray, preparation: Preprocessing, train: TrainingRows) -> int:
-    """How many rows of ``sample`` (rows a notebook trained on, prepared by ``preparation``, a
-    map per feature) are test rows and no training rows, once the preparation is undone.
-    Fingerprints of prepared rows miss them when each feature is prepared its own way (a shared
-    map keeps them, and is left to them)."""
-    if not preparation.feature_scale or not len(sample) or sample[0].size != train.images[0].size:
+def rows_near_test_rows(raw_rows: np.ndarray, train: TrainingRows) -> int:
+    """How many of ``raw_rows`` (rows a notebook trained on, its preparation undone) are test
+    rows or near-copies of test rows, and not training rows. A row is one when, of the test rows
+    nearest it, one is nearer than ``NEAR_SHARE`` of the typical distance between training rows
+    and nearer than any training row (a little noise on every value), or differs from it in at
+    most ``CHANGED_SHARE`` of the values either holds (a pixel or a feature changed, whatever
+    by) where every training row differs in more than twice as many."""
+    if train.test_images is None or not len(raw_rows) or not len(train.test_images):
         return 0
-    values = (sample.reshape(len(sample), -1).astype("float64") - preparation.offset) / preparation.scale
-    values = values.reshape(len(sample), -1, len(preparation.feature_scale))
-    values = (values - np.asarray(preparation.feature_offset)) / np.asarray(preparation.feature_scale)
-    found = np.zeros(len(sample), dtype=bool)
-    for shift, test_only in enumerate(train.test_only_keys):
-        found |= np.isin(train.grid_keys(values, shift / 2), test_only)
-    return int(found.sum())
+    scaled = train.scaled(raw_rows)
+    to_test, changed_test = _nearest(scaled, train.scaled_test, train.searchable_test, train.projected, train.blank)
+    to_train, changed_train = _nearest(scaled, train.scaled_train, train.searchable_train, train.projected, train.blank)
+    noisy = (to_test <= NEAR_SHARE * train.typical_distance) & (to_test < NEAR_RATIO * to_train)
+    edited = (changed_test <= CHANGED_SHARE) & (changed_train > 2 * changed_test)
+    return int((noisy | edited).sum())
+
+
+def _nearest(
+    rows: np.ndarray,
+    candidates: np.ndarray,
+    searchable: np.ndarray,
+    projected: Callable[[np.ndarray], np.ndarray],
+    blank: np.ndarray,
+    apart: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``rows``' distance to its nearest row of ``candidates`` (both scaled), or with
+    ``apart`` its nearest row that is not the same; and the least share of changed values (of
+    those either row holds: not ``blank``, an empty pixel) to one of them. Among the
+    ``CANDIDATES`` nearest by their projection (``searchable``), measured exactly."""
+    if not len(candidates):
+        return np.full(len(rows), np.inf), np.ones(len(rows))
+    distances, changed = np.empty(len(rows)), np.empty(len(rows))
+    squared = (searchable.astype("float64") ** 2).sum(axis=1)
+    keep = min(CANDIDATES, len(candidates))
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        near = np.argpartition(squared[None, :] - 2 * projected(chunk) @ searchable.T, keep - 1, axis=1)[:, :keep]
+        difference = (candidates[near] - chunk[:, None, :]).astype("float64")  # (rows, candidates, values)
+        exact = (difference**2).sum(axis=2)
+        held = (np.abs(candidates[near] - blank) > SAME) | (np.abs(chunk - blank) > SAME)[:, None, :]
+        share = (np.abs(difference) > SAME).sum(axis=2) / np.maximum(held.sum(axis=2), 1)
+        if apart:
+            exact[exact == 0] = np.inf
+        distances[start : start + CHUNK_ROWS] = np.sqrt(exact.min(axis=1))
+        changed[start : start + CHUNK_ROWS] = share.min(axis=1)
+    return distances, changed
 
 
 def why_not_derived(sample: np.ndarray, train: TrainingRows) -> str:
@@ -225,15 +289,15 @@ def _shared_map(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None
     return Preprocessing(scale=scale, offset=offset, shape=tuple(sample.shape[1:]), pad=pad, pad_value=pad_value)
 
 
-def _per_feature_maps(sample: np.ndarray, train: TrainingRows) -> Preprocessing | None:
+def _per_feature_maps(sample: np.ndarray, train: TrainingRows, positions: np.ndarray | None) -> Preprocessing | None:
     """A map per feature (or channel), on rows matched in order or to their nearest raw row."""
     raw_shape = train.images.shape[1:]
     axis = train.feature_axis
     if axis is None or sample[0].size != math.prod(raw_shape) or len(sample) < MIN_MATCHED_ROWS:
         return None
     prepared = sample.reshape(len(sample), -1, axis).astype("float64")
-    for positions in _candidate_matches(sample, train):
-        raw = train.images[positions].reshape(len(sample), -1, axis).astype("float64")
+    for matched in _candidate_matches(sample, train, positions):
+        raw = train.images[matched].reshape(len(sample), -1, axis).astype("float64")
         maps = _fitted_maps(raw, prepared)
         if maps is not None:
             scales, offsets = maps
@@ -247,11 +311,20 @@ def _per_feature_maps(sample: np.ndarray, train: TrainingRows) -> Preprocessing 
     return None
 
 
-def _candidate_matches(sample: np.ndarray, train: TrainingRows) -> Iterator[np.ndarray]:
+def _candidate_matches(
+    sample: np.ndarray, train: TrainingRows, positions: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
     """Which raw row each sample row may be: the same position (a notebook that kept the
     order), then the nearest raw row (one that shuffled or split)."""
-    if len(sample) <= len(train.images):
-        yield np.arange(len(sample))
+    if positions is None:
+        positions = np.arange(len(sample))
+    if (
+        len(positions) == len(sample)
+        and len(positions)
+        and 0 <= positions.min()
+        and positions.max() < len(train.images)
+    ):
+        yield positions
     projected = train.project(sample.reshape(len(sample), *train.images.shape[1:]))
     searchable = train.searchable
     squared = (searchable**2).sum(axis=1)

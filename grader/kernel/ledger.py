@@ -4,6 +4,8 @@ of trained models, and the manifest that tells the grader about them."""
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 import zlib
 from pathlib import Path
@@ -25,6 +27,9 @@ MAX_BATCH_ROWS = 1_000_000
 # as SAMPLE_BYTES holds (all of a small table's rows; 334 MNIST images).
 SAMPLE_ROWS = 32
 SAMPLE_BYTES = MAX_SAMPLE_BYTES // 4
+# Which rows beyond the first are sampled: the grader's own generator, seeded from the system's
+# entropy, so that a notebook cannot tell where to put rows no sample falls on.
+_SAMPLED = random.Random(os.urandom(32))
 
 
 def optimizer_parameters(model: Any) -> int | None:
@@ -136,21 +141,32 @@ class Ledger:
         self.fingerprint_cache[key] = name
         return name
 
-    def save_sample(self, images: Any) -> str | None:
-        """Save the first rows of ``images`` as they were passed to fit, for the grader to find
-        out how the notebook prepared its images (``grader.judge.preprocessing``)."""
+    def save_sample(self, images: Any) -> tuple[str | None, str | None]:
+        """Save rows of ``images`` as they were passed to fit, and their positions: the first
+        ``SAMPLE_ROWS`` and as many more, drawn at random by a generator of the grader's own,
+        as ``SAMPLE_BYTES`` holds (every row of a small table). The grader finds out from them
+        how the notebook prepared its rows (``grader.judge.preprocessing``), and whether test
+        rows, or near-copies of them, are among them wherever they were put."""
         try:
+            total = len(images)
             row_bytes = 4 * max(1, int(np.prod(np.shape(images)[1:])))
             count = max(SAMPLE_ROWS, SAMPLE_BYTES // row_bytes)
-            rows = np.asarray(images[:count], dtype=np.float32)
+            if total <= count:
+                positions = np.arange(total)
+            else:
+                drawn = _SAMPLED.sample(range(SAMPLE_ROWS, total), count - SAMPLE_ROWS)
+                positions = np.array(sorted([*range(SAMPLE_ROWS), *drawn]))
+            array = images if isinstance(images, np.ndarray) else np.asarray(images)
+            rows = np.asarray(array[positions], dtype=np.float32)
         except Exception:  # not an array of rows
-            return None
+            return None, None
         if rows.ndim < 2:
-            return None
+            return None, None
         self.saved_fingerprints += 1
         name = f"fit-{self.saved_fingerprints}-sample.npy"
         np.save(self.facts_dir / name, rows, allow_pickle=False)
-        return name
+        np.save(self.facts_dir / f"fit-{self.saved_fingerprints}-positions.npy", positions, allow_pickle=False)
+        return name, f"fit-{self.saved_fingerprints}-positions.npy"
 
     def record_batch(self, model: Any, images: Any) -> None:
         """A ``train_on_batch`` call: counted, its rows fingerprinted."""

@@ -220,7 +220,7 @@ def _describe_fit(arguments: dict[str, Any], x: Any, ledger: Ledger) -> dict[str
         "steps_per_epoch": json_safe(arguments["steps_per_epoch"]),
         "x_shape": _shape(x),
         "x_fingerprints": ledger.save_fingerprints(x, "x"),
-        "x_sample": ledger.save_sample(x),
+        **dict(zip(("x_sample", "x_sample_positions"), ledger.save_sample(x), strict=True)),
         "validation_shape": _shape(validation_x),
         "validation_fingerprints": ledger.save_fingerprints(validation_x, "validation"),
         "epoch_times": [],

@@ -9,6 +9,7 @@ a per-channel mean and std), then the shared one."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,27 @@ class Preprocessing:
             widths = [(0, 0), (self.pad, self.pad), (self.pad, self.pad)] + [(0, 0)] * (images.ndim - 3)
             prepared = np.pad(prepared, widths, constant_values=self.pad_value)
         return prepared.reshape(len(images), *self.shape)
+
+    def undo(self, prepared: np.ndarray, raw_shape: tuple[int, ...]) -> np.ndarray | None:
+        """The raw rows (of shape ``raw_shape`` each) that this preparation turns into
+        ``prepared``, as float64; None where it cannot be undone (a scale of 0, other sizes)."""
+        count = len(prepared)
+        if self.scale == 0 or any(scale == 0 for scale in self.feature_scale):
+            return None
+        values = prepared.astype("float64")
+        if self.pad:
+            height, width = raw_shape[0] + 2 * self.pad, raw_shape[1] + 2 * self.pad
+            if values[0].size != height * width * math.prod(raw_shape[2:]):
+                return None
+            planes = values.reshape(count, height, width, -1)
+            values = planes[:, self.pad : height - self.pad, self.pad : width - self.pad]
+        if values[0].size != math.prod(raw_shape):
+            return None
+        values = (values.reshape(count, -1) - self.offset) / self.scale
+        if self.feature_scale:
+            values = values.reshape(count, -1, len(self.feature_scale))
+            values = (values - np.asarray(self.feature_offset)) / np.asarray(self.feature_scale)
+        return np.asarray(values.reshape(count, *raw_shape))
 
     def describe(self) -> str:
         """E.g. ``x / 255, shaped (784,)``, ``(x - 127.5) / 127.5, padded by 2, shaped (32, 32, 1)`` or

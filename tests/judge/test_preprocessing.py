@@ -4,7 +4,7 @@ from rows the notebook trained on and verified against the grader's own raw imag
 import numpy as np
 import pytest
 
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_from_the_test_set
+from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows
 from grader.protocol.fingerprints import row_fingerprints
 
 
@@ -126,19 +126,39 @@ def test_rows_that_no_map_per_feature_reproduces_are_not_derived(tabular):
     assert derive_preprocessing(noise, train) is None  # not the training rows
 
 
-def test_rows_from_the_test_set_standardised_rows_are_found_once_the_preparation_is_undone():
+def test_test_rows_and_near_copies_among_standardised_rows_are_found_once_the_preparation_is_undone():
     from sklearn.datasets import load_breast_cancer
 
     features = load_breast_cancer().data.astype("float32")
     raw_train, raw_test = features[:455], features[455:]
     train = TrainingRows(raw_train, row_fingerprints(raw_train, (30,)), raw_test)
     mean, std = raw_train.mean(axis=0), raw_train.std(axis=0)
-    trained_on = (np.concatenate([raw_train[:300], raw_test[:100]]) - mean) / std
-    derived = derive_preprocessing(trained_on.astype("float32"), train)
+    # 300 training rows, then the 114 test rows with one feature moved by a tenth of its spread
+    nudged = raw_test.copy()
+    nudged[:, 7] += 0.1 * std[7]
+    trained_on = ((np.concatenate([raw_train[:300], nudged]) - mean) / std).astype("float32")
+    derived = derive_preprocessing(trained_on, train)
     assert derived is not None and derived.feature_scale
-    assert rows_from_the_test_set(trained_on.astype("float32"), derived, train) == 100
+    assert rows_near_test_rows(derived.undo(trained_on, (30,)), train) == 114
     honest = ((raw_train - mean) / std).astype("float32")
-    assert rows_from_the_test_set(honest, derived, train) == 0
+    assert rows_near_test_rows(derived.undo(honest, (30,)), train) == 0
+
+
+def test_near_copies_of_mnist_test_images_are_test_images_and_honest_images_are_not(train, mnist_path):
+    """A corner pixel set to the brightest value, or a little noise, leaves a test image far
+    nearer to itself than to any training image; no training image, shifted or not, is."""
+    with np.load(mnist_path) as data:
+        test_images = data["x_test"]
+    rows = TrainingRows(train.images, train.fingerprints, test_images)
+    rng = np.random.default_rng(5)
+    corner = test_images[:200].copy()
+    corner[:, 0, 0] = 255
+    noisy = np.clip(test_images[200:400] + rng.normal(0, 8, (200, 28, 28)), 0, 255)
+    assert rows_near_test_rows(corner, rows) == 200
+    assert rows_near_test_rows(noisy, rows) == 200
+    honest = train.images[rng.permutation(60000)[:400]]
+    shifted = np.roll(honest, 1, axis=2)  # augmentation: each image moved a pixel
+    assert rows_near_test_rows(honest, rows) == 0 and rows_near_test_rows(shifted, rows) == 0
 
 
 def test_rows_as_they_are_are_one_shared_map_even_when_their_fingerprints_are_alike(tabular):
