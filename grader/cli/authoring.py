@@ -4,6 +4,7 @@ start from, ``calibrate`` measures the accuracy ranges, ``validate`` proves the 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from grader.errors import GraderError
 from grader.judge.pipeline import GradingOptions
 from grader.protocol.files import write_atomically
 from grader.run.backends import Backend, choose_backend, use_backend_in_this_process
-from grader.spec.datasets import load_dataset, locate_data
+from grader.spec.datasets import load_dataset, load_private_test, locate_data
 from grader.spec.exercise import load_spec
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ def _calibrate(spec_path: Path, seeds: int, chosen: Backend, data_path: Path | N
     if spec.calibration_path is None:
         raise GraderError(f'the spec {spec_path} names no calibration file: add [accuracy] calibration = "FILE".')
     dataset = load_dataset(locate_data(spec.data, data_path), spec.data)
+    if spec.data.private_test:  # the ranges are those of the rows models are measured on
+        rows, labels = load_private_test(Path(spec.data.private_test), spec.data)
+        dataset = replace(dataset, x_test=rows, y_test=labels)
     with progress_bar() as progress:
         task = progress.add_task(f"Training on {chosen.name}", total=seeds * len(spec.fixed_models))
 

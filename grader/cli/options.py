@@ -94,6 +94,13 @@ def _with_grading_options(command: Callable[..., Any], quick_by_default: bool) -
             is_flag=True,
             help="Keep the kernel's and evaluator's logs of every notebook (always kept when the grader fails).",
         ),
+        click.option(
+            "--private-test",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            default=None,
+            help="An .npz holding x_test and y_test the evaluator measures on instead of the data set's test rows "
+            "(and the spec's private_test); never placed where a notebook runs.",
+        ),
         BACKEND_OPTION,
     ]
     for option in reversed(options):
@@ -111,6 +118,7 @@ def grading_context(
     write_limit: float,
     keep_logs: bool,
     backend: str | None,
+    private_test: Path | None = None,
     jobs: int = 1,
     start_kernel: bool = False,
 ) -> GradingContext:
@@ -141,6 +149,7 @@ def grading_context(
             keep_logs=keep_logs,
             limits=Limits(write_bytes=int(write_limit * 2**30)),
             backend=backend,
+            private_test=private_test,
         )
         context = prepare_context(options, spec_path, data_path, jobs, start_kernel)
     if context.isolation.missing():

@@ -57,7 +57,9 @@ def bench(
     With --batch: grades per hour, seconds per epoch, overhead and GPU memory per notebook."""
     if copies is not None:
         write_limit = Limits().write_bytes / 2**30
-        context = grading_context(quick, data_path, None, spec_path, False, True, write_limit, False, backend, jobs)
+        context = grading_context(
+            quick, data_path, None, spec_path, False, True, write_limit, False, backend, jobs=jobs
+        )
         _bench_batch(copies, notebook or context.spec.solution, jobs, as_json, context)
         return
     from grader.tools.bench import ModelBench, run_bench

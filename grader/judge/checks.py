@@ -542,7 +542,9 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
             f"Train {facts.name} on the training set only.",
         )
     bound, best = (bounds.min, bounds.max) if metric.higher_is_better else (bounds.max, bounds.min)
-    measured = f"Test {metric.name} {value:.4f}, measured by the grader"
+    measured = f"Test {metric.name} {value:.4f}, measured by the grader" + (
+        " on the private test set" if evaluation.test_set == "private" else ""
+    )
     if not metric.beyond(bound, value):  # at the bound, or better
         beyond = "above what the reference runs reach" if metric.higher_is_better else "below every reference run's"
         better = f" It is {beyond}: well done." if metric.beyond(value, best) else ""
@@ -590,7 +592,8 @@ def doctored_history_warnings(
     for name, facts in models.items():
         evaluation = evaluations.get(name)
         fits = [fit for fit in facts.fits if fit.completed]
-        if evaluation is None or evaluation.test_value is None or not fits:
+        # Measured on a private test set, it is no measurement of what the history saw
+        if evaluation is None or evaluation.test_value is None or not fits or evaluation.test_set == "private":
             continue
         last = fits[-1]
         metric = spec.data.metric

@@ -47,6 +47,7 @@ from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.run.watchdog import Watchdog
 from grader.spec.architecture import Architecture
+from grader.spec.datasets import load_private_test
 from grader.spec.exercise import ACCURACY, DataSpec, Metric
 
 EVALUATOR_TIMEOUT_SECONDS = 600
@@ -92,6 +93,8 @@ class Evaluation:
     preprocessing_problem: str | None = None
     # How many rows of the fits were sampled (``sample_test_rows`` were found among them)
     sample_rows: int | None = None
+    # "private" where ``test_value`` was measured on a private test set, else "public"
+    test_set: str = "public"
     # How many test rows and training rows ``test_value`` and ``train_value`` were measured on
     test_rows: int | None = None
     train_rows: int | None = None
@@ -109,6 +112,9 @@ class EvaluatorRecipe:
     canary: Architecture
     isolation: Isolation
     limits: Limits
+    # A private test set measured on instead of the data set's test rows (written into the
+    # evaluator's inbox as it starts: no notebook's sandbox holds it)
+    private_test: Path | None = None
 
 
 def evaluate_models(models: list[ModelFacts], recipe: EvaluatorRecipe) -> tuple[dict[str, Evaluation], str]:
@@ -192,6 +198,7 @@ def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
         preprocessing_problem=_text(raw.get("preprocessing_problem")),
         test_rows=_count(raw.get("test_rows")),
         sample_rows=_count(raw.get("sample_rows")),
+        test_set="private" if raw.get("test_set") == "private" else "public",
         train_rows=_count(raw.get("train_rows")),
     )
     if evaluation.test_value is None and evaluation.error is None:
@@ -282,7 +289,8 @@ class _Evaluator:
         if os.environ.get(FAULT_INJECTION_ENV):
             environment[FAULT_INJECTION_ENV] = os.environ[FAULT_INJECTION_ENV]
         # Its writable folder holds the inbox: room for the largest model it takes, whatever --write-limit says.
-        limits = replace(recipe.limits, write_bytes=BYTES_PER_WEIGHT * recipe.bounds.weights + INBOX_MARGIN)
+        private = recipe.private_test.stat().st_size * 4 if recipe.private_test else 0  # unpacked, as float
+        limits = replace(recipe.limits, write_bytes=BYTES_PER_WEIGHT * recipe.bounds.weights + INBOX_MARGIN + private)
         sandbox = EvaluatorSandbox(
             recipe.isolation, limits, self._scratch, recipe.data_path, EVALUATOR_CPU_SECONDS, environment
         )
@@ -300,12 +308,19 @@ class _Evaluator:
     def _setup(self) -> dict[str, Any]:
         recipe = self.recipe
         data_path = self.sandbox.inside_data
-        return {
+        setup = {
             "data_path": data_path,
             "data": asdict(recipe.data),
             "bounds": recipe.bounds.to_dict(),
             "canary": recipe.canary.to_dict(),
         }
+        if recipe.private_test is not None:
+            rows, labels = load_private_test(recipe.private_test, recipe.data)
+            _save(self.sandbox.inbox / "private_x_test.npy", rows)
+            _save(self.sandbox.inbox / "private_y_test.npy", labels)
+            inside = self.sandbox.inside_inbox
+            setup["private_test"] = {"x_test": f"{inside}/private_x_test.npy", "y_test": f"{inside}/private_y_test.npy"}
+        return setup
 
     def receive(self, model: ModelFacts) -> dict[str, Any]:
         """Write what ``model``'s kernel exported into the inbox, read as hostile input; the

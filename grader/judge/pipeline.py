@@ -8,6 +8,7 @@ into a result too.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import time
 import traceback
@@ -48,7 +49,7 @@ from grader.run.probe import probe_isolation
 from grader.run.sandbox import Sandbox
 from grader.run.warm import KERNELS, KernelRecipe
 from grader.spec.architecture import Architecture
-from grader.spec.datasets import file_digest, load_dataset, locate_data
+from grader.spec.datasets import file_digest, load_dataset, load_private_test, locate_data
 from grader.spec.exercise import DEFAULT_SPEC, Metric, Spec, load_spec
 from grader.spec.layers import Layer
 
@@ -92,6 +93,9 @@ class GradingOptions:
     keep_logs: bool = False
     # The Keras backend to train and evaluate on (tensorflow, jax, torch); None: see ``choose_backend``
     backend: str | None = None
+    # A private test set (``x_test``, ``y_test``) the evaluator measures on, instead of the spec's
+    # ``[data] private_test`` or the data set's own test rows; never placed in a notebook's sandbox
+    private_test: Path | None = None
 
     @property
     def mode(self) -> str:
@@ -120,6 +124,8 @@ class GradingContext:
     # The sentences most of the class's notebooks hold: the handout's, never an answer
     # (``grader.judge.answers.class_sentences``; empty for a notebook graded alone)
     class_text: frozenset[str] = frozenset()
+    # The private test set the evaluator measures on, checked (None: the data set's test rows)
+    private_test: Path | None = None
 
 
 def prepare_context(
@@ -160,9 +166,16 @@ def context_for(
     shape = spec.data.image_shape
     fingerprints = DataFingerprints(row_fingerprints(dataset.x_train, shape), row_fingerprints(dataset.x_test, shape))
     data_digest = file_digest(path)
+    private = options.private_test or (Path(spec.data.private_test) if spec.data.private_test else None)
+    if private is not None:
+        private = private.resolve()
+        load_private_test(private, spec.data)  # checked before any notebook runs
+        # A verdict depends on the rows measured on: the store keys by both files.
+        data_digest = hashlib.sha256(f"{data_digest} {file_digest(private)}".encode()).hexdigest()
     software = installed_versions() | {"backend": backend.key}
     return GradingContext(
-        spec, path, fingerprints, options, isolation, data_digest, software, backend, environment
+        spec, path, fingerprints, options, isolation, data_digest, software, backend, environment,
+        private_test=private,
     )  # fmt: skip
 
 
@@ -305,8 +318,9 @@ def evaluator_recipe(context: GradingContext) -> EvaluatorRecipe:
     largest = max((model.params or model.max_params or 0 for model in spec.models), default=0)
     bounds = RebuildBounds.for_images(spec.data.preprocessing.shape, largest)
     return EvaluatorRecipe(
-        context.backend.name, context.data_path, spec.data, bounds, canary, context.isolation, context.options.limits
-    )
+        context.backend.name, context.data_path, spec.data, bounds, canary, context.isolation, context.options.limits,
+        private_test=context.private_test,
+    )  # fmt: skip
 
 
 def kernel_recipe(

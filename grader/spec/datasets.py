@@ -139,6 +139,24 @@ def load_dataset(path: Path, spec: DataSpec) -> Dataset:
     return Dataset(path=path, **arrays)
 
 
+def load_private_test(path: Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The private test set's rows and labels (``x_test`` and ``y_test`` in an ``.npz``), checked
+    against the data set's row shape; ``DataError`` says what differs."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x_test" not in archive.files or "y_test" not in archive.files:
+                raise DataError(f"the private test set {path} holds {archive.files}; it needs x_test and y_test")
+            rows, labels = archive["x_test"], targets(archive["y_test"], spec.task, spec.first_class)
+    except (OSError, ValueError) as error:
+        raise DataError(f"the private test set {path} is not a readable .npz file ({error}).") from None
+    if rows.shape[1:] != tuple(spec.image_shape) or labels.shape != (len(rows),) or not len(rows):
+        raise DataError(
+            f"the private test set {path}: x_test has shape {rows.shape} and y_test {labels.shape}; expected rows of "
+            f"shape {tuple(spec.image_shape)} and one label per row"
+        )
+    return rows, labels
+
+
 def targets(labels: np.ndarray, task: str, first_class: int = 0) -> np.ndarray:
     """A data file's labels as the grader compares with: a number per row. A classifier's
     one-hot rows become their class; classes counted from ``first_class`` (1 in some data sets)

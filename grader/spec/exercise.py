@@ -95,6 +95,9 @@ class DataSpec:
     center: float | tuple[float, ...] = 0.0
     # The first class's label in the data file: 1 where classes are counted from 1
     first_class: int = 0
+    # A private test set beside the spec (absolute), never placed in a notebook's sandbox: the
+    # evaluator measures on it instead of the data set's own test rows
+    private_test: str | None = None
     # The share of the training rows the exercise keeps for validation (Keras'
     # ``validation_split``, or a split made by hand): a model is trained on the rest
     validation_split: float = 0.0
@@ -341,8 +344,9 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
     task = str(data.get("task", "classification"))
     if task not in TASKS:
         raise ValueError(f"[data] task = {task!r}; known tasks: {', '.join(TASKS)}")
-    if "file" in data and (Path(str(data["file"])).name != data["file"] or data["file"] in (".", "..")):
-        raise ValueError(f"[data] file = {data['file']!r}: name a file in the spec's own folder, without a path")
+    for key in ("file", "private_test"):
+        if key in data and (Path(str(data[key])).name != data[key] or data[key] in (".", "..")):
+            raise ValueError(f"[data] {key} = {data[key]!r}: name a file in the spec's own folder, without a path")
     data_spec = DataSpec(
         keras_dataset=str(data.get("keras_dataset", "")),
         url=data.get("url"),
@@ -360,6 +364,7 @@ def _build_spec(path: Path, raw: dict[str, Any], raw_bytes: bytes, calibration_k
         center=_values(data, "center", 0.0),
         validation_split=float(data.get("validation_split", 0.0)),
         first_class=int(data.get("first_class", 0)),
+        private_test=str(path.parent / data["private_test"]) if "private_test" in data else None,
     )
     _check_preparation(data_spec)
     binary_forms = tuple(str(form) for form in data.get("binary_forms", []))

@@ -56,6 +56,14 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
         "An `.npz` file in Keras' layout (`x_train`, `y_train`, `x_test`, `y_test`) beside the spec, placed "
         "read-only in each notebook's folder under its name.",
     ),
+    SpecKey(
+        "data",
+        "private_test",
+        "A private test set beside the spec (`x_test`, `y_test` in an `.npz`), never placed where a notebook runs: "
+        "the evaluator measures each model, and `grader calibrate` the reference runs, on it instead of the data "
+        "set's own test rows. It protects only if students cannot obtain those rows (MNIST's own test set can be "
+        "embedded in a notebook).",
+    ),
     SpecKey("data", "url", "A loader's: where Keras downloads it from, for a grader that may download it."),
     SpecKey(
         "data",
