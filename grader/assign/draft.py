@@ -84,6 +84,8 @@ class ExerciseDraft:
     first_class: int = 0
     # A classifier of two classes: its output's forms that are the same exercise, its own first
     binary_forms: tuple[str, ...] = ()
+    # The private test set beside the spec (its file name), held back from the data file
+    private_test: str | None = None
 
 
 def draft_model(model: ModelFacts) -> DraftModel:
@@ -322,6 +324,12 @@ def _data_table(draft: ExerciseDraft) -> tomlkit.items.Table:
                 ("first_class", draft.first_class),
             ]
     entries += [("train_samples", draft.train_samples), ("test_samples", draft.test_samples)]
+    if draft.private_test:
+        entries += [
+            f"Test rows held back from the data file students get: each model is measured on them. Keep "
+            f"{draft.private_test} away from students.",
+            ("private_test", draft.private_test),
+        ]
     entries += [
         "How the solution prepared its inputs, as the grader derived it from the rows its fit received "
         f"({draft.preparation}): rows become (x - center) / scale, then are shaped. Each notebook's own "

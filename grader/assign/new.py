@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -40,7 +40,7 @@ from grader.judge.preprocessing import TrainingRows, derive_preprocessing, why_n
 from grader.judge.untrusted import read_array
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.backends import choose_backend
-from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data
+from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data, write_keras_layout
 from grader.spec.exercise import DataSpec, Spec
 from grader.spec.preprocessing import Preprocessing
 
@@ -64,10 +64,12 @@ def default_spec_path(solution: Path) -> Path:
 
 def new_exercise(
     solution: Path, out: Path, name: str | None = None, data_path: Path | None = None,
-    options: GradingOptions | None = None, force: bool = False,
+    options: GradingOptions | None = None, force: bool = False, private_share: float | None = None,
 ) -> NewExercise:  # fmt: skip
     """Run ``solution`` and write the spec ``out``, its handout, and the solution and data file
-    beside it; ``SpecError`` says what stops it (nothing is written then)."""
+    beside it; with ``private_share``, that share of the data file's test rows is held back in a
+    private test set beside the spec, and the data file beside it holds the rest.
+    ``SpecError`` says what stops it (nothing is written then)."""
     options = options or GradingOptions()
     if out.suffix != ".toml":
         raise SpecError(f"--out {out}: a spec is a .toml file; name one (say {default_spec_path(solution).name})")
@@ -78,6 +80,8 @@ def new_exercise(
         raise SpecError(f"{solution} is not a readable notebook ({type(error).__name__}: {error})") from None
     handout = make_handout(notebook)  # checks the solution markers before anything runs
     source = find_data_source(notebook, solution.parent, data_path)
+    if private_share is not None:
+        _check_private_share(private_share, source, out)
     data_file = source.file or locate_data(_loader_data(source), data_path)
     if source.file and not force:
         _refuse_to_overwrite(source.file, out, force, "the data file's copy")
@@ -111,6 +115,9 @@ def new_exercise(
         if model.architecture is not None and model.architecture.input_shape != input_shape
     ]
     stem = out.stem
+    held_back = _held_back(len(arrays.x_test), private_share) if private_share is not None else None
+    test_rows = len(arrays.x_test) - len(held_back) if held_back is not None else len(arrays.x_test)
+    measured_rows = len(held_back) if held_back is not None else len(arrays.x_test)
     draft = ExerciseDraft(
         name=name or _title(notebook) or stem.replace("_", " "),
         solution=solution.name,
@@ -121,8 +128,8 @@ def new_exercise(
         image_shape=image_shape,
         classes=classes,
         train_samples=len(arrays.x_train),
-        test_samples=len(arrays.x_test),
-        margin=accuracy_margin(len(arrays.x_test)) if task == "classification" else RELATIVE_MARGIN,
+        test_samples=test_rows,
+        margin=accuracy_margin(measured_rows) if task == "classification" else RELATIVE_MARGIN,
         task=task,
         preparation=preprocessing.describe() if preprocessing else "not derived",
         models=drafted,
@@ -130,17 +137,61 @@ def new_exercise(
         validation_split=_validation_split(models[0], len(arrays.x_train)),
         first_class=first_class,
         binary_forms=binary_forms(classes, drafted[0]) if all(binary_forms(classes, m) for m in drafted) else (),
+        private_test=f"{stem}_private_test.npz" if held_back is not None else None,
         **preparation,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    for file in (solution, *([source.file] if source.file else [])):
+    for file in (solution, *([source.file] if source.file and held_back is None else [])):
         if file.resolve().parent != out.parent.resolve():
             shutil.copyfile(file, out.parent / file.name)
+    if held_back is not None and source.file is not None and draft.private_test is not None:
+        public_digest = _split_off(
+            source.file, held_back, out.parent / source.file.name, out.parent / draft.private_test
+        )
+        draft = replace(draft, data_sha256=public_digest)
     (out.parent / draft.calibration).unlink(missing_ok=True)  # runs of an earlier spec of this name
     out.write_text(render_spec(draft), encoding="utf-8")
     handout_path = out.parent / draft.handout
     nbformat.write(handout, handout_path)  # type: ignore[no-untyped-call]
     return NewExercise(out, handout_path, draft, outcome)
+
+
+def _check_private_share(share: float, source: DataSource, out: Path) -> None:
+    """A share of a data file of the author's own, split into a course folder of its own."""
+    if not 0 < share < 1:
+        raise SpecError(f"--private-share {share}: the share of the test rows held back, between 0 and 1 (say 0.5)")
+    if source.file is None:
+        raise SpecError(
+            f"--private-share: the solution loads keras.datasets.{source.keras_dataset}, whose test rows every student "
+            "can obtain: hold back rows of a data file of your own, beside the solution"
+        )
+    if source.file.resolve().parent == out.parent.resolve():
+        raise SpecError(
+            f"--private-share writes the students' copy of {source.file.name}, without the rows held back, beside the "
+            "spec: give --out in another folder (the course's), so that your own data file stays whole"
+        )
+
+
+def _held_back(test_rows: int, share: float) -> np.ndarray:
+    """The positions of the test rows held back: ``share`` of them, at least one and one fewer
+    than all, drawn by a fixed seed (the same split each time)."""
+    count = min(max(1, round(test_rows * share)), test_rows - 1)
+    return np.sort(np.random.RandomState(0).permutation(test_rows)[:count])
+
+
+def _split_off(data_file: Path, held_back: np.ndarray, public: Path, private: Path) -> str:
+    """Write ``public``, ``data_file`` without the test rows at ``held_back``, and ``private``,
+    those rows (``x_test``, ``y_test``), as the file holds them; the public file's sha256."""
+    with np.load(data_file, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in ARRAY_KEYS}
+    kept = np.setdiff1d(np.arange(len(arrays["x_test"])), held_back)
+    # In Keras' layout too, its training arrays empty
+    write_keras_layout(
+        private,
+        {"x_train": arrays["x_train"][:0], "y_train": arrays["y_train"][:0],
+         "x_test": arrays["x_test"][held_back], "y_test": arrays["y_test"][held_back]},
+    )  # fmt: skip
+    return write_keras_layout(public, {**arrays, "x_test": arrays["x_test"][kept], "y_test": arrays["y_test"][kept]})
 
 
 def _outputs(model: ModelFacts) -> int | None:

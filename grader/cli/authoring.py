@@ -121,13 +121,24 @@ def handout(solution: Path, out_path: Path | None) -> None:
     help="Calibration runs of each model (0: none yet; run `grader calibrate` later).",
 )
 @click.option("--name", help="The exercise's title [default: the solution's first heading].")
-@click.option("--force", is_flag=True, help="Write over an existing spec (its calibration is started afresh).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write over an existing spec, handout, calibration (started afresh) and the copies beside the spec.",
+)
+@click.option(
+    "--private-share",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Hold back this share of the data file's test rows as a private test set beside the spec (the copy of "
+    "the data file beside it, which students get, holds the rest); needs --out in another folder.",
+)
 @DATA_OPTION
 @BACKEND_OPTION
 @reports_grader_errors
 def new(
-    solution: Path, out_path: Path | None, seeds: int, name: str | None, force: bool, data_path: Path | None,
-    backend: str | None,
+    solution: Path, out_path: Path | None, seeds: int, name: str | None, force: bool, private_share: float | None,
+    data_path: Path | None, backend: str | None,
 ) -> None:  # fmt: skip
     """Make an exercise from its solution notebook: run it in the sandbox as a full grade would,
     and write a commented spec of every model it trained (layers, parameters, optimizer, loss,
@@ -146,7 +157,7 @@ def new(
     use_backend_in_this_process(chosen)
     out = out_path or default_spec_path(solution)
     with console.status(f"Running {solution.name} in the sandbox, as a full grade would…"):
-        made = new_exercise(solution, out, name, data_path, GradingOptions(backend=chosen.name), force)
+        made = new_exercise(solution, out, name, data_path, GradingOptions(backend=chosen.name), force, private_share)
     draft = made.draft
     _print_draft(draft)
     console.print(f"Wrote the spec {made.spec} and the handout {made.handout}.", highlight=False)

@@ -90,3 +90,23 @@ def test_a_wrong_variant_of_each_authors_exercise_loses_the_check_it_names(stem,
     assert {kind for kind, (status, _) in verdicts.items() if status == "fail"} == failing, verdicts
     assert all(verdicts[kind][0] == "pass" for kind in RIGHT if kind not in failing), verdicts
     assert any(said in verdicts[kind][1] for kind in failing), verdicts
+
+
+@pytest.mark.slow  # a solution run, a calibration run and a validation: about a minute
+def test_grader_new_holds_back_a_private_share_of_the_test_rows(tmp_path):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    shipped_exercise("wine", tmp_path)
+    course = tmp_path / "course"
+    outcome = CliRunner().invoke(
+        cli,
+        ["new", str(tmp_path / "wine_solution.ipynb"), "--out", str(course / "wine.toml"), "--private-share", "0.5",
+         "--seeds", "1"],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    with np.load(course / "wine.npz") as public, np.load(course / "wine_private_test.npz") as private:
+        assert len(public["x_test"]) == len(private["x_test"]) == 18 and len(public["x_train"]) == 142
+    assert 'private_test = "wine_private_test.npz"' in (course / "wine.toml").read_text()

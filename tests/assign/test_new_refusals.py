@@ -68,3 +68,16 @@ def test_a_file_that_is_no_notebook_is_refused_saying_so(tmp_path):
 def test_the_spec_is_named_after_the_solution():
     assert default_spec_path(Path("course/lenet_solution.ipynb")) == Path("course/lenet.toml")
     assert default_spec_path(Path("course/lenet.ipynb")) == Path("course/lenet.toml")
+
+
+@pytest.mark.parametrize(
+    ("share", "out", "message"),
+    [
+        (1.5, "course/digits.toml", "between 0 and 1"),
+        (0.5, "digits.toml", "give --out in another folder"),
+    ],
+)
+def test_a_private_share_is_split_off_into_a_course_folder_of_its_own(solution, tmp_path, share, out, message):
+    with pytest.raises(SpecError, match=message):
+        new_exercise(solution, tmp_path / out, private_share=share)
+    assert not (tmp_path / "course").exists()
