@@ -332,6 +332,25 @@ def _training_rows(fit: FitFacts) -> int | None:
     return None if fit.rows is None else math.floor(fit.rows * (1 - fit.validation_split))
 
 
+def _beyond_the_band(model_spec: ModelSpec, evaluation: Evaluation | None) -> str | None:
+    """A fixed model, its layers, optimizer and training those of the spec, that the grader
+    measured beyond the best its reference runs reach, margin included (above the range's top
+    for an accuracy below 1, under its bottom for an error): no run trained as specified gets
+    there, so it was trained on other data. An improvement's is its own."""
+    bounds, metric = model_spec.accuracy, model_spec.metric
+    if model_spec.kind != "fixed" or bounds is None or evaluation is None or evaluation.test_value is None:
+        return None
+    limit = bounds.max if metric.higher_is_better else bounds.min
+    if (metric.higher_is_better and limit >= 1.0) or not metric.beyond(evaluation.test_value, limit):
+        return None
+    side = "above" if metric.higher_is_better else "below"
+    return (
+        f"the grader measured a test {metric.name} of {evaluation.test_value:.4f}, {side} what this model reaches "
+        f"trained as specified ({limit:.4f} at {'most' if metric.higher_is_better else 'least'}, its reference runs "
+        "widened by the margin): was it trained on other data? Train it on the training set, as the exercise says"
+    )
+
+
 def _trained_rows_as_asked(rows: int | None, train_samples: int, expected_rows: int) -> bool:
     """All the training rows, or those a validation split leaves (a split by hand may round
     the other way: a row either side)."""
@@ -385,6 +404,9 @@ def check_training(
         "steps_outside_fit": outside,
     }
     problems = _integrity_problems(facts, evaluation)
+    beyond = _beyond_the_band(model_spec, evaluation)
+    if beyond is not None and not problems:
+        problems.append(beyond)
     if not problems and not all(_trained_rows_as_asked(row, train_samples, expected_rows) for row in rows):
         if held_out:
             problems.append(
@@ -547,7 +569,8 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     )
     if not metric.beyond(bound, value):  # at the bound, or better
         beyond = "above what the reference runs reach" if metric.higher_is_better else "below every reference run's"
-        better = f" It is {beyond}: well done." if metric.beyond(value, best) else ""
+        # A fixed model trained as specified does not get there: its training check says why
+        better = f" It is {beyond}: see the training check." if metric.beyond(value, best) else ""
         relation = "at least" if metric.higher_is_better else "at most"
         return "pass", expected, value, f"{measured}, is {relation} {bound:.4f}.{better}"
     if not facts.fits:
@@ -750,7 +773,7 @@ def _improvement_accuracy(
 
 def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluations: dict[str, Evaluation]) -> list[str]:
     """For the instructor: fixed models that do better than every reference run, with the
-    evidence of how they were trained. Never a verdict: a good student can do this."""
+    evidence of how they were trained (their training check fails on it)."""
     warnings = []
     for model_spec in spec.models:
         facts, evaluation, bounds = models.get(model_spec.name), evaluations.get(model_spec.name), model_spec.accuracy
@@ -766,6 +789,6 @@ def above_the_band_warnings(spec: Spec, models: dict[str, ModelFacts], evaluatio
             warnings.append(
                 f"{model_spec.name} reaches {evaluation.test_value:.4f}, {side} every reference run ({best:.4f} "
                 f"at {'most' if metric.higher_is_better else 'least'}): it was trained for {epochs} epochs on "
-                f"{facts.test_rows:,} test images by the fingerprints; for the instructor to look at, not a fault"
+                f"{facts.test_rows:,} test images by the fingerprints; no run trained as specified gets there"
             )
     return warnings
