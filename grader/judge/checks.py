@@ -499,7 +499,8 @@ def _completion_problems(facts: ModelFacts) -> list[str]:
     if facts.steps_outside_fit:
         problems.append(
             f"it was also trained outside fit (train_on_batch or a training loop of its own) for "
-            f"{facts.steps_outside_fit:,} steps; train it with fit only"
+            f"{facts.steps_outside_fit:,} "
+            f"step{'s' if facts.steps_outside_fit != 1 else ''}; train it with fit only"
         )
     return problems
 

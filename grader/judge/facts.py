@@ -171,6 +171,8 @@ class ModelFacts:
     batches: BatchTraining = field(default_factory=BatchTraining)
     # Optimizer steps when the graded weights were exported, and after the last cell.
     iterations_at_snapshot: int | None = None
+    # Optimizer steps outside Keras' training that updated its weights (any optimizer's)
+    optimizer_steps_outside: int = 0
     iterations_at_end: int | None = None
     # The exported config, for the evaluator to rebuild the model from.
     config_file: Path | None = None
@@ -193,9 +195,9 @@ class ModelFacts:
     def steps_outside_fit(self) -> int:
         """Steps the optimizer took before the graded weights were exported that no fit took."""
         if self.iterations_at_snapshot is None:
-            return self.batches.calls
+            return max(self.batches.calls, self.optimizer_steps_outside)
         in_fits = sum(fit.steps or 0 for fit in self.fits if fit.iterations_after is not None)
-        return max(0, self.iterations_at_snapshot - in_fits, self.batches.calls)
+        return max(0, self.iterations_at_snapshot - in_fits, self.batches.calls, self.optimizer_steps_outside)
 
     @property
     def given_test_rows(self) -> int:
@@ -399,6 +401,7 @@ def _model_facts(
         weight_changes=_weight_changes(record.get("weight_events"), student_cells),
         weight_changes_after=_weight_changes(record.get("weight_events_after"), student_cells),
         iterations_at_snapshot=_number(record.get("iterations_at_snapshot"), int, "the optimizer's steps"),
+        optimizer_steps_outside=_number(record.get("optimizer_steps_outside_fit", 0), int, "optimizer steps") or 0,
         iterations_at_end=_number(record.get("iterations_at_end"), int, "the optimizer's steps"),
         config_file=config_file,
         optimizer_parameters=_number(record.get("optimizer_parameters"), int, "the optimizer's parameters"),

@@ -23,7 +23,7 @@ from grader.kernel.compat import adapt_colab, adapt_keras2, stand_in_for_tensorf
 from grader.kernel.datasets import serve_dataset
 from grader.kernel.ledger import Ledger
 from grader.kernel.provenance import wrap_weight_changes
-from grader.kernel.training import wrap_compile, wrap_fit, wrap_train_on_batch
+from grader.kernel.training import wrap_compile, wrap_fit, wrap_optimizer_steps, wrap_train_on_batch
 from grader.protocol.manifest import HookSettings
 
 _ledger: Ledger | None = None
@@ -44,6 +44,7 @@ def install(settings: dict[str, Any]) -> None:
     wrap_compile(keras.Model, ledger, hook_settings)
     wrap_fit(keras.Model, ledger, hook_settings)
     wrap_train_on_batch(keras.Model, ledger)
+    wrap_optimizer_steps(keras.optimizers.Optimizer, ledger)
     ledger.tap.install(data_adapters)
     wrap_weight_changes(keras, ledger.provenance)
     adapt_keras2(keras, ledger.legacy)

@@ -64,6 +64,10 @@ class Ledger:
         # id(model) -> the rows Keras drew for its training, over all its fits
         self.draws: dict[int, DrawnRows] = {}
         self.tap = DrawTap()
+        # Keras' own training running now (fit, train_on_batch: their optimizer steps are theirs)
+        self.keras_training = 0
+        # id(variable) -> optimizer steps that updated it outside Keras' own training
+        self.applied_outside: dict[int, int] = {}
         self.provenance = WeightProvenance(lambda: self.cell_position, self.name_of)
         # id(model) -> what compile/fit recorded; the models are kept alive so ids stay unique
         self.records: dict[int, dict[str, Any]] = {}
@@ -255,6 +259,14 @@ class Ledger:
         export_model(model, self.facts_dir / folder)
         return folder
 
+    def steps_outside_keras(self, model: Any) -> int:
+        """Optimizer steps outside Keras' training that updated ``model``'s trainable weights
+        (a step traced in a ``tf.function`` counts once)."""
+        try:
+            return max((self.applied_outside.get(id(variable), 0) for variable in model.trainable_variables), default=0)
+        except Exception:  # weights that cannot be listed
+            return 0
+
     def _entry(self, model: Any, snapshot: str, cell_position: int, origin: str) -> dict[str, Any]:
         """What the manifest says of a model: where it was exported, and how it was trained."""
         record = self.record(model)
@@ -270,6 +282,7 @@ class Ledger:
             "weight_events": record.get("weight_events", []),
             "weight_events_after": record.get("weight_events_after", []),
             "iterations_at_snapshot": record.get("iterations_at_snapshot"),
+            "optimizer_steps_outside_fit": self.steps_outside_keras(model),
             "iterations_at_end": optimizer_iterations(model),
             "optimizer_parameters": optimizer_parameters(model),
         }

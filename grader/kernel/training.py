@@ -76,9 +76,11 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         arguments["callbacks"] = [witness, *(arguments["callbacks"] or []), timer]
         call["iterations_before"] = optimizer_iterations(model)
         ledger.tap.expect(ledger.drawn(model))
+        ledger.keras_training += 1
         try:
             history = original(*bound.args, **bound.kwargs)
         finally:
+            ledger.keras_training -= 1
             # Recorded however fit ends: a callback that raises must not hide what was trained.
             ledger.tap.expect(None)
             ledger.provenance.fit_ends(model)
@@ -120,10 +122,34 @@ def wrap_train_on_batch(model_class: Any, ledger: Ledger) -> None:
 
     def train_on_batch(model: Any, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         ledger.record_batch(model, x)
-        return original(model, x, *args, **kwargs)
+        ledger.keras_training += 1  # counted as a batch already
+        try:
+            return original(model, x, *args, **kwargs)
+        finally:
+            ledger.keras_training -= 1
 
     train_on_batch.__wrapped__ = original  # type: ignore[attr-defined]
     model_class.train_on_batch = train_on_batch
+
+
+def wrap_optimizer_steps(optimizer_class: Any, ledger: Ledger) -> None:
+    """An optimizer step outside Keras' ``fit`` and ``train_on_batch`` (a ``GradientTape`` loop of
+    the notebook's own, with any optimizer, traced in a ``tf.function`` or not) is counted
+    against each variable it updates: a model whose weights it updated was trained outside fit."""
+    original = optimizer_class.apply
+
+    def apply(optimizer: Any, grads: Any, trainable_variables: Any = None) -> Any:
+        if not ledger.keras_training:
+            try:
+                variables = trainable_variables if trainable_variables is not None else optimizer._trainable_variables
+                for variable in list(variables):
+                    ledger.applied_outside[id(variable)] = ledger.applied_outside.get(id(variable), 0) + 1
+            except Exception:  # variables that cannot be listed: counted where they can
+                pass
+        return original(optimizer, grads, trainable_variables)
+
+    apply.__wrapped__ = original  # type: ignore[attr-defined]
+    optimizer_class.apply = apply
 
 
 def _epochs_to_run(arguments: dict[str, Any]) -> int | None:

@@ -206,3 +206,25 @@ def test_training_methods_not_keras_own_are_named():
     replaced = keras.Sequential(layers())
     replaced.train_step = types.MethodType(lambda self, data: {}, replaced)
     assert training_of_its_own(replaced) == ["train_step replaced on the model"]
+
+
+def test_optimizer_steps_outside_keras_training_are_counted_against_the_weights_they_update():
+    """A GradientTape loop of the notebook's own, with any optimizer: each step it takes (once
+    per trace in a tf.function) is counted against the variables it updates; Keras' own steps,
+    inside fit or train_on_batch, are not."""
+    from types import SimpleNamespace
+
+    from grader.kernel.training import wrap_optimizer_steps
+
+    class Optimizer:
+        def apply(self, grads, trainable_variables=None):
+            return "applied"
+
+    ledger = SimpleNamespace(keras_training=0, applied_outside={})
+    wrap_optimizer_steps(Optimizer, ledger)
+    weights, other = object(), object()
+    assert Optimizer().apply([1], [weights]) == "applied"
+    Optimizer().apply([1], [weights])
+    ledger.keras_training = 1  # inside fit
+    Optimizer().apply([1], [weights, other])
+    assert ledger.applied_outside == {id(weights): 2}
