@@ -107,7 +107,7 @@ def test_forged_weight_files_are_caught_by_the_graders_own_measurement(results):
     """Every record in the kernel says the model was trained honestly: only the evaluator,
     outside the student's process, sees a model far better on test images than on training images."""
     training = checks(results["forged_weight_files"])["tiny.training"]
-    assert "right on the test images but only" in training["message"]
+    assert "right on 10,000 test rows but only" in training["message"]
     assert "so it was trained on the test set" in training["message"]
 
 
