@@ -62,7 +62,7 @@ def start_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, script: str, sec
     data.write_bytes(b"")
     return SimpleNamespace(
         backend="jax", data_path=data, data=SimpleNamespace(metric=ACCURACY), bounds=RebuildBounds(784, 1000),
-        isolation=Isolation(None, False, False, None, None), limits=Limits(),
+        isolation=Isolation(None, False, False, None, None), limits=Limits(), private_test=None,
     )  # fmt: skip
 
 
