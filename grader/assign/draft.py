@@ -256,7 +256,7 @@ def render_spec(draft: ExerciseDraft) -> str:
         models.append(_model_table(model, draft.task))
     if draft.models:
         spec.add("models", models)
-    return tomlkit.dumps(spec)
+    return str(tomlkit.dumps(spec))
 
 
 def _comments(text: str) -> list[tomlkit.items.Comment]:

@@ -72,14 +72,14 @@ class TrainingRows:
     def _scale(self) -> tuple[np.ndarray, np.ndarray]:
         """The training rows' mean and deviation per feature (or channel; one for every value of
         images of one channel): the units in which rows are compared."""
-        values = self.images.reshape(len(self.images), -1, self.feature_axis or 1).astype("float64")
-        return values.mean(axis=(0, 1)), np.maximum(values.std(axis=(0, 1)), 1e-12)
+        values = self.images.reshape(len(self.images), -1, self.feature_axis or 1)
+        return values.mean(axis=(0, 1), dtype="float64"), np.maximum(values.std(axis=(0, 1), dtype="float64"), 1e-12)
 
     def scaled(self, rows: np.ndarray) -> np.ndarray:
         """Raw ``rows`` in the training rows' units, flattened, as float32."""
         center, spread = self._scale
-        values = rows.reshape(len(rows), -1, self.feature_axis or 1).astype("float64")
-        return np.asarray(((values - center) / spread).reshape(len(rows), -1), dtype="float32")
+        values = rows.reshape(len(rows), -1, self.feature_axis or 1).astype("float32")
+        return np.asarray(((values - center.astype("float32")) / spread.astype("float32")).reshape(len(rows), -1))
 
     @cached_property
     def blank(self) -> np.ndarray:

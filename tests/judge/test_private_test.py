@@ -36,6 +36,7 @@ def test_the_spec_names_its_private_test_set_beside_it(tmp_path: Path):
 
 
 @pytest.mark.kernel
+@pytest.mark.slow  # 26 s: a full grade; the default run grades the digits in full mode in test_near_copies.py
 def test_the_evaluator_measures_on_the_private_test_set_and_says_so(tmp_path: Path):
     """The digits solution, graded in full mode against a private set whose labels are the
     test rows' moved by one: its accuracy there is near 0, the public test rows' near 1."""
