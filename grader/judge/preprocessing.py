@@ -20,6 +20,7 @@ numpy.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -53,6 +54,9 @@ NEAR_RATIO = 1.0
 # values within SAME (in the training rows' units) are the same
 CHANGED_SHARE = 0.1
 SAME = 0.02
+# How far a value, its preparation undone, may be from the whole number it was (float32's
+# round-off on values up to 65,535)
+ROUND_OFF = 0.01
 # Training rows whose distances to their nearest neighbours give the typical distance
 TYPICAL_ROWS = 256
 # Candidates, by their projected distance, whose exact distance is measured
@@ -80,6 +84,30 @@ class TrainingRows:
         center, spread = self._scale
         values = rows.reshape(len(rows), -1, self.feature_axis or 1).astype("float32")
         return np.asarray(((values - center.astype("float32")) / spread.astype("float32")).reshape(len(rows), -1))
+
+    @cached_property
+    def _training_row_keys(self) -> set[bytes]:
+        """A digest of each training row's bytes, for a data set of whole numbers."""
+        rows = np.ascontiguousarray(self.images.reshape(len(self.images), -1))
+        return {hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows}
+
+    def is_training_row(self, raw_rows: np.ndarray) -> np.ndarray:
+        """Which of ``raw_rows`` (a preparation undone) are a training row's values exactly, once
+        rounded to the whole numbers the data set holds; none where it holds other numbers."""
+        if self.images.dtype.kind not in "iub":
+            return np.zeros(len(raw_rows), dtype=bool)
+        rounded = np.rint(raw_rows)
+        exact = (np.abs(raw_rows - rounded) <= ROUND_OFF).reshape(len(raw_rows), -1).all(axis=1)
+        info = np.iinfo(self.images.dtype) if self.images.dtype.kind in "iu" else None
+        inside = (rounded.reshape(len(raw_rows), -1) >= (info.min if info else 0)).all(axis=1) & (
+            rounded.reshape(len(raw_rows), -1) <= (info.max if info else 1)
+        ).all(axis=1)
+        known = self._training_row_keys
+        found = np.zeros(len(raw_rows), dtype=bool)
+        for index in np.flatnonzero(exact & inside):
+            row = rounded[index].astype(self.images.dtype).reshape(-1)
+            found[index] = hashlib.blake2b(row.tobytes(), digest_size=8).digest() in known
+        return found
 
     @cached_property
     def blank(self) -> np.ndarray:
@@ -174,6 +202,11 @@ def rows_near_test_rows(raw_rows: np.ndarray, train: TrainingRows) -> int:
     most ``CHANGED_SHARE`` of the values either holds (a pixel or a feature changed, whatever
     by) where every training row differs in more than twice as many."""
     if train.test_images is None or not len(raw_rows) or not len(train.test_images):
+        return 0
+    # A training row as the file holds it is no test row: only the others are searched (all of
+    # an honest fit's rows, where the data set is of whole numbers, which no near-copy is)
+    raw_rows = raw_rows[~train.is_training_row(raw_rows)]
+    if not len(raw_rows):
         return 0
     scaled = train.scaled(raw_rows)
     to_test, changed_test = _nearest(scaled, train.scaled_test, train.searchable_test, train.projected, train.blank)

@@ -148,7 +148,8 @@ class Ledger:
     def save_sample(self, images: Any) -> tuple[str | None, str | None]:
         """Save rows of ``images`` as they were passed to fit, and their positions: the first
         ``SAMPLE_ROWS`` and as many more, drawn at random by a generator of the grader's own,
-        as ``SAMPLE_BYTES`` holds (every row of a small table). The grader finds out from them
+        as ``SAMPLE_BYTES`` holds (every row of a small table; of a tensor or a list, its first
+        rows, which a copy of all of it would cost more than they tell). The grader finds out from them
         how the notebook prepared its rows (``grader.judge.preprocessing``), and whether test
         rows, or near-copies of them, are among them wherever they were put."""
         try:
@@ -157,11 +158,12 @@ class Ledger:
             count = max(SAMPLE_ROWS, SAMPLE_BYTES // row_bytes)
             if total <= count:
                 positions = np.arange(total)
-            else:
+            elif isinstance(images, np.ndarray):
                 drawn = _SAMPLED.sample(range(SAMPLE_ROWS, total), count - SAMPLE_ROWS)
                 positions = np.array(sorted([*range(SAMPLE_ROWS), *drawn]))
-            array = images if isinstance(images, np.ndarray) else np.asarray(images)
-            rows = np.asarray(array[positions], dtype=np.float32)
+            else:  # a tensor or a list: its first rows, rather than a copy of all of it
+                positions = np.arange(count)
+            rows = np.asarray(images[positions] if isinstance(images, np.ndarray) else images[:count], dtype=np.float32)
         except Exception:  # not an array of rows
             return None, None
         if rows.ndim < 2:
