@@ -182,9 +182,12 @@ def test_the_launcher_passes_on_interrupts_and_exit_statuses(tmp_path, degraded)
     """Without bubblewrap a reaper stands between jupyter_client and the kernel: an interrupt sent
     to the kernel's process group still reaches the kernel, and the kernel's exit status (killed: in
     ``KILLED``) comes back as before."""
+    # 'ready' is printed inside the try: an interrupt that comes right after it is still caught
+    # (printed before it, the interrupt raced the try under load and killed the child silently)
     interrupted = (
-        "import os, signal, sys, time\nprint('ready', flush=True)\n"
-        "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n"
+        "import os, signal, sys, time\n"
+        "try:\n    print('ready', flush=True)\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)"
     )
     with sandbox_in(tmp_path, degraded) as sandbox, sandbox.confined():
