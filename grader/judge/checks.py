@@ -298,15 +298,13 @@ def _schedule_problems(model_spec: ModelSpec, schedule: Schedule | None) -> list
     config (numbers to float32's precision); a constant where a schedule is expected, or the
     other way round, is a problem too."""
     wanted = model_spec.schedule
-    if wanted is None:
-        assert schedule is not None  # one of the two is a schedule
-        return [f"the learning rate follows the schedule {schedule.describe()}, expected {model_spec.learning_rate:g}"]
+    expected = wanted.describe() if wanted else f"{model_spec.learning_rate:g}"
     if schedule is None:
-        return [f"the learning rate is a constant, expected the schedule {wanted.describe()}"]
+        return [f"the learning rate is a constant, expected the schedule {expected}"] if wanted else []
     theirs = dict(schedule.config)
-    differ = [key for key, value in wanted.config if not _same_setting(theirs.get(key), value)]
-    if schedule.class_name != wanted.class_name or differ:
-        return [f"the learning rate follows the schedule {schedule.describe()}, expected {wanted.describe()}"]
+    same = wanted is not None and schedule.class_name == wanted.class_name
+    if not same or any(not _same_setting(theirs.get(key), value) for key, value in wanted.config):  # type: ignore[union-attr]
+        return [f"the learning rate follows the schedule {schedule.describe()}, expected {expected}"]
     return []
 
 

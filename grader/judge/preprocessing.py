@@ -79,11 +79,17 @@ class TrainingRows:
         values = self.images.reshape(len(self.images), -1, self.feature_axis or 1)
         return values.mean(axis=(0, 1), dtype="float64"), np.maximum(values.std(axis=(0, 1), dtype="float64"), 1e-12)
 
-    def scaled(self, rows: np.ndarray) -> np.ndarray:
-        """Raw ``rows`` in the training rows' units, flattened, as float32."""
-        center, spread = self._scale
+    def scaled(self, rows: np.ndarray, own: bool = False) -> np.ndarray:
+        """``rows`` flattened, as float32, in the training rows' units, or with ``own`` each
+        feature standardised by the rows' own statistics (a per-feature map's image of the raw
+        rows then lands near the raw rows' own)."""
         values = rows.reshape(len(rows), -1, self.feature_axis or 1).astype("float32")
-        return np.asarray(((values - center.astype("float32")) / spread.astype("float32")).reshape(len(rows), -1))
+        if own:
+            center, spread = values.mean(axis=(0, 1)), values.std(axis=(0, 1))
+            spread = np.where(spread > 0, spread, 1)
+        else:
+            center, spread = (part.astype("float32") for part in self._scale)
+        return np.asarray(((values - center) / spread).reshape(len(rows), -1))
 
     @cached_property
     def _training_row_keys(self) -> set[bytes]:
@@ -169,18 +175,7 @@ class TrainingRows:
     @cached_property
     def searchable(self) -> np.ndarray:
         """The raw rows standardised per feature by their own statistics, projected."""
-        return self.project(self.images)
-
-    def project(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` (raw, or prepared by a per-feature map) standardised per feature by their own
-        statistics, flattened and projected: a per-feature map's image of the raw rows lands
-        near the raw rows' own image."""
-        axis = self.feature_axis or 1
-        values = rows.astype("float32").reshape(len(rows), -1, axis)
-        center = values.mean(axis=(0, 1))
-        spread = values.std(axis=(0, 1))
-        standardised: np.ndarray = ((values - center) / np.where(spread > 0, spread, 1)).reshape(len(rows), -1)
-        return standardised if self._projection is None else np.asarray(standardised @ self._projection)
+        return self.projected(self.scaled(self.images, own=True))
 
 
 def derive_preprocessing(
@@ -231,11 +226,9 @@ def _nearest(
     if not len(candidates):
         return np.full(len(rows), np.inf), np.ones(len(rows))
     distances, changed = np.empty(len(rows)), np.empty(len(rows))
-    squared = (searchable.astype("float64") ** 2).sum(axis=1)
-    keep = min(CANDIDATES, len(candidates))
+    nearest = _nearest_by_projection(projected(rows), searchable, CANDIDATES)
     for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = rows[start : start + CHUNK_ROWS]
-        near = np.argpartition(squared[None, :] - 2 * projected(chunk) @ searchable.T, keep - 1, axis=1)[:, :keep]
+        chunk, near = rows[start : start + CHUNK_ROWS], nearest[start : start + CHUNK_ROWS]
         difference = (candidates[near] - chunk[:, None, :]).astype("float64")  # (rows, candidates, values)
         exact = (difference**2).sum(axis=2)
         held = (np.abs(candidates[near] - blank) > SAME) | (np.abs(chunk - blank) > SAME)[:, None, :]
@@ -245,6 +238,18 @@ def _nearest(
         distances[start : start + CHUNK_ROWS] = np.sqrt(exact.min(axis=1))
         changed[start : start + CHUNK_ROWS] = share.min(axis=1)
     return distances, changed
+
+
+def _nearest_by_projection(projected: np.ndarray, searchable: np.ndarray, keep: int) -> np.ndarray:
+    """For each row of ``projected``, the positions of its ``keep`` nearest rows of
+    ``searchable`` (both projected the same way), in chunks of ``CHUNK_ROWS``."""
+    keep = min(keep, len(searchable))
+    squared = (searchable.astype("float64") ** 2).sum(axis=1)
+    nearest = np.empty((len(projected), keep), dtype=np.int64)
+    for start in range(0, len(projected), CHUNK_ROWS):
+        distances = squared[None, :] - 2 * projected[start : start + CHUNK_ROWS] @ searchable.T
+        nearest[start : start + CHUNK_ROWS] = np.argpartition(distances, keep - 1, axis=1)[:, :keep]
+    return nearest
 
 
 def why_not_derived(sample: np.ndarray, train: TrainingRows) -> str:
@@ -358,14 +363,8 @@ def _candidate_matches(
         and positions.max() < len(train.images)
     ):
         yield positions
-    projected = train.project(sample.reshape(len(sample), *train.images.shape[1:]))
-    searchable = train.searchable
-    squared = (searchable**2).sum(axis=1)
-    nearest = np.empty(len(sample), dtype=np.int64)
-    for start in range(0, len(sample), CHUNK_ROWS):
-        chunk = projected[start : start + CHUNK_ROWS]
-        nearest[start : start + CHUNK_ROWS] = (squared[None, :] - 2 * chunk @ searchable.T).argmin(axis=1)
-    yield nearest
+    projected = train.projected(train.scaled(sample.reshape(len(sample), *train.images.shape[1:]), own=True))
+    yield _nearest_by_projection(projected, train.searchable, 1)[:, 0]
 
 
 def _fitted_maps(raw: np.ndarray, prepared: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
