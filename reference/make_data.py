@@ -149,6 +149,7 @@ DATA_SETS = {
 
 
 def main(folder: Path = HERE) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     for name, make in DATA_SETS.items():
         digest = write_keras_layout(folder / name, make())
         print(f"{folder / name}: sha256 {digest}")
