@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.judge.preprocessing import TrainingRows, rows_near_test_rows
+from grader.evaluation.preprocessing import TrainingRows, rows_near_test_rows
 from grader.protocol.fingerprints import row_fingerprints
 
 DATA_SETS = ("digits", "breast_cancer", "diabetes", "marker_sequences", "colour_blobs", "wine",

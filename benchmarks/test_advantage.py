@@ -3,7 +3,7 @@ the figures behind the grader's "trained on the test set" verdict (``grader.judg
 
 Trains models with plain Keras, from a few steps to their full epochs, on the training set
 (honest) or with the test set among their data (not), and measures each as the evaluator does
-(``grader.judge.evaluator``): on the 10,000 test images and on every 6th training image, and on
+(``grader.evaluation.evaluator``): on the 10,000 test images and on every 6th training image, and on
 the same images moved by one pixel (a memorised image loses more to the move than a learnt one).
 Prints one line per model and a summary of the statistics.
 

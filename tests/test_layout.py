@@ -19,15 +19,16 @@ ALLOWED = {
     "spec": {"errors", "protocol"},
     "ingest": {"errors", "protocol", "spec"},
     "run": {"errors", "protocol", "spec"},
-    "judge": {"root", "errors", "protocol", "spec", "ingest", "run"},
+    "evaluation": {"errors", "protocol", "spec", "run"},
+    "judge": {"root", "errors", "protocol", "spec", "ingest", "run", "evaluation"},
     "batch": {"root", "errors", "protocol", "spec", "ingest", "run", "judge"},
     "reports": {"root", "errors", "protocol", "spec", "ingest", "judge"},
-    "assign": {"errors", "protocol", "spec", "ingest", "run", "judge"},
-    "tools": {"root", "errors", "protocol", "spec", "run", "judge", "batch"},
+    "assign": {"errors", "protocol", "spec", "ingest", "run", "evaluation", "judge"},
+    "tools": {"root", "errors", "protocol", "spec", "run", "evaluation", "judge", "batch"},
     "platforms": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports"},
     "review": {"root", "errors", "protocol", "spec", "ingest", "judge", "batch", "reports"},
-    "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "judge", "batch", "reports", "tools", "platforms"}
-    | {"review", "assign"},
+    "cli": {"root", "errors", "protocol", "spec", "ingest", "run", "evaluation", "judge", "batch", "reports", "tools"}
+    | {"platforms", "review", "assign"},
     "root": {"judge"},
     "__main__": {"cli"},
 }

@@ -33,11 +33,11 @@ from grader.assign.draft import (
 )
 from grader.assign.handout import make_handout
 from grader.errors import DataError, SpecError
+from grader.evaluation.preprocessing import TrainingRows, derive_preprocessing, why_not_derived
+from grader.evaluation.untrusted import read_array
 from grader.ingest.notebook import load_submission
 from grader.judge.facts import ModelFacts
 from grader.judge.pipeline import GradingOptions, context_for, instrumented_run
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, why_not_derived
-from grader.judge.untrusted import read_array
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.backends import choose_backend
 from grader.spec.datasets import ARRAY_KEYS, file_digest, load_dataset, locate_data, write_keras_layout

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from grader.judge.evaluate import SAMPLED_FITS, Evaluation
+from grader.evaluation.evaluate import Evaluation
+from grader.evaluation.limits import SAMPLED_FITS
 from grader.judge.facts import FitFacts, ModelFacts, described
 from grader.spec.exercise import ACCURACY, Metric, ModelSpec, Schedule, Spec
 from grader.spec.layers import SHAPE_ONLY, Layer
@@ -462,6 +463,20 @@ def _test_rows_sampled(facts: ModelFacts, evaluation: Evaluation | None) -> tupl
     return round(found * received / sampled), found, sampled
 
 
+def _not_unseen(facts: ModelFacts, evaluation: Evaluation | None) -> str | None:
+    """Why the test rows may not be unseen by the model, or None: it was trained on them, or
+    its weights came from somewhere the grader cannot see."""
+    test_set = test_set_training(facts, evaluation)
+    if test_set is not None:
+        return f"{test_set}, so the test rows are not unseen. Train {facts.name} on the training set only"
+    if facts.weight_changes:
+        return (
+            f"its weights are not all its own training's ({described(facts.weight_changes, 1)}), so the grader "
+            f"cannot tell what they were trained on. Train {facts.name} with fit alone"
+        )
+    return None
+
+
 def test_set_training(facts: ModelFacts, evaluation: Evaluation | None) -> str | None:
     """How the grader knows the model was trained on test rows, or None: their fingerprints
     among the rows its fits received or Keras drew, the rows of its fit once a per-feature
@@ -552,16 +567,10 @@ def check_accuracy(model_spec: ModelSpec, facts: ModelFacts, evaluation: Evaluat
     assert evaluation is not None and evaluation.test_value is not None  # else it was unmeasured
     value = evaluation.test_value
     assert bounds is not None  # the pipeline requires ranges for full grading
-    test_set = test_set_training(facts, evaluation)
-    if test_set is not None:
-        # Measured on rows it learnt, it says nothing of rows it never saw.
-        return (
-            "fail",
-            expected,
-            value,
-            f"Test {metric.name} {value:.4f} is no test {metric.name}: {test_set}, so the test rows are not unseen. "
-            f"Train {facts.name} on the training set only.",
-        )
+    unseen = _not_unseen(facts, evaluation)
+    if unseen is not None:
+        # Measured on rows it learnt (or may have), it says nothing of rows it never saw.
+        return "fail", expected, value, f"Test {metric.name} {value:.4f} is no test {metric.name}: {unseen}."
     bound, best = (bounds.min, bounds.max) if metric.higher_is_better else (bounds.max, bounds.min)
     measured = f"Test {metric.name} {value:.4f}, measured by the grader" + (
         " on the private test set" if evaluation.test_set == "private" else ""
@@ -763,9 +772,9 @@ def _improvement_accuracy(
     accuracy = evaluation.test_value
     verdict, comparison = compared_with_baseline(spec, model_spec, accuracy)
     actual = {"accuracy": accuracy, "compared": verdict}
-    test_set = test_set_training(facts, evaluation)
-    if test_set is not None:
-        return "fail", expected, actual, f"Test accuracy {accuracy:.4f} is no test accuracy: {test_set}."
+    unseen = _not_unseen(facts, evaluation)
+    if unseen is not None:
+        return "fail", expected, actual, f"Test accuracy {accuracy:.4f} is no test accuracy: {unseen}."
     text = f"Test accuracy {accuracy:.4f}, measured by the grader: {comparison}."
     return ("fail" if accuracy < bounds.min else "pass"), expected, actual, text
 

@@ -13,9 +13,9 @@ from typing import Literal
 
 from nbformat import NotebookNode
 
+from grader.evaluation.evaluate import Evaluation
 from grader.judge.checks import CheckResult
 from grader.judge.deadline import Deadline
-from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
 from grader.spec.exercise import ACCURACY, Spec
 

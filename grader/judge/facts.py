@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import parse_model_config
-from grader.judge.untrusted import read_array, read_json
+from grader.evaluation.evaluate import ExportedModel
+from grader.evaluation.limits import MAX_CONFIG_BYTES, SAMPLED_FITS
+from grader.evaluation.model_config import parse_model_config
+from grader.evaluation.untrusted import read_array, read_json
 from grader.protocol.fingerprints import count_test_rows
 from grader.protocol.manifest import MANIFEST, SNAPSHOT_CONFIG
 from grader.spec.architecture import Architecture
 from grader.spec.exercise import Schedule
 
 MAX_MANIFEST_BYTES = 32 * 2**20
-MAX_CONFIG_BYTES = 4 * 2**20
 # Fingerprints of a million rows: far more than any data set graded here.
 MAX_FINGERPRINT_BYTES = 8 * 2**20
 MAX_FITS = 100
@@ -190,6 +191,13 @@ class ModelFacts:
         """The student's cells that compiled, trained or last held it."""
         found = {fit.cell for fit in self.fits} | {self.cell, self.compile.cell if self.compile else None}
         return {cell for cell in found if cell is not None}
+
+    def exported(self) -> ExportedModel | None:
+        """What the evaluator measures of it; None when its architecture could not be read."""
+        if self.architecture is None or self.config_file is None:
+            return None
+        samples = tuple((fit.sample, fit.sample_positions) for fit in reversed(self.fits) if fit.sample is not None)
+        return ExportedModel(self.name, self.config_file, self.weights, samples[:SAMPLED_FITS])
 
     @property
     def steps_outside_fit(self) -> int:

@@ -20,6 +20,9 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import GraderError, GraderFault, UntrustedDataError
+from grader.evaluation.evaluate import Evaluation, EvaluatorRecipe, evaluate_models, preprocessing_warnings
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.untrusted import read_tail
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
 from grader.judge.answers import find_answers
 from grader.judge.checks import (
@@ -31,12 +34,9 @@ from grader.judge.checks import (
 )
 from grader.judge.claims import claim_warnings, find_claims
 from grader.judge.deadline import Deadline, OutOfTime
-from grader.judge.evaluate import Evaluation, EvaluatorRecipe, evaluate_models, preprocessing_warnings
 from grader.judge.facts import DataFingerprints, KernelFacts, ModelFacts, read_facts
 from grader.judge.matching import assign_models
-from grader.judge.model_config import RebuildBounds
 from grader.judge.results import Graded, ModelRecord, SubmissionResult, SubmissionStatus, encodable_result, score
-from grader.judge.untrusted import read_tail
 from grader.protocol.fingerprints import row_fingerprints
 from grader.protocol.keras_objects import modern_metric
 from grader.protocol.manifest import HookSettings
@@ -197,7 +197,10 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         evaluations: dict[str, Evaluation] = {}
         if not context.options.quick:
             try:
-                evaluations, logs["evaluator.log"] = evaluate_models(list(models.values()), evaluator_recipe(context))
+                evaluations, logs["evaluator.log"] = evaluate_models(
+                    [exported for model in models.values() if (exported := model.exported()) is not None],
+                    evaluator_recipe(context),
+                )
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
     checks = run_checks(spec, models, evaluations, context.options.quick, _missing_model_hint(execution))

@@ -18,9 +18,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from grader.errors import SpecError, UntrustedDataError
+from grader.evaluation.model_config import parse_model_config
 from grader.judge.checks import CheckResult, check_built_model
 from grader.judge.facts import CompileFacts, ModelFacts, read_schedule
-from grader.judge.model_config import parse_model_config
 from grader.protocol.keras_objects import describe_compiled, json_safe, notebook_namespace
 from grader.spec.exercise import DEFAULT_SPEC, Spec, load_spec
 

@@ -150,7 +150,7 @@ class Ledger:
         ``SAMPLE_ROWS`` and as many more, drawn at random by a generator of the grader's own,
         as ``SAMPLE_BYTES`` holds (every row of a small table; of a tensor or a list, its first
         rows, which a copy of all of it would cost more than they tell). The grader finds out from them
-        how the notebook prepared its rows (``grader.judge.preprocessing``), and whether test
+        how the notebook prepared its rows (``grader.evaluation.preprocessing``), and whether test
         rows, or near-copies of them, are among them wherever they were put."""
         try:
             total = len(images)

@@ -1,24 +1,33 @@
-"""Where a model's weights came from. Once a model's training has begun, only its own ``fit``
-steps may change its weights: weights put into it otherwise (``set_weights``,
+"""Where a model's weights came from. A model's first ``fit`` must start from the weights its
+initializers gave it (or another untrained model's), and once its training has begun, only its
+own ``fit`` steps may change its weights: weights put into it otherwise (``set_weights``,
 ``load_weights``, an assignment to a layer's variables, in a callback or between fits) are
 recorded, with the cell, and so is a model whose first ``fit`` starts from weights another
 model's training produced. Putting back weights its own training produced (EarlyStopping's
 ``restore_best_weights``, a checkpoint of its own) is not a change.
 
-How: a digest of the weights is taken where only training can have changed them (each epoch's
-end, the end of a fit): those digests are the weights its training produced. A change made
-by the notebook is checked at the next point where the weights matter (before a training step,
-at an epoch's end, when a fit begins, when the trained model is exported): weights that are
-neither what they were nor what its training produced are a change of the notebook's. A change
-by means the wrappers do not see (an assignment to a backend tensor) is still found where a
-fit begins or the model is exported.
+How: each weight's digest is taken as Keras creates it (``Layer.add_weight``), and a digest of
+all of a model's weights where only training can have changed them (each epoch's end, the end
+of a fit): those are the weights its initializers and its training produced. A change made by
+the notebook is checked at the next point where the weights matter (before a training step, at
+an epoch's end, when a fit begins, when the trained model is exported): weights that are
+neither what they were nor what its training produced are a change of the notebook's.
+
+Whatever the route (an assignment to a backend tensor, code that passes for Keras' own): the
+fit's callbacks are wrapped by two witnesses, the first sees the weights before any callback of
+the notebook's runs and the last after all of them, so weights that differ between the two are
+the notebook's callbacks' doing. Where the notebook's callbacks run between a training step
+and the epoch's end (a batch's or validation's hooks), the first witness keeps the weights each
+step left, and the last compares.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,12 +47,29 @@ def weights_digest(model: Any) -> str | None:
         weights = model.get_weights()
     except Exception:
         return None
+    return arrays_digest(weights)
+
+
+def arrays_digest(arrays: list[Any]) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    for weight in weights:
+    for weight in arrays:
         array = np.ascontiguousarray(weight)
         digest.update(f"{array.shape}{array.dtype.str}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _variable_digest(variable: Any) -> str | None:
+    try:
+        return arrays_digest([np.asarray(variable)])
+    except Exception:  # not readable now (created inside a traced function)
+        return None
+
+
+def _same_weights(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+    return len(first) == len(second) and all(
+        a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(first, second, strict=True)
+    )
 
 
 @dataclass
@@ -62,6 +88,8 @@ class ModelWeights:
     pending: list[dict[str, Any]] = field(default_factory=list)
     # Changes judged to have put weights into the model that its training did not produce
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The weights the last training step left, kept while the notebook's callbacks run between steps
+    after_step: list[np.ndarray] | None = None
 
     def when(self) -> str:
         if self.in_fit is not None:
@@ -80,10 +108,39 @@ class WeightProvenance:
         # digest -> id of the model whose training produced it
         self._produced_by: dict[str, int] = {}
         self._inside = threading.local()
+        # Each weight as Keras created it (by id, with a weak reference to tell a reused id),
+        # and the digests of them all: what an untrained model's weights may be
+        self._created: dict[int, tuple[Any, str]] = {}
+        self._created_digests: set[str] = set()
 
     def state(self, model: Any) -> ModelWeights:
         self._objects[id(model)] = model
         return self.models.setdefault(id(model), ModelWeights(id(model)))
+
+    def created(self, variable: Any) -> None:
+        """Keras created ``variable``, a trainable weight, with its initializer's values."""
+        digest = _variable_digest(variable)
+        if digest is None:
+            return
+        try:
+            reference: Any = weakref.ref(variable)
+        except TypeError:
+            return
+        self._created[id(variable)] = (reference, digest)
+        self._created_digests.add(digest)
+
+    def _not_as_created(self, model: Any) -> list[str]:
+        """The paths of ``model``'s trainable weights that hold neither what their initializer
+        gave them nor what another weight was given as it was created."""
+        changed = []
+        for variable in _trainable(model):
+            reference, digest = self._created.get(id(variable), (None, None))
+            if reference is None or reference() is not variable:
+                continue  # not created through add_weight while the grader watched
+            now = _variable_digest(variable)
+            if now is not None and now != digest and now not in self._created_digests:
+                changed.append(str(getattr(variable, "path", "") or getattr(variable, "name", "a weight"))[:80])
+        return changed
 
     # Where only training changed the weights
     def fit_begins(self, model: Any) -> None:
@@ -96,6 +153,10 @@ class WeightProvenance:
                 self._commit(
                     state, [self._change(state, f"it started from weights that the training of {trained} produced")]
                 )
+            elif changed := self._not_as_created(model):
+                what = "it started from weights that neither its initializers nor its training produced"
+                listed = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                self._commit(state, [self._change(state, f"{what} ({listed})")])
         else:
             unseen = "its weights were changed by means the grader does not see"
             self._settle(state, digest, unseen=unseen)
@@ -110,15 +171,59 @@ class WeightProvenance:
 
     def trained(self, model: Any) -> None:
         """An epoch, or the fit, ended: its weights are what training produced, unless the
-        notebook changed them since."""
+        notebook changed them since (the notebook's callbacks after the last step among them)."""
         state = self.state(model)
         digest = weights_digest(model)
+        after_step, state.after_step = state.after_step, None
+        if after_step is not None and digest is not None and arrays_digest(after_step) != digest:
+            unseen = (
+                "its weights were changed between a training step and its epoch's end by means the grader does not see"
+            )
+            self._settle(state, digest, unseen=unseen)
+            return
         if state.pending and not self._settle(state, digest):
             return
         if digest is not None and digest != state.fit_began_with:  # a fit that took no step produced nothing
             state.produced.add(digest)
             self._produced_by.setdefault(digest, id(model))
         state.clean = digest
+
+    def training_ends(self, model: Any, averaged: bool) -> None:
+        """The fit's last epoch is over, before the notebook's ``on_train_end``: an optimizer
+        that keeps an average of the weights (``use_ema``) has put it into them; else they are
+        what the last epoch left."""
+        if averaged:
+            self.trained(model)
+        else:
+            self.unchanged(model, "after its last epoch")
+
+    def step_taken(self, model: Any) -> None:
+        """A training step ended, before the notebook's callbacks see it: the weights it left."""
+        try:
+            self.state(model).after_step = [np.array(weight) for weight in model.get_weights()]
+        except Exception:
+            self.state(model).after_step = None
+
+    def unchanged_since_step(self, model: Any, where: str) -> None:
+        """The notebook's callbacks ran since the last step: the weights must be what it left."""
+        state = self.state(model)
+        if state.after_step is None:
+            return
+        try:
+            now = [np.asarray(weight) for weight in model.get_weights()]
+        except Exception:
+            return
+        if not _same_weights(now, state.after_step):
+            state.after_step = None
+            self.unchanged(model, where)
+            self.step_taken(model)
+
+    def unchanged(self, model: Any, where: str) -> None:
+        """The notebook's callbacks ran since the weights were last clean: any change they made,
+        by whatever route, is theirs (putting back weights its training produced aside)."""
+        state = self.state(model)
+        unseen = f"its weights were changed by a callback {where} by means the grader does not see"
+        self._settle(state, weights_digest(model), unseen=unseen)
 
     def fit_ends(self, model: Any) -> None:
         """``fit`` returned, before its model is exported."""
@@ -212,6 +317,13 @@ def _weights(model: Any) -> list[Any]:
         return []
 
 
+def _trainable(model: Any) -> list[Any]:
+    try:
+        return list(model.trainable_weights)
+    except Exception:
+        return []
+
+
 def _iterations(model: Any) -> Any:
     try:
         return model.optimizer.iterations
@@ -219,12 +331,33 @@ def _iterations(model: Any) -> Any:
         return None
 
 
-def provenance_callback(model: Any, provenance: WeightProvenance) -> Any:
-    """A Keras callback, first in its fit's list, that tells ``provenance`` where training alone
-    has changed ``model``'s weights."""
+# The hooks through which the notebook's callbacks run between a training step and its epoch's end
+BETWEEN_STEPS = (
+    "on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
+    "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+)  # fmt: skip
+
+
+def runs_between_steps(callbacks: list[Any], base: type) -> bool:
+    """Whether any of ``callbacks`` has a hook of its own that runs between training steps (a
+    Keras class's included: what it is, not what it says it is, is compared)."""
+    return any(
+        name in vars(callback) or getattr(type(callback), name, None) is not getattr(base, name)
+        for callback in callbacks
+        for name in BETWEEN_STEPS
+    )
+
+
+def provenance_callbacks(model: Any, provenance: WeightProvenance, notebook_callbacks: list[Any]) -> tuple[Any, Any]:
+    """Two Keras callbacks, the first and the last of its fit's list, that tell ``provenance``
+    where training alone has changed ``model``'s weights, and where the notebook's callbacks
+    between them did."""
     import keras
 
-    class WeightWitness(keras.callbacks.Callback):  # type: ignore[misc]
+    base = keras.callbacks.Callback
+    between_steps = runs_between_steps(notebook_callbacks, base)
+
+    class WeightWitness(base):  # type: ignore[misc,valid-type]
         # Each hook is quiet: the grader's bookkeeping never breaks the notebook's fit.
         def on_train_begin(self, logs: Any = None) -> None:
             _quietly(provenance.fit_begins, self)
@@ -234,15 +367,44 @@ def provenance_callback(model: Any, provenance: WeightProvenance) -> Any:
             if provenance.state(model).pending:
                 _quietly(provenance.step_begins, self)
 
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if between_steps:
+                _quietly(provenance.step_taken, self)
+
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             _quietly(provenance.trained, self)
 
         def on_train_end(self, logs: Any = None) -> None:
-            _quietly(provenance.trained, self)
+            averaged = bool(getattr(getattr(model, "optimizer", None), "use_ema", False))
+            _quietly(lambda watched: provenance.training_ends(watched, averaged), self)
 
-    witness = WeightWitness()
-    witness.set_model(model)
-    return witness
+    class LastWitness(base):  # type: ignore[misc,valid-type]
+        """After every callback of the notebook's: the weights must be as the first witness saw them."""
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            _quietly(lambda watched: provenance.unchanged(watched, "as its fit began"), self)
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            _quietly(lambda watched: provenance.unchanged(watched, "as an epoch began"), self)
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if between_steps:
+                _quietly(lambda watched: provenance.unchanged_since_step(watched, "before a training step"), self)
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if between_steps:
+                _quietly(lambda watched: provenance.unchanged_since_step(watched, "after a training step"), self)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            _quietly(lambda watched: provenance.unchanged(watched, "at an epoch's end"), self)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            _quietly(lambda watched: provenance.unchanged(watched, "at its fit's end"), self)
+
+    first, last = WeightWitness(), LastWitness()
+    first.set_model(model)
+    last.set_model(model)
+    return first, last
 
 
 def _quietly(step: Callable[[Any], None], witness: Any) -> None:
@@ -253,8 +415,20 @@ def _quietly(step: Callable[[Any], None], witness: Any) -> None:
 
 
 def wrap_weight_changes(keras: Any, provenance: WeightProvenance) -> None:
-    """Record ``set_weights``, ``load_weights`` and the notebook's own assignments to variables."""
+    """Record each trainable weight as Keras creates it, ``set_weights``, ``load_weights`` and
+    the notebook's own assignments to variables."""
     layer_class = keras.layers.Layer
+    original_add = layer_class.add_weight
+
+    def add_weight(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        variable = original_add(layer, *args, **kwargs)
+        if getattr(variable, "trainable", False):
+            with contextlib.suppress(Exception):
+                provenance.created(variable)
+        return variable
+
+    add_weight.__wrapped__ = original_add  # type: ignore[attr-defined]
+    layer_class.add_weight = add_weight
     original_set = layer_class.set_weights
 
     def set_weights(layer: Any, weights: Any) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 
 from grader.kernel.compat import LegacyHistory, adapt_fit_arguments
 from grader.kernel.ledger import Ledger, optimizer_iterations
-from grader.kernel.provenance import provenance_callback
+from grader.kernel.provenance import provenance_callbacks
 from grader.protocol.keras_objects import describe_compiled, epoch_timer, json_safe
 from grader.protocol.manifest import HookSettings
 
@@ -71,9 +71,12 @@ def wrap_fit(model_class: Any, ledger: Ledger, settings: HookSettings) -> None:
         if settings.steps_per_execution and arguments["verbose"] in (1, "auto"):
             arguments["verbose"] = 2  # one line per epoch instead of a progress bar redrawn every batch
         timer, epoch_times = epoch_timer()
-        # First: it sees the weights before any callback of the notebook's can change them.
-        witness = provenance_callback(model, ledger.provenance)
-        arguments["callbacks"] = [witness, *(arguments["callbacks"] or []), timer]
+        # The first sees the weights before any callback of the notebook's can change them, the last after.
+        given = arguments["callbacks"]
+        inner = getattr(given, "callbacks", None)  # a CallbackList's
+        callbacks = list(inner if isinstance(inner, list) else (given or []))
+        first, last = provenance_callbacks(model, ledger.provenance, callbacks)
+        arguments["callbacks"] = [first, *callbacks, timer, last]
         call["iterations_before"] = optimizer_iterations(model)
         ledger.tap.expect(ledger.drawn(model))
         ledger.keras_training += 1

@@ -1,7 +1,7 @@
 """A model as the grader sees it: canonical layers (``grader.spec.layers``), each fed by the one
 before it unless it names its inputs (a residual block, joined branches), after
 an input shape. The form in which a spec states a model and in which the grader reads a
-student's (``grader.judge.model_config``), compared, counted and summarised as
+student's (``grader.evaluation.model_config``), compared, counted and summarised as
 ``model.summary()`` would. Pure Python: no TensorFlow."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How images are prepared for a model: scaled and shifted, padded on every side, reshaped.
 The spec states the exercise's way; the evaluator derives a notebook's own from what it
-trained on (``grader.judge.preprocessing``) and feeds the test images the same way. Pure numpy.
+trained on (``grader.evaluation.preprocessing``) and feeds the test images the same way. Pure numpy.
 
 A preparation is an affine map of the values: one shared by every value (``x / 255``,
 ``(x - 127.5) / 127.5``), or one per feature of a row of features, per channel of a colour

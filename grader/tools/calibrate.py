@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grader.judge.evaluator import measured
+from grader.evaluation.evaluator import measured
 from grader.protocol.files import write_atomically
 from grader.protocol.keras_objects import epoch_timer, keras_backend
 from grader.run.backends import Backend

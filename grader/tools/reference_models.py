@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.judge.rebuild import build_model
+from grader.evaluation.rebuild import build_model
 from grader.spec.datasets import Dataset, prepare_images
 from grader.spec.exercise import ModelSpec, Spec
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from grader.evaluation.evaluate import Evaluation
+from grader.evaluation.model_config import parse_model_config
 from grader.judge.checks import doctored_history_warnings, run_checks
-from grader.judge.evaluate import Evaluation
 from grader.judge.facts import CompileFacts, FitFacts, ModelFacts
-from grader.judge.model_config import parse_model_config
 from grader.judge.results import score
 from grader.spec.layers import Layer
 from tests.conftest import FIXTURES, keras_config
@@ -169,7 +169,7 @@ def test_a_model_far_better_on_test_images_than_on_training_images_fails_its_tra
 
 
 def test_test_images_among_the_drawn_batches_and_weights_from_elsewhere_fail_the_training(spec):
-    from grader.judge.checks import check_training
+    from grader.judge.checks import check_accuracy, check_training
     from grader.judge.facts import DrawnRows, WeightChange
 
     model = spec.model("model_1")
@@ -187,6 +187,11 @@ def test_test_images_among_the_drawn_batches_and_weights_from_elsewhere_fail_the
         "its weights are not all its own training's: set_weights on the model, weights that the training of cheat "
         "produced (in cell 7, during fit 2)" in text
     )
+    # and what the grader measured of weights from elsewhere is no test accuracy either
+    status, _, value, text = check_accuracy(model, replaced, Evaluation(0.9931), quick=False)
+    assert status == "fail" and value == 0.9931
+    assert text.startswith("Test accuracy 0.9931 is no test accuracy: its weights are not all its own training's")
+    assert check_accuracy(model, correct_model_1(spec), Evaluation(0.9772), quick=False)[0] == "pass"
 
 
 def test_an_improvement_is_judged_on_its_integrity_and_its_measured_accuracy():

@@ -1,9 +1,9 @@
 import nbformat
 
+from grader.evaluation.evaluate import Evaluation
+from grader.evaluation.model_config import parse_model_config
 from grader.judge.claims import Claim, claim_warnings, find_claims, mention
-from grader.judge.evaluate import Evaluation
 from grader.judge.facts import ModelFacts
-from grader.judge.model_config import parse_model_config
 from tests.conftest import keras_config
 
 

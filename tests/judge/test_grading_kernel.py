@@ -184,15 +184,13 @@ def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_i
     import psutil
 
     from grader.errors import GraderFault
-    from grader.judge.evaluate import _EVALUATORS, evaluate_models
-    from grader.judge.facts import ModelFacts
-    from grader.judge.model_config import parse_model_config
+    from grader.evaluation.evaluate import _EVALUATORS, ExportedModel, evaluate_models
+    from grader.evaluation.model_config import parse_model_config
     from grader.judge.pipeline import evaluator_recipe
     from tests.conftest import keras_config
 
     recipe = evaluator_recipe(prepare_context(GradingOptions(quick=False), data_path=mnist_path))
-    architecture = parse_model_config(keras_config("model_1_sequential_add"))
-    shapes = architecture.weight_shapes()
+    shapes = parse_model_config(keras_config("model_1_sequential_add")).weight_shapes()
     right = [tmp_path / f"w{i:03d}.npy" for i in range(len(shapes))]
     for path, shape in zip(right, shapes, strict=True):
         np.save(path, np.zeros(shape, "float32"))
@@ -205,7 +203,7 @@ def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_i
     config.write_text(json.dumps(keras_config("model_1_sequential_add")))
 
     def facts(name, weights):
-        return ModelFacts(name, "fit", architecture, None, None, (), tuple(weights), None, config_file=config)
+        return ExportedModel(name, config, tuple(weights))
 
     answers, _ = evaluate_models(
         [facts("zeros", right), facts("wrong", [wrong, *right[1:]]), facts("pickled", [pickled, *right[1:]])], recipe
@@ -219,7 +217,9 @@ def test_the_evaluator_refuses_bad_weights_blames_a_model_it_fails_on_and_only_i
     (evaluator,) = [evaluator for evaluator in _EVALUATORS.values() if evaluator.recipe == recipe]
     kept = evaluator.process.pid
     # It runs in its sandbox, as a uid of its own where the grader may change uid.
-    measuring = [p for p in psutil.Process(kept).children(recursive=True) if "grader.judge.evaluator" in p.cmdline()]
+    measuring = [
+        p for p in psutil.Process(kept).children(recursive=True) if "grader.evaluation.evaluator" in p.cmdline()
+    ]
     assert measuring, "no evaluator process below the sandbox"
     if recipe.isolation.uid_change and os.geteuid() == 0:
         assert {process.uids().real for process in measuring} != {0}

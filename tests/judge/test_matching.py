@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from grader.evaluation.model_config import parse_model_config
 from grader.judge.facts import FitFacts, KernelFacts, ModelFacts
 from grader.judge.matching import assign_models
-from grader.judge.model_config import parse_model_config
 from grader.spec.exercise import load_spec
 from tests.conftest import ROOT, keras_config
 

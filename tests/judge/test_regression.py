@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from grader.errors import SpecError
+from grader.evaluation.evaluate import Evaluation, _read_answer
+from grader.evaluation.evaluator import measured
 from grader.judge import checks
 from grader.judge.checks import above_the_band_warnings, check_accuracy, doctored_history_warnings
-from grader.judge.evaluate import Evaluation, _read_answer
-from grader.judge.evaluator import measured
 from grader.judge.facts import FitFacts, ModelFacts
 from grader.judge.pipeline import _model_record
 from grader.spec.architecture import Architecture

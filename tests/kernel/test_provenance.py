@@ -228,3 +228,99 @@ def test_optimizer_steps_outside_keras_training_are_counted_against_the_weights_
     ledger.keras_training = 1  # inside fit
     Optimizer().apply([1], [weights, other])
     assert ledger.applied_outside == {id(weights): 2}
+
+
+HIDDEN_ROUTES = """
+import json, sys, tempfile
+from pathlib import Path
+import numpy as np
+import grader.kernel as hooks
+facts = Path(tempfile.mkdtemp())
+hooks.install(dict(facts_dir=str(facts), data_path=sys.argv[1], keras_dataset="mnist", image_shape=[28, 28],
+                   model_names=[], quick=False, quick_train_rows=2048, quick_validation_rows=1000,
+                   steps_per_execution=0))
+import keras
+(x, y), _ = keras.datasets.mnist.load_data()
+x, y = x[:1280].reshape(-1, 784) / 255, keras.utils.to_categorical(y[:1280], 10)
+def model():
+    built = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    built.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+    return built
+def trained(built, callbacks=(), epochs=2, **kwargs):
+    built.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=list(callbacks), **kwargs)
+    return built
+def smuggle(target):  # an assignment to the backend's own variable: no wrapper of Keras' sees it
+    target.layers[0].kernel.value.assign(np.full((784, 10), 0.01, "float32"))
+class LastEpoch(keras.callbacks.Callback):
+    def __init__(self, change):
+        super().__init__()
+        self.change = change
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.params["epochs"] - 1:
+            self.change(self.model)
+class Validated(keras.callbacks.Callback):
+    def on_test_end(self, logs=None):
+        smuggle(self.model)
+def at_batch(wanted, batch, target):
+    if batch == wanted:
+        smuggle(target)
+def directly(target):  # the backend variable's own assignment, below Keras' assign
+    target.layers[0].bias._direct_assign(np.ones(10, "float32"))
+def passing_for_keras(target):  # code that says it is Keras' own
+    exec("model.layers[0].kernel.assign(np.zeros((784, 10)))", {"__name__": "keras.src", "model": target, "np": np})
+built = model()
+smuggle(built)  # before its first fit, by a route no wrapper sees
+first = model()
+second = model()
+second.set_weights(first.get_weights())  # the same initial weights for a fair comparison: no change
+checkpoint = keras.callbacks.ModelCheckpoint(str(facts.parent / "best.weights.h5"), save_weights_only=True)
+stop = keras.callbacks.EarlyStopping(monitor="loss", patience=0, restore_best_weights=True)
+models = [
+    trained(built),
+    trained(first), trained(second, [checkpoint, stop]),
+    trained(model(), [LastEpoch(smuggle)]),
+    trained(model(), [LastEpoch(passing_for_keras)]),
+    # ``m``: the model being trained when the lambda runs
+    trained(m := model(), [keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: at_batch(9, b, m))]),
+    trained(model(), [Validated()], validation_split=0.1),
+    trained(m := model(), [keras.callbacks.LambdaCallback(on_train_end=lambda logs: directly(m))]),
+]
+hooks.finish()
+manifest = json.loads((facts / "manifest.json").read_text())
+print(json.dumps([[event["what"] for event in entry["weight_events"]] for entry in manifest["trained"].values()]))
+"""
+
+
+def test_weights_changed_by_routes_no_wrapper_sees_are_caught_between_the_witnesses(mnist_path, tmp_path):
+    """Weights put into a model before its first fit by a backend tensor's assignment; a
+    callback of the notebook's that changes them at the last epoch's end, after a step, in
+    validation's hooks or at the fit's end, by such a route or by code passing for Keras' own:
+    each is caught. Untrained weights copied between models, a checkpoint and EarlyStopping's
+    restore are not changes. In a real Keras, in a process of its own."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "hidden.py"
+    script.write_text(HIDDEN_ROUTES)
+    completed = subprocess.run(
+        [sys.executable, str(script), str(mnist_path)], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    built, first, second, last_epoch, passing, batch_end, validated, train_end = json.loads(
+        completed.stdout.strip().splitlines()[-1]
+    )
+    assert built == [
+        "it started from weights that neither its initializers nor its training produced (sequential/dense/kernel)"
+    ]
+    assert first == [] and second == []
+    assert last_epoch == ["its weights were changed by a callback at an epoch's end by means the grader does not see"]
+    assert passing == last_epoch
+    # at the 10th step of each of its two epochs
+    assert batch_end == 2 * [
+        "its weights were changed by a callback after a training step by means the grader does not see"
+    ]
+    assert validated == 2 * [  # in each epoch's validation
+        "its weights were changed between a training step and its epoch's end by means the grader does not see"
+    ]
+    assert train_end == ["its weights were changed by a callback at its fit's end by means the grader does not see"]

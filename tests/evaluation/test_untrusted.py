@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.untrusted import read_array, read_tail
+from grader.evaluation.untrusted import read_array, read_tail
 
 
 def test_an_array_whose_header_its_size_contradicts_is_refused_before_its_data_is_read(tmp_path):

@@ -15,10 +15,10 @@ import json
 import math
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Any
 
 from grader.errors import UntrustedDataError
+from grader.evaluation.limits import RebuildBounds
 from grader.spec.architecture import Architecture
 from grader.spec.layers import ACTIVATION_LAYERS, COMMUTATIVE, KINDS, MAX_UNITS, RECURRENT, Layer, activation_name
 
@@ -312,29 +312,6 @@ SIZE_KEYS = {"units", "filters", "input_dim", "output_dim", "kernel_size", "pool
 # Values of one tensor between layers, per example: past this a prediction of 1,000 images
 # would need gigabytes.
 MAX_TENSOR_VALUES = 2**22
-# Weights the evaluator builds at most, whatever the exercise: 400 MB of float32, above the
-# largest layer seen in real notebooks of the MNIST exercise (Dense(100000) on 784 inputs).
-MAX_REBUILT_WEIGHTS = 100_000_000
-# An input may hold this many times an image's values (padding 28x28 to 32x32 adds 31 %).
-INPUT_GROWTH = 4
-
-
-@dataclass(frozen=True)
-class RebuildBounds:
-    """The largest model the evaluator rebuilds for an exercise's data, checked on its config
-    before Keras builds anything: the values of one input, and the weights in all."""
-
-    input_values: int
-    weights: int = MAX_REBUILT_WEIGHTS
-
-    @classmethod
-    def for_images(cls, image_shape: tuple[int, ...], largest_model: int = 0) -> RebuildBounds:
-        """For images of ``image_shape``; an exercise whose models are larger than the default
-        bound (``largest_model`` weights) gets ten times its largest."""
-        return cls(INPUT_GROWTH * math.prod(image_shape), max(MAX_REBUILT_WEIGHTS, 10 * largest_model))
-
-    def to_dict(self) -> dict[str, int]:
-        return {"input_values": self.input_values, "weights": self.weights}
 
 
 def check_rebuildable(config: Any, bounds: RebuildBounds) -> Architecture:

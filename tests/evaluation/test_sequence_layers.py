@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.model_config import check_rebuildable, parse_model_config
 from grader.spec.layers import KINDS, Layer
 from tests.conftest import exported
 
@@ -67,7 +68,7 @@ def augmented_model():
 
 @pytest.mark.parametrize("build", [text_model, bidirectional_model, augmented_model])
 def test_weights_are_counted_as_keras_counts_them_and_the_model_rebuilds_both_ways(build):
-    from grader.judge.rebuild import build_model, model_from_config
+    from grader.evaluation.rebuild import build_model, model_from_config
 
     model = build()
     config = exported(model)

@@ -1,6 +1,6 @@
 """Keras models rebuilt by the grader: a student's, from its exported config through Keras'
 own deserialisation in safe mode, once the config has passed the allowlist of
-``grader.judge.model_config.check_rebuildable``; a spec's reference, from its canonical
+``grader.evaluation.model_config.check_rebuildable``; a spec's reference, from its canonical
 layers. Imports Keras: used by the evaluator process and the tools that train reference
 models, never by the pure stages."""
 
@@ -10,7 +10,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from grader.judge.model_config import RebuildBounds, check_rebuildable
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.model_config import check_rebuildable
 from grader.spec.architecture import Architecture
 from grader.spec.layers import MERGES, Layer, wrapped_layer
 

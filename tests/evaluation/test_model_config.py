@@ -3,7 +3,8 @@ import copy
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.model_config import check_rebuildable, parse_model_config
 from grader.spec.architecture import Architecture
 from grader.spec.layers import Layer
 from tests.conftest import keras_config

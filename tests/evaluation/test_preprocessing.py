@@ -4,7 +4,7 @@ from rows the notebook trained on and verified against the grader's own raw imag
 import numpy as np
 import pytest
 
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows
+from grader.evaluation.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows
 from grader.protocol.fingerprints import row_fingerprints
 
 
@@ -171,7 +171,7 @@ def test_rows_as_they_are_are_one_shared_map_even_when_their_fingerprints_are_al
 
 
 def test_what_is_not_derived_is_explained_by_feature_and_how_far_off(tabular):
-    from grader.judge.preprocessing import why_not_derived
+    from grader.evaluation.preprocessing import why_not_derived
 
     train, _ = tabular
     rows = ((train.images - train.images.mean(axis=0)) / train.images.std(axis=0))[:64].copy()

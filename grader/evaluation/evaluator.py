@@ -3,7 +3,7 @@ deserialisation, restricted to the grader's allowlist and bounds, loads its weig
 arrays, prepares the test images as the notebook prepared its training images, and measures
 the model's accuracy (a regression's mean absolute error) on the test images and on as many
 training images. Run as
-``python -m grader.judge.evaluator`` by ``grader.judge.evaluate``, in a sandbox of its own, as
+``python -m grader.evaluation.evaluator`` by ``grader.evaluation.evaluate``, in a sandbox of its own, as
 untrusted as a kernel: what it rebuilds comes from a student's kernel.
 
 Its input is one JSON object per line, its output one answer per line:
@@ -30,21 +30,16 @@ from typing import Any
 import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
-from grader.judge.model_config import RebuildBounds
-from grader.judge.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows, why_not_derived
-from grader.judge.rebuild import build_model, model_from_config
-from grader.judge.untrusted import read_array, read_json
+from grader.evaluation.limits import MAX_CONFIG_BYTES, MAX_PRIVATE_TEST_BYTES, MAX_WEIGHT_BYTES, RebuildBounds
+from grader.evaluation.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows, why_not_derived
+from grader.evaluation.rebuild import build_model, model_from_config
+from grader.evaluation.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
 from grader.spec.architecture import Architecture
 from grader.spec.datasets import load_dataset
 from grader.spec.exercise import DataSpec
 
 TRAIN_SAMPLE_STEP = 6
-# One weight array may hold a billion bytes: a 100,000-unit layer on 784 inputs is 314 MB.
-MAX_WEIGHT_BYTES = 2**30
-MAX_CONFIG_BYTES = 4 * 2**20
-# The grader wrote these itself, from the private test set it checked
-MAX_PRIVATE_TEST_BYTES = 2**32
 CANARY_SEED = 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.judge.evaluator import measured_accuracy
+from grader.evaluation.evaluator import measured_accuracy
 
 
 class _Unit:

@@ -10,7 +10,8 @@ import copy
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.model_config import check_rebuildable, parse_model_config
 from grader.spec.architecture import Architecture
 from grader.spec.layers import Layer
 from tests.conftest import exported
@@ -41,7 +42,7 @@ def two_branch_model():
 
 @pytest.mark.parametrize("build", [residual_model, two_branch_model])
 def test_a_graph_is_counted_as_keras_counts_it_and_rebuilds_both_ways(build):
-    from grader.judge.rebuild import build_model, model_from_config
+    from grader.evaluation.rebuild import build_model, model_from_config
 
     model = build()
     config = exported(model)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from grader.errors import UntrustedDataError
-from grader.judge.model_config import RebuildBounds, check_rebuildable, parse_model_config
+from grader.evaluation.limits import RebuildBounds
+from grader.evaluation.model_config import check_rebuildable, parse_model_config
 from grader.spec.layers import Layer
 from tests.conftest import exported
 
@@ -37,7 +38,7 @@ def structured_model(norm=None):
 def evaluator_weights(model, folder):
     """``model``'s weights as the kernel exports them and the evaluator loads them: the files'
     arrays, checked against the shapes of the rebuilt model's ``get_weights()``, floats only."""
-    from grader.judge.evaluator import _load_weights
+    from grader.evaluation.evaluator import _load_weights
     from grader.kernel.export import export_model
 
     export_model(model, folder)
@@ -61,7 +62,7 @@ def test_an_adapted_normalization_is_read_counted_and_compared_as_keras_counts_i
 
 
 def test_a_rebuilt_model_normalises_with_the_exported_statistics_and_predicts_as_the_original(tmp_path):
-    from grader.judge.rebuild import build_model, model_from_config
+    from grader.evaluation.rebuild import build_model, model_from_config
 
     model = structured_model()
     config = exported(model)
@@ -78,7 +79,7 @@ def test_a_rebuilt_model_normalises_with_the_exported_statistics_and_predicts_as
 
 
 def test_a_normalization_given_its_mean_and_variance_has_no_weights_and_rebuilds_from_its_config(tmp_path):
-    from grader.judge.rebuild import build_model, model_from_config
+    from grader.evaluation.rebuild import build_model, model_from_config
 
     data = rows()
     norm = keras.layers.Normalization(mean=data.mean(axis=0).tolist(), variance=data.var(axis=0).tolist())

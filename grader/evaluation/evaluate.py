@@ -3,12 +3,12 @@ exercise's metric (``grader.spec.exercise.Metric``: a classifier's accuracy, a r
 absolute error).
 
 The parent (no Keras) keeps one evaluator per worker, for its next notebooks: ``python -m
-grader.judge.evaluator`` (``grader.judge.evaluator``) in a sandbox of its own
+grader.evaluation.evaluator`` (``grader.evaluation.evaluator``) in a sandbox of its own
 (``grader.run.sandbox.EvaluatorSandbox``: no network, a uid of its own, read-only mounts of the
 data set and of its inbox, memory, process and time limits). For each model, the parent reads
 what the kernel exported as hostile input and writes it, checked, into the evaluator's inbox;
 the evaluator rebuilds the model through Keras' safe deserialisation within the allowlist and
-bounds (``grader.judge.model_config.check_rebuildable``), loads the weights as plain arrays and
+bounds (``grader.evaluation.model_config.check_rebuildable``), loads the weights as plain arrays and
 measures the metric on the grader's test set itself. The student's process is never asked
 for a number, and the evaluator's answers are checked as the kernel's are.
 
@@ -39,9 +39,15 @@ from typing import Any
 import numpy as np
 
 from grader.errors import FAULT_INJECTION_ENV, GraderFault, UntrustedDataError
-from grader.judge.facts import ModelFacts
-from grader.judge.model_config import RebuildBounds
-from grader.judge.untrusted import read_array, read_json
+from grader.evaluation.limits import (
+    BYTES_PER_WEIGHT,
+    INBOX_MARGIN,
+    MAX_CONFIG_BYTES,
+    MAX_WEIGHT_BYTES,
+    SAMPLED_FITS,
+    RebuildBounds,
+)
+from grader.evaluation.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
@@ -56,14 +62,6 @@ MAX_ANSWER_BYTES = 2**20
 READ_BYTES = 2**16
 # What the evaluator printed while it answered one request, kept to its last this many bytes.
 MAX_LOG_BYTES = 2**20
-MAX_CONFIG_BYTES = 4 * 2**20
-MAX_WEIGHT_BYTES = 2**30
-# Bytes per weight the inbox holds at most (float64 weights, the widest Keras exports), and
-# The fits whose sampled rows the evaluator reads, the last ones
-SAMPLED_FITS = 3
-# room besides for a model's config and training sample
-BYTES_PER_WEIGHT = 8
-INBOX_MARGIN = 32 * 2**20
 # The evaluator's CPU time over all the notebooks it serves: each request has its own wall-clock limit.
 EVALUATOR_CPU_SECONDS = 7 * 24 * 3600
 # Characters kept of what the evaluator says
@@ -101,6 +99,18 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class ExportedModel:
+    """What a kernel exported of one model, as the grader listed it, its files not yet read:
+    its config, its weights, and the rows its last fits received (each with where they were in
+    ``x``, when the kernel saved that), the last fit first."""
+
+    name: str
+    config_file: Path
+    weights: tuple[Path, ...]
+    samples: tuple[tuple[Path, Path | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class EvaluatorRecipe:
     """Everything an evaluator starts with: the backend, the data set, the bounds of what it
     rebuilds, the canary (the exercise's own model) and its sandbox."""
@@ -117,19 +127,16 @@ class EvaluatorRecipe:
     private_test: Path | None = None
 
 
-def evaluate_models(models: list[ModelFacts], recipe: EvaluatorRecipe) -> tuple[dict[str, Evaluation], str]:
-    """The evaluation of each model whose architecture was read, by name, measured with Keras on
-    ``recipe.backend``, and what the evaluators printed. Raises ``GraderFault`` only when an
-    evaluator cannot measure the exercise's own model."""
-    evaluations: dict[str, Evaluation] = {}
+def evaluate_models(models: list[ExportedModel], recipe: EvaluatorRecipe) -> tuple[dict[str, Evaluation], str]:
+    """The evaluation of each model, by name, measured with Keras on ``recipe.backend``, and
+    what the evaluators printed. Raises ``GraderFault`` only when an evaluator cannot measure
+    the exercise's own model."""
     printed: list[str] = []
-    for model in models:
-        if model.architecture is not None and model.config_file is not None:
-            evaluations[model.name] = _evaluate(model, recipe, printed)
+    evaluations = {model.name: _evaluate(model, recipe, printed) for model in models}
     return evaluations, "".join(printed)
 
 
-def _evaluate(model: ModelFacts, recipe: EvaluatorRecipe, printed: list[str]) -> Evaluation:
+def _evaluate(model: ExportedModel, recipe: EvaluatorRecipe, printed: list[str]) -> Evaluation:
     evaluator = _evaluator(recipe, printed)
     metric = recipe.data.metric.key
     try:
@@ -297,7 +304,7 @@ class _Evaluator:
         self.sandbox = self._open.enter_context(sandbox)
         self._open.enter_context(self.sandbox.confined())
         self.process = subprocess.Popen(
-            self.sandbox.command([sys.executable, "-m", "grader.judge.evaluator"]),
+            self.sandbox.command([sys.executable, "-m", "grader.evaluation.evaluator"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -322,11 +329,10 @@ class _Evaluator:
             setup["private_test"] = {"x_test": f"{inside}/private_x_test.npy", "y_test": f"{inside}/private_y_test.npy"}
         return setup
 
-    def receive(self, model: ModelFacts) -> dict[str, Any]:
+    def receive(self, model: ExportedModel) -> dict[str, Any]:
         """Write what ``model``'s kernel exported into the inbox, read as hostile input; the
         request that names it as the evaluator sees it. Raises ``UntrustedDataError`` for what
         cannot be read or is beyond bounds."""
-        assert model.config_file is not None
         inbox, inside = self.sandbox.inbox, self.sandbox.inside_inbox
         size = sum(_size(path) for path in model.weights)
         limit = BYTES_PER_WEIGHT * self.recipe.bounds.weights
@@ -340,11 +346,11 @@ class _Evaluator:
             weights.append(f"{inside}/{name}")
         samples = []
         # The rows of the last fits (the last first: how the model's inputs were prepared)
-        for index, fit in enumerate([fit for fit in reversed(model.fits) if fit.sample is not None][:SAMPLED_FITS]):
-            _save(inbox / f"sample{index}.npy", read_array(fit.sample, MAX_SAMPLE_BYTES))  # type: ignore[arg-type]
+        for index, (rows, positions) in enumerate(model.samples[:SAMPLED_FITS]):
+            _save(inbox / f"sample{index}.npy", read_array(rows, MAX_SAMPLE_BYTES))
             sample = {"rows": f"{inside}/sample{index}.npy", "positions": None}
-            if fit.sample_positions is not None:
-                _save(inbox / f"positions{index}.npy", read_array(fit.sample_positions, MAX_SAMPLE_BYTES))
+            if positions is not None:
+                _save(inbox / f"positions{index}.npy", read_array(positions, MAX_SAMPLE_BYTES))
                 sample["positions"] = f"{inside}/positions{index}.npy"
             samples.append(sample)
         return {"name": model.name, "config": f"{inside}/config.json", "weights": weights, "samples": samples}
