@@ -47,13 +47,14 @@ from grader.evaluation.limits import (
     SAMPLED_FITS,
     RebuildBounds,
 )
+from grader.evaluation.preprocessing import TrainingRows, checked_positions, notebook_preparation
 from grader.evaluation.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.run.watchdog import Watchdog
 from grader.spec.architecture import Architecture
-from grader.spec.datasets import load_private_test
+from grader.spec.datasets import load_dataset, load_private_test
 from grader.spec.exercise import ACCURACY, DataSpec, Metric
 
 EVALUATOR_TIMEOUT_SECONDS = 600
@@ -134,6 +135,44 @@ def evaluate_models(models: list[ExportedModel], recipe: EvaluatorRecipe) -> tup
     printed: list[str] = []
     evaluations = {model.name: _evaluate(model, recipe, printed) for model in models}
     return evaluations, "".join(printed)
+
+
+# The data set's training rows for the near-copy search of quick mode, by file and spec
+_TRAINING_ROWS: dict[tuple[Path, DataSpec], TrainingRows] = {}
+
+
+def near_copies_without_a_model(
+    models: list[ExportedModel], data_path: Path, data: DataSpec, train_fingerprints: np.ndarray
+) -> dict[str, Evaluation]:
+    """Quick mode measures no model, yet what each one's fits received is read all the same:
+    the test rows, and near-copies of them, among the sampled rows once the notebook's own
+    preparation is undone. With numpy alone, on the grader's side: nothing of the notebook's
+    runs, and what it wrote is read as hostile input. A model whose sample cannot be read gets
+    no evaluation: its fingerprints still count."""
+    key = (data_path, data)
+    if key not in _TRAINING_ROWS:  # kept for the worker's next notebooks
+        _TRAINING_ROWS.clear()
+        dataset = load_dataset(data_path, data)
+        _TRAINING_ROWS[key] = TrainingRows(dataset.x_train, train_fingerprints, dataset.x_test)
+    training = _TRAINING_ROWS[key]
+    evaluations = {}
+    for model in models:
+        try:
+            samples = [_sample(rows, positions) for rows, positions in model.samples]
+        except (UntrustedDataError, ValueError, OSError):
+            continue
+        found = notebook_preparation(samples, training, data, None)
+        evaluations[model.name] = Evaluation(
+            None, metric=data.metric.key, sample_test_rows=found["test_rows"], sample_rows=found["rows"]
+        )
+    return evaluations
+
+
+def _sample(rows_file: Path, positions_file: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+    rows = read_array(rows_file, MAX_SAMPLE_BYTES).astype("float64")
+    if positions_file is None:
+        return rows, None
+    return rows, checked_positions(read_array(positions_file, MAX_SAMPLE_BYTES), len(rows))
 
 
 def _evaluate(model: ExportedModel, recipe: EvaluatorRecipe, printed: list[str]) -> Evaluation:

@@ -31,7 +31,7 @@ import numpy as np
 
 from grader.errors import UntrustedDataError, fault_injected
 from grader.evaluation.limits import MAX_CONFIG_BYTES, MAX_PRIVATE_TEST_BYTES, MAX_WEIGHT_BYTES, RebuildBounds
-from grader.evaluation.preprocessing import TrainingRows, derive_preprocessing, rows_near_test_rows, why_not_derived
+from grader.evaluation.preprocessing import TrainingRows, checked_positions, notebook_preparation
 from grader.evaluation.rebuild import build_model, model_from_config
 from grader.evaluation.untrusted import read_array, read_json
 from grader.protocol.fingerprints import MAX_SAMPLE_BYTES, row_fingerprints
@@ -85,50 +85,17 @@ def _load_weights(paths: list[str], expected: list[tuple[int, ...]]) -> list[np.
     return weights
 
 
-def _positions(path: str | None, rows: int) -> np.ndarray | None:
-    """Where a sample's rows were in what the fit received: whole numbers, one per row."""
-    if path is None:
-        return None
-    positions = _untrusted(read_array, path, MAX_SAMPLE_BYTES)
-    if positions.shape != (rows,) or positions.dtype.kind not in "iu":
-        raise ValueError(f"the sample's positions have shape {positions.shape} and dtype {positions.dtype}")
-    return np.asarray(positions, dtype=np.int64)
-
-
 def _preprocessing(
     samples: list[dict[str, Any]], training: TrainingRows, data: DataSpec, input_shape: tuple[int, ...]
 ) -> dict[str, Any]:
-    """How to prepare rows for the model: as derived from the rows its last fit received, else
-    the exercise's own (reshaped to the model's input if that is all that differs); whether it
-    was derived, and why not; and, with the preparation undone, the test rows (and near-copies
-    of them) found among the sampled rows of its fits, and how many rows were sampled."""
-    found: dict[str, Any] = {"problem": "fit was not given the rows as an array", "test_rows": None, "rows": None}
+    """``notebook_preparation`` of the samples the inbox holds."""
     loaded = []
     for sample in samples:
         rows = _untrusted(read_array, sample["rows"], MAX_SAMPLE_BYTES).astype("float64")
-        loaded.append((rows, _positions(sample["positions"], len(rows))))
-    if loaded:
-        rows, positions = loaded[0]
-        derived = derive_preprocessing(rows, training, positions)
-        if derived is not None and derived.shape == input_shape:
-            undone = [derived.undo(rows, data.image_shape) for rows, _ in loaded]
-            kept = [raw for raw in undone if raw is not None and np.isfinite(raw).all()]
-            return {
-                "preparation": derived,
-                "derived": True,
-                "problem": None,
-                "test_rows": sum(rows_near_test_rows(raw, training) for raw in kept),
-                "rows": sum(len(raw) for raw in kept),
-            }
-        found["problem"] = (
-            why_not_derived(rows, training)
-            if derived is None
-            else f"the rows fit received are shaped {derived.shape}, the model takes {input_shape}"
-        )
-    exercise = data.preprocessing
-    if int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
-        exercise = replace(exercise, shape=input_shape)
-    return {**found, "preparation": exercise, "derived": False}
+        positions = sample["positions"]
+        read = None if positions is None else _untrusted(read_array, positions, MAX_SAMPLE_BYTES)
+        loaded.append((rows, None if read is None else checked_positions(read, len(rows))))
+    return notebook_preparation(loaded, training, data, input_shape)
 
 
 class Evaluator:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from grader.protocol.fingerprints import row_fingerprints
+from grader.spec.exercise import DataSpec
 from grader.spec.preprocessing import Preprocessing
 
 # Rows that must be matched to training images for a derivation to count.
@@ -439,3 +442,47 @@ def _affine(raw: np.ndarray, prepared: np.ndarray) -> tuple[float | None, float]
         return None, 0.0
     # Round-off of the fit is no offset: x / 255 has none.
     return float(np.float32(scale)), 0.0 if abs(offset) <= 1e-6 * spread else float(np.float32(offset))
+
+
+def notebook_preparation(
+    samples: list[tuple[np.ndarray, np.ndarray | None]],
+    training: TrainingRows,
+    data: DataSpec,
+    input_shape: tuple[int, ...] | None,
+) -> dict[str, Any]:
+    """How to prepare rows for a model, from ``samples`` (rows its last fits received, the last
+    first, each with where its rows were): as derived from the last, else the exercise's own
+    (reshaped to the model's ``input_shape`` if that is all that differs); whether it was
+    derived, and why not; and, with the preparation undone, the test rows (and near-copies of
+    them) found among the sampled rows, and how many rows were sampled."""
+    found: dict[str, Any] = {"problem": "fit was not given the rows as an array", "test_rows": None, "rows": None}
+    if samples:
+        rows, positions = samples[0]
+        derived = derive_preprocessing(rows, training, positions)
+        if derived is not None and (input_shape is None or derived.shape == input_shape):
+            undone = [derived.undo(rows, data.image_shape) for rows, _ in samples]
+            kept = [raw for raw in undone if raw is not None and np.isfinite(raw).all()]
+            return {
+                "preparation": derived,
+                "derived": True,
+                "problem": None,
+                "test_rows": sum(rows_near_test_rows(raw, training) for raw in kept),
+                "rows": sum(len(raw) for raw in kept),
+            }
+        found["problem"] = (
+            why_not_derived(rows, training)
+            if derived is None
+            else f"the rows fit received are shaped {derived.shape}, the model takes {input_shape}"
+        )
+    exercise = data.preprocessing
+    if input_shape is not None and int(np.prod(exercise.shape)) == int(np.prod(input_shape)):
+        exercise = replace(exercise, shape=input_shape)
+    return {**found, "preparation": exercise, "derived": False}
+
+
+def checked_positions(positions: np.ndarray, rows: int) -> np.ndarray:
+    """Where a sample's rows were in what the fit received: whole numbers, one per row; else
+    ``ValueError``."""
+    if positions.shape != (rows,) or positions.dtype.kind not in "iu":
+        raise ValueError(f"the sample's positions have shape {positions.shape} and dtype {positions.dtype}")
+    return np.asarray(positions, dtype=np.int64)

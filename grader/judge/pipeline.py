@@ -20,7 +20,13 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import GraderError, GraderFault, UntrustedDataError
-from grader.evaluation.evaluate import Evaluation, EvaluatorRecipe, evaluate_models, preprocessing_warnings
+from grader.evaluation.evaluate import (
+    Evaluation,
+    EvaluatorRecipe,
+    evaluate_models,
+    near_copies_without_a_model,
+    preprocessing_warnings,
+)
 from grader.evaluation.limits import RebuildBounds
 from grader.evaluation.untrusted import read_tail
 from grader.ingest.notebook import InvalidSubmission, Submission, load_submission, submission_id
@@ -194,13 +200,14 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
             raise GraderFault(execution.message or "the notebook's kernel failed", logs)
         spec = context.spec
         models, matching = assign_models(spec, facts, [cell.source for cell in submission.notebook.cells])
-        evaluations: dict[str, Evaluation] = {}
-        if not context.options.quick:
+        exported = [found for model in models.values() if (found := model.exported()) is not None]
+        if context.options.quick:
+            evaluations = near_copies_without_a_model(
+                exported, context.data_path, spec.data, context.fingerprints.train
+            )
+        else:
             try:
-                evaluations, logs["evaluator.log"] = evaluate_models(
-                    [exported for model in models.values() if (exported := model.exported()) is not None],
-                    evaluator_recipe(context),
-                )
+                evaluations, logs["evaluator.log"] = evaluate_models(exported, evaluator_recipe(context))
             except GraderFault as fault:
                 raise GraderFault(str(fault), {**logs, **fault.logs}) from None
     checks = run_checks(spec, models, evaluations, context.options.quick, _missing_model_hint(execution))
