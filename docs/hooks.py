@@ -28,6 +28,8 @@ PICTURES = {
     "class-page.png": "class-page.png",
     "submission-page-top.png": "submission-page.png",
     "review-question.png": "review-question.png",
+    "check-button.png": "check-button.png",
+    "check-verdicts.png": "check-verdicts.png",
 }
 log = logging.getLogger("mkdocs.hooks.reference")
 SCHEMA_ON_SITE = "reference/results.schema.json"

@@ -41,6 +41,7 @@ from grader.judge.results import Graded, GradeRun, SubmissionResult
 from grader.judge.written import WrittenGrade
 from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
+from grader.run.progress import report, reporting_to
 from grader.run.warm import KERNELS
 from grader.spec.exercise import Spec, load_spec
 
@@ -285,22 +286,41 @@ def _summary_line(result: SubmissionResult, reused: bool = False) -> str:
 @click.command()
 @click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (the schema of results.json).")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the notebook's HTML page (as `grade` writes it) into this folder.",
+)
+@click.option(
+    "--progress",
+    "progress_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what the grading is doing (the cell it runs, the seconds so far) to this file as JSON, "
+    "replaced as it goes: for a tool that shows it, such as the Jupyter Check button.",
+)
 @grading_options(quick_by_default=True)
 @reports_grader_errors
-def check(notebook: Path, as_json: bool, **settings: Any) -> None:
+def check(notebook: Path, as_json: bool, report_dir: Path | None, progress_file: Path | None, **settings: Any) -> None:
     """Grade one notebook as the instructor's `grade` would, and show what to fix.
 
     Quick by default: seconds, not minutes. Exit 0 when every check passes, 1 otherwise,
     3 when a fault of the grader's kept it from grading the notebook.
     """
-    context = grading_context(**settings, start_kernel=True)
-    # The kernel started with the context is this notebook's, or nobody's.
-    with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"), closing(KERNELS):
-        graded = grade_safely(notebook, context)
-    logs_out = Path(tempfile.mkdtemp(prefix="grader-logs-"))
-    result = keep_logs(graded, logs_out, context.options.keep_logs).result
-    if result.logs is None:
-        logs_out.rmdir()
+    with reporting_to(progress_file):
+        context = grading_context(**settings, start_kernel=True)
+        # The kernel started with the context is this notebook's, or nobody's.
+        with console.status(f"Running {notebook.name} ({context.options.mode} mode)…"), closing(KERNELS):
+            graded = grade_safely(notebook, context)
+        logs_out = Path(tempfile.mkdtemp(prefix="grader-logs-"))
+        result = keep_logs(graded, logs_out, context.options.keep_logs).result
+        if result.logs is None:
+            logs_out.rmdir()
+        if report_dir is not None:
+            report("report", "drawing the notebook's page")
+            _write_check_page(graded, context, report_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -310,6 +330,25 @@ def check(notebook: Path, as_json: bool, **settings: Any) -> None:
     if result.fault == "grader":
         sys.exit(EXIT_GRADER_ERROR)
     sys.exit(0 if result.all_passed else EXIT_CHECK_FAILED)
+
+
+def _write_check_page(graded: Graded, context: GradingContext, report_dir: Path) -> None:
+    """The checked notebook's page, as ``grade`` draws it for a class of one."""
+    from grader.reports.outputs import write_page
+    from grader.reports.pages import PAGES_DIR, page_name
+
+    result = graded.result
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GraderError(f"--report {report_dir}: cannot create it ({error.strerror}).") from None
+    run = make_run(context, [result], partial=True)
+    problem = write_page(result, graded.notebook, run, context.spec, report_dir, drawings=graded.drawings)
+    page = Path(PAGES_DIR) / page_name(result.id)
+    report("drawn", "done", page=str(page))  # where a tool finds it in report_dir
+    console.print(
+        f"The notebook's page: {escape(str(report_dir / page))}" + (f" ({escape(problem)})" if problem else "")
+    )
 
 
 @click.command()

@@ -84,14 +84,17 @@ class Evaluation:
     preprocessing: str | None = None
     preprocessing_derived: bool = True
     metric: str = ACCURACY.key
-    # Test rows among the rows the notebook's fit received (as many as the kernel saved), found
+    # Test rows among the rows the notebook's fit received that the kernel drew at random, found
     # once the notebook's own preparation is undone: what fingerprints of prepared rows miss
     # when each feature is prepared its own way. None: not measured.
     sample_test_rows: int | None = None
     # Why the notebook's preparation could not be derived (which features, how far off)
     preprocessing_problem: str | None = None
-    # How many rows of the fits were sampled (``sample_test_rows`` were found among them)
+    # How many rows of the fits were drawn at random (``sample_test_rows`` were found among them)
     sample_rows: int | None = None
+    # The same of the fits' first rows, saved as they came: a count, not a sample
+    leading_test_rows: int | None = None
+    leading_rows: int | None = None
     # "private" where ``test_value`` was measured on a private test set, else "public"
     test_set: str = "public"
     # How many test rows and training rows ``test_value`` and ``train_value`` were measured on
@@ -163,8 +166,9 @@ def near_copies_without_a_model(
             continue
         found = notebook_preparation(samples, training, data, None)
         evaluations[model.name] = Evaluation(
-            None, metric=data.metric.key, sample_test_rows=found["test_rows"], sample_rows=found["rows"]
-        )
+            None, metric=data.metric.key, sample_test_rows=found["test_rows"], sample_rows=found["rows"],
+            leading_test_rows=found["leading_test_rows"], leading_rows=found["leading_rows"],
+        )  # fmt: skip
     return evaluations
 
 
@@ -244,6 +248,8 @@ def _read_answer(line: str, metric: Metric) -> tuple[Evaluation, str | None]:
         preprocessing_problem=_text(raw.get("preprocessing_problem")),
         test_rows=_count(raw.get("test_rows")),
         sample_rows=_count(raw.get("sample_rows")),
+        leading_test_rows=_count(raw.get("leading_test_rows")),
+        leading_rows=_count(raw.get("leading_rows")),
         test_set="private" if raw.get("test_set") == "private" else "public",
         train_rows=_count(raw.get("train_rows")),
     )

@@ -161,6 +161,8 @@ class Evaluator:
                 "preprocessing_problem": prepared["problem"],
                 "sample_test_rows": prepared["test_rows"],
                 "sample_rows": prepared["rows"],
+                "leading_test_rows": prepared["leading_test_rows"],
+                "leading_rows": prepared["leading_rows"],
                 "test_rows": len(self.dataset.x_test),
                 "test_set": self.test_set,
                 "train_rows": len(self.seen),

@@ -454,21 +454,28 @@ def notebook_preparation(
     first, each with where its rows were): as derived from the last, else the exercise's own
     (reshaped to the model's ``input_shape`` if that is all that differs); whether it was
     derived, and why not; and, with the preparation undone, the test rows (and near-copies of
-    them) found among the sampled rows, and how many rows were sampled."""
-    found: dict[str, Any] = {"problem": "fit was not given the rows as an array", "test_rows": None, "rows": None}
+    them) found among the rows drawn at random and among the fits' first rows, and how many
+    rows each part holds."""
+    found: dict[str, Any] = {
+        "problem": "fit was not given the rows as an array",
+        "test_rows": None, "rows": None, "leading_test_rows": None, "leading_rows": None,
+    }  # fmt: skip
     if samples:
         rows, positions = samples[0]
         derived = derive_preprocessing(rows, training, positions)
         if derived is not None and (input_shape is None or derived.shape == input_shape):
-            undone = [derived.undo(rows, data.image_shape) for rows, _ in samples]
-            kept = [raw for raw in undone if raw is not None and np.isfinite(raw).all()]
-            return {
-                "preparation": derived,
-                "derived": True,
-                "problem": None,
-                "test_rows": sum(rows_near_test_rows(raw, training) for raw in kept),
-                "rows": sum(len(raw) for raw in kept),
-            }
+            found = {"test_rows": 0, "rows": 0, "leading_test_rows": 0, "leading_rows": 0}
+            for rows, positions in samples:
+                raw = derived.undo(rows, data.image_shape)
+                if raw is None or not np.isfinite(raw).all():
+                    continue
+                # The fit's first rows are no random sample of it: counted apart, as they are
+                leading = _leading(positions, len(raw))
+                found["leading_test_rows"] += rows_near_test_rows(raw[:leading], training) if leading else 0
+                found["leading_rows"] += leading
+                found["test_rows"] += rows_near_test_rows(raw[leading:], training) if leading < len(raw) else 0
+                found["rows"] += len(raw) - leading
+            return {"preparation": derived, "derived": True, "problem": None, **found}
         found["problem"] = (
             why_not_derived(rows, training)
             if derived is None
@@ -486,3 +493,12 @@ def checked_positions(positions: np.ndarray, rows: int) -> np.ndarray:
     if positions.shape != (rows,) or positions.dtype.kind not in "iu":
         raise ValueError(f"the sample's positions have shape {positions.shape} and dtype {positions.dtype}")
     return np.asarray(positions, dtype=np.int64)
+
+
+def _leading(positions: np.ndarray | None, rows: int) -> int:
+    """How many of a sample's rows are its fit's first rows (positions 0, 1, 2, ...): all of
+    them when their positions were not saved (a tensor's sample is its first rows)."""
+    if positions is None:
+        return rows
+    expected = np.arange(len(positions))
+    return int(np.argmin(positions == expected)) if not (positions == expected).all() else len(positions)

@@ -448,19 +448,26 @@ def _integrity_problems(facts: ModelFacts, evaluation: Evaluation | None) -> lis
     return []
 
 
-def _test_rows_sampled(facts: ModelFacts, evaluation: Evaluation | None) -> tuple[int, int, int] | None:
+def _test_rows_sampled(facts: ModelFacts, evaluation: Evaluation | None) -> tuple[int, int, int, str] | None:
     """The test rows (and near-copies) among the rows its fits received, from those the
-    evaluator looked at: the estimate over all of them, the rows found and the rows looked at;
-    None when too few were found to say (``MIN_FOUND`` of a sample, any of every row)."""
-    if evaluation is None or not evaluation.sample_test_rows or not evaluation.sample_rows:
+    evaluator looked at (each fit's first rows, counted as they are, and rows drawn at random,
+    scaled up to the rest): the count over all of them, the rows found, the rows looked at, and
+    how the count is meant ("exactly", "about", "at least"); None when none was found, or too
+    few to say (``MIN_FOUND`` of the drawn ones) where none of the first rows was one."""
+    if evaluation is None:
         return None
-    found, sampled = evaluation.sample_test_rows, evaluation.sample_rows
+    leading_found, leading = evaluation.leading_test_rows or 0, evaluation.leading_rows or 0
+    found, drawn = evaluation.sample_test_rows or 0, evaluation.sample_rows or 0
+    if not leading_found and not found:
+        return None
     received = sum(fit.rows or 0 for fit in [fit for fit in facts.fits if fit.sample is not None][-SAMPLED_FITS:])
-    if sampled >= received:
-        return found, found, sampled
-    if found < MIN_FOUND:
-        return None
-    return round(found * received / sampled), found, sampled
+    looked = leading + drawn
+    if looked >= received:
+        return leading_found + found, leading_found + found, looked, "exactly"
+    if found < MIN_FOUND:  # too few of the drawn rows to scale up: the first rows' count is a lower bound
+        return (leading_found + found, leading_found + found, looked, "at least") if leading_found else None
+    rest = max(received - leading, drawn)
+    return leading_found + round(found * rest / drawn), leading_found + found, looked, "about"
 
 
 def _not_unseen(facts: ModelFacts, evaluation: Evaluation | None) -> str | None:
@@ -483,10 +490,10 @@ def test_set_training(facts: ModelFacts, evaluation: Evaluation | None) -> str |
     preparation is undone, or its own measurement on test and training rows."""
     estimated = _test_rows_sampled(facts, evaluation)
     if estimated is not None and estimated[0] > max(TEST_ROWS_TOLERATED, facts.test_rows):
-        total, found, sampled = estimated
-        share = "every one of them" if sampled >= total else f"{sampled:,} of them, drawn at random"
+        total, found, looked, meant = estimated
+        share = "every one of them" if meant == "exactly" else f"{looked:,} of them: each fit's first, more at random"
         return (
-            f"it was trained on {'about ' if sampled < total else ''}{total:,} test rows or near-copies of them "
+            f"it was trained on {'' if meant == 'exactly' else meant + ' '}{total:,} test rows or near-copies of them "
             f"({found:,} of the rows its fits received that the grader looked at, {share}, once it undid the "
             "notebook's preparation: a test row with a pixel or a feature changed is still a test row)"
         )

@@ -52,6 +52,7 @@ from grader.run.environment import installed_versions
 from grader.run.execute import GRADER_KERNEL, MAX_OUTPUT_BYTES, Execution
 from grader.run.isolation import Isolation, Limits
 from grader.run.probe import probe_isolation
+from grader.run.progress import report
 from grader.run.sandbox import Sandbox
 from grader.run.warm import KERNELS, KernelRecipe
 from grader.spec.architecture import Architecture
@@ -201,6 +202,7 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
         spec = context.spec
         models, matching = assign_models(spec, facts, [cell.source for cell in submission.notebook.cells])
         exported = [found for model in models.values() if (found := model.exported()) is not None]
+        report("evaluating", "measuring the models with the grader's own evaluator", models=len(exported))
         if context.options.quick:
             evaluations = near_copies_without_a_model(
                 exported, context.data_path, spec.data, context.fingerprints.train

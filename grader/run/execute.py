@@ -25,6 +25,7 @@ from nbformat import NotebookNode
 
 from grader.errors import fault_injected
 from grader.run.isolation import machine_memory_bytes, machine_oom_kills
+from grader.run.progress import report
 from grader.run.sandbox import Sandbox
 from grader.run.watchdog import Watchdog
 
@@ -225,7 +226,13 @@ class NotebookKernel:
                 if self.failure is not None:
                     raise _NotReady
                 try:
+                    student_cells = len(run.cells) - 2
                     for index, cell in enumerate(run.cells[1:-1], start=1):
+                        cell_number = self._student_index[index]
+                        report(
+                            "cell", f"running cell {cell_number} (code cell {index} of {student_cells})",
+                            cell=cell_number, code_cell=index, code_cells=student_cells,
+                        )  # fmt: skip
                         self.client.execute_cell(cell, index)
                 except CellTimeoutError:
                     outcome = "timeout"

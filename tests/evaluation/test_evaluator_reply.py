@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from grader.errors import GraderFault
-from grader.evaluation.limits import RebuildBounds
 from grader.evaluation import evaluate
+from grader.evaluation.limits import RebuildBounds
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import EvaluatorSandbox
 from grader.spec.exercise import ACCURACY

@@ -324,3 +324,43 @@ def test_a_fixed_model_beyond_what_its_reference_runs_reach_fails_its_training(s
     status, _, _, text = check_training(model, facts, 60000, evaluation=Evaluation(0.9932, None, 0.9843))
     assert status == "fail" and "0.9932, above what this model reaches trained as specified (0.9866 at most" in text
     assert check_training(model, facts, 60000, evaluation=Evaluation(0.9801, None, 0.9843))[0] == "pass"
+
+
+def test_test_rows_among_a_fit_s_first_rows_are_counted_as_they_are_and_the_drawn_ones_scaled_up(spec):
+    """The kernel saves each fit's first rows and more drawn at random: the first rows are no
+    random sample (a notebook that puts the test rows first fills them), so they are counted as
+    they are and only the drawn ones are scaled up to the rest of the rows."""
+    from pathlib import Path
+
+    from grader.judge.checks import _test_rows_sampled, check_training
+
+    model = spec.model("model_1")
+    sampled = correct_model_1(spec, sample=Path("fit-0-sample.npy"))  # one fit of 60,000 rows
+    evaluation = Evaluation(0.98, sample_test_rows=6, sample_rows=302, leading_test_rows=32, leading_rows=32)
+    assert _test_rows_sampled(sampled, evaluation) == (32 + round(6 * 59_968 / 302), 38, 334, "about")
+    status, _, actual, text = check_training(model, sampled, 60000, evaluation=evaluation)
+    assert status == "fail" and actual["test_images"] == 1223
+    assert "it was trained on about 1,223 test rows or near-copies of them (38 of the rows" in text
+    assert "334 of them: each fit's first, more at random" in text
+    # Too few drawn ones to scale up: the first rows' count, a lower bound
+    few = Evaluation(0.98, sample_test_rows=2, sample_rows=302, leading_test_rows=32, leading_rows=32)
+    assert _test_rows_sampled(sampled, few) == (34, 34, 334, "at least")
+    # Every row looked at: a count
+    small = correct_model_1(spec, sample=Path("fit-0-sample.npy"), rows=300)
+    every = Evaluation(0.98, sample_test_rows=20, sample_rows=268, leading_test_rows=0, leading_rows=32)
+    assert _test_rows_sampled(small, every) == (20, 20, 300, "exactly")
+    # An honest fit, and too few drawn ones with none among the first: nothing to say
+    honest = Evaluation(0.98, sample_test_rows=0, sample_rows=302, leading_test_rows=0, leading_rows=32)
+    assert _test_rows_sampled(sampled, honest) is None
+    assert _test_rows_sampled(sampled, Evaluation(0.98, sample_test_rows=3, sample_rows=302, leading_rows=32)) is None
+
+
+def test_a_sample_s_first_rows_are_those_at_the_first_positions():
+    import numpy as np
+
+    from grader.evaluation.preprocessing import _leading
+
+    assert _leading(np.array([0, 1, 2, 7, 40]), 5) == 3
+    assert _leading(np.array([0, 1, 2]), 3) == 3
+    assert _leading(np.array([5, 9]), 2) == 0
+    assert _leading(None, 4) == 4  # a tensor's sample: its first rows
