@@ -24,7 +24,7 @@ from grader.judge.deadline import Deadline
 from grader.protocol.text import encodable
 from grader.spec.questions import Question
 
-FoundBy = Literal["marker", "after the question", "numbered", "not separated", "no answer"]
+FoundBy = Literal["marker", "after the question", "numbered", "by its words", "not separated", "no answer"]
 # How close a sentence of the notebook must be to a sentence of the question (``_close``);
 # a short wording ("Suggest an improvement") must be closer, or a student's prose would match.
 SAME_SENTENCE = 0.8
@@ -60,6 +60,8 @@ OTTER_BEGIN = re.compile(r"BEGIN QUESTION", re.IGNORECASE)
 OTTER_END = re.compile(r"END QUESTION", re.IGNORECASE)
 OTTER_NAME = re.compile(r"^[ \t]*+name:[ \t]*+(\S+)", re.MULTILINE)
 COMMENT = re.compile(r"^\s*#+\s?(.*)$")
+# Sentences shared among questions by their cues at most (a cell of more is not one answer's worth)
+MAX_CUED_SENTENCES = 200
 
 
 @dataclass(frozen=True)
@@ -411,7 +413,71 @@ def _split(group: list[_Location], parts: list[tuple[int, str]]) -> dict[str, An
             location.question.id: _joined(location.question.id, [paragraph], "after the question")
             for location, paragraph in zip(group, paragraphs, strict=True)
         }
+    by_words = _split_by_cues(group, paragraphs)
+    if by_words is not None:
+        return by_words
     return {location.question.id: _joined(location.question.id, parts, "not separated") for location in group}
+
+
+def _split_by_cues(group: list[_Location], paragraphs: list[tuple[int, str]]) -> dict[str, Answer] | None:
+    """Answers to several questions in fewer paragraphs than questions, in the questions' order:
+    the runs of sentences, one per question, that hold the most of each question's cues (its
+    ``cues``, the words its answers use); None unless every question has cues and every run
+    holds one of its own question's."""
+    cues = [location.question.cues for location in group]
+    sentences = [
+        (cell, sentence) for cell, paragraph in paragraphs for sentence in _sentences(paragraph.replace("\n", " "))
+    ]
+    if not all(cues) or not len(group) <= len(sentences) <= MAX_CUED_SENTENCES:
+        return None
+    hits = [[_cue_hits(sentence, own) for own in cues] for _, sentence in sentences]
+    runs = _best_runs(hits, len(group))
+    if runs is None:
+        return None
+    answers = {}
+    for location, (start, end) in zip(group, runs, strict=True):
+        run = sentences[start:end]
+        text = " ".join(" ".join(sentence.split()) for _, sentence in run)
+        cells = tuple(dict.fromkeys(cell for cell, _ in run))
+        answers[location.question.id] = Answer(location.question.id, text, cells, "by its words")
+    return answers
+
+
+def _cue_hits(sentence: str, cues: tuple[str, ...]) -> int:
+    lowered = sentence.lower()
+    return sum(len(re.findall(rf"(?<!\w){re.escape(cue)}", lowered)) for cue in cues)
+
+
+def _best_runs(hits: list[list[int]], questions: int) -> list[tuple[int, int]] | None:
+    """Cut the sentences into ``questions`` runs in order, each holding a cue of its own
+    question, so that as many cues as can be fall in their own question's run; None when no
+    such cut exists. (Dynamic programming over where each run ends.)"""
+    count = len(hits)
+    prefix = [[0] * (count + 1) for _ in range(questions)]
+    for question in range(questions):
+        for index in range(count):
+            prefix[question][index + 1] = prefix[question][index] + hits[index][question]
+    unreachable = -1
+    # best[q][i]: the most cues in their own runs with the first q questions' runs ending at sentence i
+    best = [[unreachable] * (count + 1) for _ in range(questions + 1)]
+    cut: list[list[int]] = [[0] * (count + 1) for _ in range(questions + 1)]
+    best[0][0] = 0
+    for question in range(1, questions + 1):
+        for end in range(question, count + 1):
+            for start in range(question - 1, end):
+                own = prefix[question - 1][end] - prefix[question - 1][start]
+                if best[question - 1][start] == unreachable or own == 0:
+                    continue
+                if best[question - 1][start] + own > best[question][end]:
+                    best[question][end], cut[question][end] = best[question - 1][start] + own, start
+    if best[questions][count] == unreachable:
+        return None
+    runs, end = [], count
+    for question in range(questions, 0, -1):
+        start = cut[question][end]
+        runs.append((start, end))
+        end = start
+    return runs[::-1]
 
 
 def _paragraphs(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:

@@ -172,6 +172,13 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey("questions", "also_asked_as", "How course variants word it.", "[]"),
     SpecKey(
         "questions",
+        "cues",
+        "Words (or stems: `prefer`, `escolh`) an answer to it uses, in the languages the class writes in: where "
+        "answers to several questions share one paragraph, each sentence goes to the question whose words it has.",
+        "[]",
+    ),
+    SpecKey(
+        "questions",
         "scoring",
         "`positive`: from 0 up; `negative`: from `points` down; within 0 and `points` either way.",
         '"positive"',

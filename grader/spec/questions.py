@@ -50,6 +50,10 @@ class Question:
     stance: Stance | None = None
     models: tuple[str, ...] = ()
     curves: bool = False
+    # Words (or their stems) an answer to it uses, in the languages the class writes in: where
+    # answers to several questions share a paragraph, each sentence goes to the question whose
+    # words it has
+    cues: tuple[str, ...] = ()
 
     @property
     def wordings(self) -> tuple[str, ...]:
@@ -61,7 +65,7 @@ class Question:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Question:
         """A question as ``to_dict`` wrote it (into ``results.json``)."""
-        sequences = {key: tuple(data[key]) for key in ("also_asked_as", "models")}
+        sequences = {key: tuple(data.get(key, ())) for key in ("also_asked_as", "models", "cues")}
         rubric = tuple(RubricItem(**item) for item in data["rubric"])
         return cls(**{**data, **sequences, "rubric": rubric})
 
@@ -115,6 +119,7 @@ def _question(entry: dict[str, Any], model_names: list[str]) -> Question:
         stance=stance,
         models=models,
         curves=bool(entry.get("curves", False)),
+        cues=tuple(str(cue).lower() for cue in entry.get("cues", ()) if str(cue).strip()),
     )
 
 

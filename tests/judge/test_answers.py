@@ -299,6 +299,52 @@ def test_unnumbered_answers_are_one_paragraph_each_a_heading_staying_with_its_pa
     }
 
 
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        # Portuguese, two paragraphs for three questions: q1 and q2 share the first
+        (
+            "## Conclusões\n\nO modelo 2 tem muito mais parâmetros e demora mais, mas acerta um pouco mais. "
+            "Por isso eu escolheria o modelo 2. As curvas de perda dos dois ficaram parecidas.\n\n"
+            "Como a acurácia ainda subia, a sugestão é treinar por mais épocas; melhorou pouco.",
+            {
+                "q1": "## Conclusões O modelo 2 tem muito mais parâmetros e demora mais, mas acerta um pouco mais. "
+                "Por isso eu escolheria o modelo 2.",
+                "q2": "As curvas de perda dos dois ficaram parecidas.",
+                "q3": "Como a acurácia ainda subia, a sugestão é treinar por mais épocas; melhorou pouco.",
+            },
+        ),
+        # English, one paragraph for all three
+        (
+            "Model 2 is bigger and slower to train, so I would choose model_1 for production. The training loss "
+            "keeps falling while the test loss rises: it overfits. More dropout could improve it, and it did.",
+            {
+                "q1": "Model 2 is bigger and slower to train, so I would choose model_1 for production.",
+                "q2": "The training loss keeps falling while the test loss rises: it overfits.",
+                "q3": "More dropout could improve it, and it did.",
+            },
+        ),
+    ],
+    ids=["portuguese", "english"],
+)
+def test_answers_sharing_a_paragraph_go_sentence_by_sentence_to_the_question_whose_words_they_use(written, expected):
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell(written))
+    assert texts(answers) == expected
+    assert {answer.found_by for answer in answers.values()} == {"by its words"}
+
+
+def test_without_each_question_s_words_in_order_a_shared_paragraph_stays_whole():
+    # no word of q2's: the sentences cannot be shared out, every question gets it all, marked so
+    written = "I prefer model_1 for production. More epochs improved it.\n\nThat is all."
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell(written))
+    assert {answer.found_by for answer in answers.values()} == {"not separated"}
+    # a spec without cues never shares by words
+    bare = dataclasses.replace(SPEC, questions=tuple(dataclasses.replace(q, cues=()) for q in SPEC.questions))
+    english = "I would choose model_1 for production. The test loss rises. More dropout improved it."
+    answers = answers_of(new_markdown_cell(QUESTIONS_CELL), new_markdown_cell(english), spec=bare)
+    assert {answer.found_by for answer in answers.values()} == {"not separated"}
+
+
 def test_the_last_answer_unnumbered_after_the_code_it_asks_for_is_its_own():
     answers = answers_of(
         new_markdown_cell(QUESTIONS_CELL),
