@@ -87,7 +87,7 @@ def graded_as_a_kernel_would_report(path: Path, grading_context, more_to_come: b
 
 @pytest.mark.timeout(600)
 @settings(
-    max_examples=25,
+    max_examples=12,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking texts this long takes minutes
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from grader.cli import cli
 from tests.run.test_hostile_batch import model_1
 
-pytestmark = pytest.mark.kernel
+# A class graded twice and every notebook checked alone: minutes, with the slow tests (the fuzz test
+# takes hostile text through the same host steps in the default run)
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 HOSTILE_MARKDOWN = (
     "## Answers\n1. Model 2 is better \ud800 because\x00 \u202egpj.exe \u0301\n"

@@ -160,6 +160,7 @@ def test_without_a_tmpfs_a_watchdog_stops_a_kernel_that_writes_past_its_limit(co
     assert verdicts(result)["model_1.training"] == "pass"  # what it trained before stays graded
 
 
+@pytest.mark.slow  # a batch graded, killed and graded again (the grader's own faults' retries run by default)
 def test_a_batch_killed_mid_way_finishes_on_the_next_run_without_regrading(mnist_path, tmp_path):
     import json
     import os
