@@ -71,6 +71,7 @@ def die_on_doomed(path: Path, grading, more_to_come: bool = False) -> Graded:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow  # the worker pool's retries (a worker killed twice is tested by default)
 def test_a_dead_worker_is_retried_once_then_recorded_and_the_others_are_graded(spec, tmp_path):
     doomed, paths = with_doomed(tmp_path)
     results = dict(LocalProcesses(2, grade=die_on_doomed).grade([doomed, *paths], context(spec, quick=True)))

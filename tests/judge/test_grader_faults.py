@@ -99,6 +99,7 @@ def test_an_evaluator_fault_in_a_full_grade_is_retried_logged_and_not_stored(mni
     assert (graded.status, graded.attempts) == ("graded", 1) and graded.score is not None
 
 
+@pytest.mark.slow  # a whole notebook graded for its kernelspec alone
 def test_a_notebook_naming_a_kernel_of_another_machine_grades_to_full_marks(mnist_path):
     from grader.judge.pipeline import GradingOptions, grade_safely, prepare_context
 

@@ -170,6 +170,7 @@ def test_github_check_without_a_graded_result_says_to_grade_first(tmp_path: Path
     assert outcome.exit_code == 3 and "grade first" in outcome.output
 
 
+@pytest.mark.slow  # every platform's runner once more (each is graded by default above)
 def test_a_fault_of_the_grader_is_not_graded_on_every_platform(
     mnist_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_retry_pause: None
 ) -> None:
