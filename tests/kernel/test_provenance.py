@@ -4,6 +4,12 @@ weights in a process of its own."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from grader.kernel.provenance import WeightProvenance
@@ -19,6 +25,15 @@ class Model:
 
     def set(self, value: float) -> None:
         self.values = [np.full(3, value, dtype="float32")]
+
+
+def printed_by(script: str, folder: Path, *arguments: str) -> Any:
+    """What ``script`` printed last, as JSON, run in a Python process of its own."""
+    path = folder / "script.py"
+    path.write_text(script)
+    completed = subprocess.run([sys.executable, str(path), *arguments], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def provenance() -> WeightProvenance:
@@ -82,7 +97,8 @@ def test_a_first_fit_from_weights_another_model_trained_is_a_change_and_a_fit_of
     assert events(watch, lazy) == ["set_weights on the model (after fit 1)"]
 
 
-KERAS_ROUTES = """
+# A process with the grader's instrumentation installed, as in a graded kernel, and 1,280 MNIST rows
+MNIST_KERNEL = """
 import json, sys, tempfile
 from pathlib import Path
 import numpy as np
@@ -94,6 +110,11 @@ hooks.install(dict(facts_dir=str(facts), data_path=sys.argv[1], keras_dataset="m
 import keras
 (x, y), _ = keras.datasets.mnist.load_data()
 x, y = x[:1280].reshape(-1, 784) / 255, keras.utils.to_categorical(y[:1280], 10)
+"""
+
+KERAS_ROUTES = (
+    MNIST_KERNEL
+    + """
 def trained(callbacks=()):
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
@@ -112,22 +133,13 @@ hooks.finish()
 manifest = json.loads((facts / "manifest.json").read_text())
 print(json.dumps([[event["what"] for event in entry["weight_events"]] for entry in manifest["trained"].values()]))
 """
+)
 
 
 def test_keras_own_routes_to_the_weights_are_recorded_and_a_restore_is_not(mnist_path, tmp_path):
     """EarlyStopping's restore; the optimizer's step counter set through its set_weights; an
     assignment to a layer's kernel between fits: in a real Keras, in a process of its own."""
-    import json
-    import subprocess
-    import sys
-
-    script = tmp_path / "routes.py"
-    script.write_text(KERAS_ROUTES)
-    completed = subprocess.run(
-        [sys.executable, str(script), str(mnist_path)], capture_output=True, text=True, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    restored, counter, assigned = json.loads(completed.stdout.strip().splitlines()[-1])
+    restored, counter, assigned = printed_by(KERAS_ROUTES, tmp_path, str(mnist_path))
     assert restored == []
     assert counter == ["the optimizer's step counter was set"]
     assert len(assigned) == 1 and assigned[0].startswith("assign() to sequential")
@@ -169,15 +181,7 @@ def test_a_normalization_adapted_before_fit_is_no_change_and_a_dense_layer_s_wei
     trains: Keras' own preparation, not weights from elsewhere; a Dense layer's weights set from
     another model between fits still are. The adapted layer's count (an integer) is exported
     as a float, as the grader reads every weight. In a real Keras, in a process of its own."""
-    import json
-    import subprocess
-    import sys
-
-    script = tmp_path / "adapted.py"
-    script.write_text(ADAPTED_ROUTES)
-    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    events, exported = json.loads(completed.stdout.strip().splitlines()[-1])
+    events, exported = printed_by(ADAPTED_ROUTES, tmp_path)
     prepared, donor, replaced = events
     assert prepared == [] and donor == []
     assert len(replaced) == 1 and replaced[0].startswith("set_weights on its layer dense")
@@ -230,18 +234,9 @@ def test_optimizer_steps_outside_keras_training_are_counted_against_the_weights_
     assert ledger.applied_outside == {id(weights): 2}
 
 
-HIDDEN_ROUTES = """
-import json, sys, tempfile
-from pathlib import Path
-import numpy as np
-import grader.kernel as hooks
-facts = Path(tempfile.mkdtemp())
-hooks.install(dict(facts_dir=str(facts), data_path=sys.argv[1], keras_dataset="mnist", image_shape=[28, 28],
-                   model_names=[], quick=False, quick_train_rows=2048, quick_validation_rows=1000,
-                   steps_per_execution=0))
-import keras
-(x, y), _ = keras.datasets.mnist.load_data()
-x, y = x[:1280].reshape(-1, 784) / 255, keras.utils.to_categorical(y[:1280], 10)
+HIDDEN_ROUTES = (
+    MNIST_KERNEL
+    + """
 def model():
     built = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
     built.compile(optimizer="rmsprop", loss="categorical_crossentropy")
@@ -289,6 +284,7 @@ hooks.finish()
 manifest = json.loads((facts / "manifest.json").read_text())
 print(json.dumps([[event["what"] for event in entry["weight_events"]] for entry in manifest["trained"].values()]))
 """
+)
 
 
 def test_weights_changed_by_routes_no_wrapper_sees_are_caught_between_the_witnesses(mnist_path, tmp_path):
@@ -297,18 +293,8 @@ def test_weights_changed_by_routes_no_wrapper_sees_are_caught_between_the_witnes
     validation's hooks or at the fit's end, by such a route or by code passing for Keras' own:
     each is caught. Untrained weights copied between models, a checkpoint and EarlyStopping's
     restore are not changes. In a real Keras, in a process of its own."""
-    import json
-    import subprocess
-    import sys
-
-    script = tmp_path / "hidden.py"
-    script.write_text(HIDDEN_ROUTES)
-    completed = subprocess.run(
-        [sys.executable, str(script), str(mnist_path)], capture_output=True, text=True, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    built, first, second, last_epoch, passing, batch_end, validated, train_end = json.loads(
-        completed.stdout.strip().splitlines()[-1]
+    built, first, second, last_epoch, passing, batch_end, validated, train_end = printed_by(
+        HIDDEN_ROUTES, tmp_path, str(mnist_path)
     )
     assert built == [
         "it started from weights that neither its initializers nor its training produced (sequential/dense/kernel)"
