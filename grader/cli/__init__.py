@@ -42,6 +42,7 @@ for command in (
     platforms.github,
     platforms.export,
     tools.bench,
+    tools.zygote,
 ):
     cli.add_command(command)
 

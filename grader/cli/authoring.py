@@ -18,6 +18,7 @@ from grader.errors import GraderError
 from grader.judge.pipeline import GradingOptions
 from grader.protocol.files import write_atomically
 from grader.run.backends import Backend, choose_backend, use_backend_in_this_process
+from grader.run.zygote import ZYGOTES
 from grader.spec.datasets import load_dataset, load_private_test, locate_data
 from grader.spec.exercise import load_spec
 
@@ -155,6 +156,7 @@ def new(
 
     chosen = choose_backend(backend)
     use_backend_in_this_process(chosen)
+    ZYGOTES.expect_several()  # the solution's run, then the validation's two gradings
     out = out_path or default_spec_path(solution)
     with console.status(f"Running {solution.name} in the sandbox, as a full grade would…"):
         made = new_exercise(solution, out, name, data_path, GradingOptions(backend=chosen.name), force, private_share)
@@ -214,6 +216,7 @@ def validate(spec_path: Path, data_path: Path | None, backend: str | None) -> No
     from grader.assign.validate import validate_exercise
 
     chosen = choose_backend(backend)
+    ZYGOTES.expect_several()  # the solution, then the handout
     with console.status(f"Validating {spec_path}: grading the solution (full) and the handout (quick)…"):
         findings = validate_exercise(spec_path, chosen, data_path)
     if not _print_findings(findings):

@@ -1,4 +1,5 @@
-"""Tools: ``bench`` times training, plain and through the grader, or a batch of grades."""
+"""Tools: ``bench`` times training, plain and through the grader, or a batch of grades;
+``zygote`` keeps kernels warm for ``check``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from grader.errors import GraderError
 from grader.judge.pipeline import GradingContext
 from grader.run.backends import choose_backend, use_backend_in_this_process
 from grader.run.isolation import Limits
+from grader.run.probe import probe_isolation
+from grader.run.zygote import ZygoteUnavailable, serve, usable_for
 from grader.spec.datasets import load_dataset, locate_data
 from grader.spec.exercise import load_spec
 
@@ -133,6 +136,28 @@ def _bench_batch(copies: int, notebook: Path | None, jobs: int, as_json: bool, c
         f"{report.graded} of {report.notebooks} graded ({report.mode} mode, {report.backend}, {report.jobs} at a "
         f"time) in {report.wall_seconds:.1f} s: {report.grades_per_hour:,.0f} grades per hour.\n"
         f"Per notebook: {report.training_seconds:.1f} s training, {report.overhead_seconds:.1f} s of a worker's "
-        f"time besides.\nSeconds per epoch (median, first epochs apart): {epochs or 'none'}.\n{memory}.",
+        f"time besides.\nWhere a grading's seconds went, per notebook: {report.kernel_start_seconds:.2f} s waiting for "
+        f"its kernel (request to first cell; {report.forked} of {report.notebooks} kernels forked from a zygote), "
+        f"{report.cells_seconds:.2f} s running its cells ({report.training_seconds:.2f} s of it training), "
+        f"{report.grader_seconds:.2f} s of the grader's own.\n"
+        f"Seconds per epoch (median, first epochs apart): {epochs or 'none'}.\n{memory}.",
         highlight=False,
     )
+
+
+@click.command()
+@click.argument("socket", type=click.Path(dir_okay=False, path_type=Path))
+@BACKEND_OPTION
+@reports_grader_errors
+def zygote(socket: Path, backend: str | None) -> None:
+    """Keep a zygote listening on SOCKET: a process that has imported Keras and its backend
+    once and forks each kernel of `grader check` into its sandbox, when check runs with
+    $GRADER_ZYGOTE=SOCKET (the Jupyter Check button does this). It runs until its parent ends.
+    SOCKET's folder must be yours alone (mode 700)."""
+    problem = usable_for(probe_isolation())
+    if problem is not None:
+        raise GraderError(f"kernels cannot be forked here ({problem}): grader check starts them cold")
+    try:
+        serve(socket, choose_backend(backend).environment(1))
+    except (OSError, ZygoteUnavailable) as error:
+        raise GraderError(f"the zygote cannot listen on {socket}: {error}") from None

@@ -355,7 +355,7 @@ class _Evaluator:
             stderr=self._log,
             env=self.sandbox.process_environment(),
         )
-        self._open.enter_context(Watchdog(self.sandbox, lambda: self.process.pid if self.process else None))
+        self._open.enter_context(Watchdog(self.sandbox, lambda: [self.process.pid] if self.process else []))
 
     def _setup(self) -> dict[str, Any]:
         recipe = self.recipe

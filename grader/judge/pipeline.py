@@ -229,6 +229,12 @@ def grade_notebook(path: Path, context: GradingContext, more_to_come: bool = Fal
     ]
     result = _result(submission, execution, facts, models, evaluations, checks, findings, context)
     result = _with_answers(result, submission, spec, deadline, context.class_text)
+    timings = {"kernel_start": execution.start_seconds, "cells": execution.seconds}
+    result = replace(
+        result,
+        timings={**timings, "grading": round(time.monotonic() - started, 3)},
+        kernel_start="forked" if execution.forked else "cold",
+    )
     notebook = nbformat.writes(execution.notebook) if execution.notebook is not None else None  # type: ignore[no-untyped-call]
     return Graded(result, notebook, logs)
 

@@ -24,6 +24,7 @@ RESULTS_SCHEMA_VERSION = 2
 
 SubmissionStatus = Literal["graded", "error", "timeout", "invalid", "not_graded"]
 Fault = Literal["submission", "grader"]
+KernelStart = Literal["forked", "cold"]
 # Whose fault a status is: ``not_graded`` is the grader's (the notebook was not graded
 # and gets no score); the others that are not ``graded`` are the submission's.
 FAULT_OF_STATUS: dict[SubmissionStatus, Fault | None] = {
@@ -126,6 +127,10 @@ class SubmissionResult:
     backend: str | None = None
     # Its answers to the spec's written questions, in the spec's order
     answers: tuple[Answer, ...] = ()
+    # Where the grading's seconds went: waiting for its kernel ("kernel_start", request to first
+    # cell), the notebook's cells ("cells"), all of it ("grading"); and how its kernel started
+    timings: dict[str, float] = field(default_factory=dict)
+    kernel_start: KernelStart | None = None
 
     @property
     def fault(self) -> Fault | None:
@@ -161,6 +166,8 @@ class SubmissionResult:
             "student": self.student.to_dict() if self.student else None,
             "backend": self.backend,
             "answers": [answer.to_dict() for answer in self.answers],
+            "timings": self.timings,
+            "kernel_start": self.kernel_start,
             "fault": self.fault,
         }
 

@@ -13,11 +13,15 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
 from typing import Any, Literal
 
 import nbformat
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
@@ -91,17 +95,61 @@ class Execution:
     comm_messages: int = 0
     # The notebook filled the space it may write where the grader reads.
     write_limit_reached: bool = False
+    # Seconds the grading waited for its kernel (request to first cell); whether it was forked
+    start_seconds: float = 0.0
+    forked: bool = False
+
+
+class PromptKernelClient(AsyncKernelClient):
+    """jupyter_client's client, ready as soon as the kernel has answered ``kernel_info`` on the
+    shell channel and said something on IOPub. jupyter_client's own then listens until IOPub
+    has been quiet for 0.2 s, which every kernel's start would pay; nbclient reads IOPub by the
+    request each message answers, so what is still on its way is left for it to skip."""
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply" and await self._iopub_heard():
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("the kernel died before it answered kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the kernel did not answer kernel_info within {timeout:g} s")
+
+    # jupyter_client binds the name to its own function, not to the method
+    wait_for_ready = _async_wait_for_ready
+
+    async def _iopub_heard(self) -> bool:
+        """Whether IOPub delivers (a kernel's status for the request): else the request is sent again."""
+        try:
+            await ensure_async(self.iopub_channel.get_msg(timeout=IOPUB_SECONDS))
+        except Empty:
+            return False
+        return True
+
+
+# How long IOPub is listened to for the kernel's first message before asking it again
+IOPUB_SECONDS = 0.2
 
 
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts ipykernel with the grader's own interpreter inside ``sandbox``, whatever
     kernelspecs exist or the notebook names, talking over Unix sockets in the sandbox's
-    shared folder."""
+    shared folder; forked from the zygote listening on ``zygote``, if one is given
+    (``grader.run.zygote``)."""
 
     sandbox: Sandbox
+    zygote: Path | None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.client_factory = PromptKernelClient
         self.transport = "ipc"
         self.ip = str(self.sandbox.ipc_dir / "kernel")
         self.connection_file = str(self.sandbox.ipc_dir / "kernel.json")
@@ -122,7 +170,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         if fault_injected("kernel-start"):
             return [sys.executable, "-c", "raise SystemExit('GRADER_INJECT_FAULT: the kernel exits at start')"]
-        return self.sandbox.kernel_command(os.path.realpath(self.connection_file))
+        connection_file = os.path.realpath(self.connection_file)
+        if self.zygote is not None:
+            return self.sandbox.forked_kernel_command(connection_file, self.zygote)
+        return self.sandbox.kernel_command(connection_file)
 
 
 class CappedNotebookClient(NotebookClient):
@@ -165,8 +216,9 @@ class NotebookKernel:
     never got its notebook. nbclient drives a kernel from one thread's event loop, which holds
     its sockets: call all three from one thread."""
 
-    def __init__(self, sandbox: Sandbox, preamble: str, start_timeout: float) -> None:
+    def __init__(self, sandbox: Sandbox, preamble: str, start_timeout: float, zygote: Path | None = None) -> None:
         self.sandbox = sandbox
+        self.zygote = zygote
         self.start_timeout = start_timeout
         # Why the kernel is not ready for a notebook, if it is not: always the grader's fault.
         self.failure: str | None = None
@@ -184,7 +236,9 @@ class NotebookKernel:
             store_widget_state=False,
             allow_errors=True,
             interrupt_on_timeout=False,
-            kernel_manager_class=type("KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox}),
+            kernel_manager_class=type(
+                "KernelManager", (SandboxedKernelManager,), {"sandbox": sandbox, "zygote": zygote}
+            ),
             resources={"metadata": {"path": str(sandbox.workdir)}},
             on_cell_executed=self._on_cell_executed,
             timeout_func=self._seconds_left,
@@ -201,7 +255,7 @@ class NotebookKernel:
             self._open.enter_context(
                 self.client.setup_kernel(env=self.sandbox.process_environment(), stdout=kernel_log, stderr=kernel_log)
             )
-            self._watchdog = self._open.enter_context(Watchdog(self.sandbox, self._kernel_pid))
+            self._watchdog = self._open.enter_context(Watchdog(self.sandbox, self._kernel_pids))
             self.client.execute_cell(self._preamble, 0)
         except (RuntimeError, TimeoutError) as error:
             self.failure = f"the notebook's kernel could not be started: {error}"
@@ -274,9 +328,11 @@ class NotebookKernel:
         except (RuntimeError, TimeoutError):
             pass  # the cgroups, where there are any, have killed what was left
 
-    def _kernel_pid(self) -> int | None:
+    def _kernel_pids(self) -> list[int]:
+        """The kernel's process (a forked kernel's relay) and a forked kernel's own."""
         process = getattr(getattr(self.client.km, "provisioner", None), "process", None)
-        return getattr(process, "pid", None)
+        pids = [getattr(process, "pid", None), self.sandbox.forked_kernel_pid() if self.zygote else None]
+        return [pid for pid in pids if isinstance(pid, int)]
 
     def _exit_status(self) -> int | None:
         process = getattr(getattr(self.client.km, "provisioner", None), "process", None)

@@ -67,6 +67,10 @@ SCANNED_UIDS = 4096
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 # The launcher that stands for bubblewrap's pid namespace where there is none (a script, never imported)
 REAPER = Path(__file__).with_name("reaper.py")
+# A forked kernel's process as jupyter_client sees it (a script, never imported), and what holds
+# its sandbox open: it says when the sandbox is built, then waits for its input to close.
+RELAY = Path(__file__).with_name("relay.py")
+HOLDER = ["/bin/sh", "-c", "echo built && exec cat > /dev/null"]
 
 
 class NoFreeUid(OSError):
@@ -106,6 +110,9 @@ class Sandbox:
         self.ipc_dir = self.writable / "ipc"
         self.workdir = self.writable / "work"  # used when there is no bubblewrap
         self.kernel_log = scratch / "kernel.log"
+        # A forked kernel's: what its relay asks the zygote for, and the kernel's pid it is told
+        self.fork_request = scratch / "fork-request.json"
+        self.forked_kernel_pid_file = scratch / "kernel.pid"
         name = f"grader-{uuid.uuid4().hex[:12]}"
         bases = (isolation.memory_cgroup, isolation.pids_cgroup, isolation.cgroup_v2)
         self.cgroups = [base / name for base in bases if base]
@@ -209,28 +216,53 @@ class Sandbox:
         """``command`` inside every layer: a wrapper joins the cgroups (and runs ``before``), then
         becomes the sandbox, so that everything it starts inherits them. Without bubblewrap the
         sandbox is the reaper (``REAPER``), whose descendants, orphans included, all end with it."""
-        steps = [*(f'echo $$ > "{group}/cgroup.procs"' for group in self.cgroups), *([before] if before else [])]
         wrapped = self.wrapped(command)
         if not self.isolation.bubblewrap:
             # As the grader's uid, past the uid change: a notebook's processes cannot signal it then.
             wrapped = [sys.executable, "-I", "-S", str(REAPER), str(os.getpid()), *wrapped]
         if self.scope is not None and self.isolation.systemd_run:
             wrapped = [self.isolation.systemd_run, *systemd_scope_arguments(self.limits, self.scope), *wrapped]
-        return ["sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox", *wrapped]
+        return self._in_cgroups(wrapped, before)
+
+    def forked_kernel_command(self, connection_file: str, zygote_socket: Path) -> list[str]:
+        """The kernel's command when a zygote forks it (``grader.run.zygote``): the relay, in the
+        cgroups, builds this sandbox around a holder, and the zygote's child enters it and gives
+        the kernel the uid, rlimits and variables ``wrapped`` would have given it."""
+        request = {
+            "cgroups": [str(group) for group in self.cgroups],
+            "rlimits": self._rlimits() if self.isolation.rlimits else {},
+            "uid": self.uid if self.changes_uid else None,
+            "environment": self.process_environment(),
+            "workdir": INSIDE_WORKDIR,
+            "connection_file": connection_file,
+        }
+        write_atomically(self.fork_request, json.dumps(request))
+        relay = [sys.executable, "-I", "-S", str(RELAY), str(zygote_socket), str(self.fork_request)]
+        relay += [str(self.forked_kernel_pid_file), *self.wrapped(HOLDER)]
+        return self._in_cgroups(relay, before=f'chmod 0644 "{connection_file}"')
+
+    def forked_kernel_pid(self) -> int | None:
+        """The forked kernel's pid, once its relay has it."""
+        try:
+            return int(self.forked_kernel_pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _in_cgroups(self, command: list[str], before: str) -> list[str]:
+        steps = [*(f'echo $$ > "{group}/cgroup.procs"' for group in self.cgroups), *([before] if before else [])]
+        return ["sh", "-c", " && ".join([*steps, 'exec "$@"']), "sandbox", *command]
+
+    def _rlimits(self) -> dict[str, int]:
+        """The rlimits every process of the sandbox runs under, by ``prlimit``'s names."""
+        return {
+            "cpu": self.cpu_seconds, "fsize": self.limits.file_bytes, "nofile": self.limits.open_files,
+            "nproc": self.limits.processes, "core": 0,
+        }  # fmt: skip
 
     def wrapped(self, command: list[str]) -> list[str]:
         """``command`` inside every layer but the cgroups: bubblewrap, the uid change, the rlimits."""
         if self.isolation.rlimits:
-            command = [
-                "prlimit",
-                f"--cpu={self.cpu_seconds}",
-                f"--fsize={self.limits.file_bytes}",
-                f"--nofile={self.limits.open_files}",
-                f"--nproc={self.limits.processes}",
-                "--core=0",
-                "--",
-                *command,
-            ]
+            command = ["prlimit", *(f"--{name}={limit}" for name, limit in self._rlimits().items()), "--", *command]
         if self.changes_uid:
             command = [
                 "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
@@ -281,23 +313,7 @@ class Sandbox:
         the grader's environment (its tokens, its cloud keys) reaches the notebook. Without
         bubblewrap only the home (the sandbox's own folder) and the paths inside differ."""
         home = "/tmp" if self.isolation.bubblewrap else str(self.workdir)
-        variables = {
-            # TensorFlow's C++ start-up chatter is noise in a student's report.
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONUNBUFFERED": "1",
-            **self._role_variables(),
-            "HOME": home,
-            "JUPYTER_RUNTIME_DIR": f"{home}/jupyter",
-            "IPYTHONDIR": f"{home}/ipython",
-            "MPLCONFIGDIR": f"{home}/matplotlib",
-            "KERAS_HOME": f"{home}/keras",
-            # Python is started by its full path (sys.executable); the wrappers live in these folders.
-            "PATH": SANDBOX_PATH,
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-        }
-        # Packages installed beside Python (pip install --target) and the worker's GPU
-        passed = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")
-        return variables | {name: os.environ[name] for name in passed if name in os.environ} | self.environment
+        return kernel_variables(home) | self._role_variables() | self.environment
 
     def _role_variables(self) -> dict[str, str]:
         """What a kernel needs besides: where ``grader.check`` finds the spec."""
@@ -374,6 +390,27 @@ class EvaluatorSandbox(Sandbox):
 
     def _role_variables(self) -> dict[str, str]:
         return {}
+
+
+def kernel_variables(home: str) -> dict[str, str]:
+    """The variables every sandboxed process runs with, with ``home`` as its home (a zygote's
+    too: what it imported saw nothing more of the grader's)."""
+    variables = {
+        # TensorFlow's C++ start-up chatter is noise in a student's report.
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+        "HOME": home,
+        "JUPYTER_RUNTIME_DIR": f"{home}/jupyter",
+        "IPYTHONDIR": f"{home}/ipython",
+        "MPLCONFIGDIR": f"{home}/matplotlib",
+        "KERAS_HOME": f"{home}/keras",
+        # Python is started by its full path (sys.executable); the wrappers live in these folders.
+        "PATH": SANDBOX_PATH,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+    # Packages installed beside Python (pip install --target) and the worker's GPU
+    passed = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")
+    return variables | {name: os.environ[name] for name in passed if name in os.environ}
 
 
 def _free_uid(folder: Path) -> int:

@@ -2,9 +2,11 @@
 
 Starting a kernel and importing Keras, its backend and the instrumentation takes seconds, and
 none of it depends on the notebook. A ``WarmKernel`` does it in a fresh sandbox, in a thread of
-its own, then waits for the one notebook it will run: a kernel is never reused. Each process
-keeps at most one such spare (``KERNELS``): a grading takes the spare, and starts the next one
-while its notebook runs when more notebooks are to come and the process has room for it.
+its own, then waits for the one notebook it will run: a kernel is never reused. It is forked
+from a zygote that imported all that once, where this process has one (``grader.run.zygote``),
+else started cold. Each process keeps at most one such spare (``KERNELS``): a grading takes
+the spare, and starts the next one while its notebook runs when more notebooks are to come and
+the process has room for it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from grader.run.backends import gpu_count
 from grader.run.execute import Execution, NotebookKernel
 from grader.run.isolation import Isolation, Limits
 from grader.run.sandbox import Sandbox
+from grader.run.zygote import ZYGOTES
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,11 @@ class WarmKernel:
     for its notebook. ``run`` runs the notebook; ``close`` removes the sandbox, once what the
     kernel exported has been read."""
 
-    def __init__(self, recipe: KernelRecipe) -> None:
+    def __init__(self, recipe: KernelRecipe, zygote: Path | None = None) -> None:
         self.recipe = recipe
+        self.zygote = zygote
+        self._requested = time.monotonic()
+        self._ready = 0.0
         # Not a TemporaryDirectory: its finalizer would run at exit before ``KERNELS.close``
         # has unmounted the sandbox's tmpfs, and fail on it.
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-"))
@@ -78,6 +85,7 @@ class WarmKernel:
 
     def run(self, submission: Path, notebook: NotebookNode, timeout: float) -> Execution:
         """Run ``notebook`` (read from ``submission``) within ``timeout`` seconds."""
+        asked = time.monotonic()
         # Written in place: the sandbox sees this file, not a new one at its path.
         shutil.copyfile(submission, self.sandbox.notebook)
         self._orders.put((notebook, timeout))
@@ -85,7 +93,9 @@ class WarmKernel:
         if self._crash is not None:
             raise self._crash
         assert self._execution is not None
-        return self._execution
+        # From the grading's request (or the spare's start, if later) to the kernel's first cell
+        waited = max(0.0, self._ready - max(asked, self._requested))
+        return replace(self._execution, start_seconds=round(waited, 3), forked=self.zygote is not None)
 
     def close(self) -> None:
         """Shut down the kernel if it never got a notebook, and remove the sandbox."""
@@ -99,9 +109,12 @@ class WarmKernel:
     def _serve(self) -> None:
         sandbox = self.sandbox
         settings = replace(self.recipe.settings, facts_dir=sandbox.inside_facts, data_path=sandbox.inside_data)
-        kernel = NotebookKernel(sandbox, preamble(settings), self.recipe.start_timeout)
+        kernel = NotebookKernel(sandbox, preamble(settings), self.recipe.start_timeout, self.zygote)
         try:
             kernel.start()
+            self._ready = time.monotonic()
+            if kernel.failure is not None and self.zygote is not None:
+                ZYGOTES.refuse(self.zygote, kernel.failure)  # this grading's retry starts cold
             order = self._orders.get()
             if order is None:
                 kernel.close()
@@ -142,14 +155,14 @@ class KernelPool:
         When ``more_to_come`` and this process has room (``room_for_a_spare``), the next spare
         starts at once, while this one's notebook runs."""
         kernel, self._spare = self._spare, None
-        if kernel is not None and kernel.recipe != recipe:
+        if kernel is not None and (kernel.recipe != recipe or (kernel.zygote and ZYGOTES.refused(kernel.zygote))):
             kernel.close()
             kernel = None
         if kernel is None:
-            kernel = WarmKernel(recipe)
+            kernel = WarmKernel(recipe, _zygote(recipe, more_to_come))
         if more_to_come and room_for_a_spare():
             try:
-                self._spare = WarmKernel(recipe)
+                self._spare = WarmKernel(recipe, _zygote(recipe, batch=True))
             except Exception:
                 # A spare only saves time: the next grading starts its own kernel, and meets
                 # the same error there, where it is retried and reported.
@@ -159,12 +172,17 @@ class KernelPool:
     def start_spare(self, recipe: KernelRecipe) -> None:
         """Start a kernel for ``recipe`` now, for the grading that comes next in this process."""
         if self._spare is None:
-            self._spare = WarmKernel(recipe)
+            self._spare = WarmKernel(recipe, _zygote(recipe, batch=False))
 
     def close(self) -> None:
         kernel, self._spare = self._spare, None
         if kernel is not None:
             kernel.close()
+
+
+def _zygote(recipe: KernelRecipe, batch: bool) -> Path | None:
+    """The socket of the zygote to fork ``recipe``'s kernel from, or None to start it cold."""
+    return ZYGOTES.socket_for(recipe.isolation, dict(recipe.environment), batch)
 
 
 def room_for_a_spare() -> bool:

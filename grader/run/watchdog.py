@@ -18,16 +18,16 @@ WATCH_SECONDS = 0.5
 
 
 class Watchdog:
-    """Watches the processes of ``sandbox`` (the process ``root`` gives, when it gives one, and
-    everything it started, orphans included: they are adopted below ``root``, by bubblewrap's
-    init or else by the sandbox's reaper) for as long as the block runs, if a limit needs
-    watching here.
+    """Watches the processes of ``sandbox`` (the processes ``roots`` gives and everything they
+    started, orphans included: they are adopted below a root, by bubblewrap's init or else by
+    the sandbox's reaper; a kernel forked from a zygote is a root of its own beside its relay)
+    for as long as the block runs, if a limit needs watching here.
     ``overwritten`` is set when it stopped them for writing too much; ``sandbox.memory_exceeded``
     when for holding too much memory."""
 
-    def __init__(self, sandbox: Sandbox, root: Callable[[], int | None]) -> None:
+    def __init__(self, sandbox: Sandbox, roots: Callable[[], list[int]]) -> None:
         self.sandbox = sandbox
-        self.root = root
+        self.roots = roots
         self.overwritten = threading.Event()
         self._finished = threading.Event()
         self._watch_writes = not sandbox.isolation.write_cap
@@ -47,44 +47,46 @@ class Watchdog:
     def _watch(self) -> None:
         limits = self.sandbox.limits
         while not self._finished.wait(WATCH_SECONDS):
-            pid = self.root()
+            roots = self.roots()
             if self._watch_writes and self.sandbox.written_bytes() > limits.write_bytes:
                 self.overwritten.set()
-            elif self._watch_memory and pid is not None and held_memory(pid, limits.memory_bytes) > limits.memory_bytes:
+            elif self._watch_memory and held_memory(roots, limits.memory_bytes) > limits.memory_bytes:
                 self.sandbox.memory_exceeded.set()
             else:
                 continue
-            if pid is not None:
-                kill_tree(pid)
+            kill_tree(roots)
             return
 
 
-def held_memory(pid: int, limit: int) -> int:
-    """The memory the process ``pid`` and its descendants hold: their resident memory summed
+def held_memory(pids: list[int], limit: int) -> int:
+    """The memory the processes ``pids`` and their descendants hold: their resident memory summed
     while that is within ``limit``; past it, their proportional set sizes summed (a page that
     processes share counted once in all, not once per process), which take longer to read."""
-    processes = _tree(pid)
+    processes = _trees(pids)
     resident = sum(_quietly(lambda process: process.memory_info().rss, process) for process in processes)
     if resident <= limit:
         return resident
     return sum(_quietly(lambda process: process.memory_full_info().pss, process) for process in processes)
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL the process ``pid`` and every process it started."""
-    for process in reversed(_tree(pid)):  # children first: none is left without its killer
+def kill_tree(pids: list[int]) -> None:
+    """SIGKILL the processes ``pids`` and every process they started."""
+    for process in reversed(_trees(pids)):  # children first: none is left without its killer
         try:
             process.kill()
         except psutil.Error:
             continue
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
+def _trees(pids: list[int]) -> list[psutil.Process]:
+    processes = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            processes += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return processes
 
 
 def _quietly(read: Callable[[psutil.Process], int], process: psutil.Process) -> int:

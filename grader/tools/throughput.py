@@ -1,7 +1,8 @@
 """The batch bench: K copies of one notebook graded as ``grader grade`` grades them (sandboxed
 kernels, the evaluator, N workers), timed from outside. It reports grades per hour, the
 seconds per epoch each model trained at, the overhead per notebook (a worker's time per
-notebook that was not training) and, on an NVIDIA GPU, the memory each notebook took."""
+notebook that was not training), where a grading's seconds went (waiting for its kernel, the
+notebook's cells, the grader's own work) and, on an NVIDIA GPU, the memory each notebook took."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import nbformat
 from grader.batch.grade import grade_batch, make_executor
 from grader.batch.store import ResultStore
 from grader.judge.pipeline import GradingContext
-from grader.judge.results import Graded
+from grader.judge.results import Graded, SubmissionResult
 
 # How often GPU memory is read while the batch runs.
 GPU_SAMPLE_SECONDS = 0.5
@@ -43,6 +44,12 @@ class BatchBench:
     # MiB, per notebook at its peak and all together, where nvidia-smi can tell
     gpu_mib_per_notebook: float | None
     gpu_mib_peak: float | None
+    # Per notebook, on average: seconds waiting for its kernel (request to first cell), running
+    # its cells, and the grader's own (the rest of its grading); kernels forked from a zygote
+    kernel_start_seconds: float = 0.0
+    cells_seconds: float = 0.0
+    grader_seconds: float = 0.0
+    forked: int = 0
 
     @property
     def grades_per_hour(self) -> float:
@@ -153,4 +160,22 @@ def bench_batch(
         graded=sum(result.status == "graded" for result in results),
         gpu_mib_per_notebook=memory.per_notebook,
         gpu_mib_peak=memory.peak_total,
+        **_where_the_seconds_went(results),
     )
+
+
+def _where_the_seconds_went(results: Sequence[SubmissionResult]) -> dict[str, Any]:
+    """The mean seconds per notebook of its kernel's start, its cells and the grader's own work."""
+    timed = [result.timings for result in results if result.timings]
+    if not timed:
+        return {}
+
+    def mean(values: list[float]) -> float:
+        return round(statistics.mean(values), 2)
+
+    return {
+        "kernel_start_seconds": mean([timing["kernel_start"] for timing in timed]),
+        "cells_seconds": mean([timing["cells"] for timing in timed]),
+        "grader_seconds": mean([timing["grading"] - timing["kernel_start"] - timing["cells"] for timing in timed]),
+        "forked": sum(result.kernel_start == "forked" for result in results),
+    }

@@ -144,7 +144,7 @@ def test_an_orphan_is_counted_by_the_watchdog_and_ends_with_its_sandbox(
             leftovers.append(orphan)
             assert orphan.uids().real == (sandbox.uid if uid_change else os.geteuid())
             # What the watchdog counts as the kernel's includes the orphan's memory
-            assert held_memory(launcher.pid, 2**40) >= ORPHAN_BYTES
+            assert held_memory([launcher.pid], 2**40) >= ORPHAN_BYTES
         finally:
             if ending == "kernel-exits":
                 launcher.stdin.close()
