@@ -18,6 +18,7 @@ from grader.protocol.text import name_text
 from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import sweep_stale_sandboxes
+from grader.run.zygote import ZYGOTES
 from grader.spec.exercise import load_spec
 
 
@@ -137,7 +138,9 @@ def grade_on_worker(
     notebook: bytes,
     grade: Callable[[Path, GradingContext], Graded],
 ) -> Graded:
-    """A Ray task: grade one notebook, sent as bytes, with the shipped data and spec."""
+    """A Ray task: grade one notebook, sent as bytes, with the shipped data and spec. A Ray
+    worker process runs task after task: its kernels are forked from a zygote of its own."""
+    ZYGOTES.expect_several()
     context = shipped.unpack()
     with tempfile.TemporaryDirectory(prefix="grader-ray-") as scratch:
         folder = Path(scratch)

@@ -41,8 +41,10 @@ from grader.judge.results import Graded, GradeRun, SubmissionResult
 from grader.judge.written import WrittenGrade
 from grader.protocol.files import write_atomically
 from grader.reports.similarity import DEFAULT_THRESHOLD, ClassSimilarity, class_similarity, expected_code
+from grader.run.isolation import Isolation
 from grader.run.progress import report, reporting_to
 from grader.run.warm import KERNELS
+from grader.run.zygote import usable_for
 from grader.spec.exercise import Spec, load_spec
 
 if TYPE_CHECKING:
@@ -147,6 +149,7 @@ def grade(
             refresh_standings(run, context.spec, out_dir, live.standings, live.curves)
         similar = _similar_notebooks(roster.submissions, context.spec) if similarity else None
         _warn(write_summaries(run, context.spec, out_dir, assignment, similar))
+    _report_kernels(live.kernel_starts, context.isolation)
     _report_batch(run, live.reused, out_dir, partial, context.options.mode)
 
 
@@ -192,6 +195,8 @@ class _LiveReports:
     standings: dict[str, str | None] = field(default_factory=dict)  # the improvement standing each page shows
     written: dict[str, tuple[WrittenGrade, ...]] = field(default_factory=dict)  # kept by `grader review`
     reused: int = 0
+    # How the kernels of the notebooks graded now (not reused) started
+    kernel_starts: list[str | None] = field(default_factory=list)
     summaries_written: float = field(default_factory=time.monotonic)
 
     def on_result(self, graded: Graded, was_reused: bool) -> None:
@@ -200,6 +205,8 @@ class _LiveReports:
 
         spec = self.context.spec
         self.reused += was_reused
+        if not was_reused:
+            self.kernel_starts.append(graded.result.kernel_start)
         self.results.append(graded.result)
         self.written.update(self.marks.grades({graded.result.id: graded.result.answers}))
         run_so_far = make_run(self.context, self.results, self.roster.notices, self.written, self.partial)
@@ -215,6 +222,20 @@ class _LiveReports:
         self.progress.console.print(_summary_line(graded.result, was_reused), highlight=False)
         _warn(problem, self.progress.console)
         self.progress.advance(self.task)
+
+
+def _report_kernels(kernel_starts: list[str | None], isolation: Isolation) -> None:
+    """How the kernels of the notebooks graded now started: forked from a zygote, or cold (and
+    why, where no kernel could be forked here)."""
+    forked, cold = kernel_starts.count("forked"), kernel_starts.count("cold")
+    if not forked and not cold:
+        return
+    why = usable_for(isolation) if not forked else None
+    console.print(
+        f"Kernels: {forked} forked from a warm zygote, {cold} started cold" + (f" ({why})" if why else "") + ".",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _report_batch(run: GradeRun, reused: int, out_dir: Path, partial: bool, mode: str) -> None:

@@ -109,9 +109,10 @@ class Checks:
         self.options = list(options or [])
         self.command = command or [sys.executable, "-m", "grader"]
         self.checks: dict[str, Check] = {}
-        # The zygote checks fork their kernels from: started with the first check, kept until close
-        self._zygote: subprocess.Popen[bytes] | None = None
-        self._zygote_folder = Path(tempfile.mkdtemp(prefix="grader-zygote-"))
+        # The zygote checks fork their kernels from (``grader zygote``, listening in a folder of
+        # its own): started with the first check, kept until close
+        self.zygote: subprocess.Popen[bytes] | None = None
+        self.zygote_socket: Path | None = None
 
     def notebook(self, path: str) -> Path:
         """The file ``path`` (as Jupyter names it) names, refused unless it is a notebook under the root."""
@@ -130,7 +131,7 @@ class Checks:
             if check.path == path and check.running():
                 return check
         self._forget_old()
-        self._keep_zygote()
+        zygote = self._keep_zygote()
         folder = Path(tempfile.mkdtemp(prefix="grader-check-"))
         arguments = [*self.command, "check", str(notebook), "--json", "--report", str(folder / "report")]
         arguments += ["--progress", str(folder / "progress.json"), "--full" if full else "--quick", *self.options]
@@ -138,27 +139,25 @@ class Checks:
             process = subprocess.Popen(
                 arguments, cwd=notebook.parent, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                 start_new_session=True,  # its own process group: a cancel reaches all it started
-                env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "GRADER_ZYGOTE": str(self.zygote_socket)},
+                env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "GRADER_ZYGOTE": str(zygote)},
             )  # fmt: skip
         check = Check(secrets.token_hex(8), path, "full" if full else "quick", process, folder)
         self.checks[check.id] = check
         return check
 
-    @property
-    def zygote_socket(self) -> Path:
-        return self._zygote_folder / "zygote.sock"
-
-    def _keep_zygote(self) -> None:
-        """Start the zygote once (a check that comes before it is ready, or after it ended, or
-        where kernels cannot be forked, starts its kernel cold: its log says why)."""
-        if self._zygote is not None:
-            return
-        backend = self.options[self.options.index("--backend") :][:2] if "--backend" in self.options else []
-        with (self._zygote_folder / "zygote.log").open("wb") as log:
-            self._zygote = subprocess.Popen(
-                [*self.command, "zygote", str(self.zygote_socket), *backend],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )  # fmt: skip
+    def _keep_zygote(self) -> Path:
+        """The zygote's socket, the zygote started on the first call (a check that comes before
+        it is ready, or after it ended, or where kernels cannot be forked, starts its kernel
+        cold: the zygote's log beside its socket says why)."""
+        if self.zygote_socket is None:
+            self.zygote_socket = Path(tempfile.mkdtemp(prefix="grader-zygote-")) / "zygote.sock"
+            backend = self.options[self.options.index("--backend") :][:2] if "--backend" in self.options else []
+            with self.zygote_socket.with_name("zygote.log").open("wb") as log:
+                self.zygote = subprocess.Popen(
+                    [*self.command, "zygote", str(self.zygote_socket), *backend],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )  # fmt: skip
+        return self.zygote_socket
 
     def get(self, check_id: str) -> Check | None:
         return self.checks.get(check_id)
@@ -176,10 +175,11 @@ class Checks:
             check.cancel()
             shutil.rmtree(check.folder, ignore_errors=True)
         self.checks.clear()
-        if self._zygote is not None:
-            _signal_group(self._zygote, signal.SIGKILL)
-            self._zygote.wait()
-        shutil.rmtree(self._zygote_folder, ignore_errors=True)
+        if self.zygote is not None:
+            _signal_group(self.zygote, signal.SIGKILL)
+            self.zygote.wait()
+        if self.zygote_socket is not None:
+            shutil.rmtree(self.zygote_socket.parent, ignore_errors=True)
 
     def _forget_old(self) -> None:
         finished = [check for check in self.checks.values() if not check.running()]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import fcntl
 import importlib
 import json
 import os
@@ -46,6 +47,7 @@ NAMESPACES = (
     ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS),
 )  # fmt: skip
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 DEVICE_PREFIXES = ("/dev/nvidia", "/dev/dri", "/dev/kfd", "/dev/accel")
 # What a kernel imports that is worth having imported before the fork; the backend comes with
@@ -179,22 +181,31 @@ def _send(connection: socket.socket, message: dict[str, Any]) -> None:
 
 
 def _enter_sandbox(request: dict[str, Any]) -> None:
-    """Join the sandbox's cgroups, then the holder's namespaces and root."""
+    """Join the sandbox's cgroups, then the holder's namespaces and root. Unprivileged,
+    bubblewrap makes the namespaces in a user namespace and runs the holder in one nested in it:
+    the outer one is entered first (it gives the rights to enter the others), the holder's last."""
     holder = int(request["holder"])
     for group in request["cgroups"]:
         with open(os.path.join(group, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
-    entered = []
-    for name, flag in NAMESPACES:
-        path = f"/proc/{holder}/ns/{name}"
-        if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:  # the sandbox's own
-            entered.append((os.open(path, os.O_RDONLY), flag, name))
-    if not any(name == "mnt" for _, _, name in entered):
-        raise RuntimeError(f"process {holder} is not in a sandbox of its own")
+    opened = {name: os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY) for name, _ in NAMESPACES}
+    owner = fcntl.ioctl(opened["mnt"], NS_GET_USERNS)  # the user namespace the mount namespace belongs to
     root = os.open(f"/proc/{holder}/root", os.O_RDONLY | os.O_DIRECTORY)
-    for descriptor, flag, name in entered:
+    order = [(owner, CLONE_NEWUSER, "user")]
+    order += [(opened[name], flag, name) for name, flag in NAMESPACES if flag != CLONE_NEWUSER]
+    order += [(opened["user"], CLONE_NEWUSER, "user")]
+    # Read now: once in the mount namespace, /proc is the sandbox's, which does not list this process.
+    own = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in NAMESPACES}
+    if os.fstat(opened["mnt"]).st_ino == own["mnt"]:
+        raise RuntimeError(f"process {holder} is not in a sandbox of its own")
+    for descriptor, flag, name in order:
+        if os.fstat(descriptor).st_ino == own[name]:
+            continue
         if _libc.setns(descriptor, flag) != 0:
             raise OSError(ctypes.get_errno(), f"cannot enter the sandbox's {name} namespace")
+        if flag == CLONE_NEWUSER:
+            own["user"] = os.fstat(descriptor).st_ino
+    for descriptor in [owner, *opened.values()]:
         os.close(descriptor)
     os.fchdir(root)
     os.chroot(".")

@@ -4,6 +4,7 @@ stand-in for ``grader check`` (a script that says what it does, then waits) keep
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -47,8 +48,24 @@ def root(tmp_path: Path) -> Path:
     return served
 
 
+MADE: list[Checks] = []
+
+
+@pytest.fixture(autouse=True)
+def closing_every_checks():
+    """Each test's Checks are closed after it, as the server closes its own: their zygote ends."""
+    yield
+    while MADE:
+        MADE.pop().close()
+
+
+def made(checks: Checks) -> Checks:
+    MADE.append(checks)
+    return checks
+
+
 def checks_of(root: Path, options: list[str] | None = None) -> Checks:
-    return Checks(root, options, command=[sys.executable, str(root.parent / "stand_in.py")])
+    return made(Checks(root, options, command=[sys.executable, str(root.parent / "stand_in.py")]))
 
 
 def finished(checks: Checks, check_id: str) -> dict:
@@ -110,7 +127,7 @@ def test_one_check_per_notebook_runs_and_a_cancel_stops_all_it_started(root: Pat
 
 def test_the_check_command_is_grader_check_with_what_the_server_was_configured_with(root: Path):
     echo = "import sys, json; print(json.dumps({'checks': [], 'argv': sys.argv[1:]}))"
-    checks = Checks(root, ["--data", "/data/mnist.npz"], command=[sys.executable, "-c", echo])
+    checks = made(Checks(root, ["--data", "/data/mnist.npz"], command=[sys.executable, "-c", echo]))
     state = finished(checks, checks.start("course/homework.ipynb").id)
     arguments = state["result"]["argv"]
     assert arguments[:2] == ["check", str((root / "course" / "homework.ipynb").resolve())]
@@ -118,3 +135,23 @@ def test_the_check_command_is_grader_check_with_what_the_server_was_configured_w
     assert Path(arguments[arguments.index("--report") + 1]).is_absolute()
     # By default, the command itself
     assert Checks(root).command == [sys.executable, "-m", "grader"]
+
+
+def test_the_first_check_starts_a_zygote_every_check_is_told_of_and_close_ends_it(root: Path):
+    echo = (
+        "import json, os, sys\n"
+        "print(json.dumps({'checks': [], 'argv': sys.argv[1:], 'zygote': os.environ.get('GRADER_ZYGOTE')}))"
+    )
+    checks = made(Checks(root, ["--backend", "jax"], command=[sys.executable, "-c", echo]))
+    assert checks.zygote is None  # a server nobody checks with keeps no zygote
+    first = finished(checks, checks.start("course/homework.ipynb").id)
+    second = finished(checks, checks.start("course/wait.ipynb").id)
+    socket = checks.zygote_socket
+    assert socket is not None and first["result"]["zygote"] == second["result"]["zygote"] == str(socket)
+    assert checks.zygote is not None and checks.zygote.wait(timeout=60) == 0
+    # Started once, as ``grader zygote SOCKET`` with the server's backend, in a folder only its user may enter
+    said = json.loads(socket.with_name("zygote.log").read_text())
+    assert said["argv"] == ["zygote", str(socket), "--backend", "jax"]
+    assert socket.parent.stat().st_mode & 0o777 == 0o700
+    checks.close()
+    assert not socket.parent.exists()
