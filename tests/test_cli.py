@@ -1,5 +1,8 @@
 """The command line's own failures: exit 3 with a message that says what to do."""
 
+import subprocess
+import sys
+
 from click.testing import CliRunner
 
 from grader.cli import cli
@@ -66,3 +69,15 @@ def test_a_backend_not_installed_exits_3_saying_which_extra_installs_it(tmp_path
     # The extra's brackets are text, not console markup.
     assert "'torch' is not installed here (installed: tensorflow)" in outcome.output
     assert "pip install 'keras-exercise-grader[torch]'" in outcome.output
+
+
+def test_the_command_line_starts_without_compiling_rfc3987s_grammar_and_a_kernel_keeps_it():
+    """jsonschema compiles rfc3987_syntax's grammar as it is imported: seconds at every start."""
+    probe = "import sys; {}import grader.cli; print(sys.modules.get('rfc3987_syntax', 'absent'))"
+    host = subprocess.run([sys.executable, "-c", probe.format("")], capture_output=True, text=True, check=True)
+    assert host.stdout.strip() == "None"
+    # In a kernel, where ipykernel comes first, a notebook may still import it.
+    kernel = subprocess.run(
+        [sys.executable, "-c", probe.format("import ipykernel.kernelapp; ")], capture_output=True, text=True, check=True
+    )
+    assert kernel.stdout.strip() != "None"

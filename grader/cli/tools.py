@@ -137,7 +137,8 @@ def _bench_batch(copies: int, notebook: Path | None, jobs: int, as_json: bool, c
         f"time) in {report.wall_seconds:.1f} s: {report.grades_per_hour:,.0f} grades per hour.\n"
         f"Per notebook: {report.training_seconds:.1f} s training, {report.overhead_seconds:.1f} s of a worker's "
         f"time besides.\nWhere a grading's seconds went, per notebook: {report.kernel_start_seconds:.2f} s waiting for "
-        f"its kernel (request to first cell; {report.forked} of {report.notebooks} kernels forked from a zygote), "
+        f"its kernel (request to first cell; the median {report.kernel_start_median_seconds:.2f} s; {report.forked} of "
+        f"{report.notebooks} kernels forked from a zygote, whose start each worker's first kernel waits for), "
         f"{report.cells_seconds:.2f} s running its cells ({report.training_seconds:.2f} s of it training), "
         f"{report.grader_seconds:.2f} s of the grader's own.\n"
         f"Seconds per epoch (median, first epochs apart): {epochs or 'none'}.\n{memory}.",

@@ -58,10 +58,14 @@ class WarmKernel:
     for its notebook. ``run`` runs the notebook; ``close`` removes the sandbox, once what the
     kernel exported has been read."""
 
-    def __init__(self, recipe: KernelRecipe, zygote: Path | None = None) -> None:
+    def __init__(self, recipe: KernelRecipe, zygote: Path | None = None, requested: float | None = None) -> None:
+        """``requested``: when the kernel was asked for (``time.monotonic``), if before now: the
+        zygote it is forked from may have been started for it."""
         self.recipe = recipe
         self.zygote = zygote
-        self._requested = time.monotonic()
+        self._requested = requested or time.monotonic()
+        # When a grading took it (``KernelPool.take``); else when its notebook was given
+        self.asked: float | None = None
         self._ready = 0.0
         # Not a TemporaryDirectory: its finalizer would run at exit before ``KERNELS.close``
         # has unmounted the sandbox's tmpfs, and fail on it.
@@ -85,7 +89,7 @@ class WarmKernel:
 
     def run(self, submission: Path, notebook: NotebookNode, timeout: float) -> Execution:
         """Run ``notebook`` (read from ``submission``) within ``timeout`` seconds."""
-        asked = time.monotonic()
+        asked = self.asked or time.monotonic()
         # Written in place: the sandbox sees this file, not a new one at its path.
         shutil.copyfile(submission, self.sandbox.notebook)
         self._orders.put((notebook, timeout))
@@ -154,15 +158,18 @@ class KernelPool:
         """A kernel for ``recipe``: the spare if it was started for it, else one started now.
         When ``more_to_come`` and this process has room (``room_for_a_spare``), the next spare
         starts at once, while this one's notebook runs."""
+        asked = time.monotonic()
         kernel, self._spare = self._spare, None
         if kernel is not None and (kernel.recipe != recipe or (kernel.zygote and ZYGOTES.refused(kernel.zygote))):
             kernel.close()
             kernel = None
         if kernel is None:
-            kernel = WarmKernel(recipe, _zygote(recipe, more_to_come))
+            kernel = WarmKernel(recipe, _zygote(recipe, more_to_come), asked)
+        kernel.asked = asked
         if more_to_come and room_for_a_spare():
             try:
-                self._spare = WarmKernel(recipe, _zygote(recipe, batch=True))
+                requested = time.monotonic()
+                self._spare = WarmKernel(recipe, _zygote(recipe, batch=True), requested)
             except Exception:
                 # A spare only saves time: the next grading starts its own kernel, and meets
                 # the same error there, where it is retried and reported.
@@ -172,7 +179,8 @@ class KernelPool:
     def start_spare(self, recipe: KernelRecipe) -> None:
         """Start a kernel for ``recipe`` now, for the grading that comes next in this process."""
         if self._spare is None:
-            self._spare = WarmKernel(recipe, _zygote(recipe, batch=False))
+            requested = time.monotonic()
+            self._spare = WarmKernel(recipe, _zygote(recipe, batch=False), requested)
 
     def close(self) -> None:
         kernel, self._spare = self._spare, None

@@ -47,6 +47,8 @@ class BatchBench:
     # Per notebook, on average: seconds waiting for its kernel (request to first cell), running
     # its cells, and the grader's own (the rest of its grading); kernels forked from a zygote
     kernel_start_seconds: float = 0.0
+    # The median: a kernel's start once its worker's zygote is up (the mean counts the zygote's start)
+    kernel_start_median_seconds: float = 0.0
     cells_seconds: float = 0.0
     grader_seconds: float = 0.0
     forked: int = 0
@@ -175,6 +177,7 @@ def _where_the_seconds_went(results: Sequence[SubmissionResult]) -> dict[str, An
 
     return {
         "kernel_start_seconds": mean([timing["kernel_start"] for timing in timed]),
+        "kernel_start_median_seconds": round(statistics.median(timing["kernel_start"] for timing in timed), 2),
         "cells_seconds": mean([timing["cells"] for timing in timed]),
         "grader_seconds": mean([timing["grading"] - timing["kernel_start"] - timing["cells"] for timing in timed]),
         "forked": sum(result.kernel_start == "forked" for result in results),

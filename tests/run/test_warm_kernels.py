@@ -26,7 +26,7 @@ def recipe(quick: bool = True) -> warm.KernelRecipe:
 class FakeKernel:
     """Stands in for a started kernel: records what it was started for and whether it was closed."""
 
-    def __init__(self, for_recipe: warm.KernelRecipe, zygote: Path | None = None) -> None:
+    def __init__(self, for_recipe: warm.KernelRecipe, zygote: Path | None = None, requested: float = 0) -> None:
         self.recipe = for_recipe
         self.zygote = zygote
         self.closed = False
@@ -70,7 +70,7 @@ def test_no_spare_without_room_for_it(pool, monkeypatch):
 
 
 def test_a_spare_that_cannot_start_costs_the_grading_nothing(pool, monkeypatch):
-    def start_one_only(for_recipe, zygote=None):
+    def start_one_only(for_recipe, zygote=None, requested=0):
         if STARTED:
             raise OSError("cannot mount the sandbox's tmpfs")
         return FakeKernel(for_recipe, zygote)
