@@ -27,6 +27,8 @@ MAX_ERROR_CHARACTERS = 2000
 CANCEL_GRACE_SECONDS = 10.0
 # Finished checks kept for their pages, the oldest dropped first
 KEPT_CHECKS = 20
+# How ``grader zygote`` exits where kernels cannot be forked (no bubblewrap, threads): not restarted
+ZYGOTE_REFUSED = 3
 
 
 class CheckRefused(ValueError):
@@ -146,11 +148,14 @@ class Checks:
         return check
 
     def _keep_zygote(self) -> Path:
-        """The zygote's socket, the zygote started on the first call (a check that comes before
-        it is ready, or after it ended, or where kernels cannot be forked, starts its kernel
-        cold: the zygote's log beside its socket says why)."""
+        """The zygote's socket, the zygote started with the first check, and again if it ended
+        other than by refusing (a check that comes before it is ready, or while it is down, or
+        where kernels cannot be forked, starts its kernel cold: the zygote's log beside its
+        socket says why)."""
         if self.zygote_socket is None:
             self.zygote_socket = Path(tempfile.mkdtemp(prefix="grader-zygote-")) / "zygote.sock"
+        if self.zygote is None or self.zygote.poll() not in (None, ZYGOTE_REFUSED):
+            self.zygote_socket.unlink(missing_ok=True)
             backend = self.options[self.options.index("--backend") :][:2] if "--backend" in self.options else []
             with self.zygote_socket.with_name("zygote.log").open("wb") as log:
                 self.zygote = subprocess.Popen(

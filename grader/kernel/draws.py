@@ -172,6 +172,8 @@ class _Tapped:
 # ``keras.utils.set_random_seed``) cannot tell which rows are fingerprinted and place test rows
 # between them.
 _OFFSETS = random.Random(os.urandom(32))
+# A kernel forked from the zygote (``grader.kernel.zygote``) draws its own, not its siblings'.
+os.register_at_fork(after_in_child=lambda: _OFFSETS.seed(os.urandom(32)))
 
 
 def _offset() -> int:

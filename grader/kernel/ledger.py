@@ -30,6 +30,8 @@ SAMPLE_BYTES = MAX_SAMPLE_BYTES // 4
 # Which rows beyond the first are sampled: the grader's own generator, seeded from the system's
 # entropy, so that a notebook cannot tell where to put rows no sample falls on.
 _SAMPLED = random.Random(os.urandom(32))
+# A kernel forked from the zygote (``grader.kernel.zygote``) draws its own, not its siblings'.
+os.register_at_fork(after_in_child=lambda: _SAMPLED.seed(os.urandom(32)))
 
 
 def optimizer_parameters(model: Any) -> int | None:

@@ -46,7 +46,9 @@ NAMESPACES = (
     ("user", CLONE_NEWUSER), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET),
     ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS),
 )  # fmt: skip
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+# The kernel's standing with the machine's out-of-memory killer: the default, a cold kernel's
+OOM_SCORE = "0"
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 DEVICE_PREFIXES = ("/dev/nvidia", "/dev/dri", "/dev/kfd", "/dev/accel")
@@ -65,25 +67,31 @@ RLIMITS = {
     "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE,
 }  # fmt: skip
 REQUEST_BYTES = 2**20
+# Exit status of a zygote that will not fork (threads, a device): its kernels start cold.
+REFUSED = 3
 # Seconds a relay has to send its request once connected
 REQUEST_SECONDS = 30
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def main(socket_path: str) -> None:
+def main(socket_path: str) -> int:
+    """Import, then fork kernels for ever; 3 (``REFUSED``) if forking here would not be sound."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlives the grader that started it
+    if "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None:
+        del sys.modules["rfc3987_syntax"]  # left out of the grader's own processes, not of a kernel
     os.environ.setdefault(*INLINE_PLOTS)
     for name in WARM_MODULES:
         importlib.import_module(name)
     _shut_down_fork_handled_pools()
     refused = unsafe_to_fork()
-    print(json.dumps({"ready": refused is None, "refused": refused}), flush=True)
     if refused is not None:
-        return
+        print(json.dumps({"ready": False, "refused": refused}), flush=True)
+        return REFUSED
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     server.listen(16)
+    print(json.dumps({"ready": True, "refused": None}), flush=True)
     while True:
         connection, _ = server.accept()
         refused = unsafe_to_fork()
@@ -135,27 +143,42 @@ def _reap() -> None:
 
 
 def _serve(connection: socket.socket) -> None:
-    """In the zygote's child: enter the request's sandbox, fork the kernel there, report on it."""
+    """In the zygote's child: open the request's sandbox, fork the kernel into its pid namespace,
+    report on it. This child stays root and never enters the sandbox's mount namespace, so that
+    nothing it might import or open could be the notebook's."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _protect_from_the_oom_killer()
         request, descriptors = _receive(connection)
-        _enter_sandbox(request)
+        sandbox = _SandboxEntry(request)
         kernel = os.fork()
         if kernel == 0:
             connection.close()
-            _become_kernel(request, descriptors)
+            _become_kernel(request, descriptors, sandbox)
+        sandbox.close()
         for descriptor in descriptors:
             os.close(descriptor)
         _send(connection, {"pid": kernel})
         _send(connection, {"exit": _wait_or_kill(kernel, connection)})
         code = 0
-    except Exception as error:  # the relay reports it as the kernel's failure to start
+    except BaseException as error:  # the relay reports it as the kernel's failure to start
         try:
             _send(connection, {"error": f"{type(error).__name__}: {error}"})
-        except OSError:
+        except BaseException:
             pass
     os._exit(code)
+
+
+def _protect_from_the_oom_killer() -> None:
+    """The machine's out-of-memory killer would see this child as large as the zygote (the
+    pages they share) and might kill it, and with it its kernel, for another's memory. Only
+    root may lower it; the kernel sets its own back (``OOM_SCORE``)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adjustment:
+            adjustment.write("-1000")
+    except OSError:
+        pass
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -180,60 +203,84 @@ def _send(connection: socket.socket, message: dict[str, Any]) -> None:
     connection.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _enter_sandbox(request: dict[str, Any]) -> None:
-    """Join the sandbox's cgroups, then the holder's namespaces and root. Unprivileged,
-    bubblewrap makes the namespaces in a user namespace and runs the holder in one nested in it:
-    the outer one is entered first (it gives the rights to enter the others), the holder's last."""
-    holder = int(request["holder"])
-    for group in request["cgroups"]:
-        with open(os.path.join(group, "cgroup.procs"), "w") as procs:
-            procs.write(str(os.getpid()))
-    opened = {name: os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY) for name, _ in NAMESPACES}
-    owner = fcntl.ioctl(opened["mnt"], NS_GET_USERNS)  # the user namespace the mount namespace belongs to
-    root = os.open(f"/proc/{holder}/root", os.O_RDONLY | os.O_DIRECTORY)
-    order = [(owner, CLONE_NEWUSER, "user")]
-    order += [(opened[name], flag, name) for name, flag in NAMESPACES if flag != CLONE_NEWUSER]
-    order += [(opened["user"], CLONE_NEWUSER, "user")]
-    # Read now: once in the mount namespace, /proc is the sandbox's, which does not list this process.
-    own = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in NAMESPACES}
-    if os.fstat(opened["mnt"]).st_ino == own["mnt"]:
-        raise RuntimeError(f"process {holder} is not in a sandbox of its own")
-    for descriptor, flag, name in order:
-        if os.fstat(descriptor).st_ino == own[name]:
-            continue
+class _SandboxEntry:
+    """The holder's namespaces and root, opened and checked to be those bubblewrap made, and the
+    sandbox's cgroups and pid namespace joined: the kernel forked next is inside both and enters
+    the rest itself (``enter``). Unprivileged, bubblewrap makes the namespaces in a user
+    namespace and runs the holder in one nested in it: the outer one is entered first (it gives
+    the rights to enter the others), the holder's last."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        holder = int(request["holder"])
+        self.opened = {name: os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY) for name, _ in NAMESPACES}
+        self.root = os.open(f"/proc/{holder}/root", os.O_RDONLY | os.O_DIRECTORY)
+        self.owner = fcntl.ioctl(self.opened["mnt"], NS_GET_USERNS)  # the user namespace the others belong to
+        # Read now: once in the mount namespace, /proc is the sandbox's, which does not list this process.
+        self.own = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in NAMESPACES}
+        # Whatever process has the holder's pid now, these are the namespaces bubblewrap made, and
+        # the root was opened while it had them.
+        for name, inode in request["namespaces"].items():
+            if os.fstat(self.opened[name]).st_ino != inode:
+                raise RuntimeError(f"process {holder} is not the sandbox's: its {name} namespace is another")
+        if os.stat(f"/proc/{holder}/ns/mnt").st_ino != os.fstat(self.opened["mnt"]).st_ino:
+            raise RuntimeError(f"process {holder} ended while its sandbox was opened")
+        if os.fstat(self.opened["mnt"]).st_ino == self.own["mnt"]:
+            raise RuntimeError(f"process {holder} is not in a sandbox of its own")
+        for group in request["cgroups"]:
+            with open(os.path.join(group, "cgroup.procs"), "w") as procs:
+                procs.write(str(os.getpid()))
+        self._enter(self.owner, CLONE_NEWUSER, "user")
+        self._enter(self.opened["pid"], CLONE_NEWPID, "pid")  # for the children forked next
+
+    def enter(self, workdir: str) -> None:
+        """In the kernel: enter the sandbox's other namespaces and its root."""
+        for name, flag in NAMESPACES:
+            if flag not in (CLONE_NEWUSER, CLONE_NEWPID):
+                self._enter(self.opened[name], flag, name)
+        self._enter(self.opened["user"], CLONE_NEWUSER, "user")
+        os.fchdir(self.root)
+        os.chroot(".")
+        os.chdir(workdir)
+
+    def _enter(self, descriptor: int, flag: int, name: str) -> None:
+        if os.fstat(descriptor).st_ino == self.own[name]:
+            return
         if _libc.setns(descriptor, flag) != 0:
             raise OSError(ctypes.get_errno(), f"cannot enter the sandbox's {name} namespace")
-        if flag == CLONE_NEWUSER:
-            own["user"] = os.fstat(descriptor).st_ino
-    for descriptor in [owner, *opened.values()]:
-        os.close(descriptor)
-    os.fchdir(root)
-    os.chroot(".")
-    os.close(root)
-    os.chdir(request["workdir"])
+        self.own[name] = os.fstat(descriptor).st_ino
+
+    def close(self) -> None:
+        for descriptor in [self.owner, self.root, *self.opened.values()]:
+            os.close(descriptor)
 
 
-def _become_kernel(request: dict[str, Any], descriptors: list[int]) -> None:
-    """In the sandbox's pid namespace: drop every privilege, then run ipykernel."""
+def _become_kernel(request: dict[str, Any], descriptors: list[int], sandbox: _SandboxEntry) -> None:
+    """In the sandbox's pid namespace: enter the rest of it, drop every privilege, then run ipykernel."""
     code = 1
     try:
         os.setsid()
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        with open("/proc/self/oom_score_adj", "w") as adjustment:
+            adjustment.write(OOM_SCORE)
+        sandbox.enter(request["workdir"])
         os.dup2(descriptors[0], 1)
         os.dup2(descriptors[1], 2)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         for name, limit in request["rlimits"].items():
             resource.setrlimit(RLIMITS[name], (limit, limit))
         _drop_privileges(None if request["uid"] is None else int(request["uid"]))
         if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "cannot set no_new_privs")
+        # A cold kernel is dumpable (its /proc files its own to read): a change of uid without an
+        # exec is not, unless said again.
+        _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        _libc.clearenv()  # what libraries set at import, besides what Python knows of
         os.environ.clear()
         os.environ.update(request["environment"])
-        sys.path[0] = os.getcwd()  # as ``python -m ipykernel_launcher`` started in the notebook's folder
+        _as_a_kernel_started_here()
         sys.argv = ["ipykernel_launcher", "-f", request["connection_file"]]
-        _reseed()
         from ipykernel.kernelapp import launch_new_instance
 
         launch_new_instance()
@@ -264,11 +311,17 @@ def _drop_privileges(uid: int | None) -> None:
         raise OSError(ctypes.get_errno(), "cannot clear the capabilities")
 
 
-def _reseed() -> None:
-    """Every kernel draws its own random numbers: numpy's global generator was seeded when the
-    zygote imported it (Python's ``random`` reseeds itself at fork)."""
+def _as_a_kernel_started_here() -> None:
+    """What a kernel started cold in the sandbox would have that the zygote settled otherwise:
+    its import path starts at the notebook's folder (as ``python -m ipykernel_launcher`` started
+    there), Keras' home is the sandbox's, and numpy's global generator is its own (Python's
+    ``random`` and the instrumentation's reseed themselves at a fork)."""
     import numpy
 
+    sys.path[0] = os.getcwd()
+    config = sys.modules.get("keras.src.backend.config")
+    if config is not None and "KERAS_HOME" in os.environ:
+        config.__dict__["_KERAS_DIR"] = os.environ["KERAS_HOME"]
     numpy.random.seed()
 
 
@@ -285,4 +338,4 @@ def _wait_or_kill(kernel: int, connection: socket.socket) -> int:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1]))

@@ -296,7 +296,10 @@ class NotebookKernel:
                 except DeadKernelError:
                     outcome = "dead_kernel"
                     where = _running_cell(self.client, run, self._student_index)
-                    message = self._death(where)
+                    message = self._death(where)  # waits for the kernel's process to end
+                    lost = self.sandbox.forked_kernel_lost() if self.zygote is not None else None
+                    if lost is not None:  # not the notebook's doing: the grader's fault, retried
+                        outcome, message = "kernel_failed", f"the notebook's kernel was lost{where}: {lost}"
                 if outcome == "completed" or outcome == "timeout":
                     self._finishing = True
                     try:

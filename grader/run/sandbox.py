@@ -110,9 +110,9 @@ class Sandbox:
         self.ipc_dir = self.writable / "ipc"
         self.workdir = self.writable / "work"  # used when there is no bubblewrap
         self.kernel_log = scratch / "kernel.log"
-        # A forked kernel's: what its relay asks the zygote for, and the kernel's pid it is told
+        # A forked kernel's: what its relay asks the zygote for, and what it was told of the kernel
         self.fork_request = scratch / "fork-request.json"
-        self.forked_kernel_pid_file = scratch / "kernel.pid"
+        self.forked_kernel_state = scratch / "forked-kernel.json"
         name = f"grader-{uuid.uuid4().hex[:12]}"
         bases = (isolation.memory_cgroup, isolation.pids_cgroup, isolation.cgroup_v2)
         self.cgroups = [base / name for base in bases if base]
@@ -237,16 +237,28 @@ class Sandbox:
             "connection_file": connection_file,
         }
         write_atomically(self.fork_request, json.dumps(request))
-        relay = [sys.executable, "-I", "-S", str(RELAY), str(zygote_socket), str(self.fork_request)]
-        relay += [str(self.forked_kernel_pid_file), *self.wrapped(HOLDER)]
+        relay = [sys.executable, "-I", "-S", str(RELAY), str(os.getpid()), str(zygote_socket), str(self.fork_request)]
+        relay += [str(self.forked_kernel_state), *self.wrapped(HOLDER)]
         return self._in_cgroups(relay, before=f'chmod 0644 "{connection_file}"')
 
     def forked_kernel_pid(self) -> int | None:
-        """The forked kernel's pid, once its relay has it."""
-        try:
-            return int(self.forked_kernel_pid_file.read_text())
+        """The forked kernel's pid, once its relay has it, while that process runs."""
+        state = self._forked_state()
+        pid = state.get("pid")
+        return pid if isinstance(pid, int) and process_start(pid) == state.get("started") else None
+
+    def forked_kernel_lost(self) -> str | None:
+        """Why a forked kernel ended through no doing of its own (the zygote's child that held it
+        ended first), if it did."""
+        lost = self._forked_state().get("lost")
+        return str(lost) if lost else None
+
+    def _forked_state(self) -> dict[str, Any]:
+        try:  # written by the relay, in the sandbox's folder that only the grader may write to
+            state = json.loads(self.forked_kernel_state.read_text())
         except (OSError, ValueError):
-            return None
+            return {}
+        return state if isinstance(state, dict) else {}
 
     def _in_cgroups(self, command: list[str], before: str) -> list[str]:
         steps = [*(f'echo $$ > "{group}/cgroup.procs"' for group in self.cgroups), *([before] if before else [])]

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 from grader.run.isolation import Isolation
-from grader.run.sandbox import kernel_variables
+from grader.run.sandbox import kernel_variables, process_start
 
 SWITCH = "GRADER_ZYGOTE"
 # Seconds a zygote may take to import everything and say it is ready
@@ -61,7 +61,7 @@ class Zygote:
         if not ready.get("ready"):
             self.close()
             raise ZygoteUnavailable(str(ready.get("refused") or f"it did not start: {self._log_tail()}"))
-        (self.folder / f"zygote.sock{ENVIRONMENT_SUFFIX}").write_text(json.dumps(environment))
+        _describe(self.socket, environment, self.process.pid)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -90,10 +90,17 @@ def serve(socket: Path, environment: dict[str, str]) -> None:
     status = folder.stat()
     if status.st_uid != os.geteuid() or status.st_mode & 0o077:
         raise ZygoteUnavailable(f"{folder} must be a folder only this user may enter (chmod 700 {folder})")
-    Path(f"{socket}{ENVIRONMENT_SUFFIX}").write_text(json.dumps(environment))
+    _describe(socket, environment, os.getpid())  # the zygote's, once this process becomes it
     os.chdir(folder)
     command = [sys.executable, "-m", "grader.kernel.zygote", str(socket)]
     os.execve(sys.executable, command, zygote_variables(folder, environment))
+
+
+def _describe(socket: Path, environment: dict[str, str], pid: int) -> None:
+    """Beside ``socket``: the environment its zygote imported in, and its process, for a grader
+    to tell whether it may fork kernels from it, and whether it still runs."""
+    described = {"environment": environment, "pid": pid, "started": process_start(pid)}
+    Path(f"{socket}{ENVIRONMENT_SUFFIX}").write_text(json.dumps(described))
 
 
 def zygote_variables(home: Path, environment: dict[str, str]) -> dict[str, str]:
@@ -202,12 +209,14 @@ class Zygotes:
 
 
 def _running(socket: Path, environment: dict[str, str]) -> Path | None:
-    """``socket`` if a zygote listens there for ``environment``, else None."""
+    """``socket`` if a zygote that runs still listens there for ``environment``, else None."""
     try:
-        started_with = json.loads(Path(f"{socket}{ENVIRONMENT_SUFFIX}").read_text())
-    except (OSError, ValueError):
+        described = json.loads(Path(f"{socket}{ENVIRONMENT_SUFFIX}").read_text())
+        same = described["environment"] == environment
+        running = isinstance(described["pid"], int) and process_start(described["pid"]) == described["started"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return socket if started_with == environment and socket.is_socket() else None
+    return socket if same and running and socket.is_socket() else None
 
 
 ZYGOTES = Zygotes()

@@ -138,20 +138,36 @@ def test_the_check_command_is_grader_check_with_what_the_server_was_configured_w
 
 
 def test_the_first_check_starts_a_zygote_every_check_is_told_of_and_close_ends_it(root: Path):
+    # As ``grader zygote``: says how it was started, then runs (the refusing one exits 3 at once)
     echo = (
-        "import json, os, sys\n"
-        "print(json.dumps({'checks': [], 'argv': sys.argv[1:], 'zygote': os.environ.get('GRADER_ZYGOTE')}))"
+        "import json, os, sys, time\n"
+        "said = {'checks': [], 'argv': sys.argv[1:], 'zygote': os.environ.get('GRADER_ZYGOTE')}\n"
+        "print(json.dumps(said), flush=True)\n"
+        "if sys.argv[1] == 'zygote': time.sleep(120); sys.exit(3)"
     )
     checks = made(Checks(root, ["--backend", "jax"], command=[sys.executable, "-c", echo]))
     assert checks.zygote is None  # a server nobody checks with keeps no zygote
     first = finished(checks, checks.start("course/homework.ipynb").id)
+    zygote = checks.zygote
     second = finished(checks, checks.start("course/wait.ipynb").id)
     socket = checks.zygote_socket
     assert socket is not None and first["result"]["zygote"] == second["result"]["zygote"] == str(socket)
-    assert checks.zygote is not None and checks.zygote.wait(timeout=60) == 0
-    # Started once, as ``grader zygote SOCKET`` with the server's backend, in a folder only its user may enter
+    assert checks.zygote is zygote and zygote is not None and zygote.poll() is None  # started once
     said = json.loads(socket.with_name("zygote.log").read_text())
+    # As ``grader zygote SOCKET`` with the server's backend, in a folder only its user may enter
     assert said["argv"] == ["zygote", str(socket), "--backend", "jax"]
     assert socket.parent.stat().st_mode & 0o777 == 0o700
+    # A zygote that died is started again with the next check
+    zygote.kill()
+    zygote.wait()
+    finished(checks, checks.start("course/homework.ipynb").id)
+    assert checks.zygote is not zygote and checks.zygote.poll() is None
     checks.close()
     assert not socket.parent.exists()
+    # One that refused (no bubblewrap, threads) is not: those checks start their kernels cold
+    refusing_echo = echo.replace("time.sleep(120)", "time.sleep(0)")
+    refusing = made(Checks(root, command=[sys.executable, "-c", refusing_echo]))
+    finished(refusing, refusing.start("course/homework.ipynb").id)
+    assert refusing.zygote is not None and refusing.zygote.wait(timeout=60) == 3
+    finished(refusing, refusing.start("course/homework.ipynb").id)
+    assert refusing.zygote.returncode == 3  # the same process, not started again
