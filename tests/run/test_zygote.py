@@ -3,16 +3,20 @@ of one notebook reaching the next, the fork refused where it would not be sound,
 kernels wherever a zygote cannot serve."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
 from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
+from grader.run.sandbox import sweep_stale_sandboxes
 from grader.run.zygote import SWITCH, Zygote, Zygotes, usable_for
 
 pytestmark = pytest.mark.kernel
@@ -145,3 +149,39 @@ def test_a_running_zygote_is_used_only_for_the_environment_it_was_started_for(mo
     finally:
         zygote.close()
     assert not zygote.folder.exists()
+
+
+GRADER_THEN_KILLED = """
+import json, os, sys, time
+from pathlib import Path
+from grader.judge.pipeline import GradingOptions, kernel_recipe, prepare_context
+from grader.run import warm
+context = prepare_context(GradingOptions(quick=True, timeout=120), data_path=Path(sys.argv[1]))
+recipe = kernel_recipe(context.spec, context.options, context.backend, context.isolation, context.data_path,
+                       context.backend_environment)
+kernel = warm.WarmKernel(recipe, warm._zygote(recipe, batch=True))
+while not kernel._ready:
+    time.sleep(0.01)
+print(json.dumps({"kernel": kernel.sandbox.forked_kernel_pid()}), flush=True)
+time.sleep(600)
+"""
+
+
+@needs_forking
+def test_a_forked_kernel_ends_with_the_grader_that_asked_for_it(mnist_path, tmp_path):
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER_THEN_KILLED, str(mnist_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, SWITCH: "on"},
+    )  # fmt: skip
+    try:
+        kernel = json.loads(grader.stdout.readline())["kernel"]
+        assert isinstance(kernel, int) and psutil.pid_exists(kernel)
+    finally:
+        grader.kill()
+        grader.wait()
+        grader.stdout.close()
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(kernel) and psutil.Process(kernel).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the forked kernel outlived its grader"
+        time.sleep(0.1)
+    sweep_stale_sandboxes()
