@@ -13,7 +13,9 @@ import nbformat
 import psutil
 import pytest
 
+from grader.judge import pipeline
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
+from grader.run import warm
 from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import sweep_stale_sandboxes
@@ -78,9 +80,21 @@ def draws(graded) -> list[str]:
     return [line for text in printed for line in text.splitlines() if line.startswith("draw")]
 
 
+@pytest.fixture
+def own_pools(monkeypatch):
+    """This process' zygotes and spare kernels as a new process has them: none started, none
+    refused (an earlier test's kernel that failed to start refuses its zygote for the process)."""
+    zygotes, kernels = Zygotes(), warm.KernelPool()
+    monkeypatch.setattr(warm, "ZYGOTES", zygotes)
+    monkeypatch.setattr(pipeline, "KERNELS", kernels)
+    yield
+    kernels.close()
+    zygotes.close()
+
+
 @needs_forking
 @needs_root
-def test_nothing_of_one_forked_notebook_reaches_the_next(mnist_path, tmp_path, monkeypatch):
+def test_nothing_of_one_forked_notebook_reaches_the_next(mnist_path, tmp_path, monkeypatch, own_pools):
     monkeypatch.setenv(SWITCH, "on")
     monkeypatch.setenv("GRADER_TEST_SECRET", "the grader's token")
     context = prepare_context(GradingOptions(quick=True, timeout=120), data_path=mnist_path)
