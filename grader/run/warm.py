@@ -58,12 +58,12 @@ class WarmKernel:
     for its notebook. ``run`` runs the notebook; ``close`` removes the sandbox, once what the
     kernel exported has been read."""
 
-    def __init__(self, recipe: KernelRecipe, zygote: Path | None = None, requested: float | None = None) -> None:
-        """``requested``: when the kernel was asked for (``time.monotonic``), if before now: the
-        zygote it is forked from may have been started for it."""
+    def __init__(self, recipe: KernelRecipe, batch: bool = False) -> None:
+        """``batch``: more kernels like it are to come in this process (a zygote is worth
+        starting for them, ``grader.run.zygote``)."""
         self.recipe = recipe
-        self.zygote = zygote
-        self._requested = requested or time.monotonic()
+        self._requested = time.monotonic()  # before the zygote it is forked from, if one is started for it
+        self.zygote = ZYGOTES.socket_for(recipe.isolation, dict(recipe.environment), batch)
         # When a grading took it (``KernelPool.take``); else when its notebook was given
         self.asked: float | None = None
         self._ready = 0.0
@@ -164,12 +164,11 @@ class KernelPool:
             kernel.close()
             kernel = None
         if kernel is None:
-            kernel = WarmKernel(recipe, _zygote(recipe, more_to_come), asked)
+            kernel = WarmKernel(recipe, more_to_come)
         kernel.asked = asked
         if more_to_come and room_for_a_spare():
             try:
-                requested = time.monotonic()
-                self._spare = WarmKernel(recipe, _zygote(recipe, batch=True), requested)
+                self._spare = WarmKernel(recipe, batch=True)
             except Exception:
                 # A spare only saves time: the next grading starts its own kernel, and meets
                 # the same error there, where it is retried and reported.
@@ -179,18 +178,12 @@ class KernelPool:
     def start_spare(self, recipe: KernelRecipe) -> None:
         """Start a kernel for ``recipe`` now, for the grading that comes next in this process."""
         if self._spare is None:
-            requested = time.monotonic()
-            self._spare = WarmKernel(recipe, _zygote(recipe, batch=False), requested)
+            self._spare = WarmKernel(recipe)
 
     def close(self) -> None:
         kernel, self._spare = self._spare, None
         if kernel is not None:
             kernel.close()
-
-
-def _zygote(recipe: KernelRecipe, batch: bool) -> Path | None:
-    """The socket of the zygote to fork ``recipe``'s kernel from, or None to start it cold."""
-    return ZYGOTES.socket_for(recipe.isolation, dict(recipe.environment), batch)
 
 
 def room_for_a_spare() -> bool:

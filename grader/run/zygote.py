@@ -47,15 +47,14 @@ class Zygote:
     backend's variables). It ends with this process."""
 
     def __init__(self, environment: dict[str, str]) -> None:
-        self.environment = environment
         self.folder = Path(tempfile.mkdtemp(prefix="grader-zygote-"))  # 0700: no sandbox reaches the socket
         self.socket = self.folder / "zygote.sock"
         self.log = self.folder / "zygote.log"
         variables = zygote_variables(self.folder, environment)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "grader.kernel.zygote", str(self.socket)],
-                env=variables, cwd=self.folder, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                _zygote_command(self.socket), env=variables, cwd=self.folder, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True,
             )  # fmt: skip
         ready = _first_line(self.process, READY_SECONDS)
         if not ready.get("ready"):
@@ -92,8 +91,11 @@ def serve(socket: Path, environment: dict[str, str]) -> None:
         raise ZygoteUnavailable(f"{folder} must be a folder only this user may enter (chmod 700 {folder})")
     _describe(socket, environment, os.getpid())  # the zygote's, once this process becomes it
     os.chdir(folder)
-    command = [sys.executable, "-m", "grader.kernel.zygote", str(socket)]
-    os.execve(sys.executable, command, zygote_variables(folder, environment))
+    os.execve(sys.executable, _zygote_command(socket), zygote_variables(folder, environment))
+
+
+def _zygote_command(socket: Path) -> list[str]:
+    return [sys.executable, "-m", "grader.kernel.zygote", str(socket)]
 
 
 def _describe(socket: Path, environment: dict[str, str], pid: int) -> None:
@@ -196,10 +198,6 @@ class Zygotes:
     def refused(self, socket: Path) -> bool:
         """Whether kernels are no longer forked from ``socket``'s zygote."""
         return socket in self._refused_sockets
-
-    def refusals(self) -> dict[str, str]:
-        """Why kernels start cold, per environment that has a zygote refused."""
-        return {json.dumps(dict(key)): why for key, why in self._refused.items()}
 
     def close(self) -> None:
         with self._lock:

@@ -26,9 +26,9 @@ def recipe(quick: bool = True) -> warm.KernelRecipe:
 class FakeKernel:
     """Stands in for a started kernel: records what it was started for and whether it was closed."""
 
-    def __init__(self, for_recipe: warm.KernelRecipe, zygote: Path | None = None, requested: float = 0) -> None:
+    def __init__(self, for_recipe: warm.KernelRecipe, batch: bool = False) -> None:
         self.recipe = for_recipe
-        self.zygote = zygote
+        self.zygote = None
         self.closed = False
         STARTED.append(self)
 
@@ -70,10 +70,10 @@ def test_no_spare_without_room_for_it(pool, monkeypatch):
 
 
 def test_a_spare_that_cannot_start_costs_the_grading_nothing(pool, monkeypatch):
-    def start_one_only(for_recipe, zygote=None, requested=0):
+    def start_one_only(for_recipe, batch=False):
         if STARTED:
             raise OSError("cannot mount the sandbox's tmpfs")
-        return FakeKernel(for_recipe, zygote)
+        return FakeKernel(for_recipe, batch)
 
     monkeypatch.setattr(warm, "WarmKernel", start_one_only)
     taken = pool.take(recipe(), more_to_come=True)

@@ -16,6 +16,7 @@ import pytest
 from grader.judge import pipeline
 from grader.judge.pipeline import GradingOptions, grade_notebook, prepare_context
 from grader.run import warm
+from grader.run import zygote as zygote_module
 from grader.run.isolation import Isolation
 from grader.run.probe import probe_isolation
 from grader.run.sandbox import sweep_stale_sandboxes
@@ -145,7 +146,9 @@ def test_a_zygote_that_cannot_start_leaves_its_kernels_cold(monkeypatch):
     zygotes = Zygotes()
     # Keras refuses a backend it does not know: the zygote ends before it is ready.
     assert zygotes.socket_for(ISOLATION, {"KERAS_BACKEND": "no-such-backend"}, batch=True) is None
-    assert "no-such-backend" in json.dumps(zygotes.refusals())
+    # Refused once, it is not tried again for each kernel
+    monkeypatch.setattr(zygote_module, "Zygote", lambda environment: pytest.fail("a refused zygote was started again"))
+    assert zygotes.socket_for(ISOLATION, {"KERAS_BACKEND": "no-such-backend"}, batch=True) is None
     # A single notebook, not in a batch, starts cold without trying a zygote at all.
     assert Zygotes().socket_for(ISOLATION, {"KERAS_BACKEND": "tensorflow"}, batch=False) is None
 
@@ -170,10 +173,11 @@ import json, os, sys, time
 from pathlib import Path
 from grader.judge.pipeline import GradingOptions, kernel_recipe, prepare_context
 from grader.run import warm
+from grader.run import zygote as zygote_module
 context = prepare_context(GradingOptions(quick=True, timeout=120), data_path=Path(sys.argv[1]))
 recipe = kernel_recipe(context.spec, context.options, context.backend, context.isolation, context.data_path,
                        context.backend_environment)
-kernel = warm.WarmKernel(recipe, warm._zygote(recipe, batch=True))
+kernel = warm.WarmKernel(recipe, batch=True)
 while not kernel._ready:
     time.sleep(0.01)
 print(json.dumps({"kernel": kernel.sandbox.forked_kernel_pid()}), flush=True)
