@@ -238,7 +238,9 @@ class Sandbox:
         }
         write_atomically(self.fork_request, json.dumps(request))
         relay = [sys.executable, "-I", "-S", str(RELAY), str(os.getpid()), str(zygote_socket), str(self.fork_request)]
-        relay += [str(self.forked_kernel_state), *self.wrapped(HOLDER)]
+        # The holder keeps bubblewrap's own uid: the notebook's uid cannot end its sandbox by it
+        holder = [str(self.isolation.bubblewrap), *self._bubblewrap_arguments(), "--", *HOLDER]
+        relay += [str(self.forked_kernel_state), *holder]
         return self._in_cgroups(relay, before=f'chmod 0644 "{connection_file}"')
 
     def forked_kernel_pid(self) -> int | None:

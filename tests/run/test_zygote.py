@@ -61,6 +61,8 @@ LOOKS = [
     "import keras, sys\nassert sys.path[0] == '/tmp/work' and keras.src.backend.config.keras_home() == '/tmp/keras'\n"
     "assert open('/proc/self/environ', 'rb').read() and 'grader-zygote' not in repr(sys.path)\n"
     "import rfc3987_syntax",
+    # Every process its uid may signal: none but itself (not the process that holds its sandbox)
+    "import signal\ntry:\n    os.kill(-1, signal.SIGTERM)\nexcept ProcessLookupError:\n    pass",
     "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=5)",
 ]
 
@@ -105,7 +107,7 @@ def test_nothing_of_one_forked_notebook_reaches_the_next(mnist_path, tmp_path, m
     assert not [w for w in first.result.warnings if " raised " in w], first.result.warnings
     raised = [w for w in second.result.warnings if " raised " in w]
     # Only the network cell fails, and for want of a network
-    assert len(raised) == 1 and raised[0].startswith("cell 9 raised OSError"), raised
+    assert len(raised) == 1 and raised[0].startswith("cell 10 raised OSError"), raised
     # Each kernel draws its own random numbers, though both were forked from one process
     (drawn_first,), (drawn_second,) = draws(first), draws(second)
     assert all(a != b for a, b in zip(drawn_first.split()[1:], drawn_second.split()[1:], strict=True))
