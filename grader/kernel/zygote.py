@@ -17,7 +17,7 @@ the relay then fails and the host starts kernels as before.
 
 The protocol, one JSON object per line on the Unix socket: the relay sends the request, with
 its stdout and stderr (the kernel's log) as SCM_RIGHTS; the child answers ``{"pid": N}`` (the
-kernel's pid in the host's pid namespace), then ``{"exit": code}`` (128 + n when killed by
+pid, in the host's pid namespace, of the kernel's keeper: its parent in the sandbox), then ``{"exit": code}`` (128 + n when killed by
 signal n, as bubblewrap reports it); the zygote answers ``{"error": why}`` instead when it
 refuses. On start the zygote prints one line on its stdout: ``{"ready": true}`` or
 ``{"ready": false, "refused": why}``.
@@ -143,19 +143,19 @@ def _reap() -> None:
 
 
 def _serve(connection: socket.socket) -> None:
-    """In the zygote's child: open the request's sandbox, fork the kernel into its pid namespace,
-    report on it. This child stays root and never enters the sandbox's mount namespace, so that
-    nothing it might import or open could be the notebook's."""
+    """In the zygote's child: open the request's sandbox, fork the kernel's keeper into its pid
+    namespace, report on it. This child stays root and never enters the sandbox's mount
+    namespace, so that nothing it might import or open could be the notebook's."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _protect_from_the_oom_killer()
         request, descriptors = _receive(connection)
         sandbox = _SandboxEntry(request)
-        kernel = os.fork()
+        kernel = os.fork()  # the keeper, whose status is the kernel's
         if kernel == 0:
             connection.close()
-            _become_kernel(request, descriptors, sandbox)
+            _keep_kernel(request, descriptors, sandbox)
         sandbox.close()
         for descriptor in descriptors:
             os.close(descriptor)
@@ -252,6 +252,25 @@ class _SandboxEntry:
     def close(self) -> None:
         for descriptor in [self.owner, self.root, *self.opened.values()]:
             os.close(descriptor)
+
+
+def _keep_kernel(request: dict[str, Any], descriptors: list[int], sandbox: _SandboxEntry) -> None:
+    """In the sandbox's pid namespace, as root and in the host's mount namespace: fork the
+    kernel, wait for it, and end as it ended. The kernel's parent is then a process of the
+    sandbox it cannot signal, as bubblewrap's init is a cold kernel's (not pid 0, which
+    ``kill`` reads as the kernel's own process group)."""
+    code = 1
+    try:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        kernel = os.fork()
+        if kernel == 0:
+            _become_kernel(request, descriptors, sandbox)
+        _, status = os.waitpid(kernel, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+    except BaseException:
+        pass
+    os._exit(code)
 
 
 def _become_kernel(request: dict[str, Any], descriptors: list[int], sandbox: _SandboxEntry) -> None:

@@ -244,7 +244,8 @@ class Sandbox:
         return self._in_cgroups(relay, before=f'chmod 0644 "{connection_file}"')
 
     def forked_kernel_pid(self) -> int | None:
-        """The forked kernel's pid, once its relay has it, while that process runs."""
+        """The pid of the forked kernel's keeper (its parent in the sandbox, so the kernel and all
+        it starts are its descendants), once the relay has it, while that process runs."""
         state = self._forked_state()
         pid = state.get("pid")
         return pid if isinstance(pid, int) and process_start(pid) == state.get("started") else None

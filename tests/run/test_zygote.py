@@ -62,7 +62,8 @@ LOOKS = [
     "assert open('/proc/self/environ', 'rb').read() and 'grader-zygote' not in repr(sys.path)\n"
     "import rfc3987_syntax",
     # Every process its uid may signal: none but itself (not the process that holds its sandbox)
-    "import signal\ntry:\n    os.kill(-1, signal.SIGTERM)\nexcept ProcessLookupError:\n    pass",
+    "import signal\nassert os.getppid() != 0  # else kill(getppid()) signals its own group\n"
+    "try:\n    os.kill(-1, signal.SIGTERM)\nexcept ProcessLookupError:\n    pass",
     "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=5)",
 ]
 
