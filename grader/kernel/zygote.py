@@ -17,10 +17,10 @@ the relay then fails and the host starts kernels as before.
 
 The protocol, one JSON object per line on the Unix socket: the relay sends the request, with
 its stdout and stderr (the kernel's log) as SCM_RIGHTS; the child answers ``{"pid": N}`` (the
-pid, in the host's pid namespace, of the kernel's keeper: its parent in the sandbox), then ``{"exit": code}`` (128 + n when killed by
-signal n, as bubblewrap reports it); the zygote answers ``{"error": why}`` instead when it
-refuses. On start the zygote prints one line on its stdout: ``{"ready": true}`` or
-``{"ready": false, "refused": why}``.
+pid, in the host's pid namespace, of the kernel's keeper: its parent in the sandbox), then
+``{"exit": code}`` (128 + n when killed by signal n, as bubblewrap reports it); the zygote
+answers ``{"error": why}`` instead when it refuses. On start the zygote prints one line on its
+stdout: ``{"ready": true}`` or ``{"ready": false, "refused": why}``.
 """
 
 from __future__ import annotations

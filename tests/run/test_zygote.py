@@ -156,6 +156,7 @@ def test_a_zygote_that_cannot_start_leaves_its_kernels_cold(monkeypatch):
     assert Zygotes().socket_for(ISOLATION, {"KERAS_BACKEND": "tensorflow"}, batch=False) is None
 
 
+@pytest.mark.slow  # the default run keeps its 15 minutes; the leftover-state test forks there
 @needs_forking
 def test_a_running_zygote_is_used_only_for_the_environment_it_was_started_for(monkeypatch):
     environment = {"KERAS_BACKEND": "tensorflow"}
@@ -188,6 +189,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow  # the default run keeps its 15 minutes; the leftover-state test forks there
 @needs_forking
 def test_a_forked_kernel_ends_with_the_grader_that_asked_for_it(mnist_path, tmp_path):
     grader = subprocess.Popen(
